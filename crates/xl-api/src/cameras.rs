@@ -1,0 +1,98 @@
+//! `/api/v1/cameras`.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use jiff::Timestamp;
+use serde::Serialize;
+use xl_core::camera::{CameraEntry, CameraNetwork, CameraStatus};
+use xl_core::{CameraId, CommunityId, ErrorKind};
+
+use crate::{ApiError, ApiState};
+
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/cameras", get(list))
+        .route("/cameras/{id}", get(detail))
+}
+
+/// One camera as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct CameraDto {
+    pub id: CameraId,
+    pub name: String,
+    pub community: CommunityId,
+    pub network: CameraNetwork,
+    pub status: &'static str,
+    /// Why the camera is offline, when it is.
+    pub status_reason: Option<String>,
+    /// Frames received per second.
+    pub fps: f64,
+    pub decoded_fps: f64,
+    pub bitrate_bps: f64,
+    pub last_frame_at: Option<Timestamp>,
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub decode_policy: String,
+    pub reconnects: u64,
+    pub rtp_packets_lost: u64,
+}
+
+impl From<&CameraEntry> for CameraDto {
+    fn from((info, stats): &CameraEntry) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let status = stats.status();
+        let stream = stats.stream();
+        let rates = stats.rates();
+        CameraDto {
+            id: info.id.clone(),
+            name: info.name.clone(),
+            community: info.community.clone(),
+            network: info.network,
+            status: status.label(),
+            status_reason: match status {
+                CameraStatus::Offline { reason } => Some(reason),
+                _ => None,
+            },
+            fps: round2(rates.fps),
+            decoded_fps: round2(rates.decoded_fps),
+            bitrate_bps: rates.bitrate_bps.round(),
+            last_frame_at: stats.last_frame_at(),
+            codec: stream.codec,
+            width: stream.width,
+            height: stream.height,
+            decode_policy: stats.decode_policy().to_string(),
+            reconnects: stats.reconnects.load(Relaxed),
+            rtp_packets_lost: stats.rtp_packets_lost.load(Relaxed),
+        }
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+async fn list(State(state): State<ApiState>) -> Json<Vec<CameraDto>> {
+    Json(
+        state
+            .cameras
+            .snapshot()
+            .iter()
+            .map(CameraDto::from)
+            .collect(),
+    )
+}
+
+async fn detail(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<CameraDto>, ApiError> {
+    let id =
+        CameraId::new(id).map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.to_string()))?;
+    let entry = state
+        .cameras
+        .get(&id)
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no camera {id}")))?;
+    Ok(Json(CameraDto::from(&entry)))
+}

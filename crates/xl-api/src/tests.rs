@@ -1,0 +1,135 @@
+//! Router tests without a server (`oneshot`).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+use xl_core::camera::{
+    CameraInfo, CameraNetwork, CameraRegistry, CameraStats, CameraStatus, DecodePolicy, DropReason,
+};
+use xl_core::{CameraId, CommunityId};
+
+use super::*;
+
+const TOKEN: &str = "s3cret-token";
+
+fn state() -> ApiState {
+    let cameras = Arc::new(CameraRegistry::default());
+    for (id, status) in [
+        ("cam-a", CameraStatus::Online),
+        (
+            "cam-b",
+            CameraStatus::Offline {
+                reason: "stream path not found on the camera (404 Not Found)".into(),
+            },
+        ),
+    ] {
+        let id = CameraId::new(id).unwrap();
+        let stats = Arc::new(CameraStats::new(id.clone(), DecodePolicy::KeyFrames));
+        stats.set_status(status);
+        stats.record_frame_in(1200, jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        stats.record_drop(DropReason::QueueFull);
+        cameras.insert(
+            CameraInfo {
+                id,
+                name: "东门".into(),
+                community: CommunityId::new("xingfu").unwrap(),
+                network: CameraNetwork::Community,
+            },
+            stats,
+        );
+    }
+    ApiState {
+        cameras,
+        token: Arc::new(ApiToken::new(TOKEN.into())),
+        ready: Arc::new(AtomicBool::new(true)),
+    }
+}
+
+async fn get(uri: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let resp = router(state())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn health_checks_need_no_token() {
+    assert_eq!(get("/healthz", None).await.0, StatusCode::OK);
+    assert_eq!(get("/readyz", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn everything_else_needs_the_token() {
+    for uri in ["/metrics", "/api/v1/cameras", "/api/v1/cameras/cam-a"] {
+        let (status, body) = get(uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(body.contains("\"code\":\"unauthenticated\""), "{body}");
+        assert_eq!(
+            get(uri, Some("wrong")).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+        assert_eq!(get(uri, Some(TOKEN)).await.0, StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn camera_list_shows_status_reason_and_stream() {
+    let (status, body) = get("/api/v1/cameras", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], "cam-a");
+    assert_eq!(list[0]["status"], "online");
+    assert_eq!(list[0]["community"], "xingfu");
+    assert_eq!(list[0]["decode_policy"], "key-frames");
+    assert_eq!(list[0]["last_frame_at"], "2027-01-15T08:00:00Z");
+    assert_eq!(list[1]["status"], "offline");
+    assert!(list[1]["status_reason"].as_str().unwrap().contains("404"));
+    for key in ["fps", "codec", "width", "height", "name"] {
+        assert!(list[0].get(key).is_some(), "missing {key}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_camera_ids_get_clear_errors() {
+    let (status, body) = get("/api/v1/cameras/nope", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("no camera nope"), "{body}");
+    let (status, body) = get("/api/v1/cameras/bad%20id", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("invalid_input"), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_carry_per_camera_counters_and_drop_reasons() {
+    let (status, body) = get("/metrics", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "xueliang_camera_frames_in_total{camera=\"cam-a\"} 1",
+        "xueliang_camera_bytes_in_total{camera=\"cam-a\"} 1200",
+        "xueliang_camera_frames_dropped_total{camera=\"cam-b\",reason=\"queue_full\"} 1",
+        "xueliang_camera_frames_dropped_total{camera=\"cam-b\",reason=\"decode_error\"} 0",
+        "xueliang_camera_status{camera=\"cam-b\",status=\"offline\"} 1",
+        "xueliang_cameras{status=\"online\"} 1",
+        "# TYPE xueliang_camera_reconnects_total counter",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in\n{body}"
+        );
+    }
+}

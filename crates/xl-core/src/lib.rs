@@ -1,0 +1,15 @@
+//! Domain types of the Xueliang hub: ids, error kinds, cameras, frames, gate events, and the
+//! ports (traits) through which the edge crates talk to each other.
+//!
+//! Invariant: this crate does no I/O and knows nothing of tokio, sqlx, ort, ffmpeg, rumqttc or
+//! axum. It may use std's synchronisation primitives.
+
+pub mod camera;
+pub mod error;
+pub mod frame;
+pub mod gate;
+pub mod ids;
+
+pub use error::ErrorKind;
+pub use gate::{AdapterError, FirmwareAdapter, GateEvent, GateEventKind, PayloadMeta};
+pub use ids::{CameraId, CommunityId, GateId, IdError};

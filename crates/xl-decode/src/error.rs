@@ -1,0 +1,40 @@
+use xl_core::ErrorKind;
+
+/// Decode-stage failures. Per-frame decode errors are counted, not returned; these are the ones
+/// that stop a source.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("FFmpeg failed to initialise: {0}")]
+    Init(String),
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        source: ffmpeg_next::Error,
+    },
+    #[error("{path} has no video stream")]
+    NoVideo { path: String },
+    #[error("no FFmpeg decoder for {codec}")]
+    NoDecoder { codec: String },
+    #[error("cannot open the {codec} decoder: {source}")]
+    OpenDecoder {
+        codec: String,
+        source: ffmpeg_next::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: ffmpeg_next::Error,
+    },
+}
+
+impl DecodeError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DecodeError::Init(_) | DecodeError::NoDecoder { .. } => ErrorKind::Internal,
+            DecodeError::Open { .. } | DecodeError::Read { .. } => ErrorKind::Unavailable,
+            DecodeError::NoVideo { .. } | DecodeError::OpenDecoder { .. } => {
+                ErrorKind::InvalidInput
+            }
+        }
+    }
+}

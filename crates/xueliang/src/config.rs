@@ -1,0 +1,308 @@
+//! The hub's configuration: one TOML file. Unknown keys are errors, and every error names the
+//! file, the key and what to do about it. `xueliang check-config FILE` runs exactly this.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use xl_core::camera::{CameraNetwork, DecodePolicy};
+use xl_core::{CameraId, CommunityId};
+use xl_decode::DecodeConfig;
+use xl_rtsp::TransportKind;
+
+/// The whole file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub decode: DecodeConfig,
+    #[serde(default)]
+    pub rtsp: RtspConfig,
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[server]`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where the HTTP API listens. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory for the hub's own files (the generated API token, later the database and
+    /// snapshots). Relative paths are relative to the config file. Default `data`.
+    pub data_dir: PathBuf,
+    /// Bearer token for the API. When absent, one is generated at first start and kept in
+    /// `<data_dir>/api-token` (mode 0600). Never logged.
+    pub api_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            api_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `info,xl_rtsp=debug`. `RUST_LOG` overrides it.
+    /// Default `info`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[rtsp]`: defaults for every RTSP camera.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspConfig {
+    /// `tcp` (default, RTP interleaved on the RTSP connection) or `udp` (LAN only).
+    pub transport: TransportKind,
+    /// Timeout of each DESCRIBE, SETUP and PLAY. Default 10.
+    pub request_timeout_secs: u64,
+    /// Longest silence between frames before reconnecting. Default 10.
+    pub frame_timeout_secs: u64,
+    /// First reconnect delay; doubles up to `backoff_max_secs`, with ±20% jitter. Default 1.
+    pub backoff_initial_secs: f64,
+    /// Default 30.
+    pub backoff_max_secs: f64,
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            transport: TransportKind::Tcp,
+            request_timeout_secs: 10,
+            frame_timeout_secs: 10,
+            backoff_initial_secs: 1.0,
+            backoff_max_secs: 30.0,
+        }
+    }
+}
+
+/// `[[cameras]]`: one camera. Exactly one of `url` and `file`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Unique id: letters, digits, `_`, `-`, `.`; at most 64 characters.
+    pub id: CameraId,
+    /// Display name. Default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub community: CommunityId,
+    /// `community` (default), `skynet` or `private`.
+    #[serde(default)]
+    pub network: CameraNetwork,
+    /// `rtsp://host[:port]/path` of the sub-stream used for analysis. May carry
+    /// `user:password@`, which is moved out of the URL and never logged.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A video file played in a loop at its own frame rate, standing in for a camera.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Never logged or shown by the API.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Overrides `[rtsp] transport`.
+    #[serde(default)]
+    pub transport: Option<TransportKind>,
+    /// `all` (default), `skip-non-reference` or `key-frames`.
+    #[serde(default)]
+    pub decode: DecodePolicy,
+}
+
+impl fmt::Debug for CameraConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CameraConfig")
+            .field("id", &self.id)
+            .field("community", &self.community)
+            .field("url", &self.url.as_deref().map(xl_rtsp::redact_url))
+            .field("file", &self.file)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`. Relative paths inside are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config =
+            Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if config.server.data_dir.is_relative() {
+            config.server.data_dir = base.join(&config.server.data_dir);
+        }
+        for c in &mut config.cameras {
+            if let Some(f) = &mut c.file
+                && f.is_relative()
+            {
+                *f = base.join(&*f);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let at = format!("cameras[{i}] (id {:?})", c.id.as_str());
+            if !seen.insert(&c.id) {
+                bail!("{at}: duplicate camera id; every camera needs its own id");
+            }
+            match (&c.url, &c.file) {
+                (Some(_), Some(_)) => bail!("{at}: set either `url` or `file`, not both"),
+                (None, None) => bail!("{at}: set `url` (rtsp://...) or `file` (a video file)"),
+                (Some(url), None) => {
+                    let parsed = url::Url::parse(url).map_err(|e| {
+                        anyhow::anyhow!(
+                            "{at}: `url` {:?} is not a URL: {e}",
+                            xl_rtsp::redact_url(url)
+                        )
+                    })?;
+                    if parsed.scheme() != "rtsp" {
+                        bail!(
+                            "{at}: `url` must start with rtsp:// (got {}://)",
+                            parsed.scheme()
+                        );
+                    }
+                    if parsed.host_str().is_none_or(str::is_empty) {
+                        bail!("{at}: `url` has no host");
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+            if c.password.is_some() && c.username.is_none() {
+                bail!("{at}: `password` is set without `username`");
+            }
+        }
+        if self.rtsp.backoff_initial_secs <= 0.0 || self.rtsp.backoff_max_secs <= 0.0 {
+            bail!("rtsp: backoff_initial_secs and backoff_max_secs must be positive");
+        }
+        if self.decode.queue_units == 0 {
+            bail!("decode.queue_units must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn a_minimal_config_parses_with_defaults() {
+        let c = Config::parse(
+            r#"
+            [[cameras]]
+            id = "east-gate"
+            community = "xingfu"
+            url = "rtsp://admin:pw@10.0.0.2/Streaming/Channels/102"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.decode.analysis_width, 640);
+        assert_eq!(c.cameras[0].decode, DecodePolicy::All);
+        assert_eq!(c.cameras[0].network, CameraNetwork::Community);
+        let shown = format!("{:?}", c.cameras[0]);
+        assert!(
+            !shown.contains("pw"),
+            "credentials leak into Debug: {shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_place() {
+        let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
+        assert!(e.contains("lisen") && e.contains("line 3"), "{e}");
+        let e = err(
+            "[[cameras]]\nid = \"a\"\ncommunity = \"c\"\nfile = \"x.mp4\"\ndecode = \"keyframes\"\n",
+        );
+        assert!(e.contains("keyframes") && e.contains("key-frames"), "{e}");
+    }
+
+    #[test]
+    fn camera_mistakes_get_clear_errors() {
+        let cam = |extra: &str| format!("[[cameras]]\nid = \"a\"\ncommunity = \"c\"\n{extra}\n");
+        assert!(err(&cam("")).contains("set `url`"));
+        assert!(err(&cam("url = \"rtsp://h/\"\nfile = \"f\"")).contains("not both"));
+        assert!(err(&cam("url = \"http://h/\"")).contains("rtsp://"));
+        assert!(
+            err(&cam("url = \"rtsp://u:secret@h/\"\npassword = \"x\""))
+                .contains("without `username`")
+        );
+        let dup = format!("{}{}", cam("file = \"f\""), cam("file = \"g\""));
+        assert!(err(&dup).contains("duplicate camera id"));
+        let bad_id = "[[cameras]]\nid = \"a b\"\ncommunity = \"c\"\nfile = \"f\"\n";
+        assert!(err(bad_id).contains("a b"));
+    }
+
+    #[test]
+    fn url_errors_never_show_the_password() {
+        let e = err("[[cameras]]\nid = \"a\"\ncommunity = \"c\"\nurl = \"ftp://u:hunter2@h/\"\n");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        for name in ["demo.toml", "reference.toml"] {
+            Config::load(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The Xueliang hub: configuration, the wiring of cameras to decoders to the API, and the CLI's
+//! commands. `main.rs` only parses arguments and calls in here.
+
+pub mod config;
+pub mod hub;
+pub mod logging;
