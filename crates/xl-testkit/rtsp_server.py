@@ -46,7 +46,12 @@ CODEC_BY_EXT = {
 
 
 def log(msg):
-    print(f"rtsp_server: {msg}", file=sys.stderr, flush=True)
+    # Unbuffered, and never raising: when the parent dies its end of our stderr pipe goes with
+    # it, and a failing log line must not stop the shutdown that follows.
+    try:
+        os.write(2, f"rtsp_server: {msg}\n".encode())
+    except OSError:
+        pass
 
 
 def split_nals(data):
@@ -135,10 +140,8 @@ class ReplayFactory(GstRtspServer.RTSPMediaFactory):
             f"! {codec}parse config-interval=-1 ! rtp{codec}pay config-interval=0 pt=96 name=pay0 )"
         )
         self.set_shared(True)
-        # gst-rtsp-server prerolls a live media at DESCRIBE (one frame goes through, then the
-        # stream is blocked until PLAY). RESET drops that pipeline run and starts again at the
-        # first PLAY, so the first client's stream starts then, without a stale first frame.
-        self.set_suspend_mode(GstRtspServer.RTSPSuspendMode.RESET)
+        # Not RTSPSuspendMode.RESET (restart the pipeline at the first PLAY): with it, clients
+        # that DESCRIBE while the first one is between DESCRIBE and PLAY get 503.
         self.connect("media-configure", self.on_media_configure)
 
     def on_media_configure(self, _factory, media):
@@ -159,7 +162,7 @@ class ReplayFactory(GstRtspServer.RTSPMediaFactory):
 
         def on_need_data(appsrc, _length):
             if appsrc.get_base_time() != state["base_time"]:
-                # The pipeline (re)started (preroll, then the RESET at PLAY): from the clip's start.
+                # The pipeline (re)started: from the clip's start.
                 state.update(n=0, base=None, base_time=appsrc.get_base_time())
             now = running_time(appsrc)
             n = state["n"]
@@ -170,9 +173,11 @@ class ReplayFactory(GstRtspServer.RTSPMediaFactory):
                 log(f"/{name}: pipeline playing from the clip's start")
             pts = state["base"] + n * frame_ns
             if now is not None and pts + frame_ns < now:
-                # Late by more than a frame: the pipeline was held (the host stalled, or a
-                # preroll was blocked until PLAY). Sending the backlog at once would be a burst
-                # no camera makes (UDP clients lose it); jump ahead like a camera's clock.
+                # Late by more than a frame: the pipeline was held. gst-rtsp-server prerolls a
+                # live media at the first DESCRIBE (frame 0 goes through, then the stream is
+                # blocked until PLAY), or the host stalled. Sending the backlog at once would be
+                # a burst no camera makes (UDP clients lose it): jump ahead like a camera's
+                # clock. A first client slow to PLAY thus sees a timestamp gap after frame 0.
                 log(f"/{name}: frame {n} late by {(now - pts) / Gst.MSECOND:.0f} ms: re-anchoring")
                 state["base"] += now - pts
                 pts = now
@@ -282,8 +287,8 @@ def main(argv):
                     return GLib.SOURCE_CONTINUE
             except OSError:
                 pass
-            log("stdin closed: parent gone")
             loop.quit()
+            log("stdin closed: parent gone")
             return GLib.SOURCE_REMOVE
 
         GLib.unix_fd_add_full(

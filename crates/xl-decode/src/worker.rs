@@ -77,12 +77,18 @@ impl Worker {
         if popped.gap {
             cam.need_key = true;
         }
-        if popped.closed {
-            cam.closed = true;
-            cam.decoder = None;
-            return false;
-        }
         let Some(unit) = popped.unit else {
+            if popped.closed {
+                // The producer is gone and its queue is drained: deliver what the decoder still
+                // holds, then forget the camera.
+                if let Some(d) = cam.decoder.as_mut()
+                    && d.send_eof().is_ok()
+                {
+                    self.receive_frames(cam, 0, Timestamp::now());
+                }
+                cam.closed = true;
+                cam.decoder = None;
+            }
             return false;
         };
         let stats = &cam.queue.stats;
@@ -137,6 +143,16 @@ impl Worker {
             cam.need_key = true;
             return;
         }
+        self.receive_frames(cam, unit.pts_90k, unit.received_at);
+    }
+
+    /// Scales and delivers every frame the decoder has ready. `pts_90k` and `received_at` stand
+    /// in for frames that come back without a pts.
+    fn receive_frames(&self, cam: &mut CameraDecoder, pts_90k: i64, received_at: Timestamp) {
+        let stats = Arc::clone(&cam.queue.stats);
+        let Some(decoder) = cam.decoder.as_mut() else {
+            return;
+        };
         while decoder.receive_frame(&mut cam.decoded).is_ok() {
             let (w, h) = analysis_size(
                 cam.decoded.width(),
@@ -149,12 +165,12 @@ impl Worker {
                 stats.record_drop(DropReason::DecodeError);
                 continue;
             }
-            let pts_90k = cam.decoded.pts().unwrap_or(unit.pts_90k);
+            let pts_90k = cam.decoded.pts().unwrap_or(pts_90k);
             let received_at = cam
                 .in_flight
                 .iter()
                 .find(|(p, _)| *p == pts_90k)
-                .map_or(unit.received_at, |(_, t)| *t);
+                .map_or(received_at, |(_, t)| *t);
             stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
             self.sink.on_frame(Frame {
                 camera: stats.id.clone(),

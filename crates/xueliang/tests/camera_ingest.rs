@@ -340,3 +340,75 @@ async fn decode_policy_switches_while_running() {
     assert_eq!(stats.dropped(DropReason::DecodeError), 0);
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_over_udp_delivers_frames() {
+    let server = RtspServer::start(&[("cam", test_clip(H265_360P).unwrap())]).unwrap();
+    let mut config = config(&[("udp-cam".into(), server.url("cam"))]);
+    config.cameras[0].transport = Some(xl_rtsp::TransportKind::Udp);
+    let frames = Arc::new(Frames::default());
+    let hub = Hub::start_with_sink(config, frames.clone()).await.unwrap();
+    wait_for(
+        30,
+        "frames over UDP",
+        || frames.get("udp-cam").0 >= 30,
+        || statuses(&hub),
+    )
+    .await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_comes_back_with_another_codec_and_size_is_decoded_afresh() {
+    // The camera is replaced behind the same URL (a firmware upgrade, a new unit): H.264 360p
+    // before, H.265 720p after.
+    let mut server = RtspServer::start(&[("cam", test_clip(H264_360P).unwrap())]).unwrap();
+    let port = server.port();
+    let frames = Arc::new(Frames::default());
+    let hub = Hub::start_with_sink(config(&[("cam".into(), server.url("cam"))]), frames.clone())
+        .await
+        .unwrap();
+    let (_, stats) = hub.cameras.snapshot().pop().unwrap();
+    wait_for(
+        30,
+        "H.264 frames",
+        || frames.get("cam").0 >= 10,
+        || statuses(&hub),
+    )
+    .await;
+    assert_eq!(
+        (stats.stream().codec.as_deref(), stats.stream().width),
+        (Some("h264"), Some(640))
+    );
+
+    server.stop();
+    let _server = RtspServer::start_with(
+        port,
+        xl_testkit::CLIP_FPS,
+        &[("cam", test_clip(H265_720P).unwrap())],
+    )
+    .unwrap();
+    wait_for(
+        60,
+        "H.265 720p after the swap",
+        || {
+            stats.stream().codec.as_deref() == Some("h265")
+                && stats.status() == CameraStatus::Online
+        },
+        || statuses(&hub),
+    )
+    .await;
+    let n = frames.get("cam").0;
+    wait_for(
+        30,
+        "frames from the new stream",
+        || frames.get("cam").0 >= n + 20,
+        || statuses(&hub),
+    )
+    .await;
+    assert_eq!(stats.stream().width, Some(1280));
+    let (_, w, h) = frames.get("cam");
+    assert_eq!((w, h), (640, 360), "still the analysis size");
+    assert_eq!(stats.dropped(DropReason::DecodeError), 0);
+    hub.stop().await;
+}
