@@ -1,11 +1,12 @@
 //! `/api/v1/cameras`.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde::Serialize;
-use xl_core::camera::{CameraEntry, CameraNetwork, CameraStatus};
+use xl_core::camera::{CameraEntry, CameraNetwork, CameraStatus, DecodePolicy};
 use xl_core::{CameraId, CommunityId, ErrorKind};
 
 use crate::{ApiError, ApiState};
@@ -14,6 +15,7 @@ pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/cameras", get(list))
         .route("/cameras/{id}", get(detail))
+        .route("/cameras/{id}/decode-policy", put(set_decode_policy))
 }
 
 /// One camera as the API shows it.
@@ -88,11 +90,40 @@ async fn detail(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<CameraDto>, ApiError> {
+    Ok(Json(CameraDto::from(&find(&state, id)?)))
+}
+
+fn find(state: &ApiState, id: String) -> Result<CameraEntry, ApiError> {
     let id =
         CameraId::new(id).map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.to_string()))?;
-    let entry = state
+    state
         .cameras
         .get(&id)
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no camera {id}")))?;
-    Ok(Json(CameraDto::from(&entry)))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no camera {id}")))
+}
+
+/// Body of `PUT /api/v1/cameras/{id}/decode-policy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodePolicyRequest {
+    /// `all`, `skip-non-reference` or `key-frames`.
+    pub decode_policy: String,
+}
+
+/// Switches a running camera's decode policy; the decoder applies it from its next frame.
+async fn set_decode_policy(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<DecodePolicyRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<CameraDto>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.body_text()))?;
+    let policy: DecodePolicy = body
+        .decode_policy
+        .parse()
+        .map_err(|e: String| ApiError::new(ErrorKind::InvalidInput, e))?;
+    let (info, stats) = find(&state, id)?;
+    let previous = stats.decode_policy();
+    stats.set_decode_policy(policy);
+    tracing::info!(camera = %info.id, from = %previous, to = %policy, "decode policy set through the API");
+    Ok(Json(CameraDto::from(&(info, stats))))
 }

@@ -49,12 +49,21 @@ fn state() -> ApiState {
 }
 
 async fn get(uri: &str, token: Option<&str>) -> (StatusCode, String) {
-    let mut req = Request::get(uri);
+    send(&state(), Request::get(uri), token, Body::empty()).await
+}
+
+async fn send(
+    state: &ApiState,
+    mut req: axum::http::request::Builder,
+    token: Option<&str>,
+    body: Body,
+) -> (StatusCode, String) {
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let resp = router(state())
-        .oneshot(req.body(Body::empty()).unwrap())
+    req = req.header(header::CONTENT_TYPE, "application/json");
+    let resp = router(state.clone())
+        .oneshot(req.body(body).unwrap())
         .await
         .unwrap();
     let status = resp.status();
@@ -132,4 +141,57 @@ async fn metrics_carry_per_camera_counters_and_drop_reasons() {
             "missing {line:?} in\n{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn decode_policy_switches_through_the_api() {
+    let state = state();
+    let put = |_: &str| Request::put("/api/v1/cameras/cam-a/decode-policy");
+    let (status, _) = send(
+        &state,
+        put(""),
+        None,
+        Body::from(r#"{"decode_policy":"all"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = send(
+        &state,
+        put(""),
+        Some(TOKEN),
+        Body::from(r#"{"decode_policy":"all"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"decode_policy\":\"all\""), "{body}");
+    let (_, stats) = state.cameras.get(&CameraId::new("cam-a").unwrap()).unwrap();
+    assert_eq!(stats.decode_policy(), DecodePolicy::All);
+
+    let (status, body) = send(
+        &state,
+        put(""),
+        Some(TOKEN),
+        Body::from(r#"{"decode_policy":"keyframes"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("key-frames"),
+        "the error names the valid values: {body}"
+    );
+    let (status, body) = send(
+        &state,
+        put(""),
+        Some(TOKEN),
+        Body::from(r#"{"policy":"all"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("decode_policy"), "{body}");
+    assert_eq!(
+        stats.decode_policy(),
+        DecodePolicy::All,
+        "bad requests change nothing"
+    );
 }
