@@ -113,7 +113,7 @@ fn make_clips() -> anyhow::Result<PathBuf> {
     let src = media_dir().join("vtest.avi");
     if !src.is_file() {
         bail!(
-            "test media missing: {} (fetch the project's test media into {}, or point \
+            "test media missing: {} (run scripts/fetch-media, which fills {}; or point \
              XUELIANG_CACHE at a cache that has it)",
             src.display(),
             media_dir().display()
