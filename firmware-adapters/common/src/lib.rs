@@ -164,6 +164,33 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Declares a stateless adapter: a unit struct whose [`FirmwareAdapter`] impl forwards to the
+/// crate's `decode` function, so each crate states only its name and its decoder.
+///
+/// [`FirmwareAdapter`]: xl_core::gate::FirmwareAdapter
+#[macro_export]
+macro_rules! stateless_adapter {
+    ($(#[$doc:meta])* $ty:ident, $name:expr, $decode:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $ty;
+
+        impl ::xl_core::gate::FirmwareAdapter for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn decode(
+                &self,
+                meta: &::xl_core::gate::PayloadMeta<'_>,
+                payload: &[u8],
+            ) -> Result<Vec<::xl_core::gate::GateEvent>, ::xl_core::gate::AdapterError> {
+                $decode(meta, payload)
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

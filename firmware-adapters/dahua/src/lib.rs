@@ -49,8 +49,8 @@ use bytes::Bytes;
 use jiff::civil;
 use serde_json::Value;
 use xl_core::gate::{
-    AdapterError, DenyReason, DeviceTime, Direction, EventPhase, FirmwareAdapter, GateEvent,
-    GateEventKind, PayloadLocation, PayloadMeta, Person, VerifyMethod, byte_offset_of,
+    AdapterError, DenyReason, DeviceTime, Direction, EventPhase, GateEvent, GateEventKind,
+    PayloadLocation, PayloadMeta, Person, VerifyMethod, byte_offset_of,
 };
 use xl_fw_common::{
     bool_field, field, i64_field, parse_json, str_field, text_field, trim_end, type_name,
@@ -63,23 +63,12 @@ pub const NAME: &str = "dahua";
 /// The most bytes a compressed body may inflate to.
 pub const MAX_INFLATED_BYTES: usize = 1 << 20;
 
-/// The Dahua adapter. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Dahua;
-
-impl FirmwareAdapter for Dahua {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn decode(
-        &self,
-        meta: &PayloadMeta<'_>,
-        payload: &[u8],
-    ) -> Result<Vec<GateEvent>, AdapterError> {
-        decode(meta, payload)
-    }
-}
+xl_fw_common::stateless_adapter!(
+    /// The Dahua adapter. Stateless.
+    Dahua,
+    NAME,
+    decode
+);
 
 /// Decodes one Dahua payload: an eventManager chunk, a VTO2MQTT message or a JSON upload.
 pub fn decode(meta: &PayloadMeta<'_>, payload: &[u8]) -> Result<Vec<GateEvent>, AdapterError> {

@@ -34,31 +34,20 @@
 use bytes::Bytes;
 use serde_json::Value;
 use xl_core::gate::{
-    AdapterError, DenyReason, DeviceTime, EventPhase, FirmwareAdapter, GateEvent, GateEventKind,
-    PayloadLocation, PayloadMeta, Person, VerifyMethod,
+    AdapterError, DenyReason, DeviceTime, EventPhase, GateEvent, GateEventKind, PayloadLocation,
+    PayloadMeta, Person, VerifyMethod,
 };
 use xl_fw_common::{bool_field, i64_field, parse_json, str_field, trim_end, type_name, utf8};
 
 /// The firmware name in config and on the CLI.
 pub const NAME: &str = "esp-rfid";
 
-/// The esp-rfid adapter. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EspRfid;
-
-impl FirmwareAdapter for EspRfid {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn decode(
-        &self,
-        meta: &PayloadMeta<'_>,
-        payload: &[u8],
-    ) -> Result<Vec<GateEvent>, AdapterError> {
-        decode(meta, payload)
-    }
-}
+xl_fw_common::stateless_adapter!(
+    /// The esp-rfid adapter. Stateless.
+    EspRfid,
+    NAME,
+    decode
+);
 
 /// Decodes one esp-rfid MQTT message.
 pub fn decode(meta: &PayloadMeta<'_>, payload: &[u8]) -> Result<Vec<GateEvent>, AdapterError> {

@@ -18,7 +18,7 @@
 //! decodes as `unknown`.
 
 use bytes::Bytes;
-use xl_core::gate::{AdapterError, FirmwareAdapter, GateEvent, GateEventKind, PayloadMeta};
+use xl_core::gate::{AdapterError, GateEvent, GateEventKind, PayloadMeta};
 
 /// The firmware name in config and on the CLI.
 pub const NAME: &str = "esphome";
@@ -26,23 +26,12 @@ pub const NAME: &str = "esphome";
 /// The longest state text accepted; ESPHome states are a word.
 const MAX_STATE_BYTES: usize = 64;
 
-/// The ESPHome adapter. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Esphome;
-
-impl FirmwareAdapter for Esphome {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn decode(
-        &self,
-        meta: &PayloadMeta<'_>,
-        payload: &[u8],
-    ) -> Result<Vec<GateEvent>, AdapterError> {
-        decode(meta, payload)
-    }
-}
+xl_fw_common::stateless_adapter!(
+    /// The ESPHome adapter. Stateless.
+    Esphome,
+    NAME,
+    decode
+);
 
 /// Decodes one ESPHome state message. The topic is required: it says what the state is of.
 pub fn decode(meta: &PayloadMeta<'_>, payload: &[u8]) -> Result<Vec<GateEvent>, AdapterError> {

@@ -55,31 +55,20 @@ pub mod multipart;
 use bytes::Bytes;
 use serde_json::Value;
 use xl_core::gate::{
-    AdapterError, DeviceTime, Direction, EventPicture, FirmwareAdapter, GateEvent, GateEventKind,
-    PayloadLocation, PayloadMeta, Person,
+    AdapterError, DeviceTime, Direction, EventPicture, GateEvent, GateEventKind, PayloadLocation,
+    PayloadMeta, Person,
 };
 use xl_fw_common::{parse_json, str_field, text_field, trim_end, type_name, u32_field, u64_field};
 
 /// The firmware name in config and on the CLI.
 pub const NAME: &str = "hikvision-isapi";
 
-/// The Hikvision ISAPI adapter. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HikvisionIsapi;
-
-impl FirmwareAdapter for HikvisionIsapi {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn decode(
-        &self,
-        meta: &PayloadMeta<'_>,
-        payload: &[u8],
-    ) -> Result<Vec<GateEvent>, AdapterError> {
-        decode(meta, payload)
-    }
-}
+xl_fw_common::stateless_adapter!(
+    /// The Hikvision ISAPI adapter. Stateless.
+    HikvisionIsapi,
+    NAME,
+    decode
+);
 
 /// Decodes one Hikvision payload: a multipart HTTP push body or a JSON document.
 pub fn decode(meta: &PayloadMeta<'_>, payload: &[u8]) -> Result<Vec<GateEvent>, AdapterError> {

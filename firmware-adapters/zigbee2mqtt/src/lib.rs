@@ -36,8 +36,8 @@
 use bytes::Bytes;
 use serde_json::Value;
 use xl_core::gate::{
-    AdapterError, DenyReason, DeviceTime, FirmwareAdapter, GateEvent, GateEventKind,
-    PayloadLocation, PayloadMeta, Person, VerifyMethod,
+    AdapterError, DenyReason, DeviceTime, GateEvent, GateEventKind, PayloadLocation, PayloadMeta,
+    Person, VerifyMethod,
 };
 use xl_fw_common::{
     field, i64_field, parse_json, str_field, text_field, trim_end, type_name, utf8,
@@ -46,23 +46,12 @@ use xl_fw_common::{
 /// The firmware name in config and on the CLI.
 pub const NAME: &str = "zigbee2mqtt";
 
-/// The Zigbee2MQTT adapter. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Zigbee2Mqtt;
-
-impl FirmwareAdapter for Zigbee2Mqtt {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn decode(
-        &self,
-        meta: &PayloadMeta<'_>,
-        payload: &[u8],
-    ) -> Result<Vec<GateEvent>, AdapterError> {
-        decode(meta, payload)
-    }
-}
+xl_fw_common::stateless_adapter!(
+    /// The Zigbee2MQTT adapter. Stateless.
+    Zigbee2Mqtt,
+    NAME,
+    decode
+);
 
 /// Decodes one Zigbee2MQTT message (the topic, when given, names the device).
 pub fn decode(meta: &PayloadMeta<'_>, payload: &[u8]) -> Result<Vec<GateEvent>, AdapterError> {

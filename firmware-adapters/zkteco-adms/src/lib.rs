@@ -33,31 +33,20 @@
 
 use bytes::Bytes;
 use xl_core::gate::{
-    AdapterError, DeviceTime, Direction, FirmwareAdapter, GateEvent, GateEventKind,
-    PayloadLocation, PayloadMeta, Person, VerifyMethod,
+    AdapterError, DeviceTime, Direction, GateEvent, GateEventKind, PayloadLocation, PayloadMeta,
+    Person, VerifyMethod,
 };
 use xl_fw_common::utf8;
 
 /// The firmware name in config and on the CLI.
 pub const NAME: &str = "zkteco-adms";
 
-/// The ZKTeco ADMS adapter. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ZktecoAdms;
-
-impl FirmwareAdapter for ZktecoAdms {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn decode(
-        &self,
-        meta: &PayloadMeta<'_>,
-        payload: &[u8],
-    ) -> Result<Vec<GateEvent>, AdapterError> {
-        decode(meta, payload)
-    }
-}
+xl_fw_common::stateless_adapter!(
+    /// The ZKTeco ADMS adapter. Stateless.
+    ZktecoAdms,
+    NAME,
+    decode
+);
 
 /// Decodes one ADMS request body (with its path and query in `meta`).
 pub fn decode(meta: &PayloadMeta<'_>, payload: &[u8]) -> Result<Vec<GateEvent>, AdapterError> {
