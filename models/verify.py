@@ -2,6 +2,11 @@
 models/reference/*.json (tolerance 1e-3); or, with --record, write those references.
 
     verify.py --models DIR --media DIR --reference DIR [--only ssd,yunet,sface] [--record]
+              [--save-pixels DIR]
+
+With --save-pixels, also writes each image as decoded here (Pillow, RGB) to DIR/<name>.png: the
+exact pixels the references were computed from, for the Rust checks (a JPEG decoder other than
+libjpeg's differs by a grey level here and there, which moves SFace embeddings by ~3e-3).
 
 Runs in the models-onnx venv (numpy, onnxruntime, Pillow; see requirements-onnx.txt). Called by
 models/fetch after a build; exits 1 naming the model on any mismatch.
@@ -274,7 +279,13 @@ def main():
     ap.add_argument("--reference", required=True)
     ap.add_argument("--only", default="ssd,yunet,sface")
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--save-pixels")
     args = ap.parse_args()
+    if args.save_pixels:
+        os.makedirs(args.save_pixels, exist_ok=True)
+        for n in sorted(set(SSD_IMAGES + YUNET_IMAGES + SFACE_IMAGES)):
+            Image.fromarray(load_rgb(os.path.join(args.media, n))).save(
+                os.path.join(args.save_pixels, n + ".png"), format="PNG")
     only = args.only.split(",")
     media = args.media
     failed = []

@@ -92,6 +92,7 @@ pub(crate) fn render(state: &ApiState) -> String {
     for (label, n) in STATUSES.into_iter().zip(totals) {
         let _ = writeln!(out, "xueliang_cameras{{status=\"{label}\"}} {n}");
     }
+    crate::gates::render_metrics(&mut out, state);
     out
 }
 

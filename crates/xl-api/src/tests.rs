@@ -5,11 +5,13 @@ use std::sync::atomic::AtomicBool;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use std::sync::atomic::Ordering::Relaxed;
 use tower::ServiceExt;
 use xl_core::camera::{
     CameraInfo, CameraNetwork, CameraRegistry, CameraStats, CameraStatus, DecodePolicy, DropReason,
 };
-use xl_core::{CameraId, CommunityId};
+use xl_core::gate_status::{GateInfo, GateRegistry};
+use xl_core::{CameraId, CommunityId, GateId};
 
 use super::*;
 
@@ -41,8 +43,40 @@ fn state() -> ApiState {
             stats,
         );
     }
+    let gates = Arc::new(GateRegistry::default());
+    let stats = gates.insert(GateInfo {
+        id: GateId::new("east-door").unwrap(),
+        community: CommunityId::new("xingfu").unwrap(),
+        firmware: "hikvision-isapi".into(),
+        camera: Some(CameraId::new("cam-a").unwrap()),
+        offline_after_secs: 300,
+    });
+    stats.record_seen(jiff::Timestamp::from_second(1_800_000_000).unwrap());
+    stats.events.fetch_add(3, Relaxed);
+    stats.duplicates.fetch_add(1, Relaxed);
+    stats.latency.record(std::time::Duration::from_millis(3));
+    let mut tamper = xl_core::GateEvent::new(
+        xl_core::GateEventKind::Tamper,
+        "1/0x406",
+        jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        bytes::Bytes::new(),
+    );
+    tamper.detail = Some("card_reader_tamper".into());
+    stats.record_exception(&tamper);
+    gates.insert(GateInfo {
+        id: GateId::new("west-door").unwrap(),
+        community: CommunityId::new("xingfu").unwrap(),
+        firmware: "zkteco-adms".into(),
+        camera: None,
+        offline_after_secs: 60,
+    });
+    gates
+        .unattributed("dahua")
+        .dead_letters
+        .fetch_add(2, Relaxed);
     ApiState {
         cameras,
+        gates,
         token: Arc::new(ApiToken::new(TOKEN.into())),
         ready: Arc::new(AtomicBool::new(true)),
     }
@@ -81,7 +115,13 @@ async fn health_checks_need_no_token() {
 
 #[tokio::test]
 async fn everything_else_needs_the_token() {
-    for uri in ["/metrics", "/api/v1/cameras", "/api/v1/cameras/cam-a"] {
+    for uri in [
+        "/metrics",
+        "/api/v1/cameras",
+        "/api/v1/cameras/cam-a",
+        "/api/v1/gates",
+        "/api/v1/gates/east-door",
+    ] {
         let (status, body) = get(uri, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
         assert!(body.contains("\"code\":\"unauthenticated\""), "{body}");
@@ -194,4 +234,66 @@ async fn decode_policy_switches_through_the_api() {
         DecodePolicy::All,
         "bad requests change nothing"
     );
+}
+
+#[tokio::test]
+async fn gate_list_shows_health_exception_and_counters() {
+    let (status, body) = get("/api/v1/gates", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], "east-door");
+    assert_eq!(list[0]["status"], "online");
+    assert_eq!(list[0]["camera"], "cam-a");
+    assert_eq!(list[0]["events"], 3);
+    assert_eq!(list[0]["duplicates"], 1);
+    assert_eq!(list[0]["exception"]["kind"], "tamper");
+    assert_eq!(list[0]["exception"]["detail"], "card_reader_tamper");
+    assert_eq!(list[1]["status"], "unknown");
+    assert!(list[1]["last_seen"].is_null());
+    let (status, body) = get("/api/v1/gates/west-door", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"firmware\":\"zkteco-adms\""), "{body}");
+    let (status, body) = get("/api/v1/gates/nope", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("no gate nope"), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_carry_per_gate_and_firmware_counters() {
+    let (_, body) = get("/metrics", Some(TOKEN)).await;
+    for line in [
+        "xueliang_gate_events_total{gate=\"east-door\",firmware=\"hikvision-isapi\"} 3",
+        "xueliang_gate_duplicates_total{gate=\"east-door\",firmware=\"hikvision-isapi\"} 1",
+        "xueliang_gate_dead_letters_total{gate=\"\",firmware=\"dahua\"} 2",
+        "xueliang_gate_event_latency_seconds_bucket{gate=\"east-door\",firmware=\"hikvision-isapi\",le=\"0.005\"} 1",
+        "xueliang_gate_event_latency_seconds_count{gate=\"east-door\",firmware=\"hikvision-isapi\"} 1",
+        "xueliang_gate_online{gate=\"west-door\",firmware=\"zkteco-adms\"} 0",
+        "xueliang_gate_last_seen_seconds{gate=\"east-door\",firmware=\"hikvision-isapi\"} 1800000000",
+        "# TYPE xueliang_gate_event_latency_seconds histogram",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in\n{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn device_routes_are_open_and_the_rest_stays_protected() {
+    let devices = Router::new().route("/iclock/getrequest", axum::routing::get(|| async { "OK" }));
+    let app = router_with_devices(state(), devices);
+    let call = |uri: &'static str| {
+        let app = app.clone();
+        async move {
+            app.oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(call("/iclock/getrequest").await, StatusCode::OK);
+    assert_eq!(call("/api/v1/gates").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(call("/metrics").await, StatusCode::UNAUTHORIZED);
 }

@@ -8,6 +8,7 @@ pub mod camera;
 pub mod error;
 pub mod frame;
 pub mod gate;
+pub mod gate_status;
 pub mod ids;
 
 pub use error::ErrorKind;

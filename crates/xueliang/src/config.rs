@@ -27,6 +27,31 @@ pub struct Config {
     pub rtsp: RtspConfig,
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+    /// `[mqtt]`: the broker gate events arrive on, or `embedded = true` (see
+    /// `xl_gates::MqttConfig`). Absent: no MQTT ingest.
+    #[serde(default)]
+    pub mqtt: Option<xl_gates::MqttConfig>,
+    /// `[[gates]]`: doors, turnstiles and barriers with access controllers.
+    #[serde(default)]
+    pub gates: Vec<xl_gates::GateConfig>,
+    /// `[gate_ingest]`: duplicate windows and generic firmware dialects.
+    #[serde(default)]
+    pub gate_ingest: xl_gates::IngestConfig,
+    /// `[detect]`: person and face detection, motion gate, tracker (see
+    /// `crate::vision::DetectConfig`).
+    #[serde(default)]
+    pub detect: crate::vision::DetectConfig,
+}
+
+impl Config {
+    /// The gate sections, as `xl_gates::Gates::start` takes them.
+    pub fn gates_config(&self) -> xl_gates::GatesConfig {
+        xl_gates::GatesConfig {
+            mqtt: self.mqtt.clone(),
+            gates: self.gates.clone(),
+            ingest: self.gate_ingest.clone(),
+        }
+    }
 }
 
 /// `[server]`
@@ -149,6 +174,13 @@ pub struct CameraConfig {
     /// `all` (default), `skip-non-reference` or `key-frames`.
     #[serde(default)]
     pub decode: DecodePolicy,
+    /// `[cameras.detect]`: rate, motion gating and faces for this camera.
+    #[serde(default)]
+    pub detect: crate::vision::CameraDetect,
+    /// `[[cameras.zones]]`: polygons (normalised image coordinates) with optional weekly
+    /// schedules, dwell and count limits.
+    #[serde(default)]
+    pub zones: Vec<xl_vision::zone::ZoneConfig>,
 }
 
 impl fmt::Debug for CameraConfig {
@@ -232,6 +264,43 @@ impl Config {
         if self.decode.queue_units == 0 {
             bail!("decode.queue_units must be at least 1");
         }
+        self.detect.validate()?;
+        for (i, c) in self.cameras.iter().enumerate() {
+            if let Some(r) = c.detect.rate
+                && !(r >= 0.0 && r.is_finite())
+            {
+                bail!(
+                    "cameras[{i}] (id {:?}): detect.rate must be 0 or more",
+                    c.id.as_str()
+                );
+            }
+            let mut zone_ids = HashSet::new();
+            for z in &c.zones {
+                z.validate()
+                    .map_err(|e| anyhow::anyhow!("cameras[{i}] (id {:?}): {e}", c.id.as_str()))?;
+                if !zone_ids.insert(z.id.as_str()) {
+                    bail!(
+                        "cameras[{i}] (id {:?}): zone id {:?} is used twice",
+                        c.id.as_str(),
+                        z.id.as_str()
+                    );
+                }
+            }
+        }
+        self.gates_config()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (i, g) in self.gates.iter().enumerate() {
+            if let Some(cam) = &g.camera
+                && !self.cameras.iter().any(|c| &c.id == cam)
+            {
+                bail!(
+                    "gates[{i}] (id {:?}): camera {:?} is not in [[cameras]]",
+                    g.id.as_str(),
+                    cam.as_str()
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -296,6 +365,39 @@ mod tests {
     fn url_errors_never_show_the_password() {
         let e = err("[[cameras]]\nid = \"a\"\ncommunity = \"c\"\nurl = \"ftp://u:hunter2@h/\"\n");
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn gate_sections_are_checked_with_the_rest() {
+        let base = r#"
+            [[cameras]]
+            id = "lobby-cam"
+            community = "xingfu"
+            file = "x.mp4"
+            [mqtt]
+            url = "mqtt://broker.lan"
+            password = "hunter2"
+            username = "hub"
+            [[mqtt.subscriptions]]
+            filter = "DahuaVTO/+/Event"
+            firmware = "dahua"
+            [[gates]]
+            id = "lobby"
+            community = "xingfu"
+            firmware = "dahua"
+        "#;
+        let c = Config::parse(&format!("{base}camera = \"lobby-cam\"\n")).unwrap();
+        assert_eq!(c.gates.len(), 1);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(err(&format!("{base}camera = \"nope\"\n")).contains("not in [[cameras]]"));
+        assert!(err(&format!("{base}firmware2 = 1\n")).contains("firmware2"));
+        assert!(
+            err(&base.replace(
+                "\"dahua\"\n            [[gates]]",
+                "\"dahau\"\n            [[gates]]"
+            ))
+            .contains("unknown firmware")
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The running hub: cameras (RTSP sessions and file sources) feeding the decode pool, a sampler
-//! for the per-camera rates, and the HTTP API.
+//! for the per-camera rates, gate ingest (MQTT and HTTP push), and the HTTP API.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,6 +18,7 @@ use xl_decode::{DecodePool, FileSource, Pacing};
 use xl_rtsp::{CameraSource, Credentials, Timeouts};
 
 use crate::config::{CameraConfig, Config, RtspConfig};
+use crate::vision::{CameraAnalysis, Vision};
 
 /// A started hub. Dropping it without [`Hub::stop`] leaves tasks to die with the runtime.
 pub struct Hub {
@@ -29,12 +30,37 @@ pub struct Hub {
     tasks: Vec<JoinHandle<()>>,
     file_threads: Vec<std::thread::JoinHandle<()>>,
     pool: Option<DecodePool>,
+    /// Gate ingest (MQTT, HTTP push), when gates or `[mqtt]` are configured.
+    gates: Option<xl_gates::Gates>,
+    pub gate_registry: Arc<xl_core::gate_status::GateRegistry>,
+    /// Detection, tracking and zones, when `[detect]` is on (see [`Vision::subscribe`]).
+    pub vision: Option<Arc<Vision>>,
 }
 
 impl Hub {
-    /// Starts every camera and the API; returns once the API listens.
+    /// Starts every camera, detection (unless `[detect] enabled = false`) and the API; returns
+    /// once the API listens.
     pub async fn start(config: Config) -> anyhow::Result<Hub> {
-        Self::start_with_sink(config, Arc::new(DiscardFrames)).await
+        let analysed: Vec<CameraAnalysis> = config
+            .cameras
+            .iter()
+            .map(|c| CameraAnalysis {
+                id: c.id.clone(),
+                detect: c.detect.clone(),
+                zones: c.zones.clone(),
+            })
+            .collect();
+        if !config.detect.enabled || !analysed.iter().any(|c| c.detect.enabled) {
+            return Self::start_with_sink(config, Arc::new(DiscardFrames)).await;
+        }
+        let detect = config.detect.clone();
+        // Loading the models takes a second or two: off the async threads.
+        let vision =
+            tokio::task::spawn_blocking(move || Vision::start(&detect, &analysed, false)).await??;
+        let vision = Arc::new(vision);
+        let mut hub = Self::start_with_sink(config, vision.clone()).await?;
+        hub.vision = Some(vision);
+        Ok(hub)
     }
 
     /// Like [`Hub::start`], with decoded frames going to `sink`.
@@ -61,6 +87,9 @@ impl Hub {
             tasks: Vec::new(),
             file_threads: Vec::new(),
             pool: None,
+            gates: None,
+            gate_registry: Arc::default(),
+            vision: None,
         };
         for cam in &config.cameras {
             hub.add_camera(&pool, cam, &config.rtsp)?;
@@ -76,14 +105,33 @@ impl Hub {
             shutdown.clone(),
         )));
 
+        let mut device_routes = axum::Router::new();
+        if !config.gates.is_empty() || config.mqtt.is_some() {
+            let gates = xl_gates::Gates::start(
+                config.gates_config(),
+                &config.server.data_dir,
+                Arc::clone(&hub.gate_registry),
+            )
+            .await
+            .context("cannot start gate ingest")?;
+            device_routes = gates.push_router();
+            hub.gates = Some(gates);
+        }
+
         let ready = Arc::new(AtomicBool::new(false));
-        let app = xl_api::router(ApiState {
-            cameras,
-            token: Arc::new(token),
-            ready: Arc::clone(&ready),
-        });
+        let app = xl_api::router_with_devices(
+            ApiState {
+                cameras,
+                gates: Arc::clone(&hub.gate_registry),
+                token: Arc::new(token),
+                ready: Arc::clone(&ready),
+            },
+            device_routes,
+        );
         let stop = shutdown.clone();
         hub.tasks.push(tokio::spawn(async move {
+            // The source address is needed by the gate push routes (allow-lists).
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = serve.await {
                 warn!(error = %e, "HTTP server stopped");
@@ -149,13 +197,19 @@ impl Hub {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        if let Some(gates) = self.gates.take() {
+            gates.stop().await;
+        }
         let threads = std::mem::take(&mut self.file_threads);
         let pool = self.pool.take();
+        let vision = self.vision.take();
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
             }
             drop(pool);
+            // the inference workers stop when the last handle goes
+            drop(vision);
         })
         .await;
     }

@@ -1,6 +1,9 @@
 //! The Xueliang hub: configuration, the wiring of cameras to decoders to the API, and the CLI's
 //! commands. `main.rs` only parses arguments and calls in here.
 
+pub mod bench;
 pub mod config;
+pub mod gate_decode;
 pub mod hub;
 pub mod logging;
+pub mod vision;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use xl_detect::engine::FaceMode;
 use xueliang::config::{Config, LogConfig};
 use xueliang::hub::Hub;
 
@@ -27,8 +28,78 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Measures the video pipeline on this machine: K cameras replaying a real video through
+    /// decode, motion gate, detection and tracking, against the bare ONNX Runtime ceiling.
+    Bench {
+        /// Cameras replaying the video at once.
+        #[arg(long, default_value_t = 8)]
+        cameras: usize,
+        /// How long to run (ignored with --every-frame, which plays the video once).
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The video (default: vtest.avi from the asset cache).
+        #[arg(long)]
+        video: Option<PathBuf>,
+        /// Full work on every frame, lossless: persons, faces on the whole frame, an embedding
+        /// of every face; no motion gate.
+        #[arg(long)]
+        every_frame: bool,
+        /// Turn the motion gate off (detect on whole frames).
+        #[arg(long)]
+        no_motion: bool,
+        /// Detections a second per camera; 0 = as fast as the workers go.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f32,
+        /// Faces: off, persons (on person crops; the default) or frame (whole frames; the
+        /// default with --every-frame).
+        #[arg(long)]
+        faces: Option<String>,
+        /// Inference workers (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// ONNX Runtime intra-op threads per session.
+        #[arg(long, default_value_t = 1)]
+        session_threads: usize,
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// cpu, cuda, tensorrt or openvino.
+        #[arg(long, default_value = "cpu")]
+        provider: String,
+        /// Analysis frame width (0 = the video's own; default 640, the hub's default).
+        #[arg(long)]
+        analysis_width: Option<u32>,
+        /// Seconds to measure the bare ONNX Runtime ceiling (0 = skip).
+        #[arg(long, default_value_t = 8)]
+        ceiling_seconds: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validates a configuration file without starting anything.
     CheckConfig { file: PathBuf },
+    /// Decodes a gate payload file with a firmware adapter and prints the canonical gate
+    /// events as JSON lines (each with its `kind`); exits 1 with the reason on bad input.
+    GateDecode {
+        /// hikvision-isapi, dahua, zkteco-adms, esp-rfid, zigbee2mqtt, esphome, or a generic
+        /// dialect's name (with --config).
+        #[arg(long)]
+        firmware: String,
+        file: PathBuf,
+        /// The MQTT topic the payload came on.
+        #[arg(long)]
+        topic: Option<String>,
+        /// The HTTP Content-Type (multipart bodies need its boundary).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// The HTTP path, e.g. /iclock/cdata.
+        #[arg(long)]
+        path: Option<String>,
+        /// The HTTP query, e.g. SN=CJDE193560303&table=ATTLOG.
+        #[arg(long)]
+        query: Option<String>,
+        /// A hub config whose [[gate_ingest.generic]] dialects to know.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Connects to an RTSP camera and prints what its stream carries.
     Probe {
         /// rtsp://[user:password@]host[:port]/path
@@ -56,6 +127,81 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { file } => check_config(file),
+        Command::GateDecode {
+            firmware,
+            file,
+            topic,
+            content_type,
+            path,
+            query,
+            config,
+        } => {
+            let meta = xueliang::gate_decode::DecodeMeta {
+                topic,
+                content_type,
+                path,
+                query,
+            };
+            xueliang::gate_decode::run(
+                &firmware,
+                &file,
+                &meta,
+                config.as_deref(),
+                &mut std::io::stdout().lock(),
+            )
+            .map(|_| ())
+        }
+        Command::Bench {
+            cameras,
+            seconds,
+            video,
+            every_frame,
+            no_motion,
+            rate,
+            faces,
+            workers,
+            session_threads,
+            batch,
+            provider,
+            analysis_width,
+            ceiling_seconds,
+            json,
+        } => (|| {
+            let args = xueliang::bench::BenchArgs {
+                cameras,
+                seconds,
+                video: video.unwrap_or_else(|| xl_detect::cache_dir().join("media/vtest.avi")),
+                every_frame,
+                motion: !no_motion,
+                rate,
+                faces: match faces {
+                    Some(f) => parse_word("faces", &f)?,
+                    None if every_frame => FaceMode::Frame,
+                    None => FaceMode::Persons,
+                },
+                workers: if workers == 0 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    workers
+                },
+                session_threads,
+                batch,
+                provider: parse_word("provider", &provider)?,
+                analysis_width: analysis_width.unwrap_or(if every_frame { 0 } else { 640 }),
+                ceiling_seconds,
+            };
+            xueliang::logging::init(&LogConfig {
+                filter: "warn".into(),
+                ..LogConfig::default()
+            });
+            let report = xueliang::bench::run(&args)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", xueliang::bench::render(&report));
+            }
+            Ok(())
+        })(),
         Command::Probe {
             url,
             username,
@@ -72,6 +218,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command-line word as the config spells it (`persons`, `cuda`, ...).
+fn parse_word<T: serde::de::DeserializeOwned>(flag: &str, v: &str) -> anyhow::Result<T> {
+    toml::Value::String(v.to_owned())
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--{flag} {v:?} is not one of the accepted values"))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

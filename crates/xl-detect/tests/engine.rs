@@ -1,0 +1,349 @@
+//! The detection engine end to end on real photos turned into decoded frames: persons and faces
+//! found where the reference puts them, embeddings attached, results in frame order, and under
+//! overload every camera served in turn with waiting frames replaced, never queued.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use xl_core::frame::{Frame, PooledBuf};
+use xl_core::ids::CameraId;
+use xl_detect::engine::{
+    CameraPlan, DetectionSink, Detections, Engine, EngineConfig, FaceMode, FaceSettings, Job, Offer,
+};
+use xl_detect::geom::{BBox, Crop};
+use xl_detect::models::{FaceModelConfig, PersonModelConfig};
+use xl_detect::pixels::{RgbView, rgb_to_i420};
+use xl_detect::runtime::{self, SessionOptions};
+use xl_detect::{face, models_dir};
+
+fn photo_frame(name: &str, camera: &str) -> Arc<Frame> {
+    let path: PathBuf = models_dir()
+        .join("reference-pixels")
+        .join(format!("{name}.png"));
+    let img = image::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup-assets)", path.display()))
+        .to_rgb8();
+    let (w, h) = (img.width() & !1, img.height() & !1);
+    let img = image::imageops::crop_imm(&img, 0, 0, w, h).to_image();
+    let i420 = rgb_to_i420(&RgbView::new(w, h, img.as_raw()).unwrap());
+    Arc::new(Frame {
+        camera: CameraId::new(camera).unwrap(),
+        pts_90k: 0,
+        received_at: jiff::Timestamp::now(),
+        width: w,
+        height: h,
+        i420: PooledBuf::unpooled(i420),
+    })
+}
+
+fn config(workers: usize, embed: bool) -> EngineConfig {
+    let models = models_dir();
+    EngineConfig {
+        workers,
+        session: SessionOptions::default(),
+        batch: 4,
+        person: PersonModelConfig::ssd(&models),
+        face: Some(FaceModelConfig::yunet(&models)),
+        embed: embed.then(|| xl_detect::models::EmbedModel::sface_path(&models)),
+        faces: FaceSettings::default(),
+        merge_iou: 0.5,
+    }
+}
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<Detections>>);
+
+impl DetectionSink for Collect {
+    fn on_detections(&self, d: Detections) {
+        self.0.lock().unwrap().push(d);
+    }
+}
+
+fn cam(s: &str) -> CameraId {
+    CameraId::new(s).unwrap()
+}
+
+fn close(a: &BBox, b: &BBox, tol: f32) -> bool {
+    [(a.x0, b.x0), (a.y0, b.y0), (a.x1, b.x1), (a.y1, b.y1)]
+        .iter()
+        .all(|(x, y)| (x - y).abs() <= tol)
+}
+
+#[test]
+fn persons_faces_and_embeddings_on_decoded_frames() {
+    let sink = Arc::new(Collect::default());
+    let engine = Engine::start(config(1, true), &runtime::default_library(), sink.clone()).unwrap();
+    let plan = CameraPlan {
+        rate: 0.0,
+        faces: FaceMode::Frame,
+        embed: true,
+        lossless: true,
+    };
+    engine.set_camera(cam("court"), plan);
+    engine.set_camera(cam("gate"), plan);
+    let court = photo_frame("basketball1.png", "court");
+    // whole frame, then the same frame looked at through two crops around the players
+    assert_eq!(
+        engine.offer(
+            &cam("court"),
+            Job {
+                frame: court.clone(),
+                crops: vec![]
+            }
+        ),
+        Offer::Queued
+    );
+    let crops = vec![
+        Crop {
+            x: 0,
+            y: 0,
+            w: 300,
+            h: 480,
+        },
+        Crop {
+            x: 340,
+            y: 0,
+            w: 300,
+            h: 480,
+        },
+    ];
+    engine.offer(
+        &cam("court"),
+        Job {
+            frame: court,
+            crops,
+        },
+    );
+    engine.offer(
+        &cam("gate"),
+        Job {
+            frame: photo_frame("obama.jpg", "gate"),
+            crops: vec![],
+        },
+    );
+    engine.offer(
+        &cam("gate"),
+        Job {
+            frame: photo_frame("obama2.jpg", "gate"),
+            crops: vec![],
+        },
+    );
+    engine.drain();
+    let got = std::mem::take(&mut *sink.0.lock().unwrap());
+    assert_eq!(got.len(), 4);
+    let by = |c: &str| {
+        got.iter()
+            .filter(|d| d.camera.as_str() == c)
+            .collect::<Vec<_>>()
+    };
+    let (court, gate) = (by("court"), by("gate"));
+    assert_eq!(court.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![0, 1]);
+
+    // Whole frame: the reference's two players (I420 round trip moves pixels by a grey level,
+    // so boxes within 3 px and scores within 0.05 rather than the reference test's exactness).
+    let whole = &court[0].persons;
+    assert_eq!(whole.len(), 2, "{whole:?}");
+    assert!(
+        close(&whole[0].bbox, &BBox::new(35.9, 79.4, 172.8, 479.8), 3.0),
+        "{whole:?}"
+    );
+    assert!((whole[0].score - 0.988).abs() < 0.05);
+    // Through crops the players are larger in the model input: both still found, in frame pixels.
+    let cropped = &court[1].persons;
+    assert!(
+        cropped.iter().any(|p| p.bbox.iou(&whole[0].bbox) > 0.7),
+        "{cropped:?}"
+    );
+    assert!(cropped.iter().any(|p| p.bbox.x0 > 400.0), "{cropped:?}");
+    // The face on the court (whole-frame mode) with its embedding.
+    let f = &court[0].faces;
+    assert_eq!(
+        f.len(),
+        1,
+        "{:?}",
+        f.iter().map(|f| f.face).collect::<Vec<_>>()
+    );
+    assert!(close(
+        &f[0].face.bbox,
+        &BBox::new(72.2, 92.1, 104.2, 133.4),
+        3.0
+    ));
+    assert_eq!(
+        f[0].embedding.as_ref().map(Vec::len),
+        Some(face::EMBEDDING_DIM)
+    );
+
+    // The two photos of one person match.
+    let e = |d: &Detections| {
+        d.faces
+            .iter()
+            .max_by(|a, b| a.face.bbox.area().total_cmp(&b.face.bbox.area()))
+            .unwrap()
+            .embedding
+            .clone()
+            .unwrap()
+    };
+    let cos = face::cosine(&e(gate[0]), &e(gate[1]));
+    assert!(cos > face::MATCH_COSINE, "obama vs obama2 cosine {cos}");
+}
+
+#[test]
+fn overload_serves_every_camera_in_turn_and_replaces_waiting_frames() {
+    struct Count(Mutex<HashMap<String, Vec<u64>>>);
+    impl DetectionSink for Count {
+        fn on_detections(&self, d: Detections) {
+            self.0
+                .lock()
+                .unwrap()
+                .entry(d.camera.as_str().to_owned())
+                .or_default()
+                .push(d.seq);
+        }
+    }
+    let sink = Arc::new(Count(Mutex::new(HashMap::new())));
+    let mut cfg = config(1, false);
+    cfg.face = None;
+    let engine = Engine::start(cfg, &runtime::default_library(), sink.clone()).unwrap();
+    let cams: Vec<CameraId> = (0..8).map(|i| cam(&format!("c{i}"))).collect();
+    for c in &cams {
+        engine.set_camera(
+            c.clone(),
+            CameraPlan {
+                rate: 0.0,
+                faces: FaceMode::Off,
+                embed: false,
+                lossless: false,
+            },
+        );
+    }
+    let frame = photo_frame("basketball1.png", "c0");
+    // Offer far faster than one worker can detect: 8 cameras, every 2 ms, for 1.5 s.
+    let mut replaced = 0;
+    let start = std::time::Instant::now();
+    let mut offered = 0;
+    while start.elapsed() < Duration::from_millis(1500) {
+        for c in &cams {
+            offered += 1;
+            if engine.offer(
+                c,
+                Job {
+                    frame: frame.clone(),
+                    crops: vec![],
+                },
+            ) == Offer::Replaced
+            {
+                replaced += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    engine.drain();
+    let served = sink.0.lock().unwrap().clone();
+    let counts: Vec<usize> = cams
+        .iter()
+        .map(|c| served.get(c.as_str()).map_or(0, Vec::len))
+        .collect();
+    let total: usize = counts.iter().sum();
+    assert_eq!(
+        total + replaced,
+        offered,
+        "every offered frame is either detected or replaced"
+    );
+    assert!(
+        replaced > total,
+        "overloaded: most frames replaced ({replaced} replaced, {total} served)"
+    );
+    let (min, max) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
+    assert!(
+        min >= 2 && max - min <= 2,
+        "round robin: every camera served about equally: {counts:?}"
+    );
+    assert_eq!(
+        engine
+            .stats()
+            .superseded
+            .load(std::sync::atomic::Ordering::Relaxed) as usize,
+        replaced
+    );
+    for seqs in served.values() {
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    }
+}
+
+#[test]
+fn a_camera_with_a_rate_is_not_served_more_often() {
+    let sink = Arc::new(Collect::default());
+    let mut cfg = config(1, false);
+    cfg.face = None;
+    let engine = Engine::start(cfg, &runtime::default_library(), sink.clone()).unwrap();
+    engine.set_camera(
+        cam("slow"),
+        CameraPlan {
+            rate: 4.0,
+            faces: FaceMode::Off,
+            embed: false,
+            lossless: false,
+        },
+    );
+    let frame = photo_frame("basketball1.png", "slow");
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(1000) {
+        engine.offer(
+            &cam("slow"),
+            Job {
+                frame: frame.clone(),
+                crops: vec![],
+            },
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    engine.drain();
+    let n = sink.0.lock().unwrap().len();
+    // 4 a second over one second: the first at once, then every 250 ms (and the last waiting one)
+    assert!((4..=6).contains(&n), "{n} detections in 1 s at rate 4");
+}
+
+#[test]
+fn a_provider_missing_from_the_runtime_fails_at_start_with_its_name() {
+    // The CPU build of ONNX Runtime that setup fetches has no CUDA, TensorRT or OpenVINO.
+    for provider in [
+        runtime::Provider::Cuda,
+        runtime::Provider::Tensorrt,
+        runtime::Provider::Openvino,
+    ] {
+        let mut cfg = config(1, false);
+        cfg.session.provider = provider.clone();
+        let err = match Engine::start(
+            cfg,
+            &runtime::default_library(),
+            Arc::new(Collect::default()),
+        ) {
+            Ok(_) => panic!("{provider:?} started on a CPU-only ONNX Runtime"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(provider.name()) && err.contains("not available"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_model_file_is_named() {
+    let mut cfg = config(1, false);
+    cfg.person.path = PathBuf::from("/nonexistent/persons.onnx");
+    let err = Engine::start(
+        cfg,
+        &runtime::default_library(),
+        Arc::new(Collect::default()),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("/nonexistent/persons.onnx") && err.contains("no such file"),
+        "{err}"
+    );
+}

@@ -1,0 +1,664 @@
+//! Configuration of the gate transports: `[mqtt]` (with `[[mqtt.subscriptions]]`), `[[gates]]`
+//! and `[gate_ingest]`. Strict: unknown keys are errors, and [`GatesConfig::validate`] names the
+//! key path and the fix.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+use xl_core::{CameraId, CommunityId, GateId};
+use xl_fw_generic::GenericConfig;
+
+use crate::adapters;
+use crate::mqtt::topic_filter_is_valid;
+
+/// Everything the gate transports need, gathered from the hub's config file.
+#[derive(Debug, Default, Clone)]
+pub struct GatesConfig {
+    pub mqtt: Option<MqttConfig>,
+    pub gates: Vec<GateConfig>,
+    pub ingest: IngestConfig,
+}
+
+/// `[mqtt]`: where gate events arrive over MQTT. Either `url` (an external broker) or
+/// `embedded = true` (the hub runs its own broker on `listen`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default port
+    /// 8883, the system's CA certificates). Credentials in the URL are not accepted: use
+    /// `username` and `password`. Required unless `embedded = true`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Never logged.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The client id. It must stay the same across restarts: the broker keeps the hub's
+    /// session (subscriptions and QoS 1 messages published while the hub is down) under it.
+    /// Default `xueliang-hub`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Run the embedded broker (rumqttd) in the hub and ingest from it. Default false.
+    #[serde(default)]
+    pub embedded: bool,
+    /// Where the embedded broker listens. Default `127.0.0.1:1883`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// MQTT keep-alive. Default 30.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+    /// First reconnect delay; doubles up to `backoff_max_secs`. Default 0.5.
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial_secs: f64,
+    /// Default 30.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_secs: f64,
+    /// Largest payload accepted (bigger ones are refused by the client). Default 1048576.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// Topic filters and the firmware each carries. At least one.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+fn default_client_id() -> String {
+    "xueliang-hub".into()
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1883))
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_backoff_initial() -> f64 {
+    0.5
+}
+fn default_backoff_max() -> f64 {
+    30.0
+}
+fn default_max_payload() -> usize {
+    1 << 20
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("client_id", &self.client_id)
+            .field("embedded", &self.embedded)
+            .field("listen", &self.listen)
+            .field("subscriptions", &self.subscriptions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("***");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<not a URL>".into(),
+    }
+}
+
+/// Where the broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl MqttConfig {
+    /// The broker this config points at: the URL's, or the embedded broker's listen address.
+    pub fn broker(&self) -> Result<BrokerAddr, String> {
+        if self.embedded {
+            let ip = match self.listen.ip() {
+                IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+                IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+                ip => ip,
+            };
+            return Ok(BrokerAddr {
+                host: ip.to_string(),
+                port: self.listen.port(),
+                tls: false,
+            });
+        }
+        let Some(url) = &self.url else {
+            return Err(
+                "set `url` (mqtt://host:1883 or mqtts://host:8883) or `embedded = true`".into(),
+            );
+        };
+        let u = url::Url::parse(url)
+            .map_err(|e| format!("`url` {:?} is not a URL: {e}", redact_url(url)))?;
+        let tls = match u.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => {
+                return Err(format!(
+                    "`url` must start with mqtt:// or mqtts:// (got {other}://)"
+                ));
+            }
+        };
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err("`url` carries credentials: move them to `username` and `password`".into());
+        }
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("`url` has no host")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
+        Ok(BrokerAddr { host, port, tls })
+    }
+}
+
+/// `[[mqtt.subscriptions]]`: one topic filter, the firmware its payloads are in, and where the
+/// gate is named.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    /// An MQTT topic filter, e.g. `DahuaVTO/+/Event` or `gates/#`.
+    pub filter: String,
+    /// The firmware of every payload on it (`gate-decode --firmware` names).
+    pub firmware: String,
+    /// How the gate of a message is found. Default `device-id`.
+    #[serde(default)]
+    pub gate_from: GateFrom,
+}
+
+/// How the transport finds which gate a message is from. The value found is compared with
+/// each gate's `device` (default: its id).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GateFrom {
+    /// The device identifier the adapter read from the payload (serial number, MAC, host
+    /// name, Zigbee friendly name). Config: `"device-id"`.
+    #[default]
+    DeviceId,
+    /// A segment of the topic, 0-based: `gates/east-door/events` with index 1 is
+    /// `east-door`. Config: `{ topic_segment = 1 }`.
+    TopicSegment(usize),
+    /// A JSON pointer into the payload: `{ payload_field = "/deviceID" }`.
+    PayloadField(String),
+    /// Every message on this filter is from one gate: `{ gate = "east-door" }`.
+    Gate(GateId),
+}
+
+impl<'de> Deserialize<'de> for GateFrom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Name(String),
+            Table(Table),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            topic_segment: Option<usize>,
+            payload_field: Option<String>,
+            gate: Option<GateId>,
+        }
+        const EXPECTED: &str = "expected \"device-id\", { topic_segment = N }, \
+             { payload_field = \"/json/pointer\" } or { gate = \"id\" }";
+        match Wire::deserialize(d).map_err(|_| serde::de::Error::custom(EXPECTED))? {
+            Wire::Name(n) if n == "device-id" => Ok(GateFrom::DeviceId),
+            Wire::Name(n) => Err(serde::de::Error::custom(format!(
+                "gate_from {n:?}: {EXPECTED}"
+            ))),
+            Wire::Table(t) => match (t.topic_segment, t.payload_field, t.gate) {
+                (Some(i), None, None) => Ok(GateFrom::TopicSegment(i)),
+                (None, Some(p), None) if p.starts_with('/') => Ok(GateFrom::PayloadField(p)),
+                (None, Some(p), None) => Err(serde::de::Error::custom(format!(
+                    "payload_field {p:?} is not a JSON pointer: start it with '/'"
+                ))),
+                (None, None, Some(g)) => Ok(GateFrom::Gate(g)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "gate_from: set exactly one key; {EXPECTED}"
+                ))),
+            },
+        }
+    }
+}
+
+/// `[[gates]]`: one gate.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Unique id: letters, digits, `_`, `-`, `.`.
+    pub id: GateId,
+    pub community: CommunityId,
+    /// The firmware the gate speaks (`hikvision-isapi`, `dahua`, `zkteco-adms`, `esp-rfid`,
+    /// `zigbee2mqtt`, `esphome`, or the name of a `[[gate_ingest.generic]]` dialect).
+    pub firmware: String,
+    /// The identifier the transport finds for this gate (see `gate_from`; the ZKTeco serial
+    /// number `SN` for ADMS). Default: the gate id.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// The camera that watches the gate.
+    #[serde(default)]
+    pub camera: Option<CameraId>,
+    /// Silence after which the gate counts as offline. Default 300.
+    #[serde(default = "default_offline_after")]
+    pub offline_after_secs: u64,
+    /// IANA time zone of the device's clock, for payloads that send only a wall clock
+    /// (ZKTeco). Default: the hub's zone.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// HTTP push: source addresses allowed to push for this gate (`10.0.0.5`,
+    /// `10.0.0.0/24`). A push gate needs this or `push_secret`.
+    #[serde(default)]
+    pub push_allow_from: Vec<IpNet>,
+    /// HTTP push: a shared secret the device sends as the `secret` query parameter
+    /// (`http://hub:8080/gates/push/hikvision/east-door?secret=...`). Never logged.
+    #[serde(default)]
+    pub push_secret: Option<String>,
+}
+
+fn default_offline_after() -> u64 {
+    300
+}
+
+impl GateConfig {
+    /// The identifier transports match against.
+    pub fn device_key(&self) -> &str {
+        self.device.as_deref().unwrap_or(self.id.as_str())
+    }
+}
+
+impl fmt::Debug for GateConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GateConfig")
+            .field("id", &self.id)
+            .field("community", &self.community)
+            .field("firmware", &self.firmware)
+            .field("device", &self.device)
+            .field("camera", &self.camera)
+            .field("offline_after_secs", &self.offline_after_secs)
+            .field("push_allow_from", &self.push_allow_from)
+            .field(
+                "push_secret",
+                &self.push_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[gate_ingest]`: duplicate detection and configured (generic) firmware dialects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// How long an event is remembered to recognise it when it comes again: events with a
+    /// device serial number or a device time, and any message the broker redelivers (MQTT DUP
+    /// flag). Default 3600.
+    pub dedup_window_secs: u64,
+    /// How long an event with neither a serial number nor a device time (a door contact's
+    /// `{"contact":false}`) is remembered: the same payload again within this window is a
+    /// resend, later it is a new event. Default 5.
+    pub resend_window_secs: u64,
+    /// JSON dialects configured without code (`[[gate_ingest.generic]]`); each `name` becomes
+    /// a firmware name.
+    pub generic: Vec<GenericConfig>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            dedup_window_secs: 3600,
+            resend_window_secs: 5,
+            generic: Vec::new(),
+        }
+    }
+}
+
+/// An address or a network: `10.0.0.5`, `10.0.0.0/24`, `::1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or network (10.0.0.0/24)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl GatesConfig {
+    /// Checks what serde cannot: references between sections, names, filters, windows.
+    /// Errors name the key path and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut firmware: HashSet<String> =
+            adapters::BUILT_IN.iter().map(|s| (*s).to_owned()).collect();
+        for (i, g) in self.ingest.generic.iter().enumerate() {
+            if firmware.contains(&g.name) {
+                return Err(format!(
+                    "gate_ingest.generic[{i}]: name {:?} is already a firmware name; pick another",
+                    g.name
+                ));
+            }
+            xl_fw_generic::GenericAdapter::new(g.clone())
+                .map_err(|e| format!("gate_ingest.generic[{i}]: {e}"))?;
+            firmware.insert(g.name.clone());
+        }
+        let known = || {
+            let mut v: Vec<_> = firmware.iter().cloned().collect();
+            v.sort();
+            v.join(", ")
+        };
+        if self.ingest.dedup_window_secs == 0 {
+            return Err("gate_ingest.dedup_window_secs must be at least 1".into());
+        }
+        let mut ids = HashSet::new();
+        let mut devices: HashMap<(&str, &str), &GateId> = HashMap::new();
+        for (i, g) in self.gates.iter().enumerate() {
+            let at = format!("gates[{i}] (id {:?})", g.id.as_str());
+            if !ids.insert(&g.id) {
+                return Err(format!(
+                    "{at}: duplicate gate id; every gate needs its own id"
+                ));
+            }
+            if !firmware.contains(&g.firmware) {
+                return Err(format!(
+                    "{at}: unknown firmware {:?}; expected one of {}",
+                    g.firmware,
+                    known()
+                ));
+            }
+            if let Some(other) = devices.insert((&g.firmware, g.device_key()), &g.id) {
+                return Err(format!(
+                    "{at}: device {:?} is also gate {:?}; a device belongs to one gate",
+                    g.device_key(),
+                    other.as_str()
+                ));
+            }
+            if g.offline_after_secs == 0 {
+                return Err(format!("{at}: offline_after_secs must be at least 1"));
+            }
+            if let Some(tz) = &g.timezone {
+                jiff::tz::TimeZone::get(tz).map_err(|e| {
+                    format!("{at}: timezone {tz:?} is not an IANA zone (Asia/Shanghai): {e}")
+                })?;
+            }
+            if g.push_secret.as_deref().is_some_and(|s| s.len() < 16) {
+                return Err(format!(
+                    "{at}: push_secret is shorter than 16 characters; use a long random one"
+                ));
+            }
+        }
+        if let Some(m) = &self.mqtt {
+            m.broker().map_err(|e| format!("mqtt: {e}"))?;
+            if m.embedded && m.url.is_some() {
+                return Err("mqtt: set either `url` or `embedded = true`, not both".into());
+            }
+            #[cfg(not(feature = "embedded-broker"))]
+            if m.embedded {
+                return Err(
+                    "mqtt: embedded = true, but this hub was built without the embedded broker \
+                     (feature `embedded-broker`); set `url` to an external broker"
+                        .into(),
+                );
+            }
+            if m.password.is_some() && m.username.is_none() {
+                return Err("mqtt: `password` is set without `username`".into());
+            }
+            if m.client_id.is_empty() || m.client_id.len() > 64 {
+                return Err("mqtt: client_id must be 1 to 64 characters".into());
+            }
+            if !(m.backoff_initial_secs > 0.0 && m.backoff_max_secs >= m.backoff_initial_secs) {
+                return Err(
+                    "mqtt: backoff_initial_secs must be positive and at most backoff_max_secs"
+                        .into(),
+                );
+            }
+            if m.subscriptions.is_empty() {
+                return Err(
+                    "mqtt: no [[mqtt.subscriptions]]; add one (filter = \"gates/#\", firmware = ...)"
+                        .into(),
+                );
+            }
+            for (i, s) in m.subscriptions.iter().enumerate() {
+                let at = format!("mqtt.subscriptions[{i}] (filter {:?})", s.filter);
+                if !topic_filter_is_valid(&s.filter) {
+                    return Err(format!(
+                        "{at}: not a valid MQTT topic filter ('+' and '#' stand alone between \
+                         '/', '#' only last)"
+                    ));
+                }
+                if !firmware.contains(&s.firmware) {
+                    return Err(format!(
+                        "{at}: unknown firmware {:?}; expected one of {}",
+                        s.firmware,
+                        known()
+                    ));
+                }
+                if let GateFrom::Gate(g) = &s.gate_from
+                    && !ids.contains(g)
+                {
+                    return Err(format!(
+                        "{at}: gate_from names gate {g:?}, not in [[gates]]"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        mqtt: Option<MqttConfig>,
+        #[serde(default)]
+        gates: Vec<GateConfig>,
+        #[serde(default)]
+        gate_ingest: IngestConfig,
+    }
+
+    fn parse(text: &str) -> Result<GatesConfig, String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let c = GatesConfig {
+            mqtt: f.mqtt,
+            gates: f.gates,
+            ingest: f.gate_ingest,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    const GOOD: &str = r#"
+        [mqtt]
+        url = "mqtt://broker.lan"
+        username = "hub"
+        password = "hunter2"
+        [[mqtt.subscriptions]]
+        filter = "DahuaVTO/+/Event"
+        firmware = "dahua"
+        [[mqtt.subscriptions]]
+        filter = "gates/+/rfid"
+        firmware = "esp-rfid"
+        gate_from = { topic_segment = 1 }
+        [[gates]]
+        id = "east-door"
+        community = "xingfu"
+        firmware = "esp-rfid"
+        camera = "east-cam"
+        push_allow_from = ["10.0.0.0/24", "::1"]
+    "#;
+
+    #[test]
+    fn a_full_config_parses_and_hides_the_password() {
+        let c = parse(GOOD).unwrap();
+        let m = c.mqtt.as_ref().unwrap();
+        assert_eq!(
+            m.broker().unwrap(),
+            BrokerAddr {
+                host: "broker.lan".into(),
+                port: 1883,
+                tls: false
+            }
+        );
+        assert_eq!(m.client_id, "xueliang-hub");
+        assert_eq!(m.subscriptions[1].gate_from, GateFrom::TopicSegment(1));
+        assert_eq!(m.subscriptions[0].gate_from, GateFrom::DeviceId);
+        assert_eq!(c.gates[0].offline_after_secs, 300);
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (
+                "[mqtt]\nurl = \"http://h\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\n",
+                "mqtt://",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://u:pw@h\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\n",
+                "credentials",
+            ),
+            (
+                "[mqtt]\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\n",
+                "embedded = true",
+            ),
+            ("[mqtt]\nurl = \"mqtt://h\"\n", "no [[mqtt.subscriptions]]"),
+            (
+                "[mqtt]\nurl = \"mqtt://h\"\n[[mqtt.subscriptions]]\nfilter = \"a/#/b\"\nfirmware = \"dahua\"\n",
+                "topic filter",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://h\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahau\"\n",
+                "unknown firmware \"dahau\"",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://h\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\ngate_from = \"topic\"\n",
+                "device-id",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://h\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\ngate_from = { payload_field = \"x\" }\n",
+                "JSON pointer",
+            ),
+            ("[mqtt]\nurl = \"mqtt://h\"\nclientid = \"x\"\n", "clientid"),
+            (
+                "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\n[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\n",
+                "duplicate gate id",
+            ),
+            (
+                "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\ntimezone = \"Mars/Base\"\n",
+                "IANA",
+            ),
+            (
+                "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\npush_allow_from = [\"10.0.0.0/33\"]\n",
+                "prefix",
+            ),
+            (
+                "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\npush_secret = \"short\"\n",
+                "16 characters",
+            ),
+            (
+                "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\ndevice = \"X\"\n[[gates]]\nid = \"b\"\ncommunity = \"c\"\nfirmware = \"dahua\"\ndevice = \"X\"\n",
+                "one gate",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted:\n{text}"));
+            assert!(e.contains(want), "{want:?} not in {e:?} for\n{text}");
+        }
+    }
+
+    #[test]
+    fn tls_urls_and_embedded_broker() {
+        let m: MqttConfig = toml::from_str("url = \"mqtts://[::1]\"").unwrap();
+        assert_eq!(
+            m.broker().unwrap(),
+            BrokerAddr {
+                host: "::1".into(),
+                port: 8883,
+                tls: true
+            }
+        );
+        let m: MqttConfig = toml::from_str("embedded = true\nlisten = \"0.0.0.0:1884\"").unwrap();
+        assert_eq!(m.broker().unwrap().host, "127.0.0.1");
+        assert_eq!(m.broker().unwrap().port, 1884);
+    }
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let n: IpNet = "10.0.0.0/24".parse().unwrap();
+        assert!(n.contains("10.0.0.77".parse().unwrap()));
+        assert!(!n.contains("10.0.1.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.0.0.9".parse().unwrap()));
+        let one: IpNet = "192.168.1.5".parse().unwrap();
+        assert!(one.contains("192.168.1.5".parse().unwrap()));
+        assert!(!one.contains("192.168.1.6".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!("10.0.0.1/x".parse::<IpNet>().is_err());
+    }
+}

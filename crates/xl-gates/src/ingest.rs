@@ -1,0 +1,458 @@
+//! What every transport does with a payload: decode it with the firmware's adapter, find the
+//! gate, drop repeats, and hand the canonical events (or the dead letter) to the writer. The
+//! transport acknowledges the payload in the completion, once the records are durable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+use xl_core::GateId;
+use xl_core::gate::{GateEvent, PayloadMeta};
+use xl_core::gate_status::{GateInfo, GateRegistry, GateStats};
+
+use crate::adapters::Adapters;
+use crate::config::{GateConfig, GateFrom, GatesConfig};
+use crate::dedup::{self, Dedup};
+use crate::journal::{DeadLetter, Record, StoredGateEvent, TransportKind};
+use crate::writer::{Outcome, Writer};
+
+/// A configured gate at run time.
+pub(crate) struct GateRt {
+    pub cfg: GateConfig,
+    pub stats: Arc<GateStats>,
+    pub tz: TimeZone,
+}
+
+/// Which gate a payload is from, as far as the transport knows before decoding.
+#[derive(Debug, Clone, Copy)]
+pub enum GateHint<'a> {
+    /// The transport knows (HTTP push to a gate's URL, ZKTeco serial number).
+    Known(&'a GateId),
+    /// Found per event, as the MQTT subscription says.
+    From(&'a GateFrom),
+}
+
+/// One payload as a transport received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub transport: TransportKind,
+    pub firmware: &'a str,
+    pub meta: PayloadMeta<'a>,
+    pub payload: &'a [u8],
+    pub gate: GateHint<'a>,
+    /// The broker redelivered it (MQTT DUP flag).
+    pub redelivered: bool,
+    pub peer: Option<SocketAddr>,
+    /// When it arrived, for the latency figures.
+    pub arrived: Instant,
+}
+
+/// What [`Ingest::prepare`] made of a payload.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub records: Vec<Record>,
+    /// Dedup keys of the events in `records`, to forget if the write fails.
+    pub keys: Vec<u64>,
+    pub duplicates: usize,
+}
+
+impl Prepared {
+    pub fn events(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| matches!(r, Record::Event(_)))
+            .count()
+    }
+
+    pub fn dead_letters(&self) -> usize {
+        self.records.len() - self.events()
+    }
+}
+
+/// What became of one payload.
+#[derive(Debug)]
+pub struct Ingested {
+    pub events: usize,
+    pub dead_letters: usize,
+    pub duplicates: usize,
+    /// `Ok` once the records are durable.
+    pub outcome: Outcome,
+}
+
+/// The shared core of the gate transports.
+pub struct Ingest {
+    adapters: Adapters,
+    gates: HashMap<GateId, GateRt>,
+    /// (firmware, device identifier) to gate.
+    by_device: HashMap<(String, String), GateId>,
+    dedup: Mutex<Dedup>,
+    registry: Arc<GateRegistry>,
+    writer: Writer,
+    events_tx: broadcast::Sender<Arc<StoredGateEvent>>,
+}
+
+impl Ingest {
+    pub(crate) fn new(
+        cfg: &GatesConfig,
+        registry: Arc<GateRegistry>,
+        writer: Writer,
+        recent_keys: Vec<(String, Timestamp)>,
+    ) -> Result<Ingest, String> {
+        let adapters = Adapters::new(&cfg.ingest.generic)?;
+        let mut gates = HashMap::new();
+        let mut by_device = HashMap::new();
+        for g in &cfg.gates {
+            let tz = match &g.timezone {
+                Some(name) => TimeZone::get(name).map_err(|e| format!("gate {}: {e}", g.id))?,
+                None => TimeZone::system(),
+            };
+            let stats = registry.insert(GateInfo {
+                id: g.id.clone(),
+                community: g.community.clone(),
+                firmware: g.firmware.clone(),
+                camera: g.camera.clone(),
+                offline_after_secs: g.offline_after_secs,
+            });
+            by_device.insert(
+                (g.firmware.clone(), g.device_key().to_owned()),
+                g.id.clone(),
+            );
+            gates.insert(
+                g.id.clone(),
+                GateRt {
+                    cfg: g.clone(),
+                    stats,
+                    tz,
+                },
+            );
+        }
+        let mut dedup = Dedup::new(
+            Duration::from_secs(cfg.ingest.dedup_window_secs),
+            Duration::from_secs(cfg.ingest.resend_window_secs),
+        );
+        for (k, at) in recent_keys {
+            if let Ok(k) = u64::from_str_radix(&k, 16) {
+                dedup.remember(k, at);
+            }
+        }
+        let (events_tx, _) = broadcast::channel(8192);
+        Ok(Ingest {
+            adapters,
+            gates,
+            by_device,
+            dedup: Mutex::new(dedup),
+            registry,
+            writer,
+            events_tx,
+        })
+    }
+
+    /// Stops the writer after what is queued; later payloads fail (HTTP push answers 503).
+    pub(crate) fn stop_writer(&self) {
+        self.writer.stop();
+    }
+
+    /// Stored events as they become durable. A receiver that falls more than 8192 events
+    /// behind misses some (`RecvError::Lagged`); the journal has them all.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredGateEvent>> {
+        self.events_tx.subscribe()
+    }
+
+    pub(crate) fn gate(&self, id: &GateId) -> Option<&GateRt> {
+        self.gates.get(id)
+    }
+
+    /// The gate whose `device` is `device` for `firmware`.
+    pub(crate) fn gate_by_device(&self, firmware: &str, device: &str) -> Option<&GateRt> {
+        let id = self
+            .by_device
+            .get(&(firmware.to_owned(), device.to_owned()))?;
+        self.gates.get(id)
+    }
+
+    /// Decodes `inc` and turns it into records. Duplicates are counted here and left out.
+    pub fn prepare(&self, inc: &Incoming<'_>) -> Prepared {
+        let mut out = Prepared::default();
+        let received_at = inc.meta.received_at;
+        let known = match inc.gate {
+            GateHint::Known(id) => self.gates.get(id),
+            GateHint::From(_) => None,
+        };
+        if let Some(g) = known {
+            self.seen(g, received_at);
+        }
+        let Some(adapter) = self.adapters.get(inc.firmware) else {
+            out.records.push(self.dead_letter(
+                inc,
+                known.map(|g| &g.cfg.id),
+                format!("no adapter for firmware {:?}", inc.firmware),
+            ));
+            return out;
+        };
+        let events = match adapter.decode(&inc.meta, inc.payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                out.records
+                    .push(self.dead_letter(inc, known.map(|g| &g.cfg.id), e.to_string()));
+                return out;
+            }
+        };
+        let mut json: Option<Option<Value>> = None;
+        let mut unclaimed: Vec<String> = Vec::new();
+        for mut e in events {
+            let gate = match known {
+                Some(g) => Ok(g),
+                None => self.find_gate(inc, &e, &mut json),
+            };
+            let g = match gate {
+                Ok(g) => g,
+                Err(why) => {
+                    if !unclaimed.contains(&why) {
+                        unclaimed.push(why);
+                    }
+                    continue;
+                }
+            };
+            if known.is_none() {
+                self.seen(g, received_at);
+            }
+            // Proof of life only: it updates the gate's health (above) and is not stored.
+            if e.kind == xl_core::GateEventKind::Heartbeat {
+                continue;
+            }
+            let (key, strong) = dedup::key_of(&g.cfg.id, &e);
+            let dup = self
+                .dedup
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_duplicate(key, strong || inc.redelivered, received_at);
+            if dup {
+                g.stats
+                    .duplicates
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                out.duplicates += 1;
+                continue;
+            }
+            out.keys.push(key);
+            let id = new_id(received_at);
+            let occurred_at = e.resolve_device_time(&g.tz);
+            let evidence = e.picture.as_ref().map(|p| {
+                let ext = match p.content_type.as_deref() {
+                    Some("image/png") => "png",
+                    _ => "jpg",
+                };
+                let day = received_at.to_zoned(TimeZone::UTC).date();
+                format!("evidence/{}/{day}/{id}.{ext}", g.cfg.id)
+            });
+            e.received_at = received_at;
+            out.records.push(Record::Event(Box::new(StoredGateEvent {
+                id,
+                gate: g.cfg.id.clone(),
+                community: g.cfg.community.clone(),
+                firmware: inc.firmware.to_owned(),
+                camera: g.cfg.camera.clone(),
+                transport: inc.transport,
+                source: inc
+                    .meta
+                    .topic
+                    .or(inc.meta.path)
+                    .unwrap_or_default()
+                    .to_owned(),
+                received_at,
+                occurred_at,
+                dedup_key: format!("{key:016x}"),
+                evidence,
+                event: e,
+            })));
+        }
+        if !unclaimed.is_empty() {
+            out.records
+                .push(self.dead_letter(inc, None, unclaimed.join("; ")));
+        }
+        out
+    }
+
+    /// Queues `prepared` for the writer; `done` runs (on the writer thread, must not block)
+    /// once it is durable. On failure the events' dedup keys are forgotten, so a redelivery
+    /// is taken as new.
+    pub fn submit(
+        self: &Arc<Self>,
+        prepared: Prepared,
+        arrived: Instant,
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) {
+        let me = Arc::clone(self);
+        let keys = prepared.keys;
+        self.writer.submit(
+            prepared.records,
+            Box::new(move |outcome, records| {
+                match &outcome {
+                    Ok(()) => me.committed(records, arrived.elapsed()),
+                    Err(_) => me
+                        .dedup
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .forget(&keys),
+                }
+                done(outcome);
+            }),
+        );
+    }
+
+    /// [`Ingest::prepare`] then [`Ingest::submit`], waiting until the records are durable.
+    pub async fn ingest(self: &Arc<Self>, inc: &Incoming<'_>) -> Ingested {
+        let prepared = self.prepare(inc);
+        let mut summary = Ingested {
+            events: prepared.events(),
+            dead_letters: prepared.dead_letters(),
+            duplicates: prepared.duplicates,
+            outcome: Ok(()),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(prepared, inc.arrived, move |o| {
+            let _ = tx.send(o);
+        });
+        summary.outcome = rx
+            .await
+            .unwrap_or_else(|_| Err("the gate event writer has stopped".into()));
+        summary
+    }
+
+    fn committed(&self, records: Vec<Record>, latency: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for r in records {
+            match r {
+                Record::Event(e) => {
+                    if let Some(g) = self.gates.get(&e.gate) {
+                        g.stats.events.fetch_add(1, Relaxed);
+                        g.stats.latency.record(latency);
+                        g.stats.record_exception(&e.event);
+                    }
+                    let _ = self.events_tx.send(Arc::from(e));
+                }
+                Record::DeadLetter(d) => {
+                    let stats = match d.gate.as_ref().and_then(|g| self.gates.get(g)) {
+                        Some(g) => Arc::clone(&g.stats),
+                        None => self
+                            .registry
+                            .unattributed(d.firmware.as_deref().unwrap_or("unknown")),
+                    };
+                    stats.dead_letters.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn seen(&self, g: &GateRt, at: Timestamp) {
+        if g.stats.record_seen(at) {
+            info!(gate = %g.cfg.id, "gate online");
+        }
+    }
+
+    /// Marks gates silent for longer than their `offline_after_secs` offline.
+    pub(crate) fn check_health(&self, now: Timestamp) {
+        for g in self.gates.values() {
+            if g.stats
+                .check_silence(now, Duration::from_secs(g.cfg.offline_after_secs))
+            {
+                warn!(
+                    gate = %g.cfg.id,
+                    silent_secs = g.cfg.offline_after_secs,
+                    "gate offline: nothing received"
+                );
+            }
+        }
+    }
+
+    fn find_gate<'s>(
+        &'s self,
+        inc: &Incoming<'_>,
+        e: &GateEvent,
+        json: &mut Option<Option<Value>>,
+    ) -> Result<&'s GateRt, String> {
+        let GateHint::From(from) = inc.gate else {
+            return Err("no gate".into());
+        };
+        let where_ = || match inc.meta.topic {
+            Some(t) => format!("topic {t:?}"),
+            None => "the payload".into(),
+        };
+        let device: String = match from {
+            GateFrom::Gate(id) => {
+                return self
+                    .gates
+                    .get(id)
+                    .ok_or_else(|| format!("gate {id} is not configured"));
+            }
+            GateFrom::DeviceId => e.device_id.clone().ok_or_else(|| {
+                format!(
+                    "the {} payload on {} names no device; set gate_from on its subscription",
+                    inc.firmware,
+                    where_()
+                )
+            })?,
+            GateFrom::TopicSegment(i) => inc
+                .meta
+                .topic
+                .and_then(|t| t.split('/').nth(*i))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{} has no segment {i}", where_()))?,
+            GateFrom::PayloadField(ptr) => {
+                let v = json.get_or_insert_with(|| serde_json::from_slice(inc.payload).ok());
+                v.as_ref()
+                    .and_then(|v| v.pointer(ptr))
+                    .and_then(|v| match v {
+                        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .ok_or_else(|| format!("no text at {ptr} in the payload on {}", where_()))?
+            }
+        };
+        let g = self
+            .by_device
+            .get(&(inc.firmware.to_owned(), device.clone()))
+            .and_then(|id| self.gates.get(id))
+            .ok_or_else(|| {
+                format!(
+                    "no [[gates]] entry with firmware {:?} and device {device:?} (from {})",
+                    inc.firmware,
+                    where_()
+                )
+            })?;
+        Ok(g)
+    }
+
+    fn dead_letter(&self, inc: &Incoming<'_>, gate: Option<&GateId>, error: String) -> Record {
+        Record::DeadLetter(Box::new(DeadLetter {
+            id: new_id(inc.meta.received_at),
+            received_at: inc.meta.received_at,
+            transport: inc.transport,
+            firmware: Some(inc.firmware.to_owned()),
+            gate: gate.cloned(),
+            topic: inc.meta.topic.map(str::to_owned),
+            path: inc.meta.path.map(str::to_owned),
+            query: inc.meta.query.map(str::to_owned),
+            content_type: inc.meta.content_type.map(str::to_owned),
+            peer: inc.peer.map(|p| p.to_string()),
+            error,
+            raw_base64: DeadLetter::encode_raw(inc.payload),
+        }))
+    }
+}
+
+/// A unique id sortable by time: 12 hex digits of Unix milliseconds, then 16 random ones.
+pub fn new_id(at: Timestamp) -> String {
+    format!(
+        "{:012x}{:016x}",
+        at.as_millisecond().max(0),
+        rand::random::<u64>()
+    )
+}

@@ -1,0 +1,410 @@
+//! MQTT ingest (rumqttc): one persistent session (fixed client id, `clean_session = false`),
+//! QoS 1 subscriptions, manual acknowledgements.
+//!
+//! A message is acknowledged only after its events (or its dead letter) are durable, so a
+//! crash between receipt and storage makes the broker deliver it again; a crash between
+//! storage and acknowledgement delivers it again too, and dedup recognises it. Acks go out in
+//! the order the messages came in (the writer completes jobs in order), as MQTT 3.1.1 wants.
+//! An ack for a message of an earlier connection is never sent: the broker redelivers such
+//! messages on the new connection (possibly under a packet id now used by another message).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, trace, warn};
+use xl_core::gate::PayloadMeta;
+
+use crate::config::MqttConfig;
+use crate::ingest::{GateHint, Incoming, Ingest};
+use crate::journal::TransportKind;
+use crate::writer::Outcome;
+
+/// Whether `filter` is a valid MQTT topic filter.
+pub fn topic_filter_is_valid(filter: &str) -> bool {
+    if filter.is_empty() || filter.len() > 65535 || filter.contains('\0') {
+        return false;
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    levels.iter().enumerate().all(|(i, l)| match *l {
+        "#" => i == levels.len() - 1,
+        "+" => true,
+        l => !l.contains(['+', '#']),
+    })
+}
+
+/// Whether `topic` matches `filter` (MQTT 3.1.1 rules; `$`-topics only match filters that
+/// start with `$`).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && !filter.starts_with('$') {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// The MQTT connection's state, for `/metrics` and logs.
+#[derive(Debug, Default)]
+pub struct MqttStatus {
+    pub connected: AtomicBool,
+    /// Connections made (the first included).
+    pub connections: AtomicU64,
+    pub messages: AtomicU64,
+}
+
+/// Exponential backoff with ±20% jitter.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            next: initial,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d.mul_f64(rand::random_range(0.8..1.2))
+    }
+}
+
+fn options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
+    let broker = cfg.broker()?;
+    let mut o = MqttOptions::new(cfg.client_id.clone(), broker.host, broker.port);
+    o.set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(cfg.keep_alive_secs.max(5)))
+        .set_max_packet_size(cfg.max_payload_bytes + 65536, 65536)
+        .set_inflight(100);
+    if let Some(user) = &cfg.username {
+        o.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
+    }
+    if broker.tls {
+        o.set_transport(Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Native,
+        ));
+    }
+    Ok(o)
+}
+
+/// Runs the MQTT ingest until `shutdown`: connects, subscribes, reconnects with backoff.
+pub(crate) async fn run(
+    ingest: Arc<Ingest>,
+    cfg: MqttConfig,
+    status: Arc<MqttStatus>,
+    shutdown: CancellationToken,
+) {
+    let opts = match options(&cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "MQTT ingest not started");
+            return;
+        }
+    };
+    let span = info_span!("mqtt", client_id = %cfg.client_id, broker = %broker_text(&cfg));
+    run_session(ingest, cfg, opts, status, shutdown)
+        .instrument(span)
+        .await;
+}
+
+fn broker_text(cfg: &MqttConfig) -> String {
+    match cfg.broker() {
+        Ok(b) => format!(
+            "{}://{}:{}",
+            if b.tls { "mqtts" } else { "mqtt" },
+            b.host,
+            b.port
+        ),
+        Err(_) => "?".into(),
+    }
+}
+
+type Done = (u64, Outcome, Publish);
+
+async fn run_session(
+    ingest: Arc<Ingest>,
+    cfg: MqttConfig,
+    opts: MqttOptions,
+    status: Arc<MqttStatus>,
+    shutdown: CancellationToken,
+) {
+    let (client, mut eventloop) = AsyncClient::new(opts, 4096);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut backoff = Backoff::new(
+        Duration::from_secs_f64(cfg.backoff_initial_secs),
+        Duration::from_secs_f64(cfg.backoff_max_secs),
+    );
+    // Incremented on every ConnAck; acks are sent only for messages of the current connection.
+    let mut generation: u64 = 0;
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some((gen_of, outcome, publish)) = done_rx.recv() => match outcome {
+                Ok(()) if gen_of == generation => {
+                    if let Err(e) = client.try_ack(&publish) {
+                        debug!(error = %e, "cannot queue an ack; the broker will redeliver");
+                    }
+                }
+                Ok(()) => trace!(pkid = publish.pkid, "ack of an earlier connection dropped"),
+                Err(e) => {
+                    // Not stored: drop the connection so the broker redelivers everything
+                    // unacknowledged, after a pause.
+                    warn!(error = %e, topic = %publish.topic, "cannot store gate events; reconnecting");
+                    generation += 1;
+                    eventloop.clean();
+                    status.connected.store(false, Relaxed);
+                    if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                        break;
+                    }
+                }
+            },
+            ev = eventloop.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    generation += 1;
+                    backoff.reset();
+                    status.connected.store(true, Relaxed);
+                    status.connections.fetch_add(1, Relaxed);
+                    info!(session_present = ack.session_present, "MQTT connected");
+                    for s in &cfg.subscriptions {
+                        if let Err(e) = client.try_subscribe(s.filter.clone(), QoS::AtLeastOnce) {
+                            warn!(filter = %s.filter, error = %e, "cannot subscribe");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
+                        warn!(pkid = ack.pkid, "the broker refused a subscription (check its ACL)");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    status.messages.fetch_add(1, Relaxed);
+                    handle(&ingest, &cfg, p, generation, &done_tx);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Messages of the lost connection are redelivered on the next one.
+                    generation += 1;
+                    status.connected.store(false, Relaxed);
+                    let delay = backoff.next_delay();
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
+                    if sleep_or_shutdown(delay, &shutdown).await {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    // A clean DISCONNECT; the session (subscriptions, queued messages) stays on the broker.
+    status.connected.store(false, Relaxed);
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+    info!("MQTT ingest stopped");
+}
+
+/// True when shutdown came first.
+async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        () = shutdown.cancelled() => true,
+    }
+}
+
+fn handle(
+    ingest: &Arc<Ingest>,
+    cfg: &MqttConfig,
+    p: Publish,
+    generation: u64,
+    done_tx: &mpsc::UnboundedSender<Done>,
+) {
+    let arrived = Instant::now();
+    let received_at = Timestamp::now();
+    let sub = cfg
+        .subscriptions
+        .iter()
+        .find(|s| topic_matches(&s.filter, &p.topic));
+    let (firmware, gate_from) = match sub {
+        Some(s) => (s.firmware.as_str(), Some(&s.gate_from)),
+        // A retained or session message of a filter no longer configured.
+        None => ("unknown", None),
+    };
+    let meta = PayloadMeta::new(received_at).with_topic(&p.topic);
+    let default_from = crate::config::GateFrom::DeviceId;
+    let inc = Incoming {
+        transport: TransportKind::Mqtt,
+        firmware,
+        meta,
+        payload: &p.payload,
+        gate: GateHint::From(gate_from.unwrap_or(&default_from)),
+        redelivered: p.dup,
+        peer: None,
+        arrived,
+    };
+    let prepared = ingest.prepare(&inc);
+    trace!(
+        topic = %p.topic,
+        events = prepared.events(),
+        dead_letters = prepared.dead_letters(),
+        duplicates = prepared.duplicates,
+        "message"
+    );
+    let tx = done_tx.clone();
+    ingest.submit(prepared, arrived, move |outcome| {
+        let _ = tx.send((generation, outcome, p));
+    });
+}
+
+#[cfg(feature = "embedded-broker")]
+pub use embedded::start_embedded_broker;
+
+#[cfg(feature = "embedded-broker")]
+mod embedded {
+    use std::collections::HashMap;
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+    /// Starts the embedded broker (rumqttd, MQTT 3.1.1) on `listen` on its own threads and
+    /// waits until it accepts connections. With `credentials`, clients must log in with them.
+    ///
+    /// rumqttd keeps sessions and queued QoS 1 messages in memory: they survive a restart of
+    /// the hub's ingest but not of the process. It has no stop: it lives as long as the
+    /// process.
+    pub fn start_embedded_broker(
+        listen: SocketAddr,
+        max_payload_bytes: usize,
+        credentials: Option<(String, String)>,
+    ) -> Result<(), String> {
+        let connections = ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: max_payload_bytes,
+            max_inflight_count: 200,
+            auth: credentials.map(|(u, p)| HashMap::from([(u, p)])),
+            external_auth: None,
+            dynamic_filters: true,
+        };
+        let server = ServerSettings {
+            name: "xueliang-v4".into(),
+            listen,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections,
+        };
+        let config = Config {
+            id: 0,
+            router: RouterConfig {
+                max_connections: 10_000,
+                max_outgoing_packet_count: 200,
+                max_segment_size: 100 << 20,
+                max_segment_count: 10,
+                ..RouterConfig::default()
+            },
+            v4: Some(HashMap::from([("1".to_owned(), server)])),
+            ..Config::default()
+        };
+        // Refuse early when the port is taken: rumqttd would only log it on its own thread.
+        std::net::TcpListener::bind(listen)
+            .map_err(|e| format!("embedded MQTT broker cannot listen on {listen}: {e}"))?;
+        std::thread::Builder::new()
+            .name("mqtt-broker".into())
+            .spawn(move || {
+                let mut broker = Broker::new(config);
+                if let Err(e) = broker.start() {
+                    tracing::error!(error = %e, "embedded MQTT broker stopped");
+                }
+            })
+            .map_err(|e| format!("cannot start the embedded broker thread: {e}"))?;
+        let connect_to = match listen.ip() {
+            ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
+            _ => listen,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&connect_to, Duration::from_millis(200)).is_ok() {
+                tracing::info!(%listen, "embedded MQTT broker listening");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "embedded MQTT broker did not start listening on {listen}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_like_mqtt_says() {
+        let cases = [
+            ("a/b", "a/b", true),
+            ("a/+", "a/b", true),
+            ("a/+", "a/b/c", false),
+            ("a/#", "a", true),
+            ("a/#", "a/b/c", true),
+            ("#", "a/b", true),
+            ("#", "$SYS/x", false),
+            ("+/b", "/b", true),
+            ("DahuaVTO/+/Event", "DahuaVTO/AccessControl/Event", true),
+            ("DahuaVTO/+/Event", "DahuaVTO/AccessControl/State", false),
+            ("a/b", "a/b/", false),
+        ];
+        for (f, t, want) in cases {
+            assert_eq!(topic_matches(f, t), want, "{f} vs {t}");
+        }
+        for ok in ["a", "a/+/b", "#", "+", "a/#", "/"] {
+            assert!(topic_filter_is_valid(ok), "{ok}");
+        }
+        for bad in ["", "a/#/b", "a+", "a/b#", "x\0"] {
+            assert!(!topic_filter_is_valid(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let d: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert!((80..=120).contains(&d[0]), "{d:?}");
+        assert!((160..=240).contains(&d[1]), "{d:?}");
+        assert!((280..=420).contains(&d[2]), "{d:?}");
+        assert!((280..=420).contains(&d[3]), "{d:?}");
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(120));
+    }
+}

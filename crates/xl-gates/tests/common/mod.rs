@@ -1,0 +1,331 @@
+//! Helpers for the integration tests: real brokers (Mosquitto, the embedded rumqttd), gate
+//! publishers, temp data directories, journal checks.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use xl_core::gate_status::GateRegistry;
+use xl_gates::{Gates, GatesConfig, JsonlJournal, StoredGateEvent};
+
+/// Logs to the test output with `RUST_LOG` (e.g. `RUST_LOG=xl_gates=debug`).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn rand_id(prefix: &str) -> String {
+    format!("{prefix}-{:x}", rand::random::<u64>())
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(rand_id(&format!("xl-gates-it-{name}")));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_listening(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A Mosquitto of our own on a free loopback port, with persistence in a temp directory so
+/// a restart keeps sessions and queued messages. Killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        Self::start_with(true)
+    }
+
+    /// With `persistence = false`, a restart forgets every session and queued message.
+    pub fn start_with(persistence: bool) -> Mosquitto {
+        let port = free_port();
+        let dir = temp_dir("mosquitto");
+        // Mosquitto started as root drops to the `mosquitto` user, which must be able to
+        // write its persistence file here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\n\
+                 persistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 100\n\
+                 log_dest file {}/mosquitto.log\nlog_type all\n",
+                dir.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            port,
+            dir,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is not installed (scripts/setup installs it)");
+        self.child = Some(child);
+        assert!(
+            wait_listening(self.addr(), Duration::from_secs(10)),
+            "mosquitto did not start on {}",
+            self.addr()
+        );
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// SIGTERM (Mosquitto saves its persistence file), wait, and start again on the same port.
+    pub fn restart(&mut self, down_for: Duration) {
+        self.stop();
+        std::thread::sleep(down_for);
+        self.spawn();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = c.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("mosquitto log kept in {}", self.dir.display());
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+            }
+            return;
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The broker for tests that need any real Mosquitto: `XUELIANG_TEST_MQTT` (host:port,
+/// default 127.0.0.1:1883) when it answers, else one of our own.
+pub fn test_broker() -> (SocketAddr, Option<Mosquitto>) {
+    let addr = std::env::var("XUELIANG_TEST_MQTT").unwrap_or_else(|_| "127.0.0.1:1883".into());
+    if let Ok(a) = addr.parse::<SocketAddr>()
+        && TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok()
+    {
+        return (a, None);
+    }
+    let m = Mosquitto::start();
+    (m.addr(), Some(m))
+}
+
+/// The Hikvision push JSON fixture with `serialNo` set to `seq`.
+pub fn hik_payload(seq: u64) -> Vec<u8> {
+    let text = include_str!(
+        "../../../../firmware-adapters/hikvision-isapi/testdata/hikvision_ds-k1t_face-pass_http-push.json"
+    );
+    text.replace("\"serialNo\":1199", &format!("\"serialNo\":{seq}"))
+        .into_bytes()
+}
+
+/// A config with one Hikvision gate `gate-1` fed over MQTT on `{prefix}/gates/+/hik`.
+pub fn hik_config(broker: SocketAddr, prefix: &str) -> GatesConfig {
+    let text = format!(
+        r#"
+        [mqtt]
+        url = "mqtt://{broker}"
+        client_id = "{client}"
+        backoff_initial_secs = 0.1
+        backoff_max_secs = 1.0
+        [[mqtt.subscriptions]]
+        filter = "{prefix}/gates/+/hik"
+        firmware = "hikvision-isapi"
+        gate_from = {{ topic_segment = 2 }}
+        [[gates]]
+        id = "gate-1"
+        community = "xingfu"
+        firmware = "hikvision-isapi"
+        camera = "cam-1"
+        offline_after_secs = 60
+        "#,
+        client = rand_id("hub"),
+    );
+    parse_config(&text)
+}
+
+pub fn parse_config(text: &str) -> GatesConfig {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        mqtt: Option<xl_gates::MqttConfig>,
+        #[serde(default)]
+        gates: Vec<xl_gates::GateConfig>,
+        #[serde(default)]
+        gate_ingest: xl_gates::IngestConfig,
+    }
+    let f: File = toml::from_str(text).unwrap();
+    GatesConfig {
+        mqtt: f.mqtt,
+        gates: f.gates,
+        ingest: f.gate_ingest,
+    }
+}
+
+pub async fn start_gates(cfg: GatesConfig, data: &Path) -> (Gates, Arc<GateRegistry>) {
+    let registry = Arc::new(GateRegistry::default());
+    let g = Gates::start(cfg, data, Arc::clone(&registry))
+        .await
+        .unwrap();
+    (g, registry)
+}
+
+pub fn journal_events(data: &Path) -> Vec<StoredGateEvent> {
+    JsonlJournal::read_events(&Gates::journal_dir(data)).unwrap()
+}
+
+pub fn journal_dead_letters(data: &Path) -> Vec<xl_gates::DeadLetter> {
+    JsonlJournal::read_dead_letters(&Gates::journal_dir(data)).unwrap()
+}
+
+/// Serial numbers of the stored events; panics if one is stored twice.
+pub fn unique_serials(events: &[StoredGateEvent]) -> BTreeSet<u64> {
+    let mut seen = BTreeSet::new();
+    for e in events {
+        let s: u64 = e.event.event_id.as_deref().unwrap().parse().unwrap();
+        assert!(seen.insert(s), "serial {s} stored twice");
+    }
+    seen
+}
+
+/// Waits until `data`'s journal holds at least `n` events, or `within` passes.
+pub async fn wait_for_events(data: &Path, n: usize, within: Duration) -> Vec<StoredGateEvent> {
+    let deadline = Instant::now() + within;
+    loop {
+        let ev = journal_events(data);
+        if ev.len() >= n || Instant::now() > deadline {
+            return ev;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A gate (or a bridge) publishing QoS 1 with a persistent session, as real devices do: it
+/// keeps unacknowledged messages across broker restarts and resends them.
+pub struct Publisher {
+    pub client: AsyncClient,
+    /// Packet ids acknowledged by the broker.
+    pub acked: Arc<Mutex<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    pub fn start(broker: SocketAddr) -> Publisher {
+        let mut o = MqttOptions::new(rand_id("gate"), broker.ip().to_string(), broker.port());
+        o.set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_inflight(200);
+        let (client, mut el) = AsyncClient::new(o, 100_000);
+        let acked = Arc::new(Mutex::new(0));
+        let a = Arc::clone(&acked);
+        let task = tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => *a.lock().unwrap() += 1,
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Publisher {
+            client,
+            acked,
+            task,
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
+    pub fn acked(&self) -> u64 {
+        *self.acked.lock().unwrap()
+    }
+
+    /// Waits until the broker acknowledged `n` messages.
+    pub async fn wait_acked(&self, n: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.acked() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Percentile (0..=100) of `v` (sorted in place).
+pub fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// Publish instants by serial number, for latency figures.
+pub type Sent = Arc<Mutex<HashMap<u64, Instant>>>;

@@ -1,0 +1,461 @@
+//! The hub's video analysis: per camera, the motion gate picks the crops worth looking at, the
+//! detection engine finds persons and faces in them, and the tracker and zones turn detections
+//! into vision events. `[detect]` and each camera's `[cameras.detect]` and `[[cameras.zones]]`
+//! configure it; `xueliang bench` runs the very same path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use tracing::debug;
+use xl_core::frame::{Frame, FrameSink};
+use xl_core::ids::CameraId;
+use xl_detect::engine::{
+    CameraPlan, DetectionSink, Detections, Engine, EngineConfig, FaceMode, FaceSettings, Job,
+};
+use xl_detect::geom::Crop;
+use xl_detect::models::{EmbedModel, FaceModelConfig, PersonModelConfig, PersonModelKind};
+use xl_detect::runtime::{Provider, SessionOptions};
+use xl_detect::stats::Stage;
+use xl_vision::motion::{CropConfig, CropPlanner, MotionConfig, MotionGate};
+use xl_vision::track::{Detection, Tracker, TrackerConfig};
+use xl_vision::zone::{ZoneConfig, Zones};
+use xl_vision::{NormRect, ObjectClass, VisionEvent};
+
+/// `[detect]`: the models, where they run, and the defaults for every camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Run detection at all. Default true; with false, cameras are only received and decoded.
+    pub enabled: bool,
+    /// Inference worker threads, each with its own model sessions. 0 (default): one per core.
+    pub workers: usize,
+    /// ONNX Runtime threads per session. Default 1: several single-threaded sessions side by
+    /// side keep the cores busier than one wide one.
+    pub session_threads: usize,
+    /// Crops from different cameras batched into one person-model run. Default 4.
+    pub batch: usize,
+    /// `cpu` (default), `cuda`, `tensorrt` or `openvino`.
+    pub provider: Provider,
+    /// GPU for cuda and tensorrt. Default 0.
+    pub device_id: i32,
+    /// OpenVINO device type. Default `CPU`.
+    pub openvino_device: String,
+    /// The ONNX Runtime library. Default: `ORT_DYLIB_PATH`, else the one `scripts/setup-assets`
+    /// fetched.
+    pub onnxruntime: Option<PathBuf>,
+    /// Where the default models are. Default: `XUELIANG_MODELS`, else the asset cache.
+    pub models_dir: Option<PathBuf>,
+    pub person: PersonSection,
+    /// Face detection (YuNet) where cameras ask for it. Default true.
+    pub faces: bool,
+    /// Face embeddings (SFace) where cameras ask for them. Default true.
+    pub embeddings: bool,
+    /// Default detections a second per camera. Default 2.
+    pub rate: f32,
+    pub motion: MotionConfig,
+    pub crop: CropConfig,
+    pub tracker: TrackerConfig,
+    /// Time zone of zone schedules. Default: the system's.
+    pub time_zone: Option<String>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            enabled: true,
+            workers: 0,
+            session_threads: 1,
+            batch: 4,
+            provider: Provider::Cpu,
+            device_id: 0,
+            openvino_device: "CPU".into(),
+            onnxruntime: None,
+            models_dir: None,
+            person: PersonSection::default(),
+            faces: true,
+            embeddings: true,
+            rate: 2.0,
+            motion: MotionConfig::default(),
+            crop: CropConfig::default(),
+            tracker: TrackerConfig::default(),
+            time_zone: None,
+        }
+    }
+}
+
+/// `[detect.person]`: the person detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersonSection {
+    /// `ssd-mobilenet` (default, the fetched SSD), `yolov5` or `yolov8` (a YOLO-family ONNX
+    /// export of your own, `path` required).
+    pub kind: PersonModelKind,
+    pub path: Option<PathBuf>,
+    /// The person class index. Default: 1 for the SSD (TF COCO), 0 for YOLO (COCO).
+    pub class: Option<usize>,
+    /// Square input side of a YOLO model. Default 640.
+    pub input_side: u32,
+    /// Default 0.5.
+    pub threshold: f32,
+    /// Default 0.6 for the SSD; YOLO exports usually want 0.45.
+    pub nms_iou: f32,
+}
+
+impl Default for PersonSection {
+    fn default() -> Self {
+        PersonSection {
+            kind: PersonModelKind::SsdMobilenet,
+            path: None,
+            class: None,
+            input_side: 640,
+            threshold: 0.5,
+            nms_iou: 0.6,
+        }
+    }
+}
+
+/// `[cameras.detect]`: how one camera is analysed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraDetect {
+    /// Default true.
+    pub enabled: bool,
+    /// Detections a second. Default: `[detect] rate`.
+    pub rate: Option<f32>,
+    /// Detect only where the motion gate sees motion, on crops around it. Default true; false
+    /// detects on whole frames at `rate`.
+    pub motion: bool,
+    /// `persons` (default: faces on the upper part of persons), `frame` (whole frames: gate
+    /// cameras, people close and facing the camera) or `off`.
+    pub faces: FaceMode,
+    /// Face embeddings. Default: `[detect] embeddings`.
+    pub embed: Option<bool>,
+}
+
+impl Default for CameraDetect {
+    fn default() -> Self {
+        CameraDetect {
+            enabled: true,
+            rate: None,
+            motion: true,
+            faces: FaceMode::Persons,
+            embed: None,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Checks what can be checked without loading anything.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.batch >= 1, "detect.batch must be at least 1");
+        anyhow::ensure!(
+            self.session_threads >= 1,
+            "detect.session_threads must be at least 1"
+        );
+        anyhow::ensure!(
+            self.rate >= 0.0 && self.rate.is_finite(),
+            "detect.rate must be 0 or more"
+        );
+        anyhow::ensure!(
+            self.person.kind == PersonModelKind::SsdMobilenet || self.person.path.is_some(),
+            "detect.person.path is required for kind {:?}",
+            self.person.kind
+        );
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.person.threshold),
+            "detect.person.threshold must be in [0, 1)"
+        );
+        self.motion
+            .validate()
+            .map_err(|e| anyhow::anyhow!("detect.motion: {e}"))?;
+        self.crop
+            .validate()
+            .map_err(|e| anyhow::anyhow!("detect.crop: {e}"))?;
+        self.tracker
+            .validate()
+            .map_err(|e| anyhow::anyhow!("detect.tracker: {e}"))?;
+        self.zone()?;
+        Ok(())
+    }
+
+    fn zone(&self) -> anyhow::Result<TimeZone> {
+        match &self.time_zone {
+            Some(name) => TimeZone::get(name)
+                .with_context(|| format!("detect.time_zone {name:?} is not a time zone")),
+            None => Ok(TimeZone::system()),
+        }
+    }
+
+    fn workers(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// The engine configuration this section describes.
+    pub fn engine(&self) -> EngineConfig {
+        let models = self
+            .models_dir
+            .clone()
+            .unwrap_or_else(xl_detect::models_dir);
+        let p = &self.person;
+        let mut person = PersonModelConfig::ssd(&models);
+        if p.kind != PersonModelKind::SsdMobilenet {
+            person.class = 0;
+            person.input_side = p.input_side;
+        }
+        person.kind = p.kind;
+        if let Some(path) = &p.path {
+            person.path = path.clone();
+        }
+        if let Some(c) = p.class {
+            person.class = c;
+        }
+        person.threshold = p.threshold;
+        person.nms_iou = p.nms_iou;
+        EngineConfig {
+            workers: self.workers(),
+            session: SessionOptions {
+                provider: self.provider.clone(),
+                device_id: self.device_id,
+                openvino_device: self.openvino_device.clone(),
+                threads: self.session_threads,
+            },
+            batch: self.batch,
+            person,
+            face: self.faces.then(|| FaceModelConfig::yunet(&models)),
+            embed: (self.faces && self.embeddings).then(|| EmbedModel::sface_path(&models)),
+            faces: FaceSettings::default(),
+            merge_iou: 0.5,
+        }
+    }
+
+    pub fn library(&self) -> PathBuf {
+        self.onnxruntime
+            .clone()
+            .unwrap_or_else(xl_detect::runtime::default_library)
+    }
+}
+
+/// One camera as analysis sees it.
+pub struct CameraAnalysis {
+    pub id: CameraId,
+    pub detect: CameraDetect,
+    pub zones: Vec<ZoneConfig>,
+}
+
+/// Counters of the analysis around the engine.
+#[derive(Default)]
+pub struct VisionStats {
+    /// Motion gate calls (frames); latency is the gate's time per frame.
+    pub motion: Stage,
+    /// Frames offered to detection.
+    pub offered: AtomicU64,
+    /// Tracker and zones per result.
+    pub tracking: Stage,
+    pub tracks_started: AtomicU64,
+    pub events: AtomicU64,
+}
+
+struct MotionState {
+    gate: MotionGate,
+    planner: CropPlanner,
+}
+
+struct TrackState {
+    tracker: Tracker,
+    zones: Zones,
+    detections: Vec<Detection>,
+    events: Vec<VisionEvent>,
+}
+
+/// The detection side: tracker and zones per camera, events out.
+struct Tracking {
+    cameras: HashMap<CameraId, Mutex<TrackState>>,
+    stats: Arc<VisionStats>,
+    events: broadcast::Sender<VisionEvent>,
+}
+
+impl DetectionSink for Tracking {
+    fn on_detections(&self, d: Detections) {
+        let Some(state) = self.cameras.get(&d.camera) else {
+            return;
+        };
+        let start = Instant::now();
+        let mut st = state.lock().unwrap();
+        let TrackState {
+            tracker,
+            zones,
+            detections,
+            events,
+        } = &mut *st;
+        let (w, h) = (d.frame.width as f32, d.frame.height as f32);
+        detections.clear();
+        detections.extend(d.persons.iter().map(|p| Detection {
+            bbox: NormRect::new(p.bbox.x0 / w, p.bbox.y0 / h, p.bbox.x1 / w, p.bbox.y1 / h),
+            score: p.score,
+            class: ObjectClass::Person,
+        }));
+        events.clear();
+        let tracks = tracker.update(d.frame.received_at, detections, events);
+        zones.update(d.frame.received_at, tracks, events);
+        let started = events
+            .iter()
+            .filter(|e| matches!(e, VisionEvent::TrackStarted { .. }))
+            .count();
+        self.stats
+            .tracks_started
+            .fetch_add(started as u64, Ordering::Relaxed);
+        self.stats
+            .events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        for e in events.drain(..) {
+            debug!(camera = %d.camera, event = ?e, "vision event");
+            // no receiver is fine: nobody is listening yet
+            let _ = self.events.send(e);
+        }
+        self.stats.tracking.record(1, start.elapsed());
+    }
+}
+
+/// The running analysis: a `FrameSink` for the decode pool.
+pub struct Vision {
+    engine: Arc<Engine>,
+    motion: HashMap<CameraId, Mutex<MotionState>>,
+    stats: Arc<VisionStats>,
+    events: broadcast::Sender<VisionEvent>,
+}
+
+impl Vision {
+    /// Loads the models and starts the inference workers for `cameras`.
+    pub fn start(
+        cfg: &DetectConfig,
+        cameras: &[CameraAnalysis],
+        lossless: bool,
+    ) -> anyhow::Result<Vision> {
+        Self::start_with(cfg, cfg.engine(), cameras, lossless)
+    }
+
+    /// Like [`Vision::start`] with the engine configuration given (the bench adjusts it).
+    pub fn start_with(
+        cfg: &DetectConfig,
+        engine: EngineConfig,
+        cameras: &[CameraAnalysis],
+        lossless: bool,
+    ) -> anyhow::Result<Vision> {
+        cfg.validate()?;
+        let tz = cfg.zone()?;
+        let stats = Arc::new(VisionStats::default());
+        let (events, _) = broadcast::channel(4096);
+        let mut tracking = HashMap::new();
+        let mut motion = HashMap::new();
+        for c in cameras.iter().filter(|c| c.detect.enabled) {
+            let tracker = Tracker::new(c.id.clone(), cfg.tracker.clone())?;
+            let zones = Zones::new(c.id.clone(), tz.clone(), &c.zones)
+                .with_context(|| format!("camera {}", c.id))?;
+            let state = TrackState {
+                tracker,
+                zones,
+                detections: Vec::new(),
+                events: Vec::new(),
+            };
+            tracking.insert(c.id.clone(), Mutex::new(state));
+            if c.detect.motion {
+                let gate = MotionGate::new(cfg.motion.clone())?;
+                let planner = CropPlanner::new(cfg.crop.clone())?;
+                motion.insert(c.id.clone(), Mutex::new(MotionState { gate, planner }));
+            }
+        }
+        let sink = Arc::new(Tracking {
+            cameras: tracking,
+            stats: Arc::clone(&stats),
+            events: events.clone(),
+        });
+        let engine = Engine::start(engine, &cfg.library(), sink)
+            .context("cannot start detection ([detect])")?;
+        for c in cameras.iter().filter(|c| c.detect.enabled) {
+            let plan = CameraPlan {
+                rate: c.detect.rate.unwrap_or(cfg.rate),
+                faces: if cfg.faces {
+                    c.detect.faces
+                } else {
+                    FaceMode::Off
+                },
+                embed: c.detect.embed.unwrap_or(cfg.embeddings),
+                lossless,
+            };
+            engine.set_camera(c.id.clone(), plan);
+        }
+        Ok(Vision {
+            engine: Arc::new(engine),
+            motion,
+            stats,
+            events,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn stats(&self) -> &VisionStats {
+        &self.stats
+    }
+
+    /// Vision events (tracks, zones) as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<VisionEvent> {
+        self.events.subscribe()
+    }
+}
+
+impl FrameSink for Vision {
+    fn on_frame(&self, frame: Frame) {
+        let mut crops = Vec::new();
+        if let Some(m) = self.motion.get(&frame.camera) {
+            let start = Instant::now();
+            let mut m = m.lock().unwrap();
+            let MotionState { gate, planner } = &mut *m;
+            let regions = match gate.process_frame(&frame) {
+                Ok(outcome) => outcome.regions,
+                Err(e) => {
+                    debug!(camera = %frame.camera, error = %e, "motion gate refused a frame");
+                    return;
+                }
+            };
+            let planned = planner.plan(regions, frame.width, frame.height);
+            crops.extend(planned.iter().map(|r| Crop {
+                x: r.x,
+                y: r.y,
+                w: r.width,
+                h: r.height,
+            }));
+            self.stats.motion.record(1, start.elapsed());
+            if crops.is_empty() {
+                return;
+            }
+        }
+        self.stats.offered.fetch_add(1, Ordering::Relaxed);
+        let camera = frame.camera.clone();
+        self.engine.offer(
+            &camera,
+            Job {
+                frame: Arc::new(frame),
+                crops,
+            },
+        );
+    }
+}
+
+/// Whether the default models and ONNX Runtime are where `[detect]` looks (for messages).
+pub fn assets_present(cfg: &DetectConfig) -> bool {
+    let e = cfg.engine();
+    cfg.library().is_file() && Path::new(&e.person.path).is_file()
+}
