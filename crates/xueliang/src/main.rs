@@ -60,7 +60,8 @@ enum Command {
         /// ONNX Runtime intra-op threads per session.
         #[arg(long, default_value_t = 1)]
         session_threads: usize,
-        #[arg(long, default_value_t = 4)]
+        /// Crops per person-model run (the hub's default is 1; GPUs want more).
+        #[arg(long, default_value_t = 1)]
         batch: usize,
         /// cpu, cuda, tensorrt or openvino.
         #[arg(long, default_value = "cpu")]
