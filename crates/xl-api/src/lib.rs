@@ -34,6 +34,8 @@ pub struct ApiState {
     pub token: Arc<ApiToken>,
     /// Set once start-up has finished; `/readyz` answers 503 until then.
     pub ready: Arc<AtomicBool>,
+    /// Other stages' figures for `/metrics` (detection).
+    pub extra_metrics: Vec<Arc<dyn xl_core::metrics::MetricsSource>>,
 }
 
 /// The whole HTTP surface.

@@ -93,6 +93,9 @@ pub(crate) fn render(state: &ApiState) -> String {
         let _ = writeln!(out, "xueliang_cameras{{status=\"{label}\"}} {n}");
     }
     crate::gates::render_metrics(&mut out, state);
+    for source in &state.extra_metrics {
+        source.render_prometheus(&mut out);
+    }
     out
 }
 

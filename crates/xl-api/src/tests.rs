@@ -79,6 +79,16 @@ fn state() -> ApiState {
         gates,
         token: Arc::new(ApiToken::new(TOKEN.into())),
         ready: Arc::new(AtomicBool::new(true)),
+        extra_metrics: vec![Arc::new(Extra)],
+    }
+}
+
+/// Another stage's figures, as detection publishes them.
+struct Extra;
+
+impl xl_core::metrics::MetricsSource for Extra {
+    fn render_prometheus(&self, out: &mut String) {
+        out.push_str("# TYPE xueliang_test_extra_total counter\nxueliang_test_extra_total 7\n");
     }
 }
 
@@ -166,6 +176,10 @@ async fn unknown_and_malformed_camera_ids_get_clear_errors() {
 #[tokio::test]
 async fn metrics_carry_per_camera_counters_and_drop_reasons() {
     let (status, body) = get("/metrics", Some(TOKEN)).await;
+    assert!(
+        body.contains("xueliang_test_extra_total 7\n"),
+        "other stages' figures are rendered"
+    );
     assert_eq!(status, StatusCode::OK);
     for line in [
         "xueliang_camera_frames_in_total{camera=\"cam-a\"} 1",

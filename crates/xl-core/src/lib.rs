@@ -10,6 +10,7 @@ pub mod frame;
 pub mod gate;
 pub mod gate_status;
 pub mod ids;
+pub mod metrics;
 
 pub use error::ErrorKind;
 pub use gate::{AdapterError, FirmwareAdapter, GateEvent, GateEventKind, PayloadMeta};

@@ -58,13 +58,19 @@ impl Hub {
         let vision =
             tokio::task::spawn_blocking(move || Vision::start(&detect, &analysed, false)).await??;
         let vision = Arc::new(vision);
-        let mut hub = Self::start_with_sink(config, vision.clone()).await?;
-        hub.vision = Some(vision);
-        Ok(hub)
+        Self::start_inner(config, vision.clone(), Some(vision)).await
     }
 
-    /// Like [`Hub::start`], with decoded frames going to `sink`.
+    /// Like [`Hub::start`] without detection, decoded frames going to `sink`.
     pub async fn start_with_sink(config: Config, sink: Arc<dyn FrameSink>) -> anyhow::Result<Hub> {
+        Self::start_inner(config, sink, None).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        sink: Arc<dyn FrameSink>,
+        vision: Option<Arc<Vision>>,
+    ) -> anyhow::Result<Hub> {
         let token = api_token(&config)?;
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
@@ -89,7 +95,7 @@ impl Hub {
             pool: None,
             gates: None,
             gate_registry: Arc::default(),
-            vision: None,
+            vision: vision.clone(),
         };
         for cam in &config.cameras {
             hub.add_camera(&pool, cam, &config.rtsp)?;
@@ -125,6 +131,10 @@ impl Hub {
                 gates: Arc::clone(&hub.gate_registry),
                 token: Arc::new(token),
                 ready: Arc::clone(&ready),
+                extra_metrics: vision
+                    .into_iter()
+                    .map(|v| v as Arc<dyn xl_core::metrics::MetricsSource>)
+                    .collect(),
             },
             device_routes,
         );

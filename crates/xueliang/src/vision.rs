@@ -4,7 +4,7 @@
 //! configure it; `xueliang bench` runs the very same path.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -455,8 +455,85 @@ impl FrameSink for Vision {
     }
 }
 
-/// Whether the default models and ONNX Runtime are where `[detect]` looks (for messages).
-pub fn assets_present(cfg: &DetectConfig) -> bool {
-    let e = cfg.engine();
-    cfg.library().is_file() && Path::new(&e.person.path).is_file()
+impl xl_core::metrics::MetricsSource for Vision {
+    fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        let es = self.engine.stats();
+        let vs = &self.stats;
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            "xueliang_motion_frames_total",
+            "Frames through the motion gates.",
+            vs.motion.items(),
+        );
+        counter(
+            "xueliang_detection_offered_total",
+            "Frames offered to detection (motion seen, or motion gating off).",
+            vs.offered.load(Ordering::Relaxed),
+        );
+        counter(
+            "xueliang_detection_frames_total",
+            "Frames through detection.",
+            es.frames.items(),
+        );
+        counter(
+            "xueliang_detection_superseded_total",
+            "Frames replaced by a newer one of the same camera before their turn.",
+            es.superseded.load(Ordering::Relaxed),
+        );
+        counter(
+            "xueliang_detection_failures_total",
+            "Model runs that failed (frames delivered without detections).",
+            es.failures.load(Ordering::Relaxed),
+        );
+        counter(
+            "xueliang_tracks_started_total",
+            "Tracks confirmed.",
+            vs.tracks_started.load(Ordering::Relaxed),
+        );
+        counter(
+            "xueliang_vision_events_total",
+            "Vision events (tracks, zones).",
+            vs.events.load(Ordering::Relaxed),
+        );
+        let models = [
+            ("person", &es.person),
+            ("face", &es.face),
+            ("embedding", &es.embed),
+        ];
+        let name = "xueliang_detection_model_items_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Crops, frames or faces through each model.\n# TYPE {name} counter"
+        );
+        for (m, s) in models {
+            let _ = writeln!(out, "{name}{{model=\"{m}\"}} {}", s.items());
+        }
+        let name = "xueliang_detection_model_seconds_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time spent in each model, pre/post-processing included.\n# TYPE {name} counter"
+        );
+        for (m, s) in models {
+            let _ = writeln!(out, "{name}{{model=\"{m}\"}} {:.6}", s.busy().as_secs_f64());
+        }
+        let name = "xueliang_detection_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} From a frame's receipt to its detection result (5% buckets).\n# TYPE {name} summary"
+        );
+        for q in [0.5, 0.9, 0.99] {
+            let _ = writeln!(
+                out,
+                "{name}{{quantile=\"{q}\"}} {:.6}",
+                es.frames.latency.quantile(q).as_secs_f64()
+            );
+        }
+        let _ = writeln!(out, "{name}_count {}", es.frames.latency.count());
+    }
 }

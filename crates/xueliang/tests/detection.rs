@@ -71,8 +71,31 @@ async fn people_in_a_replayed_video_become_tracks_and_zone_entries() {
         stats.frames.items(),
         stats.person.items()
     );
-    // The motion gate sent crops, not every whole frame, and the rate held (4 a second).
-    assert!(vision.stats().motion.items() > 0);
+    assert!(
+        vision.stats().motion.items() > 0,
+        "frames went through the motion gate"
+    );
+    // The figures are on /metrics.
+    let body = reqwest::Client::new()
+        .get(format!("http://{}/metrics", hub.addr))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        let line = body
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("xueliang_detection_frames_total ") >= 1.0);
+    assert!(value("xueliang_tracks_started_total ") >= 2.0);
+    assert!(value("xueliang_detection_model_items_total{model=\"person\"}") >= 1.0);
+    assert!(value("xueliang_detection_latency_seconds{quantile=\"0.99\"}") > 0.0);
     hub.stop().await;
 }
 
