@@ -82,7 +82,7 @@ impl Default for FaceSettings {
     fn default() -> Self {
         FaceSettings {
             min_person_height: 48.0,
-            person_crop_side: 96,
+            person_crop_side: 128,
             embed_min_width: 24.0,
             embed_min_score: 0.7,
         }
@@ -517,6 +517,9 @@ fn worker(sh: &Shared, cfg: &EngineConfig, mut models: Models) {
     }
 }
 
+/// Person crops searched for faces in one YuNet run: they are small (128x128), so many fit.
+const FACE_CROPS_PER_RUN: usize = 16;
+
 /// Buffers reused across batches.
 #[derive(Default)]
 struct Scratch {
@@ -598,8 +601,8 @@ fn detect(
                     if p.bbox.height() < cfg.faces.min_person_height {
                         continue;
                     }
-                    // the head and shoulders: top half of the box, squared around its centre
-                    let side = p.bbox.width().max(p.bbox.height() * 0.5);
+                    // the head: a square a third of the person's height, at the top, centred
+                    let side = (p.bbox.height() / 3.0).max(16.0);
                     let cx = (p.bbox.x0 + p.bbox.x1) / 2.0;
                     let head = BBox::new(
                         cx - side / 2.0,
@@ -614,8 +617,8 @@ fn detect(
         }
     }
     let side = cfg.faces.person_crop_side;
-    for chunk_start in (0..face_crops.len()).step_by(cfg.batch.max(1) * 2) {
-        let end = (chunk_start + cfg.batch.max(1) * 2).min(face_crops.len());
+    for chunk_start in (0..face_crops.len()).step_by(FACE_CROPS_PER_RUN) {
+        let end = (chunk_start + FACE_CROPS_PER_RUN).min(face_crops.len());
         let t = Instant::now();
         face_model.detect(
             &face_crops[chunk_start..end],

@@ -347,3 +347,34 @@ fn a_missing_model_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn faces_are_found_on_the_upper_part_of_persons() {
+    let sink = Arc::new(Collect::default());
+    let engine =
+        Engine::start(config(1, false), &runtime::default_library(), sink.clone()).unwrap();
+    let plan = CameraPlan {
+        rate: 0.0,
+        faces: FaceMode::Persons,
+        embed: false,
+        lossless: true,
+    };
+    engine.set_camera(cam("court"), plan);
+    engine.offer(
+        &cam("court"),
+        Job {
+            frame: photo_frame("basketball1.png", "court"),
+            crops: vec![],
+        },
+    );
+    engine.drain();
+    let got = std::mem::take(&mut *sink.0.lock().unwrap());
+    let faces: Vec<_> = got[0].faces.iter().map(|f| f.face).collect();
+    // the player's face, found in the head crop of his person box and mapped back to the frame
+    assert!(
+        faces
+            .iter()
+            .any(|f| f.bbox.iou(&BBox::new(72.2, 92.1, 104.2, 133.4)) > 0.5),
+        "{faces:?}"
+    );
+}
