@@ -69,6 +69,20 @@ fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
     );
 }
 
+/// Score within 1e-3 and box corners within a pixel of a reference detection.
+fn assert_detection(name: &str, score: f32, bbox: &xl_detect::geom::BBox, want: &Value) {
+    assert_close(
+        &format!("{name} score"),
+        score as f64,
+        f(&want["score"]),
+        TOL,
+    );
+    let b = &want["box_xyxy"];
+    for (i, v) in [bbox.x0, bbox.y0, bbox.x1, bbox.y1].into_iter().enumerate() {
+        assert_close(&format!("{name} box[{i}]"), v as f64, f(&b[i]), 1.0);
+    }
+}
+
 #[test]
 fn ssd_persons_match_the_python_reference() {
     let env = env();
@@ -92,19 +106,7 @@ fn ssd_persons_match_the_python_reference() {
         let want = want["persons"].as_array().unwrap();
         assert_eq!(got.len(), want.len(), "{name}: persons {got:?}");
         for (g, w) in got.iter().zip(want) {
-            assert_close(
-                &format!("{name} score"),
-                g.score as f64,
-                f(&w["score"]),
-                TOL,
-            );
-            let b = &w["box_xyxy"];
-            for (i, v) in [g.bbox.x0, g.bbox.y0, g.bbox.x1, g.bbox.y1]
-                .into_iter()
-                .enumerate()
-            {
-                assert_close(&format!("{name} box[{i}]"), v as f64, f(&b[i]), 1.0);
-            }
+            assert_detection(name, g.score, &g.bbox, w);
         }
     }
 }
@@ -158,19 +160,7 @@ fn yunet_faces_match_the_python_reference() {
         let want = want["faces"].as_array().unwrap();
         assert_eq!(got.len(), want.len(), "{name}: faces {got:?}");
         for (g, w) in got.iter().zip(want) {
-            assert_close(
-                &format!("{name} score"),
-                g.score as f64,
-                f(&w["score"]),
-                TOL,
-            );
-            let b = &w["box_xyxy"];
-            for (i, v) in [g.bbox.x0, g.bbox.y0, g.bbox.x1, g.bbox.y1]
-                .into_iter()
-                .enumerate()
-            {
-                assert_close(&format!("{name} box[{i}]"), v as f64, f(&b[i]), 1.0);
-            }
+            assert_detection(name, g.score, &g.bbox, w);
             for (j, p) in g.landmarks.iter().enumerate() {
                 for k in 0..2 {
                     assert_close(
