@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
@@ -28,7 +29,7 @@ pub struct GatesConfig {
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default port
-    /// 8883, the system's CA certificates). Credentials in the URL are not accepted: use
+    /// 8883, the system's CA certificates unless `ca_file` is set). Credentials in the URL are not accepted: use
     /// `username` and `password`. Required unless `embedded = true`.
     #[serde(default)]
     pub url: Option<String>,
@@ -37,6 +38,13 @@ pub struct MqttConfig {
     /// Never logged.
     #[serde(default)]
     pub password: Option<String>,
+    /// With `mqtts://`: a PEM file with the CA certificate that signed the broker's
+    /// certificate (a private broker's own CA). The broker's certificate is then verified
+    /// against this CA (as well as the system's CA certificates); its name must still match
+    /// the host in `url`. Only with `mqtts://`. Default: none, the system's CA certificates
+    /// only.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// The client id. It must stay the same across restarts: the broker keeps the hub's
     /// session (subscriptions and QoS 1 messages published while the hub is down) under it.
     /// Default `xueliang-hub`.
@@ -90,6 +98,7 @@ impl fmt::Debug for MqttConfig {
             .field("url", &self.url.as_deref().map(redact_url))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
             .field("client_id", &self.client_id)
             .field("embedded", &self.embedded)
             .field("listen", &self.listen)
@@ -120,6 +129,23 @@ pub struct BrokerAddr {
 }
 
 impl MqttConfig {
+    /// The PEM bytes of `ca_file`, if set. An error names the file when it cannot be read
+    /// or holds no PEM certificate.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("`ca_file` {}: cannot be read: {e}", path.display()))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(format!(
+                "`ca_file` {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+                path.display()
+            ));
+        }
+        Ok(Some(pem))
+    }
+
     /// The broker this config points at: the URL's, or the embedded broker's listen address.
     pub fn broker(&self) -> Result<BrokerAddr, String> {
         if self.embedded {
@@ -458,6 +484,10 @@ impl GatesConfig {
                         .into(),
                 );
             }
+            if m.ca_file.is_some() && !m.broker().is_ok_and(|b| b.tls) {
+                return Err("mqtt: `ca_file` is set, but `url` is not mqtts://".into());
+            }
+            m.ca_pem().map_err(|e| format!("mqtt: {e}"))?;
             if m.password.is_some() && m.username.is_none() {
                 return Err("mqtt: `password` is set without `username`".into());
             }
@@ -601,6 +631,14 @@ mod tests {
                 "JSON pointer",
             ),
             ("[mqtt]\nurl = \"mqtt://h\"\nclientid = \"x\"\n", "clientid"),
+            (
+                "[mqtt]\nurl = \"mqtts://h\"\nca_file = \"/nonexistent/xl-ca.pem\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\n",
+                "`ca_file` /nonexistent/xl-ca.pem: cannot be read",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://h\"\nca_file = \"/nonexistent/xl-ca.pem\"\n[[mqtt.subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\n",
+                "`url` is not mqtts://",
+            ),
             (
                 "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\n[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\n",
                 "duplicate gate id",

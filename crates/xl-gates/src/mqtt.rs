@@ -104,9 +104,14 @@ fn options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
         o.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
     }
     if broker.tls {
-        o.set_transport(Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Native,
-        ));
+        let tls = match cfg.ca_pem()? {
+            Some(ca) => rumqttc::TlsConfiguration::SimpleNative {
+                ca,
+                client_auth: None,
+            },
+            None => rumqttc::TlsConfiguration::Native,
+        };
+        o.set_transport(Transport::tls_with_config(tls));
     }
     Ok(o)
 }

@@ -407,3 +407,101 @@ async fn every_mqtt_fixture_arrives_through_mosquitto() {
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A hub config for a TLS broker (`mqtts://localhost:{port}`), with `ca_file` if given.
+fn hik_tls_config(
+    port: u16,
+    prefix: &str,
+    ca_file: Option<&std::path::Path>,
+) -> xl_gates::GatesConfig {
+    let ca = ca_file
+        .map(|p| format!("ca_file = {:?}", p.display().to_string()))
+        .unwrap_or_default();
+    parse_config(&format!(
+        r#"
+        [mqtt]
+        url = "mqtts://localhost:{port}"
+        {ca}
+        client_id = "{client}"
+        backoff_initial_secs = 0.1
+        backoff_max_secs = 1.0
+        [[mqtt.subscriptions]]
+        filter = "{prefix}/gates/+/hik"
+        firmware = "hikvision-isapi"
+        gate_from = {{ topic_segment = 2 }}
+        [[gates]]
+        id = "gate-1"
+        community = "xingfu"
+        firmware = "hikvision-isapi"
+        camera = "cam-1"
+        offline_after_secs = 60
+        "#,
+        client = rand_id("hub"),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtts_with_ca_file_delivers_and_without_it_the_certificate_is_refused() {
+    init_logs();
+    let mosq = Mosquitto::start_tls();
+    let ca = mosq.tls_ca();
+    let prefix = rand_id("xl-test");
+    let data = temp_dir("tls");
+    let data_untrusted = temp_dir("tls-untrusted");
+    let (gates, registry) = start_gates(hik_tls_config(mosq.port, &prefix, Some(&ca)), &data).await;
+    // The same broker with the system's CA certificates only: the throwaway CA is not among
+    // them, so the handshake must fail.
+    let (untrusted, _) =
+        start_gates(hik_tls_config(mosq.port, &prefix, None), &data_untrusted).await;
+    let status = std::sync::Arc::clone(gates.mqtt_status().unwrap());
+    let deadline = std::time::Instant::now() + WAIT;
+    while !status.connected.load(Relaxed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TLS connection with ca_file"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A different TLS client (libmosquitto/OpenSSL) publishes, verifying the broker too.
+    let topic = format!("{prefix}/gates/gate-1/hik");
+    const N: u64 = 5;
+    for seq in 0..N {
+        let f = data.join(format!("payload-{seq}.json"));
+        std::fs::write(&f, hik_payload(seq)).unwrap();
+        let out = tokio::process::Command::new("mosquitto_pub")
+            .args(["-h", "localhost", "-p", &mosq.port.to_string(), "--cafile"])
+            .arg(&ca)
+            .args(["-q", "1", "-t", &topic, "-f"])
+            .arg(&f)
+            .output()
+            .await
+            .expect("mosquitto_pub is not installed (scripts/setup installs it)");
+        assert!(
+            out.status.success(),
+            "mosquitto_pub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events = wait_for_events(&data, N as usize, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(journal_events(&data).len(), events.len());
+    assert_eq!(unique_serials(&events), (0..N).collect());
+    assert!(events.iter().all(|e| e.gate.as_str() == "gate-1"));
+    let (_, stats) = registry.get(&GateId::new("gate-1").unwrap()).unwrap();
+    assert_eq!(stats.events.load(Relaxed), N);
+    assert_eq!(status.connections.load(Relaxed), 1);
+
+    // Without ca_file: never connected (it kept retrying for the whole test), nothing stored.
+    let bad = untrusted.mqtt_status().unwrap();
+    assert_eq!(bad.connections.load(Relaxed), 0);
+    assert!(!bad.connected.load(Relaxed));
+    assert_eq!(bad.messages.load(Relaxed), 0);
+    assert!(journal_events(&data_untrusted).is_empty());
+
+    untrusted.stop().await;
+    gates.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&data_untrusted);
+}

@@ -66,17 +66,42 @@ impl Mosquitto {
 
     /// With `persistence = false`, a restart forgets every session and queued message.
     pub fn start_with(persistence: bool) -> Mosquitto {
+        Self::start_conf(persistence, false)
+    }
+
+    /// A TLS-only listener with a throwaway CA and a server certificate for `localhost` and
+    /// 127.0.0.1, made with the `openssl` CLI; the CA's PEM is [`Mosquitto::tls_ca`].
+    pub fn start_tls() -> Mosquitto {
+        Self::start_conf(false, true)
+    }
+
+    /// The CA certificate (PEM) that signed a [`Mosquitto::start_tls`] broker's certificate.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_conf(persistence: bool, tls: bool) -> Mosquitto {
         let port = free_port();
         let dir = temp_dir("mosquitto");
         // Mosquitto started as root drops to the `mosquitto` user, which must be able to
-        // write its persistence file here.
+        // write its persistence file here (and read the TLS files).
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let tls_conf = if tls {
+            make_test_certs(&dir);
+            format!(
+                "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+                dir.display()
+            )
+        } else {
+            String::new()
+        };
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\n\
+                "listener {port} 127.0.0.1\n{tls_conf}allow_anonymous true\n\
+                 persistence {persistence}\n\
                  persistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 100\n\
                  log_dest file {}/mosquitto.log\nlog_type all\n",
                 dir.display(),
@@ -130,6 +155,76 @@ impl Mosquitto {
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
             let _ = c.wait();
         }
+    }
+}
+
+/// A throwaway CA (`ca.pem`) and a server certificate it signed (`server.pem`,
+/// `server.key`) for `localhost` and 127.0.0.1, in `dir`, readable by everyone.
+fn make_test_certs(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is not installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=xl-gates test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 }
 
