@@ -66,15 +66,17 @@ impl Default for CameraPlan {
     }
 }
 
-/// Face thresholds.
-#[derive(Debug, Clone)]
+/// Face thresholds (`[detect.face]` in the hub's config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FaceSettings {
-    /// Persons shorter than this (frame pixels) are not searched for faces.
+    /// Persons shorter than this (frame pixels) are not searched for faces. Default 48.
     pub min_person_height: f32,
-    /// Square YuNet input side for person crops (multiple of 32).
+    /// Square YuNet input side for the head crops of persons (a multiple of 32). Default 128.
     pub person_crop_side: u32,
-    /// Faces narrower than this (frame pixels) or below `embed_min_score` are not embedded.
+    /// Faces narrower than this (frame pixels) are not embedded. Default 24.
     pub embed_min_width: f32,
+    /// Faces scoring below this are not embedded. Default 0.7.
     pub embed_min_score: f32,
 }
 

@@ -58,6 +58,8 @@ pub struct DetectConfig {
     pub faces: bool,
     /// Face embeddings (SFace) where cameras ask for them. Default true.
     pub embeddings: bool,
+    /// `[detect.face]`: which persons are searched for faces and which faces are embedded.
+    pub face: FaceSettings,
     /// Default detections a second per camera. Default 2.
     pub rate: f32,
     pub motion: MotionConfig,
@@ -82,6 +84,7 @@ impl Default for DetectConfig {
             person: PersonSection::default(),
             faces: true,
             embeddings: true,
+            face: FaceSettings::default(),
             rate: 2.0,
             motion: MotionConfig::default(),
             crop: CropConfig::default(),
@@ -173,6 +176,10 @@ impl DetectConfig {
             (0.0..1.0).contains(&self.person.threshold),
             "detect.person.threshold must be in [0, 1)"
         );
+        anyhow::ensure!(
+            self.face.person_crop_side >= 32 && self.face.person_crop_side.is_multiple_of(32),
+            "detect.face.person_crop_side must be a multiple of 32 (YuNet's input)"
+        );
         self.motion
             .validate()
             .map_err(|e| anyhow::anyhow!("detect.motion: {e}"))?;
@@ -234,7 +241,7 @@ impl DetectConfig {
             person,
             face: self.faces.then(|| FaceModelConfig::yunet(&models)),
             embed: (self.faces && self.embeddings).then(|| EmbedModel::sface_path(&models)),
-            faces: FaceSettings::default(),
+            faces: self.face.clone(),
             merge_iou: 0.5,
         }
     }

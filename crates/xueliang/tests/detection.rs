@@ -119,4 +119,6 @@ fn detection_settings_are_checked_with_clear_errors() {
     assert!(top("[detect]\nprovider = \"tpu\"").contains("cuda"));
     assert!(top("[detect]\ntime_zone = \"Mars/Olympus\"").contains("Mars/Olympus"));
     assert!(top("[detect]\nbatch = 0").contains("detect.batch"));
+    assert!(top("[detect.face]\nperson_crop_side = 100").contains("multiple of 32"));
+    assert!(top("[detect.face]\nembed_min_widht = 3").contains("embed_min_widht"));
 }
