@@ -183,7 +183,10 @@ struct Slot {
     pending: VecDeque<Job>,
     in_flight: usize,
     next_due: Instant,
+    /// Frames taken for detection so far (also the next frame's number).
     next_seq: u64,
+    /// Frames replaced before their turn.
+    superseded: u64,
     deliver_seq: u64,
     done: BTreeMap<u64, Detections>,
     deliver: Arc<Mutex<()>>,
@@ -294,6 +297,16 @@ impl Engine {
         &self.shared.stats
     }
 
+    /// Per camera: frames taken for detection and frames superseded, so an operator can see
+    /// which cameras get less than their rate.
+    pub fn camera_counts(&self) -> Vec<(CameraId, u64, u64)> {
+        let st = self.shared.state.lock().unwrap();
+        st.slots
+            .iter()
+            .map(|s| (s.camera.clone(), s.next_seq, s.superseded))
+            .collect()
+    }
+
     /// Adds a camera, or changes its plan.
     pub fn set_camera(&self, camera: CameraId, plan: CameraPlan) {
         let mut st = self.shared.state.lock().unwrap();
@@ -310,6 +323,7 @@ impl Engine {
             in_flight: 0,
             next_due: Instant::now(),
             next_seq: 0,
+            superseded: 0,
             deliver_seq: 0,
             done: BTreeMap::new(),
             deliver: Arc::new(Mutex::new(())),
@@ -330,6 +344,7 @@ impl Engine {
             }
         } else if st.slots[i].pending.pop_front().is_some() {
             sh.stats.superseded.fetch_add(1, Ordering::Relaxed);
+            st.slots[i].superseded += 1;
             outcome = Offer::Replaced;
         }
         if st.stopping {

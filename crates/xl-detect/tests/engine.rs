@@ -267,6 +267,14 @@ fn overload_serves_every_camera_in_turn_and_replaces_waiting_frames() {
             .load(std::sync::atomic::Ordering::Relaxed) as usize,
         replaced
     );
+    for (camera, taken, superseded) in engine.camera_counts() {
+        let got = served.get(camera.as_str()).map_or(0, Vec::len) as u64;
+        assert_eq!(taken, got, "{camera}: frames taken = frames delivered");
+        assert!(
+            superseded > 0,
+            "{camera}: replaced frames counted per camera"
+        );
+    }
     for seqs in served.values() {
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     }

@@ -529,6 +529,23 @@ impl xl_core::metrics::MetricsSource for Vision {
         for (m, s) in models {
             let _ = writeln!(out, "{name}{{model=\"{m}\"}} {:.6}", s.busy().as_secs_f64());
         }
+        let counts = self.engine.camera_counts();
+        let name = "xueliang_detection_camera_frames_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Frames of each camera taken for detection.\n# TYPE {name} counter"
+        );
+        for (camera, taken, _) in &counts {
+            let _ = writeln!(out, "{name}{{camera=\"{camera}\"}} {taken}");
+        }
+        let name = "xueliang_detection_camera_superseded_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Frames of each camera replaced by a newer one before their turn.\n# TYPE {name} counter"
+        );
+        for (camera, _, superseded) in &counts {
+            let _ = writeln!(out, "{name}{{camera=\"{camera}\"}} {superseded}");
+        }
         let name = "xueliang_detection_latency_seconds";
         let _ = writeln!(
             out,

@@ -93,6 +93,7 @@ async fn people_in_a_replayed_video_become_tracks_and_zone_entries() {
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
     assert!(value("xueliang_detection_frames_total ") >= 1.0);
+    assert!(value("xueliang_detection_camera_frames_total{camera=\"square\"}") >= 1.0);
     assert!(value("xueliang_tracks_started_total ") >= 2.0);
     assert!(value("xueliang_detection_model_items_total{model=\"person\"}") >= 1.0);
     assert!(value("xueliang_detection_latency_seconds{quantile=\"0.99\"}") > 0.0);
