@@ -283,6 +283,21 @@ struct TrackState {
     zones: Zones,
     detections: Vec<Detection>,
     events: Vec<VisionEvent>,
+    /// Lossless replays (the bench) arrive faster than real time, so their tracker runs on the
+    /// stream's own clock: the first frame's receipt plus its presentation time since then.
+    media_clock: Option<(i64, jiff::Timestamp)>,
+    lossless: bool,
+}
+
+impl TrackState {
+    fn clock(&mut self, frame: &Frame) -> jiff::Timestamp {
+        if !self.lossless {
+            return frame.received_at;
+        }
+        let (pts0, t0) = *self.media_clock.get_or_insert((frame.pts_90k, frame.received_at));
+        let since = jiff::SignedDuration::from_micros((frame.pts_90k - pts0) * 1000 / 90);
+        t0.checked_add(since).unwrap_or(frame.received_at)
+    }
 }
 
 /// The detection side: tracker and zones per camera, events out.
@@ -299,11 +314,13 @@ impl DetectionSink for Tracking {
         };
         let start = Instant::now();
         let mut st = state.lock().unwrap();
+        let at = st.clock(&d.frame);
         let TrackState {
             tracker,
             zones,
             detections,
             events,
+            ..
         } = &mut *st;
         let (w, h) = (d.frame.width as f32, d.frame.height as f32);
         detections.clear();
@@ -313,8 +330,8 @@ impl DetectionSink for Tracking {
             class: ObjectClass::Person,
         }));
         events.clear();
-        let tracks = tracker.update(d.frame.received_at, detections, events);
-        zones.update(d.frame.received_at, tracks, events);
+        let tracks = tracker.update(at, detections, events);
+        zones.update(at, tracks, events);
         let started = events
             .iter()
             .filter(|e| matches!(e, VisionEvent::TrackStarted { .. }))
@@ -374,6 +391,8 @@ impl Vision {
                 zones,
                 detections: Vec::new(),
                 events: Vec::new(),
+                media_clock: None,
+                lossless,
             };
             tracking.insert(c.id.clone(), Mutex::new(state));
             if c.detect.motion {
