@@ -294,7 +294,9 @@ impl TrackState {
         if !self.lossless {
             return frame.received_at;
         }
-        let (pts0, t0) = *self.media_clock.get_or_insert((frame.pts_90k, frame.received_at));
+        let (pts0, t0) = *self
+            .media_clock
+            .get_or_insert((frame.pts_90k, frame.received_at));
         let since = jiff::SignedDuration::from_micros((frame.pts_90k - pts0) * 1000 / 90);
         t0.checked_add(since).unwrap_or(frame.received_at)
     }
