@@ -3,7 +3,7 @@
 //! into vision events. `[detect]` and each camera's `[cameras.detect]` and `[[cameras.zones]]`
 //! configure it; `xueliang bench` runs the very same path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -356,6 +356,8 @@ impl DetectionSink for Tracking {
 /// The running analysis: a `FrameSink` for the decode pool.
 pub struct Vision {
     engine: Arc<Engine>,
+    /// Cameras with detection on; frames of the others are dropped here.
+    analysed: HashSet<CameraId>,
     motion: HashMap<CameraId, Mutex<MotionState>>,
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
@@ -425,6 +427,11 @@ impl Vision {
         }
         Ok(Vision {
             engine: Arc::new(engine),
+            analysed: cameras
+                .iter()
+                .filter(|c| c.detect.enabled)
+                .map(|c| c.id.clone())
+                .collect(),
             motion,
             stats,
             events,
@@ -447,6 +454,9 @@ impl Vision {
 
 impl FrameSink for Vision {
     fn on_frame(&self, frame: Frame) {
+        if !self.analysed.contains(&frame.camera) {
+            return;
+        }
         let mut crops = Vec::new();
         if let Some(m) = self.motion.get(&frame.camera) {
             let start = Instant::now();
