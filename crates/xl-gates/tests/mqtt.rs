@@ -417,27 +417,7 @@ fn hik_tls_config(
     let ca = ca_file
         .map(|p| format!("ca_file = {:?}", p.display().to_string()))
         .unwrap_or_default();
-    parse_config(&format!(
-        r#"
-        [mqtt]
-        url = "mqtts://localhost:{port}"
-        {ca}
-        client_id = "{client}"
-        backoff_initial_secs = 0.1
-        backoff_max_secs = 1.0
-        [[mqtt.subscriptions]]
-        filter = "{prefix}/gates/+/hik"
-        firmware = "hikvision-isapi"
-        gate_from = {{ topic_segment = 2 }}
-        [[gates]]
-        id = "gate-1"
-        community = "xingfu"
-        firmware = "hikvision-isapi"
-        camera = "cam-1"
-        offline_after_secs = 60
-        "#,
-        client = rand_id("hub"),
-    ))
+    hik_config_at(&format!("mqtts://localhost:{port}"), &ca, prefix)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

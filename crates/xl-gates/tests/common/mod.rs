@@ -269,10 +269,16 @@ pub fn hik_payload(seq: u64) -> Vec<u8> {
 
 /// A config with one Hikvision gate `gate-1` fed over MQTT on `{prefix}/gates/+/hik`.
 pub fn hik_config(broker: SocketAddr, prefix: &str) -> GatesConfig {
+    hik_config_at(&format!("mqtt://{broker}"), "", prefix)
+}
+
+/// [`hik_config`] for the broker at `url`, with `extra` lines in `[mqtt]` (e.g. `ca_file`).
+pub fn hik_config_at(url: &str, extra: &str, prefix: &str) -> GatesConfig {
     let text = format!(
         r#"
         [mqtt]
-        url = "mqtt://{broker}"
+        url = "{url}"
+        {extra}
         client_id = "{client}"
         backoff_initial_secs = 0.1
         backoff_max_secs = 1.0
