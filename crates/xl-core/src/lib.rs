@@ -4,6 +4,7 @@
 //! Invariant: this crate does no I/O and knows nothing of tokio, sqlx, ort, ffmpeg, rumqttc or
 //! axum. It may use std's synchronisation primitives.
 
+pub mod alert;
 pub mod camera;
 pub mod error;
 pub mod frame;
@@ -12,6 +13,7 @@ pub mod gate_status;
 pub mod ids;
 pub mod metrics;
 
+pub use alert::{Alert, AlertId, AlertKind, AlertState, OutboxEntry, Role, Severity};
 pub use error::ErrorKind;
 pub use gate::{AdapterError, FirmwareAdapter, GateEvent, GateEventKind, PayloadMeta};
 pub use ids::{CameraId, CommunityId, GateId, IdError};

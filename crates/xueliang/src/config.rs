@@ -41,9 +41,105 @@ pub struct Config {
     /// `crate::vision::DetectConfig`).
     #[serde(default)]
     pub detect: crate::vision::DetectConfig,
+    /// `[store]`: where alerts, events, users and the audit log are kept.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[retention]`: how long each kind of data is kept (see `xl_store::Retention`).
+    #[serde(default)]
+    pub retention: xl_store::Retention,
+    /// `[[rules]]`: changes to the built-in alert rules, one table per alert kind (see
+    /// `xl_rules::RuleConfig`). Kinds not listed keep their defaults.
+    #[serde(default)]
+    pub rules: xl_rules::RulesConfig,
+    /// `[evidence]`: the frame rings snapshots are taken from.
+    #[serde(default)]
+    pub evidence: crate::evidence::EvidenceConfig,
+    /// `[[webhooks]]`: alerts posted to HTTP endpoints (generic JSON, DingTalk, WeCom).
+    #[serde(default)]
+    pub webhooks: Vec<xl_notify::WebhookConfig>,
+    /// `[mqtt_out]`: alerts, camera status and hub status published to a broker. Absent: the
+    /// `[mqtt]` broker when there is one, else none.
+    #[serde(default)]
+    pub mqtt_out: Option<xl_notify::MqttOutConfig>,
+}
+
+/// `[store]`
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://user:password@host/db`. Default: the SQLite file
+    /// `<data_dir>/xueliang.db`. The password is never logged.
+    pub database_url: Option<String>,
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(xl_store::redact_url),
+            )
+            .finish()
+    }
 }
 
 impl Config {
+    /// `[mqtt_out]`, or the `[mqtt]` broker (its URL and credentials, or the embedded broker's
+    /// address) when `[mqtt_out]` is absent.
+    pub fn mqtt_out_config(&self) -> Option<xl_notify::MqttOutConfig> {
+        if let Some(m) = &self.mqtt_out {
+            return Some(m.clone());
+        }
+        let m = self.mqtt.as_ref()?;
+        let url = match (&m.url, m.embedded) {
+            (Some(u), _) => u.clone(),
+            (None, true) => format!("mqtt://{}", m.listen),
+            (None, false) => return None,
+        };
+        let mut out = xl_notify::MqttOutConfig::new(url);
+        out.username = m.username.clone();
+        out.password = m.password.clone();
+        out.ca_file = m.ca_file.clone();
+        out.client_id = format!("{}-out", m.client_id);
+        Some(out)
+    }
+
+    /// The cameras as the store records them.
+    pub fn camera_rows(&self) -> Vec<xl_store::CameraRow> {
+        self.cameras
+            .iter()
+            .map(|c| xl_store::CameraRow {
+                id: c.id.clone(),
+                community: c.community.clone(),
+                name: c.name.clone().unwrap_or_else(|| c.id.to_string()),
+                network: serde_json::to_value(c.network)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                // never the URL: it may carry credentials
+                extras: serde_json::json!({
+                    "source": if c.file.is_some() { "file" } else { "rtsp" },
+                    "zones": c.zones.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(),
+                }),
+            })
+            .collect()
+    }
+
+    /// The gates as the store records them.
+    pub fn gate_rows(&self) -> Vec<xl_store::GateRow> {
+        self.gates
+            .iter()
+            .map(|g| xl_store::GateRow {
+                id: g.id.clone(),
+                community: g.community.clone(),
+                name: g.id.to_string(),
+                firmware: g.firmware.clone(),
+                camera: g.camera.clone(),
+                extras: serde_json::json!({ "device": g.device }),
+            })
+            .collect()
+    }
+
     /// The gate sections, as `xl_gates::Gates::start` takes them.
     pub fn gates_config(&self) -> xl_gates::GatesConfig {
         xl_gates::GatesConfig {
@@ -290,6 +386,8 @@ impl Config {
         self.gates_config()
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.rules.resolve()?;
+        self.evidence.validate()?;
         for (i, g) in self.gates.iter().enumerate() {
             if let Some(cam) = &g.camera
                 && !self.cameras.iter().any(|c| &c.id == cam)

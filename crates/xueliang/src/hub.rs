@@ -17,8 +17,12 @@ use xl_core::frame::{DiscardFrames, FrameSink};
 use xl_decode::{DecodePool, FileSource, Pacing};
 use xl_rtsp::{CameraSource, Credentials, Timeouts};
 
+use crate::alerts::{self, Alerts};
 use crate::config::{CameraConfig, Config, RtspConfig};
+use crate::evidence::{EvidenceSink, Rings};
+use crate::gate_store::StoreSink;
 use crate::vision::{CameraAnalysis, Vision};
+use xl_store::Store;
 
 /// A started hub. Dropping it without [`Hub::stop`] leaves tasks to die with the runtime.
 pub struct Hub {
@@ -35,6 +39,12 @@ pub struct Hub {
     pub gate_registry: Arc<xl_core::gate_status::GateRegistry>,
     /// Detection, tracking and zones, when `[detect]` is on (see [`Vision::subscribe`]).
     pub vision: Option<Arc<Vision>>,
+    pub store: Store,
+    /// Rules, alerts and their publishers.
+    pub alerts: Arc<Alerts>,
+    webhooks: Option<xl_notify::Webhooks>,
+    /// MQTT out (alerts, camera status, hub status), when configured.
+    pub mqtt_out: Option<xl_notify::MqttOut>,
 }
 
 impl Hub {
@@ -81,22 +91,116 @@ impl Hub {
                 )
             })?;
         let addr = listener.local_addr()?;
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {} ([server] data_dir)",
+                config.server.data_dir.display()
+            )
+        })?;
+        let store = open_store(&config).await?;
+        let rings = evidence_rings(&config, vision.is_some());
+        if let (Some(v), Some(r)) = (&vision, &rings) {
+            v.attach_evidence(Arc::clone(r));
+        }
+        let sink: Arc<dyn FrameSink> = match &rings {
+            Some(r) if r.copies_any() => Arc::new(EvidenceSink {
+                rings: Arc::clone(r),
+                inner: sink,
+            }),
+            _ => sink,
+        };
         let pool = DecodePool::new(&config.decode, sink)?;
         let cameras = Arc::new(CameraRegistry::default());
         let shutdown = CancellationToken::new();
         let file_stop = Arc::new(AtomicBool::new(false));
+        let gate_registry: Arc<xl_core::gate_status::GateRegistry> = Arc::default();
+        let mut gates = None;
+        let mut device_routes = axum::Router::new();
+        if !config.gates.is_empty() || config.mqtt.is_some() {
+            let dir = xl_gates::Gates::journal_dir(&config.server.data_dir);
+            let window = Duration::from_secs(config.gate_ingest.dedup_window_secs);
+            let sink = StoreSink::open(store.clone(), dir.clone(), window)
+                .await
+                .context("cannot read recent gate events from the store")?;
+            let g = xl_gates::Gates::start_with_sink(
+                config.gates_config(),
+                Box::new(sink),
+                dir,
+                Arc::clone(&gate_registry),
+            )
+            .await
+            .context("cannot start gate ingest")?;
+            device_routes = g.push_router();
+            gates = Some(g);
+        }
+        let (alerts, alerts_task) = alerts::start(
+            alerts::Setup {
+                store: store.clone(),
+                rules: config.rules.clone(),
+                evidence: config.evidence.clone(),
+                rings,
+                snapshot_dir: config.server.data_dir.join("snapshots"),
+                topology: topology(&config),
+            },
+            alerts::Sources {
+                gate_events: gates.as_ref().map(|g| g.subscribe()),
+                vision: vision.as_ref().map(|v| v.subscribe()),
+                cameras: Arc::clone(&cameras),
+                gates: Arc::clone(&gate_registry),
+            },
+            shutdown.child_token(),
+        )
+        .await?;
+        let alerts = Arc::new(alerts);
+        let outbox = Arc::new(StoreOutbox(store.clone()));
+        let webhooks = if config.webhooks.is_empty() {
+            None
+        } else {
+            Some(xl_notify::Webhooks::start(
+                config.webhooks.clone(),
+                Arc::clone(&outbox),
+                alerts.committed(),
+                shutdown.child_token(),
+            )?)
+        };
+        let mut mqtt_out = None;
+        let mut mqtt_task = None;
+        if let Some(cfg) = config.mqtt_out_config() {
+            let (out, task) =
+                xl_notify::MqttOut::start(cfg, outbox, alerts.committed(), shutdown.child_token())?;
+            mqtt_out = Some(out);
+            mqtt_task = Some(task);
+        }
         let mut hub = Hub {
             cameras: Arc::clone(&cameras),
             addr,
             shutdown: shutdown.clone(),
             file_stop,
-            tasks: Vec::new(),
+            tasks: vec![alerts_task],
             file_threads: Vec::new(),
             pool: None,
-            gates: None,
-            gate_registry: Arc::default(),
+            gates,
+            gate_registry,
             vision: vision.clone(),
+            store: store.clone(),
+            alerts,
+            webhooks,
+            mqtt_out: mqtt_out.clone(),
         };
+        hub.tasks.extend(mqtt_task);
+        if let Some(out) = mqtt_out {
+            hub.tasks.push(tokio::spawn(publish_camera_status(
+                Arc::clone(&cameras),
+                out,
+                shutdown.child_token(),
+            )));
+        }
+        hub.tasks.push(tokio::spawn(retention_loop(
+            store,
+            config.retention.clone(),
+            config.server.data_dir.join("snapshots"),
+            shutdown.child_token(),
+        )));
         for cam in &config.cameras {
             hub.add_camera(&pool, cam, &config.rtsp)?;
         }
@@ -110,19 +214,6 @@ impl Hub {
             Arc::clone(&cameras),
             shutdown.clone(),
         )));
-
-        let mut device_routes = axum::Router::new();
-        if !config.gates.is_empty() || config.mqtt.is_some() {
-            let gates = xl_gates::Gates::start(
-                config.gates_config(),
-                &config.server.data_dir,
-                Arc::clone(&hub.gate_registry),
-            )
-            .await
-            .context("cannot start gate ingest")?;
-            device_routes = gates.push_router();
-            hub.gates = Some(gates);
-        }
 
         let ready = Arc::new(AtomicBool::new(false));
         let app = xl_api::router_with_devices(
@@ -210,6 +301,9 @@ impl Hub {
         if let Some(gates) = self.gates.take() {
             gates.stop().await;
         }
+        if let Some(w) = self.webhooks.take() {
+            w.join().await;
+        }
         let threads = std::mem::take(&mut self.file_threads);
         let pool = self.pool.take();
         let vision = self.vision.take();
@@ -293,4 +387,150 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// The configured store, or the SQLite file in the data directory.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = match &config.store.database_url {
+        Some(u) => u.clone(),
+        None => format!(
+            "sqlite://{}",
+            config.server.data_dir.join("xueliang.db").display()
+        ),
+    };
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the store {}", xl_store::redact_url(&url)))?;
+    store
+        .upsert_cameras(&config.camera_rows())
+        .await
+        .context("cannot record the cameras in the store")?;
+    store
+        .upsert_gates(&config.gate_rows())
+        .await
+        .context("cannot record the gates in the store")?;
+    Ok(store)
+}
+
+/// Rings for the cameras gates name (decoded frames copied in) and, with detection, for the
+/// analysed cameras (analysed frames with their boxes).
+fn evidence_rings(config: &Config, detecting: bool) -> Option<Arc<Rings>> {
+    let copied: Vec<_> = config
+        .gates
+        .iter()
+        .filter_map(|g| g.camera.clone())
+        .collect();
+    let detected: Vec<_> = if detecting {
+        config
+            .cameras
+            .iter()
+            .filter(|c| c.detect.enabled)
+            .map(|c| c.id.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rings = Rings::new(&config.evidence, copied, detected);
+    (!rings.is_empty()).then(|| Arc::new(rings))
+}
+
+fn topology(config: &Config) -> alerts::Topology {
+    let mut t = alerts::Topology::default();
+    for c in &config.cameras {
+        t.camera_community.insert(c.id.clone(), c.community.clone());
+        for z in &c.zones {
+            t.zones
+                .insert((c.id.clone(), z.id.as_str().to_owned()), z.polygon.clone());
+        }
+    }
+    t
+}
+
+/// The store as the publishers' outbox.
+struct StoreOutbox(Store);
+
+impl xl_notify::Outbox for StoreOutbox {
+    async fn after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<xl_core::OutboxEntry>, xl_notify::OutboxError> {
+        self.0.outbox_after(seq, limit).await.map_err(outbox_error)
+    }
+
+    // Publisher cursors are `outbox.<name>` in the store: retention keeps outbox rows until
+    // every such cursor has passed them.
+    async fn cursor(&self, name: &str) -> Result<i64, xl_notify::OutboxError> {
+        self.0
+            .cursor(&format!("outbox.{name}"))
+            .await
+            .map_err(outbox_error)
+    }
+
+    async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), xl_notify::OutboxError> {
+        self.0
+            .set_cursor(&format!("outbox.{name}"), seq)
+            .await
+            .map_err(outbox_error)
+    }
+}
+
+/// Deletes expired data once at start and then hourly.
+async fn retention_loop(
+    store: Store,
+    retention: xl_store::Retention,
+    snapshot_dir: std::path::PathBuf,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match store
+            .purge(jiff::Timestamp::now(), &retention, &snapshot_dir)
+            .await
+        {
+            Ok(report) => info!(?report, "retention: expired data deleted"),
+            Err(e) => warn!(error = %e, "retention job failed; next try in an hour"),
+        }
+    }
+}
+
+fn outbox_error(e: xl_store::StoreError) -> xl_notify::OutboxError {
+    xl_notify::OutboxError::new(e.kind(), e)
+}
+
+/// Publishes each camera's status (retained) when it changes, and every camera's at start.
+async fn publish_camera_status(
+    cameras: Arc<CameraRegistry>,
+    out: xl_notify::MqttOut,
+    shutdown: CancellationToken,
+) {
+    let mut last: std::collections::HashMap<xl_core::CameraId, &'static str> = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        for (info, stats) in cameras.snapshot() {
+            let status = stats.status();
+            if last.get(&info.id) == Some(&status.label()) {
+                continue;
+            }
+            last.insert(info.id.clone(), status.label());
+            let body = serde_json::json!({
+                "camera": info.id,
+                "community": info.community,
+                "status": status,
+                "at": jiff::Timestamp::now(),
+            });
+            if let Err(e) = out.publish_camera_status(&info.id, &body) {
+                warn!(camera = %info.id, error = %e, "cannot publish camera status");
+            }
+        }
+    }
 }

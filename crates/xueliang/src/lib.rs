@@ -1,9 +1,12 @@
 //! The Xueliang hub: configuration, the wiring of cameras to decoders to the API, and the CLI's
 //! commands. `main.rs` only parses arguments and calls in here.
 
+pub mod alerts;
 pub mod bench;
 pub mod config;
+pub mod evidence;
 pub mod gate_decode;
+pub mod gate_store;
 pub mod hub;
 pub mod logging;
 pub mod vision;

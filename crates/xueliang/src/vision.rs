@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -27,6 +27,8 @@ use xl_vision::motion::{CropConfig, CropPlanner, MotionConfig, MotionGate};
 use xl_vision::track::{Detection, Tracker, TrackerConfig};
 use xl_vision::zone::{ZoneConfig, Zones};
 use xl_vision::{NormRect, ObjectClass, VisionEvent};
+
+use crate::evidence::Rings;
 
 /// `[detect]`: the models, where they run, and the defaults for every camera.
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +309,8 @@ struct Tracking {
     cameras: HashMap<CameraId, Mutex<TrackState>>,
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
+    /// Where analysed frames and their person boxes go for evidence, once attached.
+    rings: Arc<OnceLock<Arc<Rings>>>,
 }
 
 impl DetectionSink for Tracking {
@@ -331,6 +335,10 @@ impl DetectionSink for Tracking {
             score: p.score,
             class: ObjectClass::Person,
         }));
+        if let Some(rings) = self.rings.get() {
+            let boxes = detections.iter().map(|d| d.bbox).collect();
+            rings.record_detections(at, Arc::clone(&d.frame), boxes);
+        }
         events.clear();
         let tracks = tracker.update(at, detections, events);
         zones.update(at, tracks, events);
@@ -361,6 +369,7 @@ pub struct Vision {
     motion: HashMap<CameraId, Mutex<MotionState>>,
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
+    rings: Arc<OnceLock<Arc<Rings>>>,
 }
 
 impl Vision {
@@ -405,10 +414,12 @@ impl Vision {
                 motion.insert(c.id.clone(), Mutex::new(MotionState { gate, planner }));
             }
         }
+        let rings = Arc::new(OnceLock::new());
         let sink = Arc::new(Tracking {
             cameras: tracking,
             stats: Arc::clone(&stats),
             events: events.clone(),
+            rings: Arc::clone(&rings),
         });
         let engine = Engine::start(engine, &cfg.library(), sink)
             .context("cannot start detection ([detect])")?;
@@ -435,7 +446,14 @@ impl Vision {
             motion,
             stats,
             events,
+            rings,
         })
+    }
+
+    /// Analysed frames and their person boxes go to `rings` from now on (evidence for camera
+    /// alerts). Only the first call counts.
+    pub fn attach_evidence(&self, rings: Arc<Rings>) {
+        let _ = self.rings.set(rings);
     }
 
     pub fn engine(&self) -> &Engine {

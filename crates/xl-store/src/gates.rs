@@ -1,0 +1,401 @@
+//! Gate events, dead letters and vision events.
+
+use jiff::Timestamp;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use xl_core::{CameraId, CommunityId, GateId};
+
+use crate::sql::{Arg, Filter, Reader, db, json_text, ms, opt_ms};
+use crate::{Store, StoreError, next_seq};
+
+/// A gate event to store (the gate writer's batch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGateEvent {
+    /// Unique; a duplicate fails the whole batch.
+    pub id: String,
+    pub gate: GateId,
+    pub community: CommunityId,
+    /// The camera that watches the gate, if any.
+    pub camera: Option<CameraId>,
+    pub firmware: String,
+    /// The gate event kind's name.
+    pub kind: String,
+    /// On the hub's clock.
+    pub received_at: Timestamp,
+    /// The device's time, when the payload fixes it.
+    pub occurred_at: Option<Timestamp>,
+    pub dedup_key: String,
+    /// Evidence file (relative path) the transport saved, if any.
+    pub evidence: Option<String>,
+    /// The whole stored event as JSON.
+    pub body: Value,
+}
+
+/// A stored gate event: the same fields plus the store's `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateEventRow {
+    /// Increasing and gap-free in storing order.
+    pub seq: i64,
+    pub id: String,
+    pub gate: GateId,
+    pub community: CommunityId,
+    pub camera: Option<CameraId>,
+    pub firmware: String,
+    pub kind: String,
+    pub received_at: Timestamp,
+    pub occurred_at: Option<Timestamp>,
+    pub dedup_key: String,
+    pub evidence: Option<String>,
+    pub body: Value,
+}
+
+/// A payload that could not be turned into a gate event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDeadLetter {
+    pub id: String,
+    pub received_at: Timestamp,
+    pub firmware: Option<String>,
+    pub gate: Option<GateId>,
+    /// The error with its location.
+    pub error: String,
+    /// Raw bytes (base64), topic or path, peer... as JSON.
+    pub body: Value,
+}
+
+/// A stored dead letter.
+pub type DeadLetterRow = NewDeadLetter;
+
+/// Which gate events to list. `None` = any; `Some(vec)` = only these (an empty vec matches
+/// nothing). Times are on `received_at`, `[from, to)`. Newest first.
+#[derive(Debug, Clone, Default)]
+pub struct GateEventFilter {
+    pub gates: Option<Vec<GateId>>,
+    pub communities: Option<Vec<CommunityId>>,
+    pub kinds: Option<Vec<String>>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub limit: u32,
+}
+
+/// A vision event to keep (zone entry, dwell, count over a limit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVisionEvent {
+    pub id: String,
+    pub camera: CameraId,
+    pub community: CommunityId,
+    pub kind: String,
+    pub zone: Option<String>,
+    pub at: Timestamp,
+    /// The whole event as JSON.
+    pub body: Value,
+}
+
+/// A stored vision event.
+pub type VisionEventRow = NewVisionEvent;
+
+/// Which vision events to list; same conventions as [`GateEventFilter`], times on `at`.
+#[derive(Debug, Clone, Default)]
+pub struct VisionEventFilter {
+    pub cameras: Option<Vec<CameraId>>,
+    pub communities: Option<Vec<CommunityId>>,
+    pub kinds: Option<Vec<String>>,
+    pub zones: Option<Vec<String>>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub limit: u32,
+}
+
+const GATE_COLS: &str = "seq, id, gate, community, camera, firmware, kind, received_at, \
+     occurred_at, dedup_key, evidence, body";
+
+fn gate_row(row: &AnyRow, op: &'static str) -> Result<GateEventRow, StoreError> {
+    let r = Reader { row, op };
+    Ok(GateEventRow {
+        seq: r.int("seq")?,
+        id: r.text("id")?,
+        gate: r.parse("gate")?,
+        community: r.parse("community")?,
+        camera: r.opt_parse("camera")?,
+        firmware: r.text("firmware")?,
+        kind: r.text("kind")?,
+        received_at: r.ts("received_at")?,
+        occurred_at: r.opt_ts("occurred_at")?,
+        dedup_key: r.text("dedup_key")?,
+        evidence: r.opt_text("evidence")?,
+        body: r.json("body")?,
+    })
+}
+
+fn dead_letter_row(row: &AnyRow, op: &'static str) -> Result<DeadLetterRow, StoreError> {
+    let r = Reader { row, op };
+    Ok(DeadLetterRow {
+        id: r.text("id")?,
+        received_at: r.ts("received_at")?,
+        firmware: r.opt_text("firmware")?,
+        gate: r.opt_parse("gate")?,
+        error: r.text("error")?,
+        body: r.json("body")?,
+    })
+}
+
+fn vision_row(row: &AnyRow, op: &'static str) -> Result<VisionEventRow, StoreError> {
+    let r = Reader { row, op };
+    Ok(VisionEventRow {
+        id: r.text("id")?,
+        camera: r.parse("camera")?,
+        community: r.parse("community")?,
+        kind: r.text("kind")?,
+        zone: r.opt_text("zone")?,
+        at: r.ts("at")?,
+        body: r.json("body")?,
+    })
+}
+
+impl Store {
+    /// Stores a batch of gate events and dead letters in one transaction, giving each event
+    /// the next `seq`. A duplicate event or dead-letter id fails the whole batch (nothing is
+    /// stored) with [`StoreError::Duplicate`] naming it.
+    pub async fn insert_gate_batch(
+        &self,
+        events: &[NewGateEvent],
+        dead_letters: &[NewDeadLetter],
+    ) -> Result<(), StoreError> {
+        const OP: &str = "storing gate events";
+        if events.is_empty() && dead_letters.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write(OP, &["gate_events"]).await?;
+        let mut seq = next_seq(&mut tx, OP, "gate_events", "seq").await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO gate_events (seq, id, gate, community, camera, firmware, kind, \
+                 received_at, occurred_at, dedup_key, evidence, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(seq)
+            .bind(e.id.as_str())
+            .bind(e.gate.as_str())
+            .bind(e.community.as_str())
+            .bind(e.camera.as_ref().map(|c| c.as_str().to_owned()))
+            .bind(e.firmware.as_str())
+            .bind(e.kind.as_str())
+            .bind(ms(e.received_at))
+            .bind(opt_ms(e.occurred_at))
+            .bind(e.dedup_key.as_str())
+            .bind(e.evidence.clone())
+            .bind(json_text(&e.body))
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| dup_or(source, OP, "gate event", &e.id))?;
+            seq += 1;
+        }
+        for d in dead_letters {
+            sqlx::query(
+                "INSERT INTO dead_letters (id, received_at, firmware, gate, error, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(d.id.as_str())
+            .bind(ms(d.received_at))
+            .bind(d.firmware.clone())
+            .bind(d.gate.as_ref().map(|g| g.as_str().to_owned()))
+            .bind(d.error.as_str())
+            .bind(json_text(&d.body))
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| dup_or(source, OP, "dead letter", &d.id))?;
+        }
+        tx.commit().await.map_err(db(OP))
+    }
+
+    /// Gate events with `seq > seq`, oldest first, at most `limit` (a reader's cursor).
+    pub async fn gate_events_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<GateEventRow>, StoreError> {
+        const OP: &str = "reading gate events";
+        let sql =
+            format!("SELECT {GATE_COLS} FROM gate_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        rows.iter().map(|r| gate_row(r, OP)).collect()
+    }
+
+    /// The dedup keys of gate events received at or after `since`, with their receive times
+    /// (the ingest's dedup window, reloaded at start).
+    pub async fn recent_gate_dedup_keys(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        const OP: &str = "reading gate dedup keys";
+        let rows = sqlx::query(
+            "SELECT dedup_key, received_at FROM gate_events WHERE received_at >= $1 ORDER BY seq",
+        )
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db(OP))?;
+        rows.iter()
+            .map(|row| {
+                let r = Reader { row, op: OP };
+                Ok((r.text("dedup_key")?, r.ts("received_at")?))
+            })
+            .collect()
+    }
+
+    /// Gate events matching `filter`, newest first.
+    pub async fn list_gate_events(
+        &self,
+        filter: &GateEventFilter,
+    ) -> Result<Vec<GateEventRow>, StoreError> {
+        const OP: &str = "listing gate events";
+        let mut f = Filter::default();
+        f.any_of(
+            "gate",
+            filter.gates.as_ref().map(|v| v.iter().map(|g| g.as_str())),
+        );
+        f.any_of(
+            "community",
+            filter
+                .communities
+                .as_ref()
+                .map(|v| v.iter().map(|c| c.as_str())),
+        );
+        f.any_of(
+            "kind",
+            filter.kinds.as_ref().map(|v| v.iter().map(|k| k.as_str())),
+        );
+        if let Some(from) = filter.from {
+            f.cmp("received_at", ">=", Arg::I64(ms(from)));
+        }
+        if let Some(to) = filter.to {
+            f.cmp("received_at", "<", Arg::I64(ms(to)));
+        }
+        if f.empty {
+            return Ok(Vec::new());
+        }
+        let head = format!("SELECT {GATE_COLS} FROM gate_events");
+        let rows = f
+            .query(
+                &head,
+                "ORDER BY received_at DESC, seq DESC",
+                Some(filter.limit),
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        rows.iter().map(|r| gate_row(r, OP)).collect()
+    }
+
+    /// The newest dead letters first, at most `limit`.
+    pub async fn list_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetterRow>, StoreError> {
+        const OP: &str = "listing dead letters";
+        let rows = sqlx::query(
+            "SELECT id, received_at, firmware, gate, error, body FROM dead_letters \
+             ORDER BY received_at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db(OP))?;
+        rows.iter().map(|r| dead_letter_row(r, OP)).collect()
+    }
+
+    /// Stores vision events in one transaction; a duplicate id fails them all.
+    pub async fn insert_vision_events(&self, events: &[NewVisionEvent]) -> Result<(), StoreError> {
+        const OP: &str = "storing vision events";
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db(OP))?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO vision_events (id, camera, community, kind, zone, at, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(e.id.as_str())
+            .bind(e.camera.as_str())
+            .bind(e.community.as_str())
+            .bind(e.kind.as_str())
+            .bind(e.zone.clone())
+            .bind(ms(e.at))
+            .bind(json_text(&e.body))
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| dup_or(source, OP, "vision event", &e.id))?;
+        }
+        tx.commit().await.map_err(db(OP))
+    }
+
+    /// Vision events matching `filter`, newest first.
+    pub async fn list_vision_events(
+        &self,
+        filter: &VisionEventFilter,
+    ) -> Result<Vec<VisionEventRow>, StoreError> {
+        const OP: &str = "listing vision events";
+        let mut f = Filter::default();
+        f.any_of(
+            "camera",
+            filter
+                .cameras
+                .as_ref()
+                .map(|v| v.iter().map(|c| c.as_str())),
+        );
+        f.any_of(
+            "community",
+            filter
+                .communities
+                .as_ref()
+                .map(|v| v.iter().map(|c| c.as_str())),
+        );
+        f.any_of(
+            "kind",
+            filter.kinds.as_ref().map(|v| v.iter().map(|k| k.as_str())),
+        );
+        f.any_of(
+            "zone",
+            filter.zones.as_ref().map(|v| v.iter().map(|z| z.as_str())),
+        );
+        if let Some(from) = filter.from {
+            f.cmp("at", ">=", Arg::I64(ms(from)));
+        }
+        if let Some(to) = filter.to {
+            f.cmp("at", "<", Arg::I64(ms(to)));
+        }
+        if f.empty {
+            return Ok(Vec::new());
+        }
+        let rows = f
+            .query(
+                "SELECT id, camera, community, kind, zone, at, body FROM vision_events",
+                "ORDER BY at DESC, id DESC",
+                Some(filter.limit),
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        rows.iter().map(|r| vision_row(r, OP)).collect()
+    }
+}
+
+/// A unique violation becomes [`StoreError::Duplicate`] naming `id`; anything else stays a
+/// database error.
+pub(crate) fn dup_or(
+    source: sqlx::Error,
+    op: &'static str,
+    what: &'static str,
+    id: &str,
+) -> StoreError {
+    if crate::error::is_unique_violation(&source) {
+        StoreError::Duplicate {
+            what,
+            id: id.to_owned(),
+        }
+    } else {
+        StoreError::Database { op, source }
+    }
+}

@@ -1,0 +1,276 @@
+//! All persistence of the Xueliang hub: gate events, vision events, alerts with their history
+//! and outbox, snapshots' metadata, the camera and gate registry, users, sessions and the
+//! audit log.
+//!
+//! One [`Store`] over a sqlx `AnyPool`: SQLite (WAL) by default, PostgreSQL when the URL says
+//! so. One set of migrations (`migrations/`, embedded) runs on both, written in portable SQL;
+//! queries are runtime queries with `$n` placeholders, which both backends accept.
+//!
+//! Conventions:
+//! - Times are BIGINT Unix milliseconds ([`jiff::Timestamp`] in the API); structured extras
+//!   are JSON text.
+//! - Ids are made by the application. Sequence numbers (gate events, outbox, audit, an
+//!   alert's history) are assigned by the store as `MAX + 1` inside the writing transaction,
+//!   which first takes the table's write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+//!   `LOCK TABLE ... IN EXCLUSIVE MODE`). They are therefore gap-free, and a reader paging by
+//!   `seq` never sees a later number committed before an earlier one. This assumes one hub
+//!   writes a database (several writers would only serialise on the lock, not break).
+//! - Writes that belong together are one transaction: a gate batch with its dead letters;
+//!   a rules engine's [`Commit`] (alerts, history, outbox, snapshots, input cursors); a
+//!   person's [`Store::act`].
+
+mod alerts;
+mod error;
+mod gates;
+mod registry;
+mod retention;
+mod sql;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, Transaction};
+
+pub use alerts::{ActionRow, AlertDetail, AlertFilter, Change, Commit, Durations, ResponseFigures};
+pub use error::{StoreError, redact_url};
+pub use gates::{
+    DeadLetterRow, GateEventFilter, GateEventRow, NewDeadLetter, NewGateEvent, NewVisionEvent,
+    VisionEventFilter, VisionEventRow,
+};
+pub use registry::{
+    AuditRow, CameraRow, GateRow, NewAudit, NewSnapshot, SessionRow, SnapshotRow, UserRow,
+};
+pub use retention::{PurgeReport, Retention};
+
+use sql::db;
+
+/// How long `open` and every later query wait for a connection before failing. Short, so a
+/// database that is down is reported at once rather than after sqlx's default 30 s.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a SQLite connection waits for another connection's write lock.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store: a pool of connections to one database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Redacted.
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+type Tx = Transaction<'static, Any>;
+
+impl Store {
+    /// Opens `sqlite://PATH` (the file and its directory are created if missing; WAL,
+    /// `synchronous=FULL` because the hub acknowledges gate payloads only after they are
+    /// stored, foreign keys on, a 5 s busy timeout), `sqlite::memory:` (tests), or
+    /// `postgres://...` / `postgresql://...`, and runs the migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let redacted = redact_url(url);
+        let (backend, connect_url, memory) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let memory = rest == ":memory:" || rest.contains("mode=memory");
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, query) = match path.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (path, None),
+            };
+            if !memory {
+                if path.is_empty() {
+                    return Err(StoreError::UnsupportedUrl { url: redacted });
+                }
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+            }
+            let connect = if memory {
+                url.to_owned()
+            } else {
+                match query {
+                    Some(q) if q.contains("mode=") => format!("sqlite://{path}?{q}"),
+                    Some(q) => format!("sqlite://{path}?{q}&mode=rwc"),
+                    None => format!("sqlite://{path}?mode=rwc"),
+                }
+            };
+            (Backend::Sqlite, connect, memory)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned(), false)
+        } else {
+            return Err(StoreError::UnsupportedUrl { url: redacted });
+        };
+
+        let options = sqlx::any::AnyConnectOptions::from_str(&connect_url).map_err(|source| {
+            StoreError::Connect {
+                url: redacted.clone(),
+                source,
+            }
+        })?;
+        // One plain connection first: a pool only reports "timed out" when it cannot
+        // connect, while this says why (refused, authentication, unknown database...).
+        match tokio::time::timeout(
+            ACQUIRE_TIMEOUT,
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(StoreError::ConnectTimeout {
+                    url: redacted,
+                    after: ACQUIRE_TIMEOUT,
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(StoreError::Connect {
+                    url: redacted,
+                    source,
+                });
+            }
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+        }
+        let mut pool = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        match backend {
+            Backend::Sqlite => {
+                // One writer at a time anyway (BEGIN IMMEDIATE); a few connections let reads
+                // run beside it (WAL). An in-memory database lives in its one connection.
+                pool = if memory {
+                    pool.max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    pool.max_connections(4)
+                };
+                pool = pool.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        let busy =
+                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            busy.as_str(),
+                        ] {
+                            sqlx::query(sqlx::AssertSqlSafe(pragma.to_owned()))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                });
+            }
+            Backend::Postgres => pool = pool.max_connections(10),
+        }
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redacted.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: redacted.clone(),
+                source,
+            })?;
+        tracing::debug!(url = %redacted, ?backend, "store opened");
+        Ok(Store {
+            pool,
+            backend,
+            url: redacted,
+        })
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database URL with any password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The underlying pool, for tests and tools.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes the pool (waits for connections in use to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction holding the write lock of `tables` (the tables whose sequence numbers it
+    /// assigns). SQLite: `BEGIN IMMEDIATE` (the database's one write lock). PostgreSQL:
+    /// `LOCK TABLE ... IN EXCLUSIVE MODE` (readers go on; writers of those tables wait).
+    async fn begin_write(&self, op: &'static str, tables: &[&str]) -> Result<Tx, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db(op)),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(db(op))?;
+                if !tables.is_empty() {
+                    let sql = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db(op))?;
+                }
+                Ok(tx)
+            }
+        }
+    }
+}
+
+/// `MAX(col) + 1` of `table` (1 when empty), inside the caller's transaction.
+async fn next_seq(
+    tx: &mut Tx,
+    op: &'static str,
+    table: &str,
+    col: &str,
+) -> Result<i64, StoreError> {
+    use sqlx::Row;
+    let sql = format!("SELECT COALESCE(MAX({col}), 0) AS m FROM {table}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db(op))?;
+    let m: i64 = row.try_get("m").map_err(db(op))?;
+    Ok(m + 1)
+}

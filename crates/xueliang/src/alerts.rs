@@ -1,0 +1,732 @@
+//! The alert pipeline: stored gate events, vision events and health changes go through the
+//! rules engine; what it decides is committed to the store together with the outbox and the
+//! input cursor (one transaction), and only then published.
+//!
+//! Exactly once from gate event to alert: gate events are durable before the broker gets its
+//! PUBACK; the processor reads them from the store after its cursor, and a batch's alerts, history,
+//! outbox entries and the new cursor commit together. A crash before the commit replays the
+//! batch into an engine restored from the committed alerts; a crash after it finds the batch
+//! done. Vision events and health changes are not durable inputs (a restart starts them afresh).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use xl_core::alert::AlertAction;
+use xl_core::camera::{CameraRegistry, CameraStatus};
+use xl_core::gate_status::GateRegistry;
+use xl_core::{Alert, AlertId, AlertState, CameraId, CommunityId, GateId, Role};
+use xl_gates::StoredGateEvent;
+use xl_rules::{Decision, Engine, GateInput, Input, RulesConfig, ZoneInput, ZoneWhat};
+use xl_store::{Change, Commit, NewSnapshot, NewVisionEvent, Store};
+use xl_vision::{ObjectClass, VisionEvent};
+
+use crate::evidence::{self, EvidenceConfig, Rings};
+
+/// The rules processor's cursor over stored gate events.
+pub const GATE_CURSOR: &str = "rules.gate_events";
+
+/// Gate events read from the store per transaction.
+const BATCH: u32 = 256;
+
+/// What the processor needs to know about cameras (communities, zones to draw).
+#[derive(Default, Clone)]
+pub struct Topology {
+    pub camera_community: HashMap<CameraId, CommunityId>,
+    /// Zone outlines per camera and zone id, drawn on camera snapshots.
+    pub zones: HashMap<(CameraId, String), Vec<[f32; 2]>>,
+}
+
+/// A person's action on an alert (through the API), so the engine stops escalating or
+/// repeating it.
+#[derive(Debug, Clone)]
+pub struct Acted {
+    pub alert: Alert,
+}
+
+/// The running pipeline.
+pub struct Alerts {
+    store: Store,
+    committed: watch::Sender<i64>,
+    acted: mpsc::UnboundedSender<Acted>,
+}
+
+impl Alerts {
+    /// The last outbox seq committed: publishers and SSE streams wait on it.
+    pub fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A person acknowledges, escalates, resolves or notes an alert.
+    pub async fn act(
+        &self,
+        id: &AlertId,
+        action: AlertAction,
+        actor: &str,
+        note: Option<&str>,
+    ) -> Result<xl_core::OutboxEntry, xl_store::StoreError> {
+        let entry = self
+            .store
+            .act(id, action, actor, note, Timestamp::now())
+            .await?;
+        self.committed.send_if_modified(|s| {
+            let newer = entry.seq > *s;
+            *s = (*s).max(entry.seq);
+            newer
+        });
+        let _ = self.acted.send(Acted {
+            alert: entry.alert.clone(),
+        });
+        Ok(entry)
+    }
+}
+
+/// Inputs of the processor.
+pub struct Sources {
+    /// Stored gate events as they become durable (a wake-up: the events are read from the store).
+    pub gate_events: Option<broadcast::Receiver<Arc<StoredGateEvent>>>,
+    pub vision: Option<broadcast::Receiver<VisionEvent>>,
+    pub cameras: Arc<CameraRegistry>,
+    pub gates: Arc<GateRegistry>,
+}
+
+/// What the processor works with.
+pub struct Setup {
+    pub store: Store,
+    pub rules: RulesConfig,
+    pub evidence: EvidenceConfig,
+    /// The frame rings snapshots come from (none: alerts without snapshots).
+    pub rings: Option<Arc<Rings>>,
+    /// Where snapshot files go (`<data_dir>/snapshots`).
+    pub snapshot_dir: PathBuf,
+    pub topology: Topology,
+}
+
+/// Starts the processor task.
+pub async fn start(
+    setup: Setup,
+    sources: Sources,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Alerts, tokio::task::JoinHandle<()>)> {
+    let Setup {
+        store,
+        rules,
+        evidence,
+        rings,
+        snapshot_dir,
+        topology,
+    } = setup;
+    let engine = Engine::new(&rules).context("bad [[rules]]")?;
+    let last = store.last_outbox_seq().await?;
+    let (committed, _) = watch::channel(last);
+    let (acted_tx, acted_rx) = mpsc::unbounded_channel();
+    let mut p = Processor {
+        store: store.clone(),
+        rules,
+        engine,
+        active: HashMap::new(),
+        cursor: 0,
+        rings,
+        evidence,
+        snapshot_dir,
+        topology,
+        skew: HashMap::new(),
+        committed: committed.clone(),
+        random: rand::random(),
+    };
+    p.restore().await?;
+    let task = tokio::spawn(p.run(sources, acted_rx, shutdown));
+    Ok((
+        Alerts {
+            store,
+            committed,
+            acted: acted_tx,
+        },
+        task,
+    ))
+}
+
+struct Processor {
+    store: Store,
+    rules: RulesConfig,
+    engine: Engine,
+    /// Unresolved alerts as committed (the engine's decisions name them by id).
+    active: HashMap<AlertId, Alert>,
+    cursor: i64,
+    rings: Option<Arc<Rings>>,
+    evidence: EvidenceConfig,
+    snapshot_dir: PathBuf,
+    topology: Topology,
+    /// Per gate, the smallest `received_at - device_time` seen lately: the device clock's skew
+    /// plus the least transport delay.
+    skew: HashMap<GateId, SkewEstimate>,
+    committed: watch::Sender<i64>,
+    random: u64,
+}
+
+/// A pending commit and the snapshots to take for it.
+#[derive(Default)]
+struct Pending {
+    changes: Vec<Change>,
+    /// Alerts raised in this batch with where their evidence comes from.
+    evidence: Vec<(usize, EvidenceFrom)>,
+    cursor: Option<i64>,
+}
+
+#[derive(Clone)]
+struct EvidenceFrom {
+    camera: CameraId,
+    at: Timestamp,
+    boxes: bool,
+    zone: Option<String>,
+}
+
+impl Processor {
+    /// (Re)loads the engine's state and the cursor from the store.
+    async fn restore(&mut self) -> anyhow::Result<()> {
+        let active = self.store.active_alerts().await?;
+        self.engine = Engine::new(&self.rules)?;
+        self.engine.restore(active.iter().cloned());
+        self.active = active.into_iter().map(|a| (a.id.clone(), a)).collect();
+        self.cursor = self.store.cursor(GATE_CURSOR).await?;
+        info!(
+            active = self.active.len(),
+            cursor = self.cursor,
+            "alert engine restored"
+        );
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut sources: Sources,
+        mut acted: mpsc::UnboundedReceiver<Acted>,
+        shutdown: CancellationToken,
+    ) {
+        let mut health = Health::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The backlog left by a previous run.
+        self.drain_gate_events().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = recv_gate(&mut sources.gate_events) => {
+                    if r {
+                        self.drain_gate_events().await;
+                    }
+                }
+                v = recv_vision(&mut sources.vision) => {
+                    if let Some(v) = v {
+                        self.vision_event(v).await;
+                    }
+                }
+                a = acted.recv() => {
+                    if let Some(a) = a {
+                        self.acted(a.alert);
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Timestamp::now();
+                    let inputs = health.poll(&sources, now);
+                    let mut pending = Pending::default();
+                    for input in &inputs {
+                        self.decide(Some(input), now, &mut pending);
+                    }
+                    self.decide(None, now, &mut pending);
+                    self.commit(pending).await;
+                    // A wake-up may have been missed (lagged, or the store was down).
+                    self.drain_gate_events().await;
+                }
+            }
+        }
+    }
+
+    fn acted(&mut self, alert: Alert) {
+        let at = Timestamp::now();
+        match alert.state {
+            AlertState::Resolved => {
+                self.engine.resolved(&alert.id, at);
+                self.active.remove(&alert.id);
+            }
+            AlertState::Acknowledged => {
+                self.engine.acknowledged(&alert.id, at);
+                self.active.insert(alert.id.clone(), alert);
+            }
+            _ => {
+                self.active.insert(alert.id.clone(), alert);
+            }
+        }
+    }
+
+    /// Processes stored gate events after the cursor until none are left.
+    async fn drain_gate_events(&mut self) {
+        loop {
+            let rows = match self.store.gate_events_after(self.cursor, BATCH).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(error = %e, "cannot read gate events; retrying shortly");
+                    return;
+                }
+            };
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                return;
+            };
+            let mut pending = Pending {
+                cursor: Some(last),
+                ..Pending::default()
+            };
+            for row in &rows {
+                let stored: StoredGateEvent = match serde_json::from_value(row.body.clone()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!(event = %row.id, error = %e, "stored gate event unreadable; skipped");
+                        continue;
+                    }
+                };
+                let at = self.event_time(&stored);
+                let input = Input::Gate(GateInput {
+                    event_id: stored.id.clone(),
+                    gate: stored.gate.clone(),
+                    community: stored.community.clone(),
+                    camera: stored.camera.clone(),
+                    kind: stored.event.kind,
+                    deny_reason: stored.event.deny_reason.clone(),
+                    phase: stored.event.phase,
+                    door: stored.event.door,
+                    at,
+                });
+                let first = pending.changes.len();
+                self.decide(Some(&input), at, &mut pending);
+                if let Some(camera) = &stored.camera {
+                    for i in first..pending.changes.len() {
+                        if pending.changes[i].action == AlertAction::Raised {
+                            pending.evidence.push((
+                                i,
+                                EvidenceFrom {
+                                    camera: camera.clone(),
+                                    at,
+                                    boxes: false,
+                                    zone: None,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            if !self.commit(pending).await {
+                return;
+            }
+            if rows.len() < BATCH as usize {
+                return;
+            }
+        }
+    }
+
+    /// When the event happened on the hub's clock: the device's time corrected by the gate's
+    /// clock skew, or the receipt time.
+    fn event_time(&mut self, e: &StoredGateEvent) -> Timestamp {
+        let Some(device) = e.occurred_at else {
+            return e.received_at;
+        };
+        let est = self.skew.entry(e.gate.clone()).or_default();
+        est.observe(e.received_at.duration_since(device));
+        let corrected = device.checked_add(est.skew()).unwrap_or(e.received_at);
+        corrected.min(e.received_at)
+    }
+
+    async fn vision_event(&mut self, v: VisionEvent) {
+        let camera = v.camera().clone();
+        let Some(community) = self.topology.camera_community.get(&camera).cloned() else {
+            return;
+        };
+        let what = match &v {
+            VisionEvent::EnteredZone {
+                track,
+                class: ObjectClass::Person,
+                ..
+            } => ZoneWhat::Entered { track: track.0 },
+            VisionEvent::DwellExceeded {
+                track,
+                dwell_ms,
+                class: ObjectClass::Person,
+                ..
+            } => ZoneWhat::DwellExceeded {
+                track: track.0,
+                dwell_ms: *dwell_ms,
+            },
+            VisionEvent::CountOverLimit { count, limit, .. } => ZoneWhat::CountOverLimit {
+                count: *count,
+                limit: *limit,
+            },
+            _ => return,
+        };
+        let zone = v.zone().map(|z| z.as_str().to_owned()).unwrap_or_default();
+        let at = v.at();
+        let id = format!(
+            "{:012x}-{:016x}",
+            at.as_millisecond().max(0),
+            rand::random::<u64>()
+        );
+        let kept = NewVisionEvent {
+            id: id.clone(),
+            camera: camera.clone(),
+            community: community.clone(),
+            kind: kind_name(&v).to_owned(),
+            zone: Some(zone.clone()),
+            at,
+            body: serde_json::to_value(&v).unwrap_or_default(),
+        };
+        if let Err(e) = self.store.insert_vision_events(&[kept]).await {
+            warn!(camera = %camera, error = %e, "cannot store a vision event");
+        }
+        let input = Input::Zone(ZoneInput {
+            event_id: id,
+            camera: camera.clone(),
+            community,
+            zone: zone.clone(),
+            what,
+            at,
+        });
+        let mut pending = Pending::default();
+        self.decide(Some(&input), at, &mut pending);
+        for i in 0..pending.changes.len() {
+            if pending.changes[i].action == AlertAction::Raised {
+                pending.evidence.push((
+                    i,
+                    EvidenceFrom {
+                        camera: camera.clone(),
+                        at,
+                        boxes: true,
+                        zone: Some(zone.clone()),
+                    },
+                ));
+            }
+        }
+        self.commit(pending).await;
+    }
+
+    /// Runs one input (or a tick at `now`) through the engine and turns the decisions into
+    /// changes.
+    fn decide(&mut self, input: Option<&Input>, now: Timestamp, pending: &mut Pending) {
+        let random = &mut self.random;
+        let mut ids = |at: Timestamp| {
+            // xorshift: ids only need to be unique, not secret
+            *random ^= *random << 13;
+            *random ^= *random >> 7;
+            *random ^= *random << 17;
+            AlertId::new(at, *random)
+        };
+        let decisions = match input {
+            Some(i) => self.engine.handle(i, &mut ids),
+            None => self.engine.tick(now, &mut ids),
+        };
+        for d in decisions {
+            let change = match d {
+                Decision::Raise(alert) => {
+                    self.active.insert(alert.id.clone(), alert.clone());
+                    Change {
+                        at: alert.raised_at,
+                        alert,
+                        action: AlertAction::Raised,
+                        actor: "system".into(),
+                        note: None,
+                    }
+                }
+                Decision::Repeat {
+                    id,
+                    count,
+                    last_seen_at,
+                    ..
+                } => {
+                    let Some(a) = self.active.get_mut(&id) else {
+                        warn!(alert = %id, "repeat of an alert not active; ignored");
+                        continue;
+                    };
+                    a.count = count;
+                    a.last_seen_at = last_seen_at;
+                    Change {
+                        at: last_seen_at,
+                        alert: a.clone(),
+                        action: AlertAction::Repeated,
+                        actor: "system".into(),
+                        note: None,
+                    }
+                }
+                Decision::Escalate { id, at } => {
+                    let Some(a) = self.active.get_mut(&id) else {
+                        continue;
+                    };
+                    a.state = AlertState::Escalated;
+                    a.escalated_at = Some(at);
+                    if !a.roles.contains(&Role::Police) {
+                        a.roles.push(Role::Police);
+                    }
+                    Change {
+                        at,
+                        alert: a.clone(),
+                        action: AlertAction::Escalated,
+                        actor: "system".into(),
+                        note: Some("not acknowledged in time".into()),
+                    }
+                }
+                Decision::Resolve { id, at, reason } => {
+                    let Some(mut a) = self.active.remove(&id) else {
+                        continue;
+                    };
+                    a.state = AlertState::Resolved;
+                    a.resolved_at = Some(at);
+                    Change {
+                        at,
+                        alert: a,
+                        action: AlertAction::Resolved,
+                        actor: "system".into(),
+                        note: Some(reason),
+                    }
+                }
+            };
+            pending.changes.push(change);
+        }
+    }
+
+    /// Takes the snapshots, commits, and tells the publishers. On failure the engine is
+    /// restored from the store (its decisions were not committed) and the inputs are replayed
+    /// later where they are durable (gate events). Returns whether the commit happened.
+    async fn commit(&mut self, mut pending: Pending) -> bool {
+        if pending.changes.is_empty() && pending.cursor.is_none() {
+            return true;
+        }
+        let mut snapshots = Vec::new();
+        for (i, from) in std::mem::take(&mut pending.evidence) {
+            let alert = &mut pending.changes[i].alert;
+            match self.snapshot(&alert.id, &from).await {
+                Ok(Some(s)) => {
+                    alert.snapshot = Some(s.id.clone());
+                    if let Some(a) = self.active.get_mut(&alert.id) {
+                        a.snapshot = Some(s.id.clone());
+                    }
+                    snapshots.push(s);
+                }
+                Ok(None) => {
+                    debug!(alert = %alert.id, camera = %from.camera, "no frame for the snapshot")
+                }
+                Err(e) => {
+                    warn!(alert = %alert.id, camera = %from.camera, error = %e, "snapshot failed")
+                }
+            }
+        }
+        let commit = Commit {
+            changes: pending.changes,
+            snapshots,
+            cursors: pending
+                .cursor
+                .map(|c| vec![(GATE_CURSOR.to_owned(), c)])
+                .unwrap_or_default(),
+        };
+        match self.store.commit(&commit).await {
+            Ok(entries) => {
+                if let Some(c) = pending.cursor {
+                    self.cursor = c;
+                }
+                for e in &entries {
+                    info!(alert = %e.alert.id, kind = %e.alert.kind, change = %e.change, community = %e.alert.community, "alert");
+                }
+                if let Some(last) = entries.last() {
+                    let seq = last.seq;
+                    self.committed.send_if_modified(|s| {
+                        let newer = seq > *s;
+                        *s = (*s).max(seq);
+                        newer
+                    });
+                }
+                true
+            }
+            Err(e) => {
+                error!(error = %e, "cannot commit alerts; will retry from the store");
+                if let Err(e) = self.restore().await {
+                    error!(error = %e, "cannot restore the alert engine");
+                }
+                false
+            }
+        }
+    }
+
+    /// Encodes the frame nearest to the event and writes it (synced) under the snapshot
+    /// directory.
+    async fn snapshot(
+        &self,
+        alert: &AlertId,
+        from: &EvidenceFrom,
+    ) -> anyhow::Result<Option<NewSnapshot>> {
+        let Some(rings) = &self.rings else {
+            return Ok(None);
+        };
+        let Some(still) = rings.nearest(&from.camera, from.at, from.boxes) else {
+            return Ok(None);
+        };
+        let zone = from
+            .zone
+            .as_ref()
+            .and_then(|z| self.topology.zones.get(&(from.camera.clone(), z.clone())))
+            .cloned();
+        let quality = self.evidence.jpeg_quality;
+        let day = still.at.strftime("%Y-%m-%d").to_string();
+        let rel = format!("{day}/{alert}.jpg");
+        let path = self.snapshot_dir.join(&rel);
+        let boxes = still.boxes.clone().unwrap_or_default();
+        let taken_at = still.at;
+        let jpeg = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let jpeg = evidence::encode(&still, zone.as_deref(), quality)?;
+            write_synced(&path, &jpeg.bytes)?;
+            Ok(jpeg)
+        })
+        .await??;
+        Ok(Some(NewSnapshot {
+            id: format!("snap-{alert}"),
+            camera: Some(from.camera.clone()),
+            gate: None,
+            alert: Some(alert.clone()),
+            taken_at,
+            path: rel,
+            width: jpeg.width,
+            height: jpeg.height,
+            bytes: jpeg.bytes.len() as u64,
+            has_faces: false,
+            boxes: serde_json::to_value(
+                boxes
+                    .iter()
+                    .map(|b| [b.x0, b.y0, b.x1, b.y1])
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default(),
+        }))
+    }
+}
+
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().context("snapshot path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn kind_name(v: &VisionEvent) -> &'static str {
+    match v {
+        VisionEvent::TrackStarted { .. } => "track_started",
+        VisionEvent::TrackEnded { .. } => "track_ended",
+        VisionEvent::EnteredZone { .. } => "entered_zone",
+        VisionEvent::LeftZone { .. } => "left_zone",
+        VisionEvent::DwellExceeded { .. } => "dwell_exceeded",
+        VisionEvent::CountChanged { .. } => "count_changed",
+        VisionEvent::CountOverLimit { .. } => "count_over_limit",
+    }
+}
+
+/// Per gate: the minimum of `received_at - device_time` over the last few events.
+#[derive(Default)]
+struct SkewEstimate {
+    recent: std::collections::VecDeque<SignedDuration>,
+}
+
+impl SkewEstimate {
+    const KEEP: usize = 32;
+
+    fn observe(&mut self, d: SignedDuration) {
+        if self.recent.len() == Self::KEEP {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(d);
+    }
+
+    fn skew(&self) -> SignedDuration {
+        self.recent.iter().copied().min().unwrap_or_default()
+    }
+}
+
+/// Health changes seen by polling the registries.
+#[derive(Default)]
+struct Health {
+    cameras: HashMap<CameraId, bool>,
+    gates: HashMap<GateId, bool>,
+}
+
+impl Health {
+    fn poll(&mut self, s: &Sources, now: Timestamp) -> Vec<Input> {
+        let mut out = Vec::new();
+        for (info, stats) in s.cameras.snapshot() {
+            let online = match stats.status() {
+                CameraStatus::Online => true,
+                CameraStatus::Offline { .. } => false,
+                CameraStatus::Connecting => continue,
+            };
+            if self.cameras.insert(info.id.clone(), online) != Some(online) {
+                out.push(Input::CameraHealth {
+                    camera: info.id.clone(),
+                    community: info.community.clone(),
+                    online,
+                    at: now,
+                });
+            }
+        }
+        for (info, stats) in s.gates.snapshot() {
+            let online = stats.is_online();
+            let before = self.gates.insert(info.id.clone(), online);
+            // A gate never heard from is not a transition (it may be switched off on purpose).
+            if before.is_some_and(|b| b != online) || (before.is_none() && online) {
+                out.push(Input::GateHealth {
+                    gate: info.id.clone(),
+                    community: info.community.clone(),
+                    online,
+                    at: now,
+                });
+            }
+        }
+        out
+    }
+}
+
+async fn recv_gate(rx: &mut Option<broadcast::Receiver<Arc<StoredGateEvent>>>) -> bool {
+    match rx {
+        Some(r) => match r.recv().await {
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Closed) => {
+                *rx = None;
+                false
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_vision(rx: &mut Option<broadcast::Receiver<VisionEvent>>) -> Option<VisionEvent> {
+    match rx {
+        Some(r) => loop {
+            match r.recv().await {
+                Ok(v) => return Some(v),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "alert processor fell behind on vision events");
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    *rx = None;
+                    return None;
+                }
+            }
+        },
+        None => std::future::pending().await,
+    }
+}

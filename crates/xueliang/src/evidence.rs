@@ -1,0 +1,375 @@
+//! Evidence: a short ring of recent frames per camera, and snapshots (JPEG, boxes drawn) taken
+//! from it when an alert is raised.
+//!
+//! Which cameras keep a ring: those a gate names (`[[gates]] camera`) and those with detection
+//! on. Frames enter a ring at most `ring_fps` a second, copied from the decode pool's frames
+//! (gate cameras) or taken with their person boxes from detection results (analysed cameras).
+//! Memory: `ring_secs * ring_fps` frames at the analysis size per such camera (640x360 I420 is
+//! 346 kB; the defaults keep 8, 2.8 MB a camera).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use image::codecs::jpeg::JpegEncoder;
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use xl_core::CameraId;
+use xl_core::frame::{Frame, FrameSink, PooledBuf};
+use xl_vision::NormRect;
+
+/// `[evidence]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Seconds of frames kept per camera. Default 4: a gate event reaches the hub well within
+    /// that, after its device clock is corrected.
+    pub ring_secs: f64,
+    /// Frames kept per second. Default 2.
+    pub ring_fps: f64,
+    /// JPEG quality, 1 to 100. Default 80.
+    pub jpeg_quality: u8,
+    /// A snapshot is taken only from a frame at most this many seconds from the event.
+    /// Default 2.
+    pub max_gap_secs: f64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            ring_secs: 4.0,
+            ring_fps: 2.0,
+            jpeg_quality: 80,
+            max_gap_secs: 2.0,
+        }
+    }
+}
+
+impl EvidenceConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let ok = |x: f64| x.is_finite() && x > 0.0;
+        if !ok(self.ring_secs) || !ok(self.ring_fps) || !ok(self.max_gap_secs) {
+            anyhow::bail!(
+                "[evidence] ring_secs, ring_fps and max_gap_secs must be positive numbers"
+            );
+        }
+        if !(1..=100).contains(&self.jpeg_quality) {
+            anyhow::bail!(
+                "[evidence] jpeg_quality must be 1 to 100, not {}",
+                self.jpeg_quality
+            );
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        ((self.ring_secs * self.ring_fps).ceil() as usize).clamp(1, 256)
+    }
+}
+
+/// One kept frame.
+#[derive(Clone)]
+pub struct Still {
+    /// The frame's receipt time (the hub's clock).
+    pub at: Timestamp,
+    pub frame: Arc<Frame>,
+    /// Persons detected in it, when it came from detection.
+    pub boxes: Option<Vec<NormRect>>,
+}
+
+#[derive(Default)]
+struct Ring {
+    stills: VecDeque<Still>,
+    /// When a copied (not detected) frame last entered.
+    last_copy: Option<Timestamp>,
+}
+
+/// The rings of every camera that keeps one.
+pub struct Rings {
+    cameras: HashMap<CameraId, Mutex<Ring>>,
+    /// Cameras whose decoded frames are copied in (gate cameras); the others get only the
+    /// frames detection looked at.
+    copied: HashSet<CameraId>,
+    len: usize,
+    spacing: SignedDuration,
+    max_gap: SignedDuration,
+}
+
+impl Rings {
+    /// Rings for `copied` cameras (decoded frames copied in) and `detected` cameras (analysed
+    /// frames only).
+    pub fn new(
+        cfg: &EvidenceConfig,
+        copied: impl IntoIterator<Item = CameraId>,
+        detected: impl IntoIterator<Item = CameraId>,
+    ) -> Rings {
+        let copied: HashSet<CameraId> = copied.into_iter().collect();
+        Rings {
+            cameras: copied
+                .iter()
+                .cloned()
+                .chain(detected)
+                .map(|c| (c, Mutex::new(Ring::default())))
+                .collect(),
+            copied,
+            len: cfg.len(),
+            spacing: SignedDuration::from_secs_f64(1.0 / cfg.ring_fps),
+            max_gap: SignedDuration::from_secs_f64(cfg.max_gap_secs),
+        }
+    }
+
+    pub fn keeps(&self, camera: &CameraId) -> bool {
+        self.cameras.contains_key(camera)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cameras.is_empty()
+    }
+
+    /// Whether any camera's decoded frames are copied in.
+    pub fn copies_any(&self) -> bool {
+        !self.copied.is_empty()
+    }
+
+    /// A decoded frame: copied into the ring when the last copy is older than the spacing.
+    pub fn offer(&self, frame: &Frame) {
+        if !self.copied.contains(&frame.camera) {
+            return;
+        }
+        let Some(ring) = self.cameras.get(&frame.camera) else {
+            return;
+        };
+        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring
+            .last_copy
+            .is_some_and(|t| frame.received_at.duration_since(t) < self.spacing)
+        {
+            return;
+        }
+        ring.last_copy = Some(frame.received_at);
+        let copy = Frame {
+            camera: frame.camera.clone(),
+            pts_90k: frame.pts_90k,
+            received_at: frame.received_at,
+            width: frame.width,
+            height: frame.height,
+            i420: PooledBuf::unpooled(frame.i420.to_vec()),
+        };
+        self.push(
+            &mut ring,
+            Still {
+                at: frame.received_at,
+                frame: Arc::new(copy),
+                boxes: None,
+            },
+        );
+    }
+
+    /// A frame detection looked at, with the persons found (no copy: the frame is shared).
+    pub fn record_detections(&self, at: Timestamp, frame: Arc<Frame>, boxes: Vec<NormRect>) {
+        let Some(ring) = self.cameras.get(&frame.camera) else {
+            return;
+        };
+        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        self.push(
+            &mut ring,
+            Still {
+                at,
+                frame,
+                boxes: Some(boxes),
+            },
+        );
+    }
+
+    fn push(&self, ring: &mut Ring, still: Still) {
+        // Detection results and copies interleave: keep the ring in time order.
+        let pos = ring.stills.partition_point(|s| s.at <= still.at);
+        ring.stills.insert(pos, still);
+        while ring.stills.len() > self.len {
+            ring.stills.pop_front();
+        }
+    }
+
+    /// The kept frame closest to `at`, within the configured gap; with `boxes`, only frames
+    /// detection looked at (a camera alert shows the persons).
+    pub fn nearest(&self, camera: &CameraId, at: Timestamp, boxes: bool) -> Option<Still> {
+        let ring = self.cameras.get(camera)?;
+        let ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.stills
+            .iter()
+            .filter(|s| !boxes || s.boxes.is_some())
+            .map(|s| (s.at.duration_since(at).abs(), s))
+            .filter(|(gap, _)| *gap <= self.max_gap)
+            .min_by_key(|(gap, _)| *gap)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+/// The decode pool's sink when rings are kept: feeds the rings, then the real sink.
+pub struct EvidenceSink {
+    pub rings: Arc<Rings>,
+    pub inner: Arc<dyn FrameSink>,
+}
+
+impl FrameSink for EvidenceSink {
+    fn on_frame(&self, frame: Frame) {
+        self.rings.offer(&frame);
+        self.inner.on_frame(frame);
+    }
+}
+
+/// A snapshot ready to store.
+pub struct Jpeg {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Red, for person boxes; yellow for the zone outline.
+const BOX: [u8; 3] = [230, 30, 30];
+const ZONE: [u8; 3] = [250, 210, 20];
+
+/// Converts the frame to RGB (BT.601 limited range, as the detectors see it), draws the person
+/// boxes and the zone outline, and encodes a JPEG. CPU work: call it off the async threads.
+pub fn encode(still: &Still, zone: Option<&[[f32; 2]]>, quality: u8) -> anyhow::Result<Jpeg> {
+    let f = &still.frame;
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (yp, up, vp) = f.planes();
+    let cw = w / 2;
+    let mut rgb = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let c = (y / 2) * cw + (x / 2).min(cw.saturating_sub(1));
+            let px = xl_detect::pixels::yuv_to_rgb(
+                i32::from(yp[y * w + x]),
+                i32::from(up.get(c).copied().unwrap_or(128)),
+                i32::from(vp.get(c).copied().unwrap_or(128)),
+            );
+            rgb[(y * w + x) * 3..][..3].copy_from_slice(&px);
+        }
+    }
+    let mut canvas = Canvas {
+        rgb: &mut rgb,
+        w,
+        h,
+    };
+    let thick = (w.max(h) / 320).max(2);
+    if let Some(poly) = zone {
+        for (i, a) in poly.iter().enumerate() {
+            let b = poly[(i + 1) % poly.len()];
+            canvas.line(a[0], a[1], b[0], b[1], thick, ZONE);
+        }
+    }
+    for b in still.boxes.iter().flatten() {
+        canvas.line(b.x0, b.y0, b.x1, b.y0, thick, BOX);
+        canvas.line(b.x1, b.y0, b.x1, b.y1, thick, BOX);
+        canvas.line(b.x1, b.y1, b.x0, b.y1, thick, BOX);
+        canvas.line(b.x0, b.y1, b.x0, b.y0, thick, BOX);
+    }
+    let mut bytes = Vec::with_capacity(w * h / 4);
+    JpegEncoder::new_with_quality(&mut bytes, quality).encode(
+        &rgb,
+        f.width,
+        f.height,
+        image::ExtendedColorType::Rgb8,
+    )?;
+    Ok(Jpeg {
+        bytes,
+        width: f.width,
+        height: f.height,
+    })
+}
+
+struct Canvas<'a> {
+    rgb: &'a mut [u8],
+    w: usize,
+    h: usize,
+}
+
+impl Canvas<'_> {
+    /// A line between two points in normalised coordinates, `thick` pixels wide.
+    fn line(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, thick: usize, colour: [u8; 3]) {
+        let (w, h) = (self.w as f32, self.h as f32);
+        let (ax, ay, bx, by) = (x0 * w, y0 * h, x1 * w, y1 * h);
+        let steps = (bx - ax).abs().max((by - ay).abs()).ceil().max(1.0) as usize;
+        let half = (thick / 2) as isize;
+        for i in 0..=steps {
+            let t = i as f32 / steps as f32;
+            let (x, y) = (ax + (bx - ax) * t, ay + (by - ay) * t);
+            for dy in -half..thick as isize - half {
+                for dx in -half..thick as isize - half {
+                    self.dot(x as isize + dx, y as isize + dy, colour);
+                }
+            }
+        }
+    }
+
+    fn dot(&mut self, x: isize, y: isize, colour: [u8; 3]) {
+        if x < 0 || y < 0 || x as usize >= self.w || y as usize >= self.h {
+            return;
+        }
+        let i = (y as usize * self.w + x as usize) * 3;
+        self.rgb[i..i + 3].copy_from_slice(&colour);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(camera: &str, at: Timestamp, luma: u8) -> Frame {
+        let (w, h) = (64u32, 48u32);
+        let mut i420 = vec![128u8; Frame::i420_len(w, h)];
+        i420[..(w * h) as usize].fill(luma);
+        Frame {
+            camera: CameraId::new(camera).unwrap(),
+            pts_90k: 0,
+            received_at: at,
+            width: w,
+            height: h,
+            i420: PooledBuf::unpooled(i420),
+        }
+    }
+
+    fn ts(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_700_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn rings_keep_spaced_frames_and_find_the_nearest_within_the_gap() {
+        let cfg = EvidenceConfig::default(); // 8 frames, 500 ms apart, 2 s gap
+        let cam = CameraId::new("gate-cam").unwrap();
+        let rings = Rings::new(&cfg, [cam.clone()], []);
+        // 25 fps for 6 s: a frame is kept when 500 ms have passed since the last kept one (every
+        // 520 ms at 40 ms a frame); the ring holds the last 8: 2080, 2600, ..., 5720 ms.
+        for i in 0..150 {
+            rings.offer(&frame("gate-cam", ts(i * 40), (i % 200) as u8));
+        }
+        rings.offer(&frame("other", ts(0), 0)); // not kept: no ring
+        assert!(!rings.keeps(&CameraId::new("other").unwrap()));
+        let near = rings.nearest(&cam, ts(5_010), false).unwrap();
+        assert_eq!(near.at, ts(5_200));
+        assert_eq!(rings.nearest(&cam, ts(1_000), false).unwrap().at, ts(2_080));
+        assert!(rings.nearest(&cam, ts(0), false).is_none(), "fell out");
+        assert!(rings.nearest(&cam, ts(9_000), false).is_none(), "too far");
+        assert!(rings.nearest(&cam, ts(5_000), true).is_none(), "no boxes");
+        rings.record_detections(ts(5_100), Arc::new(frame("gate-cam", ts(5_100), 9)), vec![]);
+        assert_eq!(rings.nearest(&cam, ts(4_000), true).unwrap().at, ts(5_100));
+        assert_eq!(rings.nearest(&cam, ts(4_000), false).unwrap().at, ts(4_160));
+    }
+
+    #[test]
+    fn snapshots_are_jpegs_with_the_boxes_drawn() {
+        let still = Still {
+            at: ts(0),
+            frame: Arc::new(frame("c", ts(0), 16)), // black
+            boxes: Some(vec![NormRect::new(0.25, 0.25, 0.75, 0.75)]),
+        };
+        let jpeg = encode(&still, None, 90).unwrap();
+        assert_eq!((jpeg.width, jpeg.height), (64, 48));
+        let img = image::load_from_memory(&jpeg.bytes).unwrap().to_rgb8();
+        let on_box = img.get_pixel(32, 12).0; // top edge of the box
+        let inside = img.get_pixel(32, 24).0;
+        assert!(on_box[0] > 150 && on_box[1] < 100, "{on_box:?}");
+        assert!(inside.iter().all(|&c| c < 40), "{inside:?}");
+    }
+}

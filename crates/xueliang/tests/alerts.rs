@@ -1,0 +1,385 @@
+//! Alerts through the whole hub, against the real Mosquitto (`XUELIANG_TEST_MQTT`, default
+//! 127.0.0.1:1883):
+//! - a door-forced payload becomes a gate.forced_open alert carrying the gate camera's
+//!   snapshot, in the store and on MQTT out;
+//! - the hub process killed with SIGKILL while gates keep publishing loses no event and raises
+//!   no alert twice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use xl_core::{AlertKind, AlertState, CameraId};
+use xl_store::{AlertFilter, Store};
+use xueliang::config::Config;
+use xueliang::hub::Hub;
+
+fn broker() -> (String, u16) {
+    let addr = std::env::var("XUELIANG_TEST_MQTT").unwrap_or_else(|_| "127.0.0.1:1883".into());
+    let (host, port) = addr
+        .rsplit_once(':')
+        .expect("XUELIANG_TEST_MQTT is host:port");
+    (
+        host.to_owned(),
+        port.parse().expect("XUELIANG_TEST_MQTT port"),
+    )
+}
+
+fn vtest() -> String {
+    let media = std::env::var("XUELIANG_MEDIA")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| xl_detect::cache_dir().join("media"));
+    let path = media.join("vtest.avi");
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/setup",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// A Hikvision access-controller event (the DS-K1T fixture) turned into "door abnormally
+/// open" (major 5, minor 0x1b) with its own serial number.
+fn forced_open(serial: u64) -> String {
+    let fixture = include_str!(
+        "../../../firmware-adapters/hikvision-isapi/testdata/hikvision_ds-k1t_face-pass_http-push.json"
+    );
+    let mut v: serde_json::Value = serde_json::from_str(fixture).unwrap();
+    let ev = &mut v["AccessControllerEvent"];
+    ev["subEventType"] = 0x1b.into();
+    ev["serialNo"] = serial.into();
+    for k in ["name", "employeeNoString", "currentVerifyMode", "FaceRect"] {
+        ev.as_object_mut().unwrap().remove(k);
+    }
+    v["dateTime"] = jiff::Timestamp::now().to_string().into();
+    v.to_string()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xl-{name}-{:x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A test MQTT client whose event loop runs in the background; returns the client and a
+/// channel of (topic, payload) for what it receives.
+async fn client(
+    id: &str,
+    subscribe: Option<&str>,
+) -> (
+    AsyncClient,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) {
+    let (host, port) = broker();
+    let mut opts = MqttOptions::new(format!("{id}-{:x}", rand::random::<u32>()), host, port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (c, mut el) = AsyncClient::new(opts, 1000);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (sub_tx, sub_rx) = tokio::sync::oneshot::channel();
+    let mut sub_tx = Some(sub_tx);
+    if let Some(filter) = subscribe {
+        c.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    } else if let Some(t) = sub_tx.take() {
+        let _ = t.send(());
+    }
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(t) = sub_tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), sub_rx)
+        .await
+        .expect("broker did not answer: is Mosquitto running (XUELIANG_TEST_MQTT)?")
+        .unwrap();
+    (c, rx)
+}
+
+fn hub_config(data: &Path, prefix: &str, community: &str, extra: &str) -> String {
+    let (host, port) = broker();
+    format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        api_token = "test-token"
+        data_dir = "{data}"
+        [log]
+        filter = "info"
+        [detect]
+        enabled = false
+        [mqtt]
+        url = "mqtt://{host}:{port}"
+        client_id = "{prefix}-hub"
+        [[mqtt.subscriptions]]
+        filter = "{prefix}/+/event"
+        firmware = "hikvision-isapi"
+        gate_from = {{ topic_segment = 1 }}
+        [mqtt_out]
+        url = "mqtt://{host}:{port}"
+        client_id = "{prefix}-out"
+        [[cameras]]
+        id = "lobby-cam"
+        community = "{community}"
+        file = "{video}"
+        {extra}
+        "#,
+        data = data.display(),
+        video = vtest(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_door_raises_an_alert_with_the_gate_cameras_snapshot_in_the_store_and_on_mqtt() {
+    let data = temp_dir("alerts-e2e");
+    let prefix = format!("xl-e2e-{:x}", rand::random::<u32>());
+    let community = format!("c{:x}", rand::random::<u32>());
+    let text = hub_config(
+        &data,
+        &prefix,
+        &community,
+        &format!(
+            r#"
+        [[gates]]
+        id = "lobby"
+        community = "{community}"
+        firmware = "hikvision-isapi"
+        camera = "lobby-cam"
+        "#
+        ),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let (_sub, mut alerts) = client(
+        "e2e-sub",
+        Some(&format!("xueliang/alerts/{community}/gate.forced_open")),
+    )
+    .await;
+    let (gate, _) = client("e2e-gate", None).await;
+    // The gate camera's ring needs a frame or two first.
+    let cam = CameraId::new("lobby-cam").unwrap();
+    let t0 = Instant::now();
+    while hub
+        .cameras
+        .get(&cam)
+        .map(|c| {
+            c.1.frames_decoded
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .unwrap_or(0)
+        < 10
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "camera delivers no frames"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let sent = Instant::now();
+    gate.publish(
+        format!("{prefix}/lobby/event"),
+        QoS::AtLeastOnce,
+        false,
+        forced_open(7001),
+    )
+    .await
+    .unwrap();
+    let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+        .await
+        .expect("no alert on MQTT within 10 s")
+        .unwrap();
+    let latency = sent.elapsed();
+    println!(
+        "door forced -> alert on MQTT: {:.0} ms",
+        latency.as_secs_f64() * 1e3
+    );
+    assert_eq!(
+        topic,
+        format!("xueliang/alerts/{community}/gate.forced_open")
+    );
+    let entry: xl_core::OutboxEntry = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(entry.alert.kind, AlertKind::GateForcedOpen);
+    assert_eq!(entry.alert.state, AlertState::Open);
+    assert_eq!(entry.alert.gate.as_ref().map(|g| g.as_str()), Some("lobby"));
+    let snap = entry
+        .alert
+        .snapshot
+        .clone()
+        .expect("the alert carries a snapshot");
+
+    // The store has the alert, its history and the snapshot, whose file is a JPEG of the
+    // camera's frame.
+    let detail = hub.store.alert(&entry.alert.id).await.unwrap().unwrap();
+    assert_eq!(detail.alert.snapshot.as_deref(), Some(snap.as_str()));
+    let row = hub.store.snapshot(&snap).await.unwrap().unwrap();
+    assert_eq!(row.camera.as_ref(), Some(&cam));
+    let jpeg = std::fs::read(data.join("snapshots").join(&row.path)).unwrap();
+    let img = image::load_from_memory(&jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (row.width, row.height));
+    assert!(
+        img.width() >= 320,
+        "a real frame, not a stub: {}",
+        img.width()
+    );
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The hub binary with `config`, logs to a file in `dir`.
+fn spawn_hub(config: &Path, dir: &Path, n: u32) -> Child {
+    let log = std::fs::File::create(dir.join(format!("hub-{n}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_xueliang"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the hub binary")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_mid_stream_loses_no_event_and_raises_no_alert_twice() {
+    const GATES: u64 = 4;
+    const EVENTS: u64 = 400;
+    let data = temp_dir("alerts-crash");
+    let prefix = format!("xl-crash-{:x}", rand::random::<u32>());
+    let community = format!("c{:x}", rand::random::<u32>());
+    let gates: String = (0..GATES)
+        .map(|i| {
+            format!(
+                "[[gates]]\nid = \"door-{i}\"\ncommunity = \"{community}\"\nfirmware = \"hikvision-isapi\"\n"
+            )
+        })
+        .collect();
+    // One forced_open alert per gate for the whole run: every event repeats it.
+    let rules =
+        "[[rules]]\nkind = \"gate.forced_open\"\ncooldown_secs = 86400\nack_deadline_secs = 0\n";
+    let text = hub_config(&data, &prefix, &community, &format!("{gates}\n{rules}"));
+    Config::parse(&text).unwrap();
+    let config = data.join("hub.toml");
+    std::fs::write(&config, &text).unwrap();
+
+    let mut hub = spawn_hub(&config, &data, 1);
+    // Let the hub subscribe (its persistent session then keeps what arrives while it is down).
+    let db = data.join("xueliang.db");
+    let t0 = Instant::now();
+    while !db.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "hub did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The gates publish at a steady 100 events/s; the broker acknowledges each (QoS 1).
+    let (host, port) = broker();
+    let mut opts = MqttOptions::new(format!("{prefix}-gates"), host, port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (gate, mut el) = AsyncClient::new(opts, 1000);
+    let acks = tokio::spawn(async move {
+        let mut acked = 0u64;
+        while acked < EVENTS {
+            if let Ok(Event::Incoming(Packet::PubAck(_))) = el.poll().await {
+                acked += 1;
+            }
+        }
+        acked
+    });
+    let mut killed_at = None;
+    let mut restarted = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for serial in 0..EVENTS {
+        tick.tick().await;
+        let door = serial % GATES;
+        gate.publish(
+            format!("{prefix}/door-{door}/event"),
+            QoS::AtLeastOnce,
+            false,
+            forced_open(10_000 + serial),
+        )
+        .await
+        .unwrap();
+        if serial == EVENTS / 3 {
+            hub.kill().unwrap(); // SIGKILL
+            hub.wait().unwrap();
+            killed_at = Some(serial);
+        }
+        if serial == EVENTS * 2 / 3 {
+            hub = spawn_hub(&config, &data, 2);
+            restarted = true;
+        }
+    }
+    assert!(killed_at.is_some() && restarted);
+    let acked = tokio::time::timeout(Duration::from_secs(30), acks)
+        .await
+        .expect("broker acknowledged every publish")
+        .unwrap();
+    assert_eq!(acked, EVENTS);
+
+    // Every acknowledged event reaches the store, and each gate has exactly one alert whose
+    // count is its number of events: none lost, none counted twice.
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let per_gate = EVENTS / GATES;
+    loop {
+        let events = store.gate_events_after(0, 10_000).await.unwrap();
+        let alerts = store
+            .list_alerts(&AlertFilter {
+                limit: 100,
+                ..AlertFilter::default()
+            })
+            .await
+            .unwrap();
+        let counted: u64 = alerts.iter().map(|a| u64::from(a.count)).sum();
+        if events.len() as u64 == EVENTS && counted == EVENTS {
+            let mut serials: Vec<_> = events
+                .iter()
+                .map(|e| {
+                    e.body["event"]["event_id"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect();
+            serials.sort();
+            serials.dedup();
+            assert_eq!(serials.len() as u64, EVENTS, "no event stored twice");
+            assert_eq!(
+                alerts.len() as u64,
+                GATES,
+                "one alert per gate: {alerts:#?}"
+            );
+            for a in &alerts {
+                assert_eq!(a.kind, AlertKind::GateForcedOpen);
+                assert_eq!(u64::from(a.count), per_gate, "{a:#?}");
+            }
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "after 60 s: {} of {EVENTS} events stored, {} alerts counting {counted}; logs in {}",
+            events.len(),
+            alerts.len(),
+            data.display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+    // The second process took over from what the first had committed.
+    let log = std::fs::read_to_string(data.join("hub-2.log")).unwrap();
+    assert!(log.contains("alert engine restored"), "{log}");
+    let _ = std::fs::remove_dir_all(&data);
+}
