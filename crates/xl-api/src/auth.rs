@@ -1,14 +1,56 @@
-//! Bearer-token authentication. One operator token for now; users, roles and sessions replace it
-//! with the dashboard (the token stays for programs such as Prometheus).
+//! Authentication and scope.
+//!
+//! A request is authenticated by `Authorization: Bearer <token>` (a session token, or the
+//! static [`ApiToken`], an admin service account named `api-token` for Prometheus and
+//! scripts) or by the `xl_session` cookie the login sets. With the cookie, a request that is not
+//! GET/HEAD must also carry `X-CSRF-Token` equal to the `xl_csrf` cookie (double submit; the
+//! cookies are `SameSite=Strict` too). Tokens are 32 random bytes, base64url; the store keeps
+//! only their hex SHA-256. Passwords are argon2 PHC strings. Failed logins are limited per
+//! client address and per username by [`LoginLimiter`].
+//!
+//! [`Caller`] is who is asking and what they may see: admin, duty and police see everything;
+//! property users only their communities (and of cameras only the community network, of alerts
+//! only those routed to property).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
-use xl_core::ErrorKind;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::Timestamp;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use xl_core::alert::Alert;
+use xl_core::camera::{CameraInfo, CameraNetwork};
+use xl_core::gate_status::GateInfo;
+use xl_core::{CommunityId, ErrorKind, Role};
 
+use crate::backend::{AuditEntry, SessionRecord, User};
+use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
+
+pub(crate) const SESSION_COOKIE: &str = "xl_session";
+pub(crate) const CSRF_COOKIE: &str = "xl_csrf";
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+/// The name the static API token acts under.
+pub(crate) const TOKEN_USER: &str = "api-token";
+/// Longest password accepted (argon2 work is bounded by it).
+const MAX_PASSWORD_LEN: usize = 1024;
+/// Longest bearer token or cookie value looked at.
+const MAX_TOKEN_LEN: usize = 512;
 
 /// The API token. `Debug` never shows it.
 pub struct ApiToken(String);
@@ -18,10 +60,8 @@ impl ApiToken {
         ApiToken(token)
     }
 
-    /// Compares in time independent of where the first difference is.
     fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        !self.0.is_empty() && ct_eq(self.0.as_bytes(), presented.as_bytes())
     }
 }
 
@@ -31,22 +71,537 @@ impl fmt::Debug for ApiToken {
     }
 }
 
-pub(crate) async fn require_token(
+/// Compares in time independent of where the first difference is.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::POST,
+            "/api/v1/auth/login",
+            Access::Public,
+            "Log in with {username, password}: a session token and the xl_session/xl_csrf cookies",
+            post(login),
+        )
+        .json_body(),
+        Route::new(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Access::User,
+            "End the session and clear the cookies",
+            post(logout),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/auth/me",
+            Access::User,
+            "Who is logged in",
+            get(me),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is asking.
+
+/// The authenticated caller, put into the request by [`require_auth`].
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub user: User,
+    /// The session's token hash (absent for the API token).
+    pub session: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    /// The client's address, for the audit log.
+    pub peer: Option<String>,
+}
+
+impl Caller {
+    pub fn name(&self) -> &str {
+        &self.user.username
+    }
+
+    pub fn sees_all(&self) -> bool {
+        self.user.role != Role::Property
+    }
+
+    pub fn sees_community(&self, c: &CommunityId) -> bool {
+        self.sees_all() || self.user.communities.contains(c)
+    }
+
+    pub fn sees_camera(&self, info: &CameraInfo) -> bool {
+        self.sees_all()
+            || (info.network == CameraNetwork::Community && self.sees_community(&info.community))
+    }
+
+    pub fn sees_gate(&self, info: &GateInfo) -> bool {
+        self.sees_community(&info.community)
+    }
+
+    pub fn sees_alert(&self, alert: &Alert) -> bool {
+        self.sees_all()
+            || (self.sees_community(&alert.community) && alert.roles.contains(&Role::Property))
+    }
+
+    /// The communities a query may cover: those asked for (all when `None`) that the caller
+    /// sees. `None` means no condition.
+    pub fn communities(&self, asked: Option<Vec<CommunityId>>) -> Option<Vec<CommunityId>> {
+        if self.sees_all() {
+            return asked;
+        }
+        let mine = &self.user.communities;
+        Some(match asked {
+            None => mine.clone(),
+            Some(asked) => asked.into_iter().filter(|c| mine.contains(c)).collect(),
+        })
+    }
+
+    /// Appends to the audit log. Fails closed: when the entry cannot be written, the action
+    /// fails too.
+    pub async fn audit(
+        &self,
+        state: &ApiState,
+        action: &str,
+        target: Option<String>,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        audit(
+            state,
+            self.name(),
+            action,
+            target,
+            detail,
+            self.peer.clone(),
+        )
+        .await
+    }
+}
+
+pub(crate) async fn audit(
+    state: &ApiState,
+    actor: &str,
+    action: &str,
+    target: Option<String>,
+    detail: serde_json::Value,
+    peer: Option<String>,
+) -> Result<(), ApiError> {
+    state
+        .backend
+        .audit(AuditEntry {
+            seq: 0,
+            at: Timestamp::now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target,
+            detail,
+            peer,
+        })
+        .await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("route is not behind authentication"))
+    }
+}
+
+/// The client's address when the server was started with connect info.
+pub(crate) fn peer_of(ext: &axum::http::Extensions) -> Option<String> {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip().to_string())
+}
+
+/// The value of cookie `name` (the first one).
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(ErrorKind::Unauthenticated, message)
+}
+
+/// Resolves the caller (bearer token or session cookie), checks CSRF for cookie sessions, and
+/// puts the [`Caller`] into the request.
+pub(crate) async fn require_auth(
     State(state): State<ApiState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(t) if state.token.matches(t.trim()) => Ok(next.run(req).await),
-        Some(_) => Err(ApiError::new(ErrorKind::Unauthenticated, "invalid token")),
-        None => Err(ApiError::new(
-            ErrorKind::Unauthenticated,
-            "missing `Authorization: Bearer <token>` header",
-        )),
+    let headers = req.headers();
+    let peer = peer_of(req.extensions());
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| unauthenticated("expected `Authorization: Bearer <token>`"))?,
+        ),
+    };
+    let (token, via_cookie) = match (bearer, cookie(headers, SESSION_COOKIE)) {
+        (Some(t), _) => (t, false),
+        (None, Some(t)) => (t, true),
+        (None, None) => {
+            return Err(unauthenticated(
+                "log in, or send `Authorization: Bearer <token>`",
+            ));
+        }
+    };
+    if !via_cookie && state.token.matches(token) {
+        let caller = Caller {
+            user: User {
+                username: TOKEN_USER.to_owned(),
+                role: Role::Admin,
+                communities: vec![],
+            },
+            session: None,
+            expires_at: None,
+            peer,
+        };
+        req.extensions_mut().insert(caller);
+        return Ok(next.run(req).await);
     }
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(unauthenticated("invalid or expired session"));
+    }
+    let hash = token_hash(token);
+    let session = state
+        .backend
+        .session(&hash, Timestamp::now())
+        .await?
+        .ok_or_else(|| unauthenticated("invalid or expired session"))?;
+    if via_cookie && !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        let expected = cookie(headers, CSRF_COOKIE);
+        let ok = matches!((sent, expected), (Some(s), Some(e)) if !e.is_empty() && ct_eq(s.as_bytes(), e.as_bytes()));
+        if !ok {
+            return Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "missing or wrong X-CSRF-Token header (must equal the xl_csrf cookie)",
+            ));
+        }
+    }
+    let record = state
+        .backend
+        .user(&session.username)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| unauthenticated("invalid or expired session"))?;
+    let caller = Caller {
+        user: record.user,
+        session: Some(hash),
+        expires_at: Some(session.expires_at),
+        peer,
+    };
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+/// Lets only admins through (runs after [`require_auth`]).
+pub(crate) async fn require_admin(caller: Caller, req: Request, next: Next) -> Response {
+    if caller.user.role != Role::Admin {
+        return ApiError::new(ErrorKind::PermissionDenied, "admins only").into_response();
+    }
+    next.run(req).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords and tokens.
+
+/// An argon2id PHC string for `password` (for the hub's `user add` command and the users API).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(format!("hashing the password: {e}")))
+}
+
+/// Whether `password` matches the PHC string `hash` (false when the string is unparsable).
+fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => {
+            tracing::warn!("a stored password hash is not a PHC string");
+            false
+        }
+    }
+}
+
+/// A hash to verify against when the user does not exist, so that unknown and known names take
+/// the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not a password of anyone").unwrap_or_default())
+}
+
+/// 32 random bytes, base64url.
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Hex SHA-256 of a token, as the store keeps it.
+pub(crate) fn token_hash(token: &str) -> String {
+    use std::fmt::Write;
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login rate limit.
+
+/// Failed logins per key (`ip:<addr>`, `user:<name>`) in a fixed window opened by the first
+/// failure. Bounded: when full, expired entries go first, then the oldest.
+#[derive(Debug)]
+pub struct LoginLimiter {
+    entries: Mutex<HashMap<String, (Instant, u32)>>,
+    max_keys: usize,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter::with_capacity(10_000)
+    }
+}
+
+impl LoginLimiter {
+    pub fn with_capacity(max_keys: usize) -> Self {
+        LoginLimiter {
+            entries: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `key` stays blocked, when it is.
+    pub(crate) fn blocked(&self, key: &str, max: u32, window: Duration) -> Option<Duration> {
+        let now = Instant::now();
+        let map = self.lock();
+        let (start, n) = map.get(key)?;
+        let left = window.checked_sub(now.duration_since(*start))?;
+        (*n >= max && !left.is_zero()).then_some(left)
+    }
+
+    pub(crate) fn fail(&self, key: &str, window: Duration) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        if !map.contains_key(key) && map.len() >= self.max_keys {
+            map.retain(|_, (start, _)| now.duration_since(*start) < window);
+            if map.len() >= self.max_keys {
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(_, (s, _))| *s)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    map.remove(&k);
+                }
+            }
+        }
+        let e = map.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(e.0) >= window {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+    }
+
+    fn clear(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+/// Body of `POST /api/v1/auth/login`. `Debug` never shows the password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginResponse<'a> {
+    token: &'a str,
+    expires_at: Timestamp,
+    user: &'a User,
+}
+
+async fn login(
+    State(state): State<ApiState>,
+    parts: Parts,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let peer = peer_of(&parts.extensions);
+    let req: LoginRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("expected {{\"username\", \"password\"}}: {e}")))?;
+    let s = &state.settings;
+    let ip_key = format!("ip:{}", peer.as_deref().unwrap_or("unknown"));
+    let user_key = format!("user:{}", req.username);
+    let limiter = &state.login_limiter;
+    let blocked = [&ip_key, &user_key]
+        .into_iter()
+        .filter_map(|k| limiter.blocked(k, s.login_max_failures, s.login_window))
+        .max();
+    if let Some(left) = blocked {
+        tracing::warn!(
+            peer = peer.as_deref().unwrap_or("unknown"),
+            "login refused: too many failures"
+        );
+        return Ok(crate::error::rate_limited(left.as_secs()));
+    }
+
+    let plausible = !req.username.is_empty()
+        && req.username.len() <= 64
+        && req.password.len() <= MAX_PASSWORD_LEN;
+    let record = if plausible {
+        state.backend.user(&req.username).await?
+    } else {
+        None
+    };
+    let (hash, exists) = match &record {
+        Some(r) => (r.password_hash.clone(), true),
+        None => (dummy_hash().to_owned(), false),
+    };
+    let password = req.password;
+    let verified = plausible
+        && tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+    let record = match record {
+        Some(r) if verified && exists && !r.disabled => r,
+        other => {
+            limiter.fail(&ip_key, s.login_window);
+            limiter.fail(&user_key, s.login_window);
+            let (actor, reason) = match &other {
+                None => ("anonymous", "unknown_user"),
+                Some(r) if r.disabled => (req.username.as_str(), "disabled"),
+                Some(_) => (req.username.as_str(), "wrong_password"),
+            };
+            let detail = serde_json::json!({ "reason": reason });
+            if let Err(e) = audit(&state, actor, "login_failed", None, detail, peer).await {
+                tracing::error!(error = %e.message, "could not audit a failed login");
+            }
+            return Err(unauthenticated("wrong username or password"));
+        }
+    };
+    limiter.clear(&user_key);
+
+    let token = random_token();
+    let csrf = random_token();
+    let now = Timestamp::now();
+    let ttl = jiff::SignedDuration::try_from(s.session_ttl)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let expires_at = now
+        .checked_add(ttl)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    state
+        .backend
+        .insert_session(SessionRecord {
+            token_hash: token_hash(&token),
+            username: record.user.username.clone(),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    audit(
+        &state,
+        &record.user.username,
+        "login",
+        None,
+        serde_json::Value::Null,
+        peer,
+    )
+    .await?;
+    let max_age = s.session_ttl.as_secs();
+    let secure = if s.secure_cookies { "; Secure" } else { "" };
+    let mut resp = Json(LoginResponse {
+        token: &token,
+        expires_at,
+        user: &record.user,
+    })
+    .into_response();
+    for c in [
+        format!(
+            "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+        ),
+        format!("{CSRF_COOKIE}={csrf}; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"),
+    ] {
+        let v = HeaderValue::from_str(&c).map_err(|e| ApiError::internal(e.to_string()))?;
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+    if let Some(hash) = &caller.session {
+        state.backend.delete_session(hash).await?;
+    }
+    caller
+        .audit(&state, "logout", None, serde_json::Value::Null)
+        .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        let http_only = if name == SESSION_COOKIE {
+            "; HttpOnly"
+        } else {
+            ""
+        };
+        let v = format!("{name}=; SameSite=Strict; Path=/; Max-Age=0{http_only}");
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Serialize)]
+struct Me {
+    user: User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+}
+
+async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        user: caller.user,
+        expires_at: caller.expires_at,
+    })
 }

@@ -1,21 +1,53 @@
 //! `/api/v1/cameras`.
 
+use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde::Serialize;
 use xl_core::camera::{CameraEntry, CameraNetwork, CameraStatus, DecodePolicy};
 use xl_core::{CameraId, CommunityId, ErrorKind};
 
+use crate::auth::Caller;
+use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
-pub(crate) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/cameras", get(list))
-        .route("/cameras/{id}", get(detail))
-        .route("/cameras/{id}/decode-policy", put(set_decode_policy))
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::GET,
+            "/api/v1/cameras",
+            Access::User,
+            "Cameras the caller may see, with status and stream figures",
+            get(list),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/cameras/{id}",
+            Access::User,
+            "One camera",
+            get(detail),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/cameras/{id}/snapshot",
+            Access::User,
+            "The camera's latest snapshot (JPEG); audited",
+            get(latest_snapshot),
+        )
+        .produces("image/jpeg"),
+        Route::new(
+            Method::PUT,
+            "/api/v1/cameras/{id}/decode-policy",
+            Access::Admin,
+            "Switch a running camera's decode policy",
+            put(set_decode_policy),
+        )
+        .json_body(),
+    ]
 }
 
 /// One camera as the API shows it.
@@ -75,12 +107,13 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-async fn list(State(state): State<ApiState>) -> Json<Vec<CameraDto>> {
+async fn list(State(state): State<ApiState>, caller: Caller) -> Json<Vec<CameraDto>> {
     Json(
         state
             .cameras
             .snapshot()
             .iter()
+            .filter(|(info, _)| caller.sees_camera(info))
             .map(CameraDto::from)
             .collect(),
     )
@@ -88,18 +121,44 @@ async fn list(State(state): State<ApiState>) -> Json<Vec<CameraDto>> {
 
 async fn detail(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CameraDto>, ApiError> {
-    Ok(Json(CameraDto::from(&find(&state, id)?)))
+    Ok(Json(CameraDto::from(&find(&state, &caller, id)?)))
 }
 
-fn find(state: &ApiState, id: String) -> Result<CameraEntry, ApiError> {
+/// A camera the caller sees; others are "not found", so that their existence does not leak.
+pub(crate) fn find(state: &ApiState, caller: &Caller, id: String) -> Result<CameraEntry, ApiError> {
     let id =
         CameraId::new(id).map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.to_string()))?;
     state
         .cameras
         .get(&id)
+        .filter(|(info, _)| caller.sees_camera(info))
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no camera {id}")))
+}
+
+async fn latest_snapshot(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (info, _) = find(&state, &caller, id)?;
+    let (snap, path) = state
+        .backend
+        .latest_snapshot(&info.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no snapshot of camera {}", info.id)))?;
+    let jpeg = crate::evidence::read_jpeg(&path).await?;
+    caller
+        .audit(
+            &state,
+            "snapshot.view",
+            Some(snap.id.clone()),
+            serde_json::json!({ "camera": info.id }),
+        )
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
 }
 
 /// Body of `PUT /api/v1/cameras/{id}/decode-policy`.
@@ -113,6 +172,7 @@ pub struct DecodePolicyRequest {
 /// Switches a running camera's decode policy; the decoder applies it from its next frame.
 async fn set_decode_policy(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<DecodePolicyRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CameraDto>, ApiError> {
@@ -121,8 +181,16 @@ async fn set_decode_policy(
         .decode_policy
         .parse()
         .map_err(|e: String| ApiError::new(ErrorKind::InvalidInput, e))?;
-    let (info, stats) = find(&state, id)?;
+    let (info, stats) = find(&state, &caller, id)?;
     let previous = stats.decode_policy();
+    caller
+        .audit(
+            &state,
+            "camera.decode_policy",
+            Some(info.id.to_string()),
+            serde_json::json!({ "from": previous.as_str(), "to": policy.as_str() }),
+        )
+        .await?;
     stats.set_decode_policy(policy);
     tracing::info!(camera = %info.id, from = %previous, to = %policy, "decode policy set through the API");
     Ok(Json(CameraDto::from(&(info, stats))))

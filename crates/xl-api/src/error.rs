@@ -18,6 +18,44 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::InvalidInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::Internal, message)
+    }
+}
+
+/// 429 in the same JSON shape, code `rate_limited` (no [`ErrorKind`] for it: only the login
+/// limiter answers it), with `Retry-After`.
+pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: Inner<'a>,
+    }
+    #[derive(Serialize)]
+    struct Inner<'a> {
+        code: &'a str,
+        message: &'a str,
+    }
+    let body = Json(Body {
+        error: Inner {
+            code: "rate_limited",
+            message: "too many failed logins; try again later",
+        },
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after_secs.max(1)),
+    );
+    resp
 }
 
 #[derive(Serialize)]

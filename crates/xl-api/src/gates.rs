@@ -3,20 +3,46 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::routing::get;
-use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Serialize;
 use xl_core::gate_status::{DeviceException, GateEntry};
 use xl_core::{CameraId, CommunityId, ErrorKind, GateId};
 
+use crate::auth::Caller;
+use crate::backend::EventQuery;
+use crate::params::Params;
+use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
-pub(crate) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/gates", get(list))
-        .route("/gates/{id}", get(detail))
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::GET,
+            "/api/v1/gates",
+            Access::User,
+            "Gates the caller may see, with health and counters",
+            get(list),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/gates/{id}",
+            Access::User,
+            "One gate",
+            get(detail),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/gates/{id}/events",
+            Access::User,
+            "The gate's stored events, newest first",
+            get(events),
+        )
+        .query("limit", "1 to 1000, default 100"),
+    ]
 }
 
 /// One gate as the API shows it.
@@ -62,20 +88,54 @@ impl From<&GateEntry> for GateDto {
     }
 }
 
-async fn list(State(state): State<ApiState>) -> Json<Vec<GateDto>> {
-    Json(state.gates.snapshot().iter().map(GateDto::from).collect())
+async fn list(State(state): State<ApiState>, caller: Caller) -> Json<Vec<GateDto>> {
+    Json(
+        state
+            .gates
+            .snapshot()
+            .iter()
+            .filter(|(info, _)| caller.sees_gate(info))
+            .map(GateDto::from)
+            .collect(),
+    )
+}
+
+/// A gate the caller sees; others are "not found".
+fn find(state: &ApiState, caller: &Caller, id: String) -> Result<GateEntry, ApiError> {
+    let id = GateId::new(id).map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.to_string()))?;
+    state
+        .gates
+        .get(&id)
+        .filter(|(info, _)| caller.sees_gate(info))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no gate {id}")))
 }
 
 async fn detail(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<GateDto>, ApiError> {
-    let id = GateId::new(id).map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.to_string()))?;
-    let entry = state
-        .gates
-        .get(&id)
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no gate {id}")))?;
-    Ok(Json(GateDto::from(&entry)))
+    Ok(Json(GateDto::from(&find(&state, &caller, id)?)))
+}
+
+async fn events(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let limit = params.only(&["limit"])?.limit(100, 1000)?;
+    let (info, _) = find(&state, &caller, id)?;
+    let rows = state
+        .backend
+        .gate_events(EventQuery {
+            gates: Some(vec![info.id.clone()]),
+            communities: caller.communities(None),
+            limit,
+            ..EventQuery::default()
+        })
+        .await?;
+    Ok(Json(crate::evidence::keep_gate_events(&caller, rows)))
 }
 
 /// The gate families of `/metrics`. Gate ids and firmware names are `[A-Za-z0-9_.-]` (ids by

@@ -1,29 +1,45 @@
-//! The hub's HTTP API (axum): health, Prometheus metrics, the camera and gate lists, behind
-//! bearer-token authentication everywhere except the health checks and the device-facing
-//! routes the binary mounts with [`router_with_devices`].
+//! The hub's HTTP API (axum): health, Prometheus metrics, login sessions, and the station
+//! dashboard's JSON API under `/api/v1` (cameras, gates, alerts and their SSE stream, evidence,
+//! events, figures, users, audit), plus `/api/openapi.json`.
 //!
-//! Invariants: handlers never block (they read snapshots); every error leaves through
-//! [`ApiError`], which maps error kinds to status codes in one place.
+//! Invariants: handlers never block (they read snapshots or await the [`Backend`]); every error
+//! leaves through [`ApiError`], which maps error kinds to status codes in one place; every route
+//! is declared once in the route table ([`routes::table`]), from which both the router and the
+//! OpenAPI document are built, so the document cannot miss a route; every route but
+//! `/healthz`, `/readyz`, login and the device routes needs a session or the API token, and
+//! every handler filters by the caller's scope (`auth::Caller`).
 
+mod alerts;
 mod auth;
+pub mod backend;
 mod cameras;
+mod console;
 mod error;
+mod evidence;
 mod gates;
 mod metrics;
+mod openapi;
+mod params;
+mod routes;
+mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use xl_core::camera::CameraRegistry;
 use xl_core::gate_status::GateRegistry;
 
-pub use auth::ApiToken;
+pub use auth::{ApiToken, LoginLimiter, hash_password};
+pub use backend::Backend;
 pub use error::ApiError;
 pub use gates::GateDto;
+pub use users::MIN_PASSWORD_CHARS;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -31,11 +47,46 @@ pub struct ApiState {
     pub cameras: Arc<CameraRegistry>,
     /// Configured gates and their health, written by the gate transports.
     pub gates: Arc<GateRegistry>,
+    /// The static API token: an admin service account named `api-token` (Prometheus, scripts).
     pub token: Arc<ApiToken>,
     /// Set once start-up has finished; `/readyz` answers 503 until then.
     pub ready: Arc<AtomicBool>,
     /// Other stages' figures for `/metrics` (detection).
     pub extra_metrics: Vec<Arc<dyn xl_core::metrics::MetricsSource>>,
+    /// Users, sessions, audit, alerts, evidence and events.
+    pub backend: Arc<dyn Backend>,
+    pub settings: ApiSettings,
+    /// Failed logins per client address and per username (in memory).
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+/// Tunables; [`Default`] is what the hub runs with.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// How long a login session lasts (default 12 h, a duty shift).
+    pub session_ttl: Duration,
+    /// Interval of the SSE heartbeat comment (default 15 s).
+    pub sse_heartbeat: Duration,
+    /// How often the SSE stream looks for camera status changes (default 1 s).
+    pub camera_poll: Duration,
+    /// Failed logins per client address or username within `login_window` before 429.
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    /// Adds `Secure` to the cookies (set when the console is served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            session_ttl: Duration::from_secs(12 * 3600),
+            sse_heartbeat: Duration::from_secs(15),
+            camera_poll: Duration::from_secs(1),
+            login_max_failures: 5,
+            login_window: Duration::from_secs(300),
+            secure_cookies: false,
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -44,22 +95,39 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// [`router`] plus `device_routes`: routes that devices call (gate HTTP push receivers), which
-/// cannot present the API token and authenticate the device themselves. They are merged
-/// outside the token check; everything else stays behind it.
+/// cannot present a session or the API token and authenticate the device themselves. They are
+/// merged outside the authentication check; everything else stays behind it.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that the login rate
+/// limit and the audit log see the client's address.
 pub fn router_with_devices(state: ApiState, device_routes: Router) -> Router {
-    let protected = Router::new()
-        .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", cameras::router().merge(gates::router()))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+    let mut public = Router::new();
+    let mut protected = Router::new();
+    for route in routes::table() {
+        let (path, access, handler) = (route.path, route.access, route.handler);
+        match access {
+            routes::Access::Public => public = public.route(path, handler),
+            routes::Access::User => protected = protected.route(path, handler),
+            routes::Access::Admin => {
+                protected = protected.route(
+                    path,
+                    handler.route_layer(axum::middleware::from_fn(auth::require_admin)),
+                )
+            }
+        }
+    }
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_auth,
+    ));
+    public
         .merge(protected)
         .with_state(state)
+        // The console's static files need no login: the page asks for one when the API
+        // answers 401.
+        .merge(console::router())
         .merge(device_routes)
+        .layer(axum::middleware::from_fn(security_headers))
 }
 
 async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
@@ -68,6 +136,31 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
     }
+}
+
+/// The console is served from the same origin; images may be data/blob URLs (snapshots drawn
+/// on a canvas), the alarm sound a data URL.
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data:; \
+                   object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 #[cfg(test)]

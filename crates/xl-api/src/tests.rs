@@ -1,4 +1,8 @@
-//! Router tests without a server (`oneshot`).
+//! Router tests without a server (`oneshot`), on an in-memory [`fake::Fake`] backend, and one
+//! test against a listening server.
+
+mod dashboard;
+mod fake;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -80,6 +84,9 @@ fn state() -> ApiState {
         token: Arc::new(ApiToken::new(TOKEN.into())),
         ready: Arc::new(AtomicBool::new(true)),
         extra_metrics: vec![Arc::new(Extra)],
+        backend: Arc::new(fake::Fake::new(fake::Data::default())),
+        settings: ApiSettings::default(),
+        login_limiter: Arc::new(LoginLimiter::default()),
     }
 }
 

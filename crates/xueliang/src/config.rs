@@ -61,6 +61,9 @@ pub struct Config {
     /// `[mqtt]` broker when there is one, else none.
     #[serde(default)]
     pub mqtt_out: Option<xl_notify::MqttOutConfig>,
+    /// `[admin]`: the first admin account, for unattended installs.
+    #[serde(default)]
+    pub admin: Option<crate::users::AdminConfig>,
 }
 
 /// `[store]`

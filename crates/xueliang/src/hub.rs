@@ -18,6 +18,7 @@ use xl_decode::{DecodePool, FileSource, Pacing};
 use xl_rtsp::{CameraSource, Credentials, Timeouts};
 
 use crate::alerts::{self, Alerts};
+use crate::api_backend::StoreBackend;
 use crate::config::{CameraConfig, Config, RtspConfig};
 use crate::evidence::{EvidenceSink, Rings};
 use crate::gate_store::StoreSink;
@@ -98,6 +99,9 @@ impl Hub {
             )
         })?;
         let store = open_store(&config).await?;
+        if let Some(admin) = &config.admin {
+            crate::users::ensure_admin(&store, admin).await?;
+        }
         let rings = evidence_rings(&config, vision.is_some());
         if let (Some(v), Some(r)) = (&vision, &rings) {
             v.attach_evidence(Arc::clone(r));
@@ -226,6 +230,13 @@ impl Hub {
                     .into_iter()
                     .map(|v| v as Arc<dyn xl_core::metrics::MetricsSource>)
                     .collect(),
+                backend: Arc::new(StoreBackend {
+                    store: hub.store.clone(),
+                    alerts: Arc::clone(&hub.alerts),
+                    snapshot_dir: config.server.data_dir.join("snapshots"),
+                }),
+                settings: xl_api::ApiSettings::default(),
+                login_limiter: Arc::default(),
             },
             device_routes,
         );
@@ -390,7 +401,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// The configured store, or the SQLite file in the data directory.
-async fn open_store(config: &Config) -> anyhow::Result<Store> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = match &config.store.database_url {
         Some(u) => u.clone(),
         None => format!(

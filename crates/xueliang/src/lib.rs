@@ -2,6 +2,7 @@
 //! commands. `main.rs` only parses arguments and calls in here.
 
 pub mod alerts;
+pub mod api_backend;
 pub mod bench;
 pub mod config;
 pub mod evidence;
@@ -9,4 +10,5 @@ pub mod gate_decode;
 pub mod gate_store;
 pub mod hub;
 pub mod logging;
+pub mod users;
 pub mod vision;

@@ -77,6 +77,11 @@ enum Command {
     },
     /// Validates a configuration file without starting anything.
     CheckConfig { file: PathBuf },
+    /// Manages dashboard users in the hub's store.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Decodes a gate payload file with a firmware adapter and prints the canonical gate
     /// events as JSON lines (each with its `kind`); exits 1 with the reason on bad input.
     GateDecode {
@@ -123,11 +128,37 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user; the password is read from standard input (one line, at least 10
+    /// characters), so it stays out of the process list and the shell history.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        /// admin, duty, police or property.
+        #[arg(long)]
+        role: String,
+        /// The communities a property user manages (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        communities: Vec<String>,
+        username: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { file } => check_config(file),
+        Command::User {
+            command:
+                UserCommand::Add {
+                    config,
+                    role,
+                    communities,
+                    username,
+                },
+        } => user_add(config, &role, communities, username),
         Command::GateDecode {
             firmware,
             file,
@@ -241,6 +272,29 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         let hub = Hub::start(config).await?;
         hub.run_until_signal().await
     })
+}
+
+fn user_add(
+    config: PathBuf,
+    role: &str,
+    communities: Vec<String>,
+    username: String,
+) -> anyhow::Result<()> {
+    let config = Config::load(&config)?;
+    let role: xl_core::Role = role.parse()?;
+    let communities = communities
+        .into_iter()
+        .map(xl_core::CommunityId::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    runtime()?.block_on(async {
+        let store = xueliang::hub::open_store(&config).await?;
+        xueliang::users::add(&store, &username, password, role, communities).await
+    })?;
+    println!("user {username} added ({role})");
+    Ok(())
 }
 
 fn check_config(path: PathBuf) -> anyhow::Result<()> {

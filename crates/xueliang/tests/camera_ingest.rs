@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use xl_core::camera::{CameraStatus, DecodePolicy, DropReason};
 use xl_core::frame::{Frame, FrameSink};
+use xl_core::{AlertKind, AlertState};
+use xl_store::AlertFilter;
 use xl_testkit::{H264_360P, H264_720P, H265_360P, H265_720P, RtspServer, test_clip};
 use xueliang::config::Config;
 use xueliang::hub::Hub;
@@ -39,10 +41,13 @@ impl Frames {
 
 /// A hub config with quick timeouts, so that failures show within seconds.
 fn config(cameras: &[(String, String)]) -> Config {
-    let mut text = String::from(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"test-token\"\n\
+    let data = std::env::temp_dir().join(format!("xl-cameras-{:x}", rand::random::<u64>()));
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"test-token\"\ndata_dir = \"{}\"\n\
          [rtsp]\nrequest_timeout_secs = 3\nframe_timeout_secs = 3\n\
-         backoff_initial_secs = 0.2\nbackoff_max_secs = 1.0\n",
+         backoff_initial_secs = 0.2\nbackoff_max_secs = 1.0\n\
+         [[rules]]\nkind = \"camera.offline\"\ndebounce_secs = 1\n",
+        data.display()
     );
     for (id, url) in cameras {
         text.push_str(&format!(
@@ -172,6 +177,31 @@ async fn sixteen_cameras_come_online_deliver_frames_and_recover_from_a_server_re
         .iter()
         .map(|(id, _)| (id.clone(), frames.get(id).0))
         .collect();
+    // A camera still offline after the debounce raises camera.offline, one per camera.
+    let offline = |state: AlertState| {
+        let store = hub.store.clone();
+        async move {
+            store
+                .list_alerts(&AlertFilter {
+                    kinds: Some(vec![AlertKind::CameraOffline]),
+                    states: Some(vec![state]),
+                    limit: 100,
+                    ..AlertFilter::default()
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while offline(AlertState::Open).await < 16 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "16 camera.offline alerts, got {}",
+            offline(AlertState::Open).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // ...and comes back by itself once the server is back on the same port.
     server.restart().unwrap();
@@ -194,6 +224,17 @@ async fn sixteen_cameras_come_online_deliver_frames_and_recover_from_a_server_re
             info.id
         );
     }
+    // Back online: the health alerts resolve themselves.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while offline(AlertState::Resolved).await < 16 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "16 camera.offline alerts resolved, got {}",
+            offline(AlertState::Resolved).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(offline(AlertState::Open).await, 0);
     hub.stop().await;
 }
 

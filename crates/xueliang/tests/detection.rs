@@ -25,11 +25,13 @@ fn vtest() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_in_a_replayed_video_become_tracks_and_zone_entries() {
+    let data = std::env::temp_dir().join(format!("xl-detection-{:x}", rand::random::<u64>()));
     let text = format!(
         r#"
         [server]
         listen = "127.0.0.1:0"
         api_token = "test-token"
+        data_dir = "{data}"
         [detect]
         workers = 1
         rate = 4
@@ -43,7 +45,8 @@ async fn people_in_a_replayed_video_become_tracks_and_zone_entries() {
         id = "lower-half"
         polygon = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]
         "#,
-        video = vtest()
+        video = vtest(),
+        data = data.display(),
     );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     let vision = hub.vision.clone().expect("detection is on by default");
@@ -97,7 +100,46 @@ async fn people_in_a_replayed_video_become_tracks_and_zone_entries() {
     assert!(value("xueliang_tracks_started_total ") >= 2.0);
     assert!(value("xueliang_detection_model_items_total{model=\"person\"}") >= 1.0);
     assert!(value("xueliang_detection_latency_seconds{quantile=\"0.99\"}") > 0.0);
+
+    // A person entering the zone raised a person.intrusion alert (the default rule watches
+    // every zone), with a snapshot of an analysed frame: a JPEG with the boxes recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let alert = loop {
+        let alerts = hub
+            .store
+            .list_alerts(&xl_store::AlertFilter {
+                kinds: Some(vec![xl_core::AlertKind::PersonIntrusion]),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Some(a) = alerts.into_iter().next() {
+            break a;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no person.intrusion alert"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alert.camera.as_ref().map(|c| c.as_str()), Some("square"));
+    assert_eq!(alert.zone.as_deref(), Some("lower-half"));
+    let snap = hub
+        .store
+        .snapshot(alert.snapshot.as_deref().expect("a snapshot"))
+        .await
+        .unwrap()
+        .unwrap();
+    let boxes = snap.boxes.as_array().expect("boxes");
+    assert!(
+        !boxes.is_empty(),
+        "the persons detected are on the snapshot"
+    );
+    let jpeg = std::fs::read(data.join("snapshots").join(&snap.path)).unwrap();
+    assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
     hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]

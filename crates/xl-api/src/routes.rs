@@ -1,0 +1,154 @@
+//! The route table: every route once, with what the OpenAPI document says about it. The router
+//! ([`crate::router_with_devices`]) and the document ([`crate::openapi`]) are both built from
+//! [`table`], so a route cannot be served without being documented (or the reverse).
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, get};
+
+use crate::ApiState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No credentials (health checks, login).
+    Public,
+    /// Any signed-in user (or the API token); handlers filter by the user's scope.
+    User,
+    /// Admins only (and the API token).
+    Admin,
+}
+
+/// Where a parameter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum In {
+    Path,
+    Query,
+    Header,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Param {
+    pub name: &'static str,
+    pub at: In,
+    pub required: bool,
+    pub description: &'static str,
+}
+
+pub(crate) struct Route {
+    pub method: Method,
+    /// The full path, axum syntax (`{id}`), which is also OpenAPI's.
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    pub params: Vec<Param>,
+    /// Whether the route takes a JSON body.
+    pub json_body: bool,
+    /// The content type of a successful answer.
+    pub produces: &'static str,
+    pub handler: MethodRouter<ApiState>,
+}
+
+impl Route {
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: MethodRouter<ApiState>,
+    ) -> Route {
+        let params = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| Param {
+                name,
+                at: In::Path,
+                required: true,
+                description: "",
+            })
+            .collect();
+        Route {
+            method,
+            path,
+            access,
+            summary,
+            params,
+            json_body: false,
+            produces: "application/json",
+            handler,
+        }
+    }
+
+    pub fn query(mut self, name: &'static str, description: &'static str) -> Route {
+        self.params.push(Param {
+            name,
+            at: In::Query,
+            required: false,
+            description,
+        });
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, description: &'static str) -> Route {
+        self.params.push(Param {
+            name,
+            at: In::Header,
+            required: false,
+            description,
+        });
+        self
+    }
+
+    pub fn json_body(mut self) -> Route {
+        self.json_body = true;
+        self
+    }
+
+    pub fn produces(mut self, content_type: &'static str) -> Route {
+        self.produces = content_type;
+        self
+    }
+}
+
+/// Every route of the API, in document order.
+pub(crate) fn table() -> Vec<Route> {
+    let mut t = vec![
+        Route::new(
+            Method::GET,
+            "/healthz",
+            Access::Public,
+            "Liveness",
+            get(|| async { "ok\n" }),
+        )
+        .produces("text/plain"),
+        Route::new(
+            Method::GET,
+            "/readyz",
+            Access::Public,
+            "Readiness: 503 until start-up has finished",
+            get(crate::readyz),
+        )
+        .produces("text/plain"),
+        Route::new(
+            Method::GET,
+            "/metrics",
+            Access::User,
+            "Prometheus metrics",
+            get(crate::metrics::metrics),
+        )
+        .produces("text/plain"),
+        Route::new(
+            Method::GET,
+            "/api/openapi.json",
+            Access::User,
+            "This document",
+            get(crate::openapi::serve),
+        ),
+    ];
+    t.extend(crate::auth::routes());
+    t.extend(crate::cameras::routes());
+    t.extend(crate::gates::routes());
+    t.extend(crate::alerts::routes());
+    t.extend(crate::evidence::routes());
+    t.extend(crate::users::routes());
+    t
+}

@@ -1,0 +1,322 @@
+//! An in-memory [`Backend`] for router tests. It honours the queries it is given, so that the
+//! API's scoping is what the tests observe.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio::sync::watch;
+use xl_core::alert::AlertAction;
+use xl_core::{Alert, AlertId, AlertState, CameraId, CommunityId, OutboxEntry};
+
+use crate::ApiError;
+use crate::backend::*;
+
+#[derive(Default)]
+pub(crate) struct Data {
+    pub users: Vec<UserRecord>,
+    pub sessions: Vec<SessionRecord>,
+    pub audit: Vec<AuditEntry>,
+    pub alerts: Vec<AlertView>,
+    pub outbox: Vec<OutboxEntry>,
+    pub snapshots: Vec<(SnapshotInfo, PathBuf)>,
+    pub gate_events: Vec<Value>,
+    pub vision_events: Vec<Value>,
+    pub times: Vec<ResponseTimes>,
+}
+
+pub(crate) struct Fake {
+    pub data: Mutex<Data>,
+    committed: watch::Sender<i64>,
+}
+
+impl Fake {
+    pub fn new(data: Data) -> Fake {
+        Fake {
+            data: Mutex::new(data),
+            committed: watch::channel(0).0,
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap()
+    }
+
+    /// Commits an outbox entry for `alert` (as the alert processor would) and returns its seq.
+    pub fn commit(&self, alert: Alert, change: AlertAction) -> i64 {
+        let seq = {
+            let mut d = self.lock();
+            let seq = d.outbox.len() as i64 + 1;
+            d.outbox.push(OutboxEntry {
+                seq,
+                at: alert.last_seen_at,
+                change,
+                alert,
+            });
+            seq
+        };
+        self.committed.send_replace(seq);
+        seq
+    }
+
+    pub fn audit_actions(&self) -> Vec<(String, String)> {
+        self.lock()
+            .audit
+            .iter()
+            .map(|e| (e.actor.clone(), e.action.clone()))
+            .collect()
+    }
+}
+
+fn ready<'a, T: Send + 'a>(v: Result<T, ApiError>) -> BoxFut<'a, T> {
+    Box::pin(async move { v })
+}
+
+fn in_list<T: PartialEq>(filter: &Option<Vec<T>>, v: &T) -> bool {
+    filter.as_ref().is_none_or(|f| f.contains(v))
+}
+
+fn in_range(from: Option<Timestamp>, to: Option<Timestamp>, at: Timestamp) -> bool {
+    from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t)
+}
+
+fn events(rows: &[Value], q: &EventQuery, at_key: &str) -> Vec<Value> {
+    rows.iter()
+        .filter(|r| {
+            let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let at: Timestamp = s(at_key).parse().unwrap();
+            in_list(
+                &q.gates
+                    .as_ref()
+                    .map(|g| g.iter().map(|x| x.to_string()).collect()),
+                &s("gate"),
+            ) && in_list(
+                &q.cameras
+                    .as_ref()
+                    .map(|g| g.iter().map(|x| x.to_string()).collect()),
+                &s("camera"),
+            ) && in_list(
+                &q.communities
+                    .as_ref()
+                    .map(|g| g.iter().map(|x| x.to_string()).collect()),
+                &s("community"),
+            ) && in_range(q.from, q.to, at)
+        })
+        .take(q.limit as usize)
+        .cloned()
+        .collect()
+}
+
+impl Backend for Fake {
+    fn user(&self, username: &str) -> BoxFut<'_, Option<UserRecord>> {
+        let u = self
+            .lock()
+            .users
+            .iter()
+            .find(|u| u.user.username == username)
+            .cloned();
+        ready(Ok(u))
+    }
+
+    fn list_users(&self) -> BoxFut<'_, Vec<UserRecord>> {
+        ready(Ok(self.lock().users.clone()))
+    }
+
+    fn insert_user(&self, user: UserRecord) -> BoxFut<'_, ()> {
+        let mut d = self.lock();
+        if d.users
+            .iter()
+            .any(|u| u.user.username == user.user.username)
+        {
+            return ready(Err(ApiError::invalid("duplicate username")));
+        }
+        d.users.push(user);
+        ready(Ok(()))
+    }
+
+    fn update_user(&self, user: UserRecord) -> BoxFut<'_, ()> {
+        let mut d = self.lock();
+        match d
+            .users
+            .iter_mut()
+            .find(|u| u.user.username == user.user.username)
+        {
+            Some(u) => {
+                *u = user;
+                ready(Ok(()))
+            }
+            None => ready(Err(ApiError::not_found("no such user"))),
+        }
+    }
+
+    fn insert_session(&self, session: SessionRecord) -> BoxFut<'_, ()> {
+        self.lock().sessions.push(session);
+        ready(Ok(()))
+    }
+
+    fn session(&self, token_hash: &str, now: Timestamp) -> BoxFut<'_, Option<SessionRecord>> {
+        let s = self
+            .lock()
+            .sessions
+            .iter()
+            .find(|s| s.token_hash == token_hash && s.expires_at > now)
+            .cloned();
+        ready(Ok(s))
+    }
+
+    fn delete_session(&self, token_hash: &str) -> BoxFut<'_, ()> {
+        self.lock().sessions.retain(|s| s.token_hash != token_hash);
+        ready(Ok(()))
+    }
+
+    fn audit(&self, mut entry: AuditEntry) -> BoxFut<'_, ()> {
+        let mut d = self.lock();
+        entry.seq = d.audit.len() as i64 + 1;
+        d.audit.push(entry);
+        ready(Ok(()))
+    }
+
+    fn list_audit(&self, before: Option<Timestamp>, limit: u32) -> BoxFut<'_, Vec<AuditEntry>> {
+        let rows = self
+            .lock()
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| before.is_none_or(|b| e.at < b))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        ready(Ok(rows))
+    }
+
+    fn list_alerts(&self, q: AlertQuery) -> BoxFut<'_, Vec<Alert>> {
+        let mut rows: Vec<Alert> = self
+            .lock()
+            .alerts
+            .iter()
+            .map(|v| v.alert.clone())
+            .filter(|a| {
+                in_list(&q.states, &a.state)
+                    && in_list(&q.kinds, &a.kind)
+                    && in_list(&q.communities, &a.community)
+                    && in_range(q.from, q.to, a.raised_at)
+            })
+            .collect();
+        rows.sort_by_key(|a| std::cmp::Reverse(a.raised_at));
+        rows.truncate(q.limit as usize);
+        ready(Ok(rows))
+    }
+
+    fn alert(&self, id: &AlertId) -> BoxFut<'_, Option<AlertView>> {
+        let v = self
+            .lock()
+            .alerts
+            .iter()
+            .find(|v| &v.alert.id == id)
+            .cloned();
+        ready(Ok(v))
+    }
+
+    fn act(
+        &self,
+        id: &AlertId,
+        action: AlertAction,
+        actor: &str,
+        note: Option<String>,
+    ) -> BoxFut<'_, OutboxEntry> {
+        let alert = {
+            let mut d = self.lock();
+            let Some(view) = d.alerts.iter_mut().find(|v| &v.alert.id == id) else {
+                return ready(Err(ApiError::not_found("no such alert")));
+            };
+            let from = view.alert.state;
+            use AlertState::*;
+            let to = match (action, from) {
+                (AlertAction::Acknowledged, Open | Escalated) => Acknowledged,
+                (AlertAction::Escalated, Open | Acknowledged) => Escalated,
+                (AlertAction::Resolved, Open | Acknowledged | Escalated) => Resolved,
+                (AlertAction::Noted, s) => s,
+                _ => {
+                    return ready(Err(ApiError::invalid(format!(
+                        "cannot {action} an alert that is {from}"
+                    ))));
+                }
+            };
+            view.alert.state = to;
+            view.history.push(HistoryEntry {
+                at: Timestamp::now(),
+                actor: actor.to_owned(),
+                action,
+                from_state: Some(from),
+                to_state: to,
+                note,
+            });
+            view.alert.clone()
+        };
+        let seq = self.commit(alert, action);
+        let entry = self.lock().outbox[seq as usize - 1].clone();
+        ready(Ok(entry))
+    }
+
+    fn outbox_after(&self, after: i64, limit: u32) -> BoxFut<'_, Vec<OutboxEntry>> {
+        let rows = self
+            .lock()
+            .outbox
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        ready(Ok(rows))
+    }
+
+    fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    fn response_times(
+        &self,
+        _from: Timestamp,
+        _to: Timestamp,
+        communities: Option<Vec<CommunityId>>,
+    ) -> BoxFut<'_, Vec<ResponseTimes>> {
+        let rows = self
+            .lock()
+            .times
+            .iter()
+            .filter(|r| in_list(&communities, &r.community))
+            .cloned()
+            .collect();
+        ready(Ok(rows))
+    }
+
+    fn snapshot(&self, id: &str) -> BoxFut<'_, Option<(SnapshotInfo, PathBuf)>> {
+        let s = self
+            .lock()
+            .snapshots
+            .iter()
+            .find(|(s, _)| s.id == id)
+            .cloned();
+        ready(Ok(s))
+    }
+
+    fn latest_snapshot(&self, camera: &CameraId) -> BoxFut<'_, Option<(SnapshotInfo, PathBuf)>> {
+        let s = self
+            .lock()
+            .snapshots
+            .iter()
+            .filter(|(s, _)| s.camera.as_ref() == Some(camera))
+            .max_by_key(|(s, _)| s.taken_at)
+            .cloned();
+        ready(Ok(s))
+    }
+
+    fn gate_events(&self, q: EventQuery) -> BoxFut<'_, Vec<Value>> {
+        ready(Ok(events(&self.lock().gate_events, &q, "received_at")))
+    }
+
+    fn vision_events(&self, q: EventQuery) -> BoxFut<'_, Vec<Value>> {
+        ready(Ok(events(&self.lock().vision_events, &q, "at")))
+    }
+}

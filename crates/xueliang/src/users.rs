@@ -1,0 +1,79 @@
+//! Dashboard users: `xueliang user add` and the first admin from `[admin]` for unattended
+//! installs.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use xl_core::{CommunityId, Role};
+use xl_store::{Store, UserRow};
+
+/// Shortest password accepted (the API's rule).
+pub const MIN_PASSWORD: usize = xl_api::MIN_PASSWORD_CHARS;
+
+/// `[admin]`: an admin account created at start when no user of that name exists (for
+/// unattended installs; later changes go through the API or `xueliang user add`).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub username: String,
+    /// An argon2 PHC string (`$argon2id$...`), so the password itself is never in the file.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Adds a user with `password` (hashed with argon2 here).
+pub async fn add(
+    store: &Store,
+    username: &str,
+    password: &str,
+    role: Role,
+    communities: Vec<CommunityId>,
+) -> anyhow::Result<()> {
+    if password.chars().count() < MIN_PASSWORD {
+        bail!("the password must have at least {MIN_PASSWORD} characters");
+    }
+    if role == Role::Property && communities.is_empty() {
+        bail!("a property user needs --communities (the communities they manage)");
+    }
+    let hash = xl_api::hash_password(password).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    store
+        .insert_user(&UserRow {
+            username: username.to_owned(),
+            password_hash: hash,
+            role,
+            communities,
+            disabled: false,
+            created_at: jiff::Timestamp::now(),
+        })
+        .await
+        .with_context(|| format!("cannot add user {username}"))
+}
+
+/// Creates the `[admin]` account if it does not exist yet.
+pub async fn ensure_admin(store: &Store, admin: &AdminConfig) -> anyhow::Result<()> {
+    if store.user(&admin.username).await?.is_some() {
+        return Ok(());
+    }
+    if !admin.password_hash.starts_with("$argon2") {
+        bail!("[admin] password_hash must be an argon2 PHC string ($argon2id$...)");
+    }
+    store
+        .insert_user(&UserRow {
+            username: admin.username.clone(),
+            password_hash: admin.password_hash.clone(),
+            role: Role::Admin,
+            communities: Vec::new(),
+            disabled: false,
+            created_at: jiff::Timestamp::now(),
+        })
+        .await?;
+    tracing::info!(user = %admin.username, "created the [admin] account");
+    Ok(())
+}
