@@ -5,7 +5,7 @@
 //! - the hub process killed with SIGKILL while gates keep publishing loses no event and raises
 //!   no alert twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,54 +15,8 @@ use xl_store::{AlertFilter, Store};
 use xueliang::config::Config;
 use xueliang::hub::Hub;
 
-fn broker() -> (String, u16) {
-    let addr = std::env::var("XUELIANG_TEST_MQTT").unwrap_or_else(|_| "127.0.0.1:1883".into());
-    let (host, port) = addr
-        .rsplit_once(':')
-        .expect("XUELIANG_TEST_MQTT is host:port");
-    (
-        host.to_owned(),
-        port.parse().expect("XUELIANG_TEST_MQTT port"),
-    )
-}
-
-fn vtest() -> String {
-    let media = std::env::var("XUELIANG_MEDIA")
-        .ok()
-        .filter(|m| !m.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| xl_detect::cache_dir().join("media"));
-    let path = media.join("vtest.avi");
-    assert!(
-        path.is_file(),
-        "{} missing: run scripts/setup",
-        path.display()
-    );
-    path.display().to_string()
-}
-
-/// A Hikvision access-controller event (the DS-K1T fixture) turned into "door abnormally
-/// open" (major 5, minor 0x1b) with its own serial number.
-fn forced_open(serial: u64) -> String {
-    let fixture = include_str!(
-        "../../../firmware-adapters/hikvision-isapi/testdata/hikvision_ds-k1t_face-pass_http-push.json"
-    );
-    let mut v: serde_json::Value = serde_json::from_str(fixture).unwrap();
-    let ev = &mut v["AccessControllerEvent"];
-    ev["subEventType"] = 0x1b.into();
-    ev["serialNo"] = serial.into();
-    for k in ["name", "employeeNoString", "currentVerifyMode", "FaceRect"] {
-        ev.as_object_mut().unwrap().remove(k);
-    }
-    v["dateTime"] = jiff::Timestamp::now().to_string().into();
-    v.to_string()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xl-{name}-{:x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{broker, forced_open, temp_dir, vtest};
 
 /// A test MQTT client whose event loop runs in the background; returns the client and a
 /// channel of (topic, payload) for what it receives.
