@@ -404,10 +404,19 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = match &config.store.database_url {
         Some(u) => u.clone(),
-        None => format!(
-            "sqlite://{}",
-            config.server.data_dir.join("xueliang.db").display()
-        ),
+        None => {
+            let dir = &config.server.data_dir;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "cannot create data directory {} ([server] data_dir)",
+                    dir.display()
+                )
+            })?;
+            // An absolute path: a relative one with `..` is not a valid sqlite:// URL.
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("cannot resolve {}", dir.display()))?;
+            format!("sqlite://{}", dir.join("xueliang.db").display())
+        }
     };
     let store = Store::open(&url)
         .await

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod api_backend;
 pub mod bench;
 pub mod config;
+pub mod demo;
 pub mod evidence;
 pub mod gate_decode;
 pub mod gate_store;

@@ -23,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The demo community with everything embedded (SQLite, the MQTT broker, a gate
+    /// simulator); prints the dashboard URL and the demo accounts.
+    Demo {
+        #[arg(long, default_value = "config/demo.toml")]
+        config: PathBuf,
+    },
     /// Runs the hub with a configuration file.
     Run {
         #[arg(long)]
@@ -149,6 +155,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(config),
+        Command::Demo { config } => demo(config),
         Command::CheckConfig { file } => check_config(file),
         Command::User {
             command:
@@ -295,6 +302,12 @@ fn user_add(
     })?;
     println!("user {username} added ({role})");
     Ok(())
+}
+
+fn demo(path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&path)?;
+    xueliang::logging::init(&config.log);
+    runtime()?.block_on(xueliang::demo::run(config))
 }
 
 fn check_config(path: PathBuf) -> anyhow::Result<()> {
