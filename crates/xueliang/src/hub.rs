@@ -25,6 +25,9 @@ use crate::gate_store::StoreSink;
 use crate::vision::{CameraAnalysis, Vision};
 use xl_store::Store;
 
+/// How long requests in flight may finish after shutdown starts.
+const HTTP_DRAIN: Duration = Duration::from_secs(2);
+
 /// A started hub. Dropping it without [`Hub::stop`] leaves tasks to die with the runtime.
 pub struct Hub {
     pub cameras: Arc<CameraRegistry>,
@@ -244,9 +247,21 @@ impl Hub {
         hub.tasks.push(tokio::spawn(async move {
             // The source address is needed by the gate push routes (allow-lists).
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                warn!(error = %e, "HTTP server stopped");
+            let serve =
+                axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+            // Graceful shutdown waits for open connections, and a console's SSE stream never
+            // ends by itself: give requests in flight a moment, then close the rest.
+            let drain = async {
+                stop.cancelled().await;
+                tokio::time::sleep(HTTP_DRAIN).await;
+            };
+            tokio::select! {
+                r = serve => {
+                    if let Err(e) = r {
+                        warn!(error = %e, "HTTP server stopped");
+                    }
+                }
+                () = drain => info!("closing HTTP connections still open (live feeds) at shutdown"),
             }
         }));
         ready.store(true, Ordering::Relaxed);

@@ -56,3 +56,91 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh PostgreSQL database on the server at `XUELIANG_TEST_DATABASE_URL` (default
+/// postgres://postgres@127.0.0.1:5432/test), dropped (WITH FORCE) on drop.
+pub struct TestPg {
+    /// The new database's URL.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestPg {
+    /// Creates the database; panics with what to do when the server cannot be reached or
+    /// refuses CREATE DATABASE.
+    pub async fn create() -> TestPg {
+        use sqlx::Connection;
+        let admin_url =
+            std::env::var("XUELIANG_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned());
+        let shown = xl_store::redact_url(&admin_url);
+        let how = "this test needs PostgreSQL: set XUELIANG_TEST_DATABASE_URL to a database on \
+                   a server where this user may CREATE DATABASE \
+                   (default postgres://postgres@127.0.0.1:5432/test)";
+        let mut admin = match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sqlx::PgConnection::connect(&admin_url),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => panic!("cannot connect to {shown}: {e}. {how}"),
+            Err(_) => panic!("connecting to {shown} timed out. {how}"),
+        };
+        let name = format!("xl_test_{:016x}", rand::random::<u64>());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE on {shown}: {e}. {how}"));
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url).expect("XUELIANG_TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        TestPg {
+            url: url.to_string(),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for TestPg {
+    fn drop(&mut self) {
+        // Best effort, on its own runtime (the test's may be gone); FORCE ends any connection
+        // left.
+        use sqlx::Connection;
+        let admin = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut c = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    sqlx::PgConnection::connect(&admin),
+                )
+                .await
+                .ok()?
+                .ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                    .ok()?;
+                c.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A loopback port that was free a moment ago (bound to port 0, then let go).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
