@@ -1,0 +1,122 @@
+//! `xueliang demo` as a user runs it (config/demo.toml, with its ports and data directory moved
+//! so that it runs beside anything else): it prints the console URL and the accounts, the duty
+//! account logs in, the gate simulator's Hikvision and Dahua payloads reach both gates through
+//! the embedded broker, and people on the square's lawn raise person.intrusion.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{free_port, temp_dir, vtest};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_gates_and_alerts_to_its_duty_account() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let demo = std::fs::read_to_string(root.join("config/demo.toml")).unwrap();
+    let data = temp_dir("demo");
+    let (http, mqtt) = (free_port(), free_port());
+    let text = demo
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
+        .replace("127.0.0.1:18830", &format!("127.0.0.1:{mqtt}"))
+        .replace(
+            "\"../data\"",
+            &format!("\"{}\"", data.join("data").display()),
+        )
+        .replace("\"../.cache/media/vtest.avi\"", &format!("\"{}\"", vtest()));
+    assert_ne!(text, demo);
+    let config = data.join("demo.toml");
+    std::fs::write(&config, text).unwrap();
+
+    let log = std::fs::File::create(data.join("demo.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xueliang"))
+        .args(["demo", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // What the user sees first: the URL and the accounts.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let t0 = Instant::now();
+    while !printed.contains("Ctrl-C") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!(
+                "demo exited early:\n{printed}\n{}",
+                std::fs::read_to_string(data.join("demo.log")).unwrap_or_default()
+            );
+        }
+        printed.push_str(&line);
+        assert!(t0.elapsed() < Duration::from_secs(60), "{printed}");
+    }
+    let base = format!("http://127.0.0.1:{http}");
+    assert!(printed.contains(&format!("{base}/")), "{printed}");
+    assert!(
+        printed.contains("duty") && printed.contains("xueliang-duty"),
+        "{printed}"
+    );
+
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "duty", "password": "xueliang-duty"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("duty logs in").to_owned();
+    let get = |path: &str| {
+        let req = client.get(format!("{base}{path}")).bearer_auth(&token);
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut gates_ok, mut intrusion) = (false, false);
+    while !(gates_ok && intrusion) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "after 90 s: gates {:#}, intrusion {intrusion}\n{}",
+                get("/api/v1/gates").await,
+                std::fs::read_to_string(data.join("demo.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let gates = get("/api/v1/gates").await;
+        gates_ok = gates.as_array().is_some_and(|g| {
+            g.len() == 2 && g.iter().all(|g| g["events"].as_u64().unwrap_or(0) >= 1)
+        });
+        intrusion = get("/api/v1/alerts?kind=person.intrusion")
+            .await
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+    }
+    // SIGTERM: the demo stops cleanly.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "demo ignores SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&data);
+}
