@@ -157,6 +157,57 @@ fn bind_alert(q: crate::sql::Query, a: &Alert) -> crate::sql::Query {
         .bind(a.snapshot.clone())
 }
 
+/// `c` applied to the stored alert (see [`Store::commit`]); `None` when it no longer applies.
+/// Raises pass through.
+async fn merge_with_stored(
+    tx: &mut Tx,
+    op: &'static str,
+    c: &Change,
+) -> Result<Option<Change>, StoreError> {
+    if c.action == AlertAction::Raised {
+        return Ok(Some(c.clone()));
+    }
+    let sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(c.alert.id.as_str().to_owned())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db(op))?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "alert",
+            id: c.alert.id.to_string(),
+        })?;
+    let mut alert = alert_row(&row, op)?;
+    match c.action {
+        AlertAction::Repeated => {
+            alert.count = alert.count.max(c.alert.count);
+            alert.last_seen_at = alert.last_seen_at.max(c.alert.last_seen_at);
+        }
+        AlertAction::Escalated => {
+            if alert.state != AlertState::Open {
+                return Ok(None);
+            }
+            alert.state = AlertState::Escalated;
+            alert.escalated_at = c.alert.escalated_at;
+            alert.roles = c.alert.roles.clone();
+        }
+        AlertAction::Resolved => {
+            if alert.state == AlertState::Resolved {
+                return Ok(None);
+            }
+            alert.state = AlertState::Resolved;
+            alert.resolved_at = c.alert.resolved_at;
+        }
+        AlertAction::Acknowledged | AlertAction::Noted | AlertAction::Raised => {
+            alert = c.alert.clone();
+        }
+    }
+    if alert.snapshot.is_none() {
+        alert.snapshot = c.alert.snapshot.clone();
+    }
+    Ok(Some(Change { alert, ..c.clone() }))
+}
+
 /// Writes one change (alert row, history row, outbox row) and returns its outbox entry.
 async fn apply_change(
     tx: &mut Tx,
@@ -342,6 +393,12 @@ fn durations(mut v: Vec<f64>) -> Durations {
 impl Store {
     /// Commits everything the rules engine decided for one batch of inputs in one
     /// transaction (see [`Commit`]) and returns the outbox entries written, in order.
+    ///
+    /// The engine's changes are applied to the alert as stored, not as the engine last saw
+    /// it, so a person's action committed meanwhile is never overwritten: a repeat updates
+    /// only the count and last-seen time; an escalation applies only to an alert still open
+    /// and a resolution only to one not yet resolved (otherwise the change is dropped, with
+    /// no history or outbox row).
     pub async fn commit(&self, commit: &Commit) -> Result<Vec<OutboxEntry>, StoreError> {
         const OP: &str = "committing alert changes";
         let mut tx = self.begin_write(OP, &["outbox"]).await?;
@@ -351,7 +408,10 @@ impl Store {
         let mut seq = next_seq(&mut tx, OP, "outbox", "seq").await?;
         let mut out = Vec::with_capacity(commit.changes.len());
         for c in &commit.changes {
-            out.push(apply_change(&mut tx, OP, c, seq).await?);
+            let Some(c) = merge_with_stored(&mut tx, OP, c).await? else {
+                continue;
+            };
+            out.push(apply_change(&mut tx, OP, &c, seq).await?);
             seq += 1;
         }
         for (name, value) in &commit.cursors {

@@ -163,6 +163,7 @@ both_backends!(
     users_sessions_and_duplicates,
     audit_appends_and_lists,
     purge_deletes_old_data_and_keeps_the_rest,
+    the_engines_changes_never_overwrite_a_persons,
 );
 
 fn ts(secs: i64) -> Timestamp {
@@ -1357,6 +1358,94 @@ async fn purge_deletes_old_data_and_keeps_the_rest(db: &TestDb) {
             ..Default::default()
         }
     );
+}
+
+/// The rules engine works from its own copy of an alert; a person may act on the stored one
+/// in between. Its later repeat, escalation or resolution must not undo the person's action.
+async fn the_engines_changes_never_overwrite_a_persons(db: &TestDb) {
+    let s = &db.store;
+    let a = alert("a1", "xingfu", AlertKind::GateForcedOpen, 1_000);
+    s.commit(&Commit {
+        changes: vec![raise(&a)],
+        ..Commit::default()
+    })
+    .await
+    .unwrap();
+    // duty acknowledges the stored alert...
+    s.act(
+        &a.id,
+        AlertAction::Acknowledged,
+        "duty",
+        Some("on my way"),
+        ts(1_010),
+    )
+    .await
+    .unwrap();
+    // ...while the engine, still seeing it open, repeats it and then escalates it.
+    let mut repeated = a.clone();
+    repeated.count = 2;
+    repeated.last_seen_at = ts(1_020);
+    let mut escalated = repeated.clone();
+    escalated.state = AlertState::Escalated;
+    escalated.escalated_at = Some(ts(1_300));
+    escalated.roles.push(Role::Police);
+    let system = |alert: &Alert, action, at| Change {
+        alert: alert.clone(),
+        action,
+        actor: "system".to_owned(),
+        note: None,
+        at: ts(at),
+    };
+    let entries = s
+        .commit(&Commit {
+            changes: vec![
+                system(&repeated, AlertAction::Repeated, 1_020),
+                system(&escalated, AlertAction::Escalated, 1_300),
+            ],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        entries.len(),
+        1,
+        "the escalation no longer applies: {entries:#?}"
+    );
+    assert_eq!(entries[0].change, AlertAction::Repeated);
+    let stored = s.alert(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.alert.state, AlertState::Acknowledged);
+    assert_eq!(stored.alert.acknowledged_at, Some(ts(1_010)));
+    assert_eq!(stored.alert.count, 2);
+    assert_eq!(stored.alert.last_seen_at, ts(1_020));
+    assert_eq!(
+        entries[0].alert, stored.alert,
+        "the outbox carries the stored state"
+    );
+    assert_eq!(
+        stored.history.iter().map(|h| h.action).collect::<Vec<_>>(),
+        [
+            AlertAction::Raised,
+            AlertAction::Acknowledged,
+            AlertAction::Repeated
+        ]
+    );
+    // A person resolved it: the engine's own resolution is dropped too.
+    s.act(&a.id, AlertAction::Resolved, "duty", None, ts(1_400))
+        .await
+        .unwrap();
+    let mut resolved = repeated.clone();
+    resolved.state = AlertState::Resolved;
+    resolved.resolved_at = Some(ts(1_500));
+    let entries = s
+        .commit(&Commit {
+            changes: vec![system(&resolved, AlertAction::Resolved, 1_500)],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert!(entries.is_empty());
+    let stored = s.alert(&a.id).await.unwrap().unwrap().alert;
+    assert_eq!(stored.resolved_at, Some(ts(1_400)));
 }
 
 #[tokio::test]

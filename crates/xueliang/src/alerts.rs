@@ -540,6 +540,12 @@ impl Processor {
                 }
                 for e in &entries {
                     info!(alert = %e.alert.id, kind = %e.alert.kind, change = %e.change, community = %e.alert.community, "alert");
+                    // The store merged the change with what a person may have done meanwhile.
+                    if e.alert.state.is_active() {
+                        self.active.insert(e.alert.id.clone(), e.alert.clone());
+                    } else {
+                        self.active.remove(&e.alert.id);
+                    }
                 }
                 if let Some(last) = entries.last() {
                     let seq = last.seq;
