@@ -536,12 +536,7 @@ impl Store {
                 .as_ref()
                 .map(|v| v.iter().map(|c| c.as_str())),
         );
-        if let Some(from) = filter.from {
-            f.cmp("raised_at", ">=", Arg::I64(ms(from)));
-        }
-        if let Some(to) = filter.to {
-            f.cmp("raised_at", "<", Arg::I64(ms(to)));
-        }
+        f.time_range("raised_at", filter.from, filter.to);
         if f.empty {
             return Ok(Vec::new());
         }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use xl_core::{CameraId, CommunityId, GateId};
 
-use crate::sql::{Arg, Filter, Reader, db, json_text, ms, opt_ms};
+use crate::sql::{Filter, Reader, db, json_text, ms, opt_ms};
 use crate::{Store, StoreError, next_seq};
 
 /// A gate event to store (the gate writer's batch).
@@ -269,12 +269,7 @@ impl Store {
             "kind",
             filter.kinds.as_ref().map(|v| v.iter().map(|k| k.as_str())),
         );
-        if let Some(from) = filter.from {
-            f.cmp("received_at", ">=", Arg::I64(ms(from)));
-        }
-        if let Some(to) = filter.to {
-            f.cmp("received_at", "<", Arg::I64(ms(to)));
-        }
+        f.time_range("received_at", filter.from, filter.to);
         if f.empty {
             return Ok(Vec::new());
         }
@@ -360,12 +355,7 @@ impl Store {
             "zone",
             filter.zones.as_ref().map(|v| v.iter().map(|z| z.as_str())),
         );
-        if let Some(from) = filter.from {
-            f.cmp("at", ">=", Arg::I64(ms(from)));
-        }
-        if let Some(to) = filter.to {
-            f.cmp("at", "<", Arg::I64(ms(to)));
-        }
+        f.time_range("at", filter.from, filter.to);
         if f.empty {
             return Ok(Vec::new());
         }

@@ -147,6 +147,16 @@ impl Filter {
         self.conds.push(format!("{col} {op} {p}"));
     }
 
+    /// `from <= col < to`, each bound only when given.
+    pub fn time_range(&mut self, col: &str, from: Option<Timestamp>, to: Option<Timestamp>) {
+        if let Some(from) = from {
+            self.cmp(col, ">=", Arg::I64(ms(from)));
+        }
+        if let Some(to) = to {
+            self.cmp(col, "<", Arg::I64(ms(to)));
+        }
+    }
+
     /// `col IN (...)` for `Some(values)`; nothing for `None`.
     pub fn any_of<I, S>(&mut self, col: &str, values: Option<I>)
     where
