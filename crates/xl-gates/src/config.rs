@@ -50,7 +50,8 @@ pub struct MqttConfig {
     /// Default `xueliang-hub`.
     #[serde(default = "default_client_id")]
     pub client_id: String,
-    /// Run the embedded broker (rumqttd) in the hub and ingest from it. Default false.
+    /// Run the embedded broker in the hub (rumqttd behind a front that stores gate events
+    /// before they are acknowledged; see `broker.rs`) and ingest from it. Default false.
     #[serde(default)]
     pub embedded: bool,
     /// Where the embedded broker listens. Default `127.0.0.1:1883`.

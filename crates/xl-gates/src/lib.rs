@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! broker --QoS 1, persistent session--> mqtt::run --+
+//! gate --MQTT--> embedded broker front (broker.rs) --+  (rumqttd behind it acks once stored)
 //! device --HTTP POST--> http::push_router ----------+--> Ingest::prepare (adapter, gate, dedup)
 //!                                                           |
 //!                          gate-writer thread <-------------+ (group commit, fsync)
@@ -16,6 +17,8 @@
 //! payload or secret is logged above TRACE.
 
 pub mod adapters;
+#[cfg(feature = "embedded-broker")]
+mod broker;
 pub mod config;
 pub mod dedup;
 pub mod http;
@@ -41,8 +44,6 @@ pub use journal::{
     DeadLetter, GateEventSink, JsonlJournal, Record, SinkError, StoredGateEvent, TransportKind,
 };
 pub use mqtt::MqttStatus;
-#[cfg(feature = "embedded-broker")]
-pub use mqtt::start_embedded_broker;
 pub use writer::Outcome;
 
 /// Why the gate transports could not start.
@@ -118,25 +119,33 @@ impl Gates {
         let mut tasks = Vec::new();
         let mut mqtt_status = None;
         if let Some(m) = &cfg.mqtt {
-            #[cfg(feature = "embedded-broker")]
-            if m.embedded {
-                let creds = m
-                    .username
-                    .clone()
-                    .map(|u| (u, m.password.clone().unwrap_or_default()));
-                let (listen, max) = (m.listen, m.max_payload_bytes);
-                tokio::task::spawn_blocking(move || start_embedded_broker(listen, max, creds))
-                    .await
-                    .map_err(|e| GatesError::Broker(e.to_string()))?
-                    .map_err(GatesError::Broker)?;
-            }
             let status = Arc::new(MqttStatus::default());
-            tasks.push(tokio::spawn(mqtt::run(
-                Arc::clone(&ingest),
-                m.clone(),
-                Arc::clone(&status),
-                shutdown.child_token(),
-            )));
+            if m.embedded {
+                // Gates publish to the hub itself: the front stores before rumqttd acks.
+                #[cfg(feature = "embedded-broker")]
+                tasks.push(
+                    broker::start(
+                        Arc::clone(&ingest),
+                        m.clone(),
+                        &journal_dir,
+                        Arc::clone(&status),
+                        shutdown.child_token(),
+                    )
+                    .await
+                    .map_err(GatesError::Broker)?,
+                );
+                #[cfg(not(feature = "embedded-broker"))]
+                return Err(GatesError::Config(
+                    "`mqtt.embedded`: this hub was built without the embedded broker; set `mqtt.url`".into(),
+                ));
+            } else {
+                tasks.push(tokio::spawn(mqtt::run(
+                    Arc::clone(&ingest),
+                    m.clone(),
+                    Arc::clone(&status),
+                    shutdown.child_token(),
+                )));
+            }
             mqtt_status = Some(status);
         }
         tasks.push(tokio::spawn(health_loop(

@@ -8,6 +8,7 @@
 //! An ack for a message of an earlier connection is never sent: the broker redelivers such
 //! messages on the new connection (possibly under a packet id now used by another message).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
 use xl_core::gate::PayloadMeta;
 
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, SubscriptionConfig};
 use crate::ingest::{GateHint, Incoming, Ingest};
 use crate::journal::TransportKind;
 use crate::writer::Outcome;
@@ -255,120 +256,56 @@ fn handle(
     generation: u64,
     done_tx: &mpsc::UnboundedSender<Done>,
 ) {
-    let arrived = Instant::now();
-    let received_at = Timestamp::now();
+    // None: a retained or session message of a filter no longer configured (a dead letter).
     let sub = cfg
         .subscriptions
         .iter()
         .find(|s| topic_matches(&s.filter, &p.topic));
-    let (firmware, gate_from) = match sub {
-        Some(s) => (s.firmware.as_str(), Some(&s.gate_from)),
-        // A retained or session message of a filter no longer configured.
-        None => ("unknown", None),
-    };
-    let meta = PayloadMeta::new(received_at).with_topic(&p.topic);
+    let tx = done_tx.clone();
+    let (topic, payload) = (p.topic.clone(), p.payload.clone());
+    ingest_message(ingest, sub, &topic, &payload, p.dup, None, move |outcome| {
+        let _ = tx.send((generation, outcome, p));
+    });
+}
+
+/// Decodes one MQTT message as its subscription says (firmware, where the gate id is) and
+/// hands it to the writer; `done` runs once its events or dead letter are durable, or could
+/// not be stored.
+pub(crate) fn ingest_message(
+    ingest: &Arc<Ingest>,
+    sub: Option<&SubscriptionConfig>,
+    topic: &str,
+    payload: &[u8],
+    redelivered: bool,
+    peer: Option<SocketAddr>,
+    done: impl FnOnce(Outcome) + Send + 'static,
+) {
+    let arrived = Instant::now();
+    let received_at = Timestamp::now();
     let default_from = crate::config::GateFrom::DeviceId;
+    let (firmware, gate_from) = match sub {
+        Some(s) => (s.firmware.as_str(), &s.gate_from),
+        None => ("unknown", &default_from),
+    };
     let inc = Incoming {
         transport: TransportKind::Mqtt,
         firmware,
-        meta,
-        payload: &p.payload,
-        gate: GateHint::From(gate_from.unwrap_or(&default_from)),
-        redelivered: p.dup,
-        peer: None,
+        meta: PayloadMeta::new(received_at).with_topic(topic),
+        payload,
+        gate: GateHint::From(gate_from),
+        redelivered,
+        peer,
         arrived,
     };
     let prepared = ingest.prepare(&inc);
     trace!(
-        topic = %p.topic,
+        topic,
         events = prepared.events(),
         dead_letters = prepared.dead_letters(),
         duplicates = prepared.duplicates,
         "message"
     );
-    let tx = done_tx.clone();
-    ingest.submit(prepared, arrived, move |outcome| {
-        let _ = tx.send((generation, outcome, p));
-    });
-}
-
-#[cfg(feature = "embedded-broker")]
-pub use embedded::start_embedded_broker;
-
-#[cfg(feature = "embedded-broker")]
-mod embedded {
-    use std::collections::HashMap;
-    use std::net::{SocketAddr, TcpStream};
-    use std::time::{Duration, Instant};
-
-    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-
-    /// Starts the embedded broker (rumqttd, MQTT 3.1.1) on `listen` on its own threads and
-    /// waits until it accepts connections. With `credentials`, clients must log in with them.
-    ///
-    /// rumqttd keeps sessions and queued QoS 1 messages in memory: they survive a restart of
-    /// the hub's ingest but not of the process. It has no stop: it lives as long as the
-    /// process.
-    pub fn start_embedded_broker(
-        listen: SocketAddr,
-        max_payload_bytes: usize,
-        credentials: Option<(String, String)>,
-    ) -> Result<(), String> {
-        let connections = ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: max_payload_bytes,
-            max_inflight_count: 200,
-            auth: credentials.map(|(u, p)| HashMap::from([(u, p)])),
-            external_auth: None,
-            dynamic_filters: true,
-        };
-        let server = ServerSettings {
-            name: "xueliang-v4".into(),
-            listen,
-            tls: None,
-            next_connection_delay_ms: 1,
-            connections,
-        };
-        let config = Config {
-            id: 0,
-            router: RouterConfig {
-                max_connections: 10_000,
-                max_outgoing_packet_count: 200,
-                max_segment_size: 100 << 20,
-                max_segment_count: 10,
-                ..RouterConfig::default()
-            },
-            v4: Some(HashMap::from([("1".to_owned(), server)])),
-            ..Config::default()
-        };
-        // Refuse early when the port is taken: rumqttd would only log it on its own thread.
-        std::net::TcpListener::bind(listen)
-            .map_err(|e| format!("embedded MQTT broker cannot listen on {listen}: {e}"))?;
-        std::thread::Builder::new()
-            .name("mqtt-broker".into())
-            .spawn(move || {
-                let mut broker = Broker::new(config);
-                if let Err(e) = broker.start() {
-                    tracing::error!(error = %e, "embedded MQTT broker stopped");
-                }
-            })
-            .map_err(|e| format!("cannot start the embedded broker thread: {e}"))?;
-        let connect_to = match listen.ip() {
-            ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
-            _ => listen,
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&connect_to, Duration::from_millis(200)).is_ok() {
-                tracing::info!(%listen, "embedded MQTT broker listening");
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!(
-            "embedded MQTT broker did not start listening on {listen}"
-        ))
-    }
+    ingest.submit(prepared, arrived, done);
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! MQTT ingest against real brokers: Mosquitto (`XUELIANG_TEST_MQTT`, default
-//! 127.0.0.1:1883, else one started here) and the embedded rumqttd.
+//! 127.0.0.1:1883, else one started here) and the hub's embedded broker.
 
 mod common;
 
@@ -198,11 +198,17 @@ async fn a_broker_that_forgot_the_session_gets_the_subscriptions_again() {
 }
 
 /// The hub crashes (tasks aborted, no DISCONNECT) and restarts with the same data directory
-/// while the gate keeps publishing.
-async fn hub_restart_loses_nothing(broker: std::net::SocketAddr) {
+/// while the gate keeps publishing to `broker` (the hub's own, with the embedded broker).
+/// `acks_mean_stored`: the broker is the hub's, so every message acknowledged before the
+/// crash must be stored by then.
+async fn hub_restart_loses_nothing(
+    broker: std::net::SocketAddr,
+    cfg: impl Fn(&str) -> xl_gates::GatesConfig,
+    acks_mean_stored: bool,
+) {
     let prefix = rand_id("xl-test");
     let data = temp_dir("hub-restart");
-    let cfg = hik_config(broker, &prefix);
+    let cfg = cfg(&prefix);
     let (gates, _) = start_gates(cfg.clone(), &data).await;
     let publisher = Publisher::start(broker);
     let topic = format!("{prefix}/gates/gate-1/hik");
@@ -210,6 +216,14 @@ async fn hub_restart_loses_nothing(broker: std::net::SocketAddr) {
     const N: u64 = 600;
     publish_paced(&publisher, &topic, 0..200, 200).await;
     gates.abort().await;
+    if acks_mean_stored {
+        // One connection, acknowledged in order: the first `acked` serials.
+        let acked = publisher.acked();
+        let stored = unique_serials(&journal_events(&data));
+        let lost: Vec<u64> = (0..acked).filter(|s| !stored.contains(s)).collect();
+        assert!(acked > 100, "only {acked} acknowledged before the crash");
+        assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    }
     publish_paced(&publisher, &topic, 200..400, 200).await;
     let (gates, registry) = start_gates(cfg, &data).await;
     publish_paced(&publisher, &topic, 400..N, 200).await;
@@ -235,17 +249,18 @@ async fn hub_restart_loses_nothing(broker: std::net::SocketAddr) {
 async fn hub_restarted_while_gates_publish_loses_nothing_mosquitto() {
     init_logs();
     let (broker, _own) = test_broker();
-    hub_restart_loses_nothing(broker).await;
+    hub_restart_loses_nothing(broker, |prefix| hik_config(broker, prefix), false).await;
 }
 
+/// With the embedded broker the gates lose their broker too when the hub crashes: what it
+/// acknowledged must already be stored, and what it had not must come again (the gate is
+/// told its session is still there, so it sends its unacknowledged messages again).
 #[cfg(feature = "embedded-broker")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_restarted_while_gates_publish_loses_nothing_embedded_broker() {
     init_logs();
-    let port = free_port();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    xl_gates::start_embedded_broker(addr, 1 << 20, None).unwrap();
-    hub_restart_loses_nothing(addr).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    hub_restart_loses_nothing(addr, |prefix| hik_config_embedded(addr, prefix), true).await;
 }
 
 #[cfg(feature = "embedded-broker")]
@@ -295,8 +310,57 @@ async fn embedded_broker_started_by_the_config_delivers() {
     assert_eq!(events.len(), 1, "{addr}");
     assert_eq!(events[0].gate.as_str(), "door-7");
     assert_eq!(events[0].event.kind.as_str(), "access_granted");
+
+    // A wrong password with a PUBLISH right behind the CONNECT (MQTT lets a client send before
+    // its CONNACK): refused, and nothing of it stored.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut connect = mqtt_str("MQTT");
+    connect.extend_from_slice(&[4, 0xc2, 0, 30]);
+    for field in ["intruder", "hub", "not-the-password"] {
+        connect.extend_from_slice(&mqtt_str(field));
+    }
+    let mut publish = mqtt_str(&format!("{prefix}/door-7/rfid"));
+    publish.extend_from_slice(&[0, 1]);
+    publish.extend_from_slice(fixture);
+    let bytes = [mqtt_packet(0x10, &connect), mqtt_packet(0x32, &publish)].concat();
+    s.write_all(&bytes).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut reply)).await;
+    assert!(
+        reply.is_empty() || (reply[0] == 0x20 && reply[3] != 0),
+        "not refused: {reply:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        journal_events(&data).len(),
+        1,
+        "the refused client's event was stored"
+    );
+    assert!(journal_dead_letters(&data).is_empty());
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+fn mqtt_str(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+fn mqtt_packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let b = (len % 128) as u8;
+        len /= 128;
+        out.push(if len > 0 { b | 0x80 } else { b });
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
 }
 
 /// Every MQTT-carried fixture of ../shared/fixtures/gates on its real topic, through a real

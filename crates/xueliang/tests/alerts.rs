@@ -3,7 +3,8 @@
 //! - a door-forced payload becomes a gate.forced_open alert carrying the gate camera's
 //!   snapshot, in the store and on MQTT out;
 //! - the hub process killed with SIGKILL while gates keep publishing loses no event and raises
-//!   no alert twice.
+//!   no alert twice, with the gates on Mosquitto and with the gates on the hub's own embedded
+//!   broker (which dies with it).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -64,6 +65,18 @@ async fn client(
 
 fn hub_config(data: &Path, prefix: &str, community: &str, extra: &str) -> String {
     let (host, port) = broker();
+    hub_config_on(
+        data,
+        prefix,
+        community,
+        &format!("url = \"mqtt://{host}:{port}\""),
+        extra,
+    )
+}
+
+/// The hub's config with `mqtt` saying where the broker is; MQTT out uses that broker too
+/// (client id `{prefix}-hub-out`).
+fn hub_config_on(data: &Path, prefix: &str, community: &str, mqtt: &str, extra: &str) -> String {
     format!(
         r#"
         [server]
@@ -75,15 +88,12 @@ fn hub_config(data: &Path, prefix: &str, community: &str, extra: &str) -> String
         [detect]
         enabled = false
         [mqtt]
-        url = "mqtt://{host}:{port}"
+        {mqtt}
         client_id = "{prefix}-hub"
         [[mqtt.subscriptions]]
         filter = "{prefix}/+/event"
         firmware = "hikvision-isapi"
         gate_from = {{ topic_segment = 1 }}
-        [mqtt_out]
-        url = "mqtt://{host}:{port}"
-        client_id = "{prefix}-out"
         [[cameras]]
         id = "lobby-cam"
         community = "{community}"
@@ -205,6 +215,23 @@ fn spawn_hub(config: &Path, dir: &Path, n: u32) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_killed_mid_stream_loses_no_event_and_raises_no_alert_twice() {
+    let (host, port) = broker();
+    crash_test(&format!("url = \"mqtt://{host}:{port}\""), (host, port)).await;
+}
+
+/// The gates publish to the hub's embedded broker: killing the hub kills their broker too. It
+/// must have stored what it acknowledged, and tell the returning gates their session is still
+/// there so that they send again what it had not acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_with_the_embedded_broker_killed_mid_stream_loses_no_event() {
+    let port = common::free_port();
+    let mqtt = format!("embedded = true\nlisten = \"127.0.0.1:{port}\"");
+    crash_test(&mqtt, ("127.0.0.1".into(), port)).await;
+}
+
+/// Kills the hub (configured with `mqtt`) with SIGKILL a third of the way through 400 events
+/// published to `gates_to`, and starts it again at two thirds.
+async fn crash_test(mqtt: &str, gates_to: (String, u16)) {
     const GATES: u64 = 4;
     const EVENTS: u64 = 400;
     let data = temp_dir("alerts-crash");
@@ -220,7 +247,13 @@ async fn a_hub_killed_mid_stream_loses_no_event_and_raises_no_alert_twice() {
     // One forced_open alert per gate for the whole run: every event repeats it.
     let rules =
         "[[rules]]\nkind = \"gate.forced_open\"\ncooldown_secs = 86400\nack_deadline_secs = 0\n";
-    let text = hub_config(&data, &prefix, &community, &format!("{gates}\n{rules}"));
+    let text = hub_config_on(
+        &data,
+        &prefix,
+        &community,
+        mqtt,
+        &format!("{gates}\n{rules}"),
+    );
     Config::parse(&text).unwrap();
     let config = data.join("hub.toml");
     std::fs::write(&config, &text).unwrap();
@@ -235,16 +268,19 @@ async fn a_hub_killed_mid_stream_loses_no_event_and_raises_no_alert_twice() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // The gates publish at a steady 100 events/s; the broker acknowledges each (QoS 1).
-    let (host, port) = broker();
-    let mut opts = MqttOptions::new(format!("{prefix}-gates"), host, port);
-    opts.set_keep_alive(Duration::from_secs(5));
+    // The gates publish at a steady 100 events/s; the broker acknowledges each (QoS 1). Like
+    // a gate that cares about its events, they keep their session (clean_session = false).
+    let mut opts = MqttOptions::new(format!("{prefix}-gates"), gates_to.0, gates_to.1);
+    opts.set_keep_alive(Duration::from_secs(5))
+        .set_clean_session(false);
     let (gate, mut el) = AsyncClient::new(opts, 1000);
     let acks = tokio::spawn(async move {
         let mut acked = 0u64;
         while acked < EVENTS {
-            if let Ok(Event::Incoming(Packet::PubAck(_))) = el.poll().await {
-                acked += 1;
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
         acked

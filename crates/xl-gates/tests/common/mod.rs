@@ -274,11 +274,18 @@ pub fn hik_config(broker: SocketAddr, prefix: &str) -> GatesConfig {
 
 /// [`hik_config`] for the broker at `url`, with `extra` lines in `[mqtt]` (e.g. `ca_file`).
 pub fn hik_config_at(url: &str, extra: &str, prefix: &str) -> GatesConfig {
-    let text = format!(
+    parse_config(&hik_config_text(
+        &format!("url = \"{url}\"\n{extra}"),
+        prefix,
+    ))
+}
+
+/// The `[mqtt]` table with `mqtt` (where the broker is) and one Hikvision gate, `gate-1`.
+fn hik_config_text(mqtt: &str, prefix: &str) -> String {
+    format!(
         r#"
         [mqtt]
-        url = "{url}"
-        {extra}
+        {mqtt}
         client_id = "{client}"
         backoff_initial_secs = 0.1
         backoff_max_secs = 1.0
@@ -294,7 +301,12 @@ pub fn hik_config_at(url: &str, extra: &str, prefix: &str) -> GatesConfig {
         offline_after_secs = 60
         "#,
         client = rand_id("hub"),
-    );
+    )
+}
+
+/// [`hik_config`] with the hub's own embedded broker listening on `listen`.
+pub fn hik_config_embedded(listen: SocketAddr, prefix: &str) -> GatesConfig {
+    let text = hik_config_text(&format!("embedded = true\nlisten = \"{listen}\""), prefix);
     parse_config(&text)
 }
 
