@@ -2,8 +2,9 @@
 //! the hub storing them durably. Reports lost events and latency from publish to canonical
 //! event (the moment the event is durable and handed to subscribers).
 //!
-//! The broker is a Mosquitto of the test's own (see `run_load`), or `XUELIANG_TEST_MQTT`.
-//! `load_short` (1,000 events/s for 3 s) runs with the normal tests. The full run is
+//! The broker is a Mosquitto of the test's own (see `run_load`), or `XUELIANG_TEST_MQTT`, or
+//! the hub's embedded broker (which acknowledges each message only once it is stored).
+//! `load_short` (1,000 events/s for 3 s) runs with the normal tests. The full runs are
 //! `cargo test -p xl-gates --release --test load -- --ignored --nocapture`
 //! (1,000 events/s for 30 s).
 
@@ -25,22 +26,36 @@ struct Figures {
     elapsed: Duration,
 }
 
-async fn run_load(rate: u64, secs: u64) -> Figures {
+#[derive(Clone, Copy, PartialEq)]
+enum Broker {
+    Mosquitto,
+    Embedded,
+}
+
+async fn run_load(rate: u64, secs: u64, via: Broker) -> Figures {
     // A broker configured as docs/ARCHITECTURE.md recommends (persistence, no cap on queued
     // messages, 100 in flight), unless XUELIANG_TEST_MQTT names one. Debian's default
     // Mosquitto config (max_queued_messages 1000, max_inflight_messages 20) drops messages for
     // the hub at the broker when the hub falls behind for a second (seen here with a parallel
     // cargo build on the 2 cores: "Outgoing messages are being dropped").
-    let (broker, _own) = match std::env::var("XUELIANG_TEST_MQTT") {
-        Ok(a) => (a.parse().expect("XUELIANG_TEST_MQTT is host:port"), None),
-        Err(_) => {
+    let prefix = rand_id("xl-load");
+    let (broker, _own, cfg) = match (via, std::env::var("XUELIANG_TEST_MQTT")) {
+        (Broker::Embedded, _) => {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+            (addr, None, hik_config_embedded(addr, &prefix))
+        }
+        (Broker::Mosquitto, Ok(a)) => {
+            let addr = a.parse().expect("XUELIANG_TEST_MQTT is host:port");
+            (addr, None, hik_config(addr, &prefix))
+        }
+        (Broker::Mosquitto, Err(_)) => {
             let m = Mosquitto::start();
-            (m.addr(), Some(m))
+            let addr = m.addr();
+            (addr, Some(m), hik_config(addr, &prefix))
         }
     };
-    let prefix = rand_id("xl-load");
     let data = temp_dir("load");
-    let (gates, _) = start_gates(hik_config(broker, &prefix), &data).await;
+    let (gates, _) = start_gates(cfg, &data).await;
     let mut rx = gates.subscribe();
     let sent: Sent = Arc::new(Mutex::new(HashMap::new()));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
@@ -104,8 +119,12 @@ async fn run_load(rate: u64, secs: u64) -> Figures {
         max: l.last().copied().unwrap_or_default(),
         elapsed,
     };
+    let via = match via {
+        Broker::Mosquitto => "Mosquitto",
+        Broker::Embedded => "the embedded broker",
+    };
     eprintln!(
-        "load: {rate} events/s for {secs} s via {broker}: sent {}, stored {}, lost {}, \
+        "load: {rate} events/s for {secs} s via {via} at {broker}: sent {}, stored {}, lost {}, \
          publish->canonical event p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} latencies, {:.1} s)",
         f.sent,
         f.stored,
@@ -122,7 +141,14 @@ async fn run_load(rate: u64, secs: u64) -> Figures {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_short_1000_per_sec_for_3_s_loses_nothing() {
-    let f = run_load(1000, 3).await;
+    let f = run_load(1000, 3, Broker::Mosquitto).await;
+    assert_eq!(f.lost, 0);
+    assert_eq!(f.stored as u64, f.sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_short_1000_per_sec_for_3_s_through_the_embedded_broker_loses_nothing() {
+    let f = run_load(1000, 3, Broker::Embedded).await;
     assert_eq!(f.lost, 0);
     assert_eq!(f.stored as u64, f.sent);
 }
@@ -130,7 +156,15 @@ async fn load_short_1000_per_sec_for_3_s_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "30 s of load; run with --ignored --nocapture (release build for figures)"]
 async fn load_1000_per_sec_for_30_s_loses_nothing() {
-    let f = run_load(1000, 30).await;
+    let f = run_load(1000, 30, Broker::Mosquitto).await;
+    assert_eq!(f.lost, 0);
+    assert_eq!(f.stored as u64, f.sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "30 s of load; run with --ignored --nocapture (release build for figures)"]
+async fn load_1000_per_sec_for_30_s_through_the_embedded_broker_loses_nothing() {
+    let f = run_load(1000, 30, Broker::Embedded).await;
     assert_eq!(f.lost, 0);
     assert_eq!(f.stored as u64, f.sent);
 }
