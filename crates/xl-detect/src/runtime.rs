@@ -44,6 +44,9 @@ pub struct SessionOptions {
     pub openvino_device: String,
     /// Intra-op threads of this session. Several sessions side by side each want 1.
     pub threads: usize,
+    /// cuda only: TensorFloat-32 for convolutions and matrix products (Ampere and later).
+    /// Off by default: with it, SFace embeddings moved by up to 2e-3 from the CPU's on an H200.
+    pub tf32: bool,
 }
 
 impl Default for SessionOptions {
@@ -53,6 +56,7 @@ impl Default for SessionOptions {
             device_id: 0,
             openvino_device: "CPU".into(),
             threads: 1,
+            tf32: false,
         }
     }
 }
@@ -105,7 +109,12 @@ pub fn open(env: &Environment, path: &Path, opts: &SessionOptions) -> Result<Ses
     let mut b = Session::builder(env).map_err(|e| fail("session options", &e))?;
     let dispatch = match opts.provider {
         Provider::Cpu => None,
-        Provider::Cuda => Some(ep::CUDA::default().with_device_id(opts.device_id).build()),
+        Provider::Cuda => Some(
+            ep::CUDA::default()
+                .with_device_id(opts.device_id)
+                .with_tf32(opts.tf32)
+                .build(),
+        ),
         Provider::Tensorrt => Some(
             ep::TensorRT::default()
                 .with_device_id(opts.device_id)

@@ -2,6 +2,10 @@
 //! `models/verify.py` recorded in `models/reference/*.json` on real photos (fetched by
 //! `scripts/setup-assets` from the packages `scripts/media.toml` names, decoded by `models/fetch`). Same boxes within a
 //! pixel, same scores within 1e-3, and the SFace embeddings within 1e-3.
+//!
+//! `XUELIANG_TEST_PROVIDER` (cpu, cuda, tensorrt, openvino; default cpu) runs the same checks on
+//! another execution provider, with an ONNX Runtime build that has it (`ORT_DYLIB_PATH`);
+//! `XUELIANG_TEST_TF32=1` turns TensorFloat-32 on for cuda.
 
 use std::path::PathBuf;
 
@@ -58,6 +62,20 @@ fn env() -> ort::environment::Environment {
     runtime::init(&runtime::default_library()).expect("ONNX Runtime (run scripts/setup-assets)")
 }
 
+/// Sessions on the provider `XUELIANG_TEST_PROVIDER` names (default cpu).
+fn opts() -> SessionOptions {
+    let provider = match std::env::var("XUELIANG_TEST_PROVIDER").as_deref() {
+        Ok("") | Err(_) => runtime::Provider::Cpu,
+        Ok(name) => serde_json::from_value(Value::String(name.to_owned()))
+            .unwrap_or_else(|e| panic!("XUELIANG_TEST_PROVIDER={name}: {e}")),
+    };
+    SessionOptions {
+        provider,
+        tf32: std::env::var("XUELIANG_TEST_TF32").is_ok_and(|v| v == "1"),
+        ..SessionOptions::default()
+    }
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
@@ -86,12 +104,8 @@ fn assert_detection(name: &str, score: f32, bbox: &xl_detect::geom::BBox, want: 
 #[test]
 fn ssd_persons_match_the_python_reference() {
     let env = env();
-    let mut model = PersonModel::open(
-        &env,
-        PersonModelConfig::ssd(&models_dir()),
-        &SessionOptions::default(),
-    )
-    .unwrap();
+    let mut model =
+        PersonModel::open(&env, PersonModelConfig::ssd(&models_dir()), &opts()).unwrap();
     let refs = reference("ssd_mobilenet_v2_coco.json");
     let mut out = Vec::new();
     for (name, want) in refs["images"].as_object().unwrap() {
@@ -133,12 +147,7 @@ fn ssd_anchor_generator_matches_the_anchor_file() {
 #[test]
 fn yunet_faces_match_the_python_reference() {
     let env = env();
-    let mut model = FaceModel::open(
-        &env,
-        FaceModelConfig::yunet(&models_dir()),
-        &SessionOptions::default(),
-    )
-    .unwrap();
+    let mut model = FaceModel::open(&env, FaceModelConfig::yunet(&models_dir()), &opts()).unwrap();
     let refs = reference("yunet_2023mar.json");
     let mut out = Vec::new();
     for (name, want) in refs["images"].as_object().unwrap() {
@@ -178,7 +187,7 @@ fn yunet_faces_match_the_python_reference() {
 #[test]
 fn sface_embeddings_match_the_reference_and_tell_obama_from_biden() {
     let env = env();
-    let opts = SessionOptions::default();
+    let opts = opts();
     let mut faces = FaceModel::open(&env, FaceModelConfig::yunet(&models_dir()), &opts).unwrap();
     let mut embed = EmbedModel::open(&env, &EmbedModel::sface_path(&models_dir()), &opts).unwrap();
     let refs = reference("sface_2021dec.json");
