@@ -57,7 +57,8 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     }
 }
 
-/// The MQTT connection's state, for `/metrics` and logs.
+/// The MQTT connection's state, for `/metrics` and logs. With the embedded broker: connected
+/// while it listens, connections accepted from clients, gate messages ingested.
 #[derive(Debug, Default)]
 pub struct MqttStatus {
     pub connected: AtomicBool,

@@ -201,16 +201,36 @@ async fn a_forced_door_raises_an_alert_with_the_gate_cameras_snapshot_in_the_sto
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// The hub binary with `config`, logs to a file in `dir`.
-fn spawn_hub(config: &Path, dir: &Path, n: u32) -> Child {
+/// The hub binary with `config`, logs to a file in `dir`; killed when dropped (a failing
+/// test leaves no hub behind).
+fn spawn_hub(config: &Path, dir: &Path, n: u32) -> HubProcess {
     let log = std::fs::File::create(dir.join(format!("hub-{n}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_xueliang"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the hub binary")
+    HubProcess(
+        Command::new(env!("CARGO_BIN_EXE_xueliang"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the hub binary"),
+    )
+}
+
+struct HubProcess(Child);
+
+impl HubProcess {
+    /// SIGKILL, and wait for it to be gone.
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,8 +320,7 @@ async fn crash_test(mqtt: &str, gates_to: (String, u16)) {
         .await
         .unwrap();
         if serial == EVENTS / 3 {
-            hub.kill().unwrap(); // SIGKILL
-            hub.wait().unwrap();
+            hub.kill(); // SIGKILL
             killed_at = Some(serial);
         }
         if serial == EVENTS * 2 / 3 {
@@ -366,8 +385,7 @@ async fn crash_test(mqtt: &str, gates_to: (String, u16)) {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    hub.kill().unwrap();
-    hub.wait().unwrap();
+    hub.kill();
     // The second process took over from what the first had committed.
     let log = std::fs::read_to_string(data.join("hub-2.log")).unwrap();
     assert!(log.contains("alert engine restored"), "{log}");
