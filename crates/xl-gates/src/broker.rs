@@ -60,6 +60,8 @@ const UNSUBSCRIBE: u8 = 10;
 const PIPELINE: usize = 256;
 /// The packet id of the SUBSCRIBE the front sends for a returning client.
 const REPLAY_PKID: u16 = 1;
+/// How long a new connection may take to send its CONNECT.
+const CONNECT_WAIT: Duration = Duration::from_secs(60);
 /// How long a graceful stop waits for connections to hand over what they hold.
 const DRAIN: Duration = Duration::from_secs(3);
 /// Sessions not seen for this long are forgotten.
@@ -172,20 +174,24 @@ async fn serve(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let upstream = TcpStream::connect(front.inner).await?;
-    let _ = upstream.set_nodelay(true);
     let (client_r, client_w) = client.into_split();
-    let (up_r, up_w) = upstream.into_split();
     let mut client_r = BufReader::new(client_r);
     let max = front.max_packet();
-
-    let Some(first) = read_frame(&mut client_r, max).await? else {
+    // rumqttd hears of a connection only once it has sent its CONNECT (a port probe or a
+    // half-open socket costs rumqttd nothing and logs no error there).
+    let first = tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client_r, max))
+        .await
+        .map_err(|_| invalid("no CONNECT within 60 s"))??;
+    let Some(first) = first else {
         return Ok(());
     };
     if first.kind() != CONNECT {
         return Err(invalid("the first packet is not CONNECT"));
     }
     let connect = parse_connect(first.body()).map_err(invalid)?;
+    let upstream = TcpStream::connect(front.inner).await?;
+    let _ = upstream.set_nodelay(true);
+    let (up_r, up_w) = upstream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(PIPELINE);
     tx.send(Pending::Ready(first.bytes)).await.map_err(closed)?;
     let (accepted_tx, accepted_rx) = oneshot::channel();
@@ -395,6 +401,7 @@ fn start_rumqttd(
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("no loopback port for the broker: {e}"))?;
+    let probe_credentials = credentials.clone();
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: max_payload_bytes,
@@ -433,12 +440,37 @@ fn start_rumqttd(
         .map_err(|e| format!("cannot start the broker thread: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
+        if probe(listen, probe_credentials.as_ref()).is_ok() {
             return Ok(listen);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("rumqttd did not start listening on {listen}"))
+    Err(format!("rumqttd did not start answering on {listen}"))
+}
+
+/// A whole MQTT session (CONNECT, CONNACK, DISCONNECT): rumqttd answers, and logs no error
+/// for a connection that sent nothing.
+fn probe(addr: SocketAddr, credentials: Option<&(String, String)>) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut body = BytesMut::new();
+    let (flags, fields): (u8, Vec<&str>) = match credentials {
+        Some((u, p)) => (0xc2, vec!["xueliang-broker-probe", u, p]),
+        None => (0x02, vec!["xueliang-broker-probe"]),
+    };
+    body.put_u16(4);
+    body.put_slice(b"MQTT");
+    body.put_slice(&[4, flags, 0, 5]); // rumqttd refuses a keep-alive of 0
+    for f in fields {
+        body.put_u16(f.len() as u16);
+        body.put_slice(f.as_bytes());
+    }
+    s.write_all(&packet(CONNECT << 4, &body))?;
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack)?;
+    s.write_all(&[0xe0, 0])?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
