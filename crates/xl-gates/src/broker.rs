@@ -127,8 +127,13 @@ async fn accept_loop(front: Arc<Front>, listener: TcpListener, shutdown: Cancell
                     front.status.connections.fetch_add(1, Relaxed);
                     let (f, s) = (Arc::clone(&front), shutdown.clone());
                     conns.spawn(async move {
-                        if let Err(e) = serve(&f, stream, peer, s).await {
-                            debug!(%peer, error = %e, "MQTT connection closed");
+                        match serve(&f, stream, peer, s).await {
+                            // A device speaking broken MQTT: the operator should hear of it.
+                            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                                warn!(%peer, error = %e, "MQTT connection closed: bad packet");
+                            }
+                            Err(e) => debug!(%peer, error = %e, "MQTT connection closed"),
+                            Ok(()) => {}
                         }
                     });
                 }
