@@ -496,6 +496,9 @@ impl Publisher {
         let mut watch_open = true;
         let mut tick = tokio::time::interval(secs(self.cfg.poll_interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Not at once: rumqttc's poll is not cancel-safe while it connects, and an immediate
+        // tick winning the select below dropped the first connection after its CONNECT.
+        tick.reset();
         let window = usize::from(self.cfg.max_inflight);
         loop {
             if stored != self.cursor {
