@@ -195,10 +195,12 @@ struct Slot {
 impl Slot {
     /// Frames of this camera that may be in flight at once: one (frame order is natural and the
     /// tracker sees every result before the next frame is taken), or for a lossless camera
-    /// enough to give every worker a full batch.
+    /// enough to give every worker a full batch twice over. A frame is in flight until it is
+    /// delivered in order, so with only one batch each a worker that finished early would wait
+    /// for a slower frame ahead of its own (a frame with more faces) instead of taking the next.
     fn capacity(&self, workers: usize, batch: usize) -> usize {
         if self.plan.lossless {
-            workers * batch
+            2 * workers * batch
         } else {
             1
         }

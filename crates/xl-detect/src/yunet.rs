@@ -76,13 +76,14 @@ pub fn fill_input(src: &impl Pixels, crop: Crop, scale: f32, size: (u32, u32), o
             continue;
         }
         let sy = crop.y + (((y as f32 + 0.5) * inv) as u32).min(crop.h - 1);
-        let x_of = |x: usize| {
-            if scale == 1.0 {
-                crop.x + x as u32
-            } else {
-                crop.x + (((x as f32 + 0.5) * inv) as u32).min(crop.w - 1)
-            }
-        };
+        if scale == 1.0 {
+            src.row_planar(sy, crop.x, &mut b[..cw], &mut g[..cw], &mut r[..cw]);
+            b[cw..].fill(0.0);
+            g[cw..].fill(0.0);
+            r[cw..].fill(0.0);
+            continue;
+        }
+        let x_of = |x: usize| crop.x + (((x as f32 + 0.5) * inv) as u32).min(crop.w - 1);
         src.for_row(sy, cw, x_of, |x, [pr, pg, pb]| {
             b[x] = pb as f32;
             g[x] = pg as f32;
