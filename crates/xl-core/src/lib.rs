@@ -12,6 +12,7 @@ pub mod gate;
 pub mod gate_status;
 pub mod ids;
 pub mod metrics;
+pub mod mqtt;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, OutboxEntry, Role, Severity};
 pub use error::ErrorKind;

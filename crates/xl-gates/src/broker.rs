@@ -67,6 +67,31 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// Sessions not seen for this long are forgotten.
 const SESSION_EXPIRY: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
 
+/// Where rumqttd 0.20 logs at ERROR what every ordinary disconnect of a client produces: a link
+/// the router closed ("router-drop", after a client's DISCONNECT) and a connection whose
+/// DISCONNECT packet and closed socket both report it ("no-connection id N is already gone").
+const RUMQTTD_DISCONNECT_NOISE: [(&str, u32); 4] = [
+    ("src/server/broker.rs", 581),
+    ("src/router/routing.rs", 416),
+    ("src/router/routing.rs", 436),
+    ("src/router/routing.rs", 539),
+];
+
+/// Whether a log event is one of rumqttd's ERROR lines about an ordinary disconnect, which the
+/// hub's log filter drops: they would send duty staff looking for a fault that is not there
+/// (the front logs the gates' connections itself). Checked against what rumqttd really logs in
+/// `tests/broker_logs.rs`, which fails when a new rumqttd moves these lines.
+pub fn is_rumqttd_disconnect_noise(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target().starts_with("rumqttd")
+        && *meta.level() == tracing::Level::ERROR
+        && match (meta.file(), meta.line()) {
+            (Some(file), Some(line)) => RUMQTTD_DISCONNECT_NOISE
+                .iter()
+                .any(|&(f, l)| line == l && file.ends_with(f)),
+            _ => false,
+        }
+}
+
 /// Starts rumqttd on a loopback port and the front on `cfg.listen`; returns the front's task,
 /// which runs until `shutdown` (then lets open connections hand over what they hold) or until
 /// aborted (a crash, as far as gates can tell).

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
+pub use xl_core::mqtt::BrokerAddr;
+use xl_core::mqtt::has_pem_certificate;
 use xl_core::{CameraId, CommunityId, GateId};
 use xl_fw_generic::GenericConfig;
 
@@ -121,14 +123,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Where the broker is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
 impl MqttConfig {
     /// The PEM bytes of `ca_file`, if set. An error names the file when it cannot be read
     /// or holds no PEM certificate.
@@ -138,7 +132,7 @@ impl MqttConfig {
         };
         let pem = std::fs::read(path)
             .map_err(|e| format!("`ca_file` {}: cannot be read: {e}", path.display()))?;
-        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        if !has_pem_certificate(&pem) {
             return Err(format!(
                 "`ca_file` {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
                 path.display()
@@ -166,30 +160,7 @@ impl MqttConfig {
                 "set `url` (mqtt://host:1883 or mqtts://host:8883) or `embedded = true`".into(),
             );
         };
-        let u = url::Url::parse(url)
-            .map_err(|e| format!("`url` {:?} is not a URL: {e}", redact_url(url)))?;
-        let tls = match u.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => {
-                return Err(format!(
-                    "`url` must start with mqtt:// or mqtts:// (got {other}://)"
-                ));
-            }
-        };
-        if !u.username().is_empty() || u.password().is_some() {
-            return Err("`url` carries credentials: move them to `username` and `password`".into());
-        }
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or("`url` has no host")?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
-        Ok(BrokerAddr { host, port, tls })
+        BrokerAddr::parse(url).map_err(|why| format!("`url` {why}"))
     }
 }
 

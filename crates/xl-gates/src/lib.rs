@@ -38,6 +38,8 @@ use tracing::info;
 use xl_core::ErrorKind;
 use xl_core::gate_status::GateRegistry;
 
+#[cfg(feature = "embedded-broker")]
+pub use broker::is_rumqttd_disconnect_noise;
 pub use config::{GateConfig, GateFrom, GatesConfig, IngestConfig, MqttConfig, SubscriptionConfig};
 pub use ingest::{GateHint, Incoming, Ingest, Ingested};
 pub use journal::{
@@ -45,6 +47,12 @@ pub use journal::{
 };
 pub use mqtt::MqttStatus;
 pub use writer::Outcome;
+
+/// Without the embedded broker there is no rumqttd whose lines need dropping.
+#[cfg(not(feature = "embedded-broker"))]
+pub fn is_rumqttd_disconnect_noise(_: &tracing::Metadata<'_>) -> bool {
+    false
+}
 
 /// Why the gate transports could not start.
 #[derive(Debug, thiserror::Error)]

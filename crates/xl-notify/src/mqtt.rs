@@ -27,6 +27,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
+use xl_core::mqtt::{BrokerAddr, has_pem_certificate};
 use xl_core::{CameraId, OutboxEntry};
 
 use crate::backoff::{Backoff, secs, sleep_or_shutdown};
@@ -115,21 +116,6 @@ impl fmt::Debug for MqttOutConfig {
     }
 }
 
-/// Where the broker is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BrokerAddr {
-    host: String,
-    port: u16,
-    tls: bool,
-}
-
-impl fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
-
 impl MqttOutConfig {
     /// A configuration for the broker at `url` with every other field at its default.
     pub fn new(url: impl Into<String>) -> MqttOutConfig {
@@ -156,37 +142,7 @@ impl MqttOutConfig {
     }
 
     fn broker(&self) -> Result<BrokerAddr, NotifyError> {
-        let u = url::Url::parse(&self.url).map_err(|e| {
-            Self::err(
-                "url",
-                format!("{} is not a URL: {e}", crate::redact_url(&self.url)),
-            )
-        })?;
-        let tls = match u.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => {
-                return Err(Self::err(
-                    "url",
-                    format!("must start with mqtt:// or mqtts:// (got {other}://)"),
-                ));
-            }
-        };
-        if !u.username().is_empty() || u.password().is_some() {
-            return Err(Self::err(
-                "url",
-                "carries credentials: move them to `username` and `password`",
-            ));
-        }
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Self::err("url", "has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
-        Ok(BrokerAddr { host, port, tls })
+        BrokerAddr::parse(&self.url).map_err(|why| Self::err("url", why))
     }
 
     /// Checks the config without connecting.
@@ -234,7 +190,7 @@ impl MqttOutConfig {
                 format!("{}: cannot be read: {e}", path.display()),
             )
         })?;
-        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        if !has_pem_certificate(&pem) {
             return Err(Self::err(
                 "ca_file",
                 format!("{}: no PEM certificate in it", path.display()),
