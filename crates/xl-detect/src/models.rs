@@ -252,6 +252,20 @@ impl FaceModel {
         })
     }
 
+    /// Runs the bare session on one mid-grey `w` x `h` image (multiples of 32), no pre- or
+    /// post-processing: the face model's part of the every-frame ceiling.
+    pub fn run_bare(&mut self, w: u32, h: u32) -> Result<(), DetectError> {
+        let len = 3 * w as usize * h as usize;
+        self.input.resize(len, 128.0);
+        let tensor =
+            TensorRef::from_array_view(([1, 3, h as usize, w as usize], &self.input[..len]))
+                .map_err(DetectError::run)?;
+        self.session
+            .run(ort::inputs![tensor])
+            .map_err(DetectError::run)?;
+        Ok(())
+    }
+
     /// Runs YuNet once on `crops`, each resized to fit `size` (multiples of 32; `None`: each
     /// crop's own size padded, which needs all crops the same size) and appends each crop's
     /// faces in frame pixels to the matching entry of `out`. Returns the best score seen.
@@ -353,6 +367,20 @@ impl EmbedModel {
             session: runtime::open(env, path, opts)?,
             input: Vec::new(),
         })
+    }
+
+    /// Runs the bare session on `n` mid-grey faces, no alignment or normalisation: the
+    /// embedding model's part of the every-frame ceiling.
+    pub fn run_bare(&mut self, n: usize) -> Result<(), DetectError> {
+        let len = n * face::INPUT_LEN;
+        self.input.resize(len, 128.0);
+        let tensor =
+            TensorRef::from_array_view(([n, 3, face::SIDE, face::SIDE], &self.input[..len]))
+                .map_err(DetectError::run)?;
+        self.session
+            .run(ort::inputs![tensor])
+            .map_err(DetectError::run)?;
+        Ok(())
     }
 
     /// Embeds each face (landmarks in its source's pixels), L2-normalised, into `out`

@@ -386,3 +386,53 @@ fn faces_are_found_on_the_upper_part_of_persons() {
         "{faces:?}"
     );
 }
+
+/// The every-frame ceiling measures each model on its real session (a whole 768x576 frame for
+/// YuNet, one 112x112 face for SFace) and combines them as a frame's sum of run times.
+#[test]
+fn the_every_frame_ceiling_runs_each_model_and_sums_a_frames_runs() {
+    let cfg = config(2, true);
+    let embed = cfg.embed.clone().unwrap();
+    let measure = |faces_per_frame: f64| {
+        xl_detect::ceiling::every_frame(
+            &runtime::default_library(),
+            &cfg.person,
+            cfg.face.as_ref(),
+            Some(&embed),
+            &cfg.session,
+            2,
+            (768, 576),
+            faces_per_frame,
+            Duration::from_millis(300),
+        )
+        .unwrap()
+    };
+    let c = measure(2.0);
+    for rate in [c.person_per_second, c.face_per_second, c.embed_per_second] {
+        assert!(rate.is_finite() && rate > 0.0, "{c:?}");
+    }
+    let frame_secs = 1.0 / c.person_per_second + 1.0 / c.face_per_second + 2.0 / c.embed_per_second;
+    assert!(
+        (c.frames_per_second * frame_secs - 1.0).abs() < 1e-9,
+        "{c:?}"
+    );
+    assert!(c.frames_per_second < c.person_per_second.min(c.face_per_second));
+    // persons only: the person model's own rate
+    let p = xl_detect::ceiling::every_frame(
+        &runtime::default_library(),
+        &cfg.person,
+        None,
+        None,
+        &cfg.session,
+        1,
+        (768, 576),
+        0.0,
+        Duration::from_millis(200),
+    )
+    .unwrap();
+    assert!(
+        (p.frames_per_second / p.person_per_second - 1.0).abs() < 1e-9,
+        "{p:?}"
+    );
+    assert_eq!((p.face_per_second, p.embed_per_second), (0.0, 0.0));
+}

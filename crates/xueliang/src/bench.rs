@@ -13,6 +13,7 @@ use xl_core::camera::{CameraStats, CameraStatus, DecodePolicy, DropReason};
 use xl_core::frame::{Frame, FrameSink};
 use xl_core::ids::CameraId;
 use xl_decode::{DecodeConfig, DecodePool, FileSource, Pacing};
+use xl_detect::ceiling::FrameCeiling;
 use xl_detect::engine::FaceMode;
 use xl_detect::runtime::Provider;
 use xl_detect::stats::{Histogram, Stage};
@@ -81,6 +82,12 @@ pub struct BenchReport {
     pub ceiling_images_per_second: f64,
     /// Person-model images a second in the run over the ceiling.
     pub ratio_to_ceiling: f64,
+    /// With `--every-frame` (faces on whole frames or off): what the models alone allow, in
+    /// place of the person model's ceiling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_ceiling: Option<FrameCeiling>,
+    /// Frames a second through detection in the run over `frame_ceiling`'s.
+    pub frame_ratio_to_ceiling: f64,
 }
 
 /// Passes frames on to the analysis, noting the analysis frame size.
@@ -296,18 +303,36 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         peak_rss_mib: peak_rss_mib(),
         ceiling_images_per_second: 0.0,
         ratio_to_ceiling: 0.0,
+        frame_ceiling: None,
+        frame_ratio_to_ceiling: 0.0,
     };
     drop(pool);
     drop(sizes);
     drop(vision);
-    if args.ceiling_seconds > 0 {
+    let ceiling_time = Duration::from_secs(args.ceiling_seconds);
+    if args.ceiling_seconds > 0 && every && args.faces != FaceMode::Persons {
+        let frames = report.detection.items.max(1) as f64;
+        let c = xl_detect::ceiling::every_frame(
+            &cfg.library(),
+            &engine_cfg.person,
+            engine_cfg.face.as_ref(),
+            engine_cfg.embed.as_deref(),
+            &engine_cfg.session,
+            args.workers,
+            ((size >> 32) as u32, (size & 0xffff_ffff) as u32),
+            report.embedding_model.items as f64 / frames,
+            ceiling_time,
+        )?;
+        report.frame_ratio_to_ceiling = report.detection.per_second / c.frames_per_second;
+        report.frame_ceiling = Some(c);
+    } else if args.ceiling_seconds > 0 {
         let ceiling = xl_detect::ceiling::person_images_per_second(
             &cfg.library(),
             &engine_cfg.person,
             &engine_cfg.session,
             args.workers,
             args.batch,
-            Duration::from_secs(args.ceiling_seconds),
+            ceiling_time,
         )?;
         report.ceiling_images_per_second = ceiling;
         report.ratio_to_ceiling = report.person_model.per_second / ceiling;
@@ -378,6 +403,29 @@ pub fn render(r: &BenchReport) -> String {
         "  process: {:.2} cores busy on average, peak memory {:.0} MiB",
         r.cpu_cores_busy, r.peak_rss_mib
     );
+    if let Some(c) = &r.frame_ceiling {
+        let mut models = format!("person {:.1} images/s", c.person_per_second);
+        if c.face_per_second > 0.0 {
+            let _ = write!(models, ", face {:.1} frames/s", c.face_per_second);
+        }
+        if c.embed_per_second > 0.0 {
+            let _ = write!(models, ", embedding {:.1} faces/s", c.embed_per_second);
+        }
+        let _ = writeln!(
+            s,
+            "  ceiling: each model alone on ONNX Runtime, {} x {} thread(s), batch 1: {models}",
+            r.workers, r.session_threads
+        );
+        let _ = writeln!(
+            s,
+            "  together, at {:.2} faces a frame: {:.1} frames/s; pipeline / ceiling: {:.1} / {:.1} = {:.2}",
+            c.faces_per_frame,
+            c.frames_per_second,
+            r.detection.per_second,
+            c.frames_per_second,
+            r.frame_ratio_to_ceiling
+        );
+    }
     if r.ceiling_images_per_second > 0.0 {
         let _ = writeln!(
             s,
