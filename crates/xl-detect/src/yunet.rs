@@ -78,17 +78,14 @@ pub fn fill_input(src: &impl Pixels, crop: Crop, scale: f32, size: (u32, u32), o
         let sy = crop.y + (((y as f32 + 0.5) * inv) as u32).min(crop.h - 1);
         if scale == 1.0 {
             src.row_planar(sy, crop.x, &mut b[..cw], &mut g[..cw], &mut r[..cw]);
-            b[cw..].fill(0.0);
-            g[cw..].fill(0.0);
-            r[cw..].fill(0.0);
-            continue;
+        } else {
+            let x_of = |x: usize| crop.x + (((x as f32 + 0.5) * inv) as u32).min(crop.w - 1);
+            src.for_row(sy, cw, x_of, |x, [pr, pg, pb]| {
+                b[x] = pb as f32;
+                g[x] = pg as f32;
+                r[x] = pr as f32;
+            });
         }
-        let x_of = |x: usize| crop.x + (((x as f32 + 0.5) * inv) as u32).min(crop.w - 1);
-        src.for_row(sy, cw, x_of, |x, [pr, pg, pb]| {
-            b[x] = pb as f32;
-            g[x] = pg as f32;
-            r[x] = pr as f32;
-        });
         b[cw..].fill(0.0);
         g[cw..].fill(0.0);
         r[cw..].fill(0.0);

@@ -308,9 +308,16 @@ fn a_camera_with_a_rate_is_not_served_more_often() {
         std::thread::sleep(Duration::from_millis(10));
     }
     engine.drain();
+    let secs = start.elapsed().as_secs_f64();
     let n = sink.0.lock().unwrap().len();
-    // 4 a second over one second: the first at once, then every 250 ms (and the last waiting one)
-    assert!((4..=6).contains(&n), "{n} detections in 1 s at rate 4");
+    // At most 4 a second: the first at once, then one every 250 ms at the soonest (fewer where
+    // the machine is slow; no lower bound on speed). At least two: frames kept coming after
+    // the first was taken, and the last one waiting is served by `drain`.
+    let most = 1 + (secs * 4.0).floor() as usize;
+    assert!(
+        (2..=most).contains(&n),
+        "{n} detections in {secs:.2} s at rate 4 (at most {most})"
+    );
 }
 
 #[test]
