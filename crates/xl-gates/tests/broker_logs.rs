@@ -61,37 +61,19 @@ async fn gates_that_disconnect_normally_leave_only_recognised_rumqttd_errors() {
         tracing_subscriber::registry().with(Capture(Arc::clone(&seen))),
     )
     .unwrap();
-    let port = free_port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let prefix = rand_id("xl-test");
     let data = temp_dir("broker-logs");
-    let cfg = parse_config(&format!(
-        r#"
-        [mqtt]
-        embedded = true
-        listen = "127.0.0.1:{port}"
-        [[mqtt.subscriptions]]
-        filter = "{prefix}/+/rfid"
-        firmware = "esp-rfid"
-        gate_from = {{ topic_segment = 1 }}
-        [[gates]]
-        id = "door-7"
-        community = "xingfu"
-        firmware = "esp-rfid"
-        "#
-    ));
-    let (gates, _) = start_gates(cfg, &data).await;
-    let fixture = include_bytes!(
-        "../../../firmware-adapters/esp-rfid/testdata/esp-rfid_access_known-user.json"
-    );
+    let (gates, _) = start_gates(hik_config_embedded(addr, &prefix), &data).await;
     // Three gates: one publishes and says DISCONNECT, one publishes and drops its socket, one
     // keeps a persistent session and says DISCONNECT.
-    for (i, clean) in [(0, true), (1, true), (2, false)] {
-        let mut o = rumqttc::MqttOptions::new(rand_id("esp"), "127.0.0.1", port);
+    for (i, clean) in [(1, true), (2, true), (3, false)] {
+        let mut o = rumqttc::MqttOptions::new(rand_id("hik"), "127.0.0.1", addr.port());
         o.set_clean_session(clean);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 10);
-        let topic = format!("{prefix}/door-7/rfid");
+        let topic = format!("{prefix}/gates/gate-1/hik");
         client
-            .publish(topic, rumqttc::QoS::AtLeastOnce, false, fixture.to_vec())
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, hik_payload(i))
             .await
             .unwrap();
         // until the PUBACK
@@ -101,19 +83,14 @@ async fn gates_that_disconnect_normally_leave_only_recognised_rumqttd_errors() {
                 _ => continue,
             }
         }
-        if i != 1 {
+        if i != 2 {
             client.disconnect().await.unwrap();
             while el.poll().await.is_ok() {}
         }
         drop(el);
     }
-    // the same payload thrice: one event, the repeats recognised as duplicates
-    assert_eq!(
-        wait_for_events(&data, 1, Duration::from_secs(30))
-            .await
-            .len(),
-        1
-    );
+    let events = wait_for_events(&data, 3, Duration::from_secs(30)).await;
+    assert_eq!(unique_serials(&events).len(), 3);
     tokio::time::sleep(Duration::from_secs(1)).await;
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
