@@ -155,7 +155,13 @@ impl Pixels for I420View<'_> {
         let luma = &self.y[y * w + x0..y * w + x0 + b.len()];
         let c0 = (y / 2) * (w / 2) + x0 / 2;
         let cn = b.len().div_ceil(2);
-        i420_row_planar_best(luma, &self.u[c0..c0 + cn], &self.v[c0..c0 + cn], b, g, r);
+        let (u, v) = (&self.u[c0..c0 + cn], &self.v[c0..c0 + cn]);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { i420_row_planar_avx2(luma, u, v, b, g, r) };
+        }
+        i420_row_planar(luma, u, v, b, g, r)
     }
 }
 
@@ -210,22 +216,6 @@ fn i420_row_planar_avx2(
     g: &mut [f32],
     r: &mut [f32],
 ) {
-    i420_row_planar(luma, u, v, b, g, r)
-}
-
-fn i420_row_planar_best(
-    luma: &[u8],
-    u: &[u8],
-    v: &[u8],
-    b: &mut [f32],
-    g: &mut [f32],
-    r: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { i420_row_planar_avx2(luma, u, v, b, g, r) };
-    }
     i420_row_planar(luma, u, v, b, g, r)
 }
 
