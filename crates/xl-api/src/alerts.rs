@@ -271,10 +271,10 @@ async fn stream(
 ) -> Result<impl IntoResponse, ApiError> {
     let resume = resume_point(&headers, &params)?;
     let mut committed = state.backend.committed();
-    let start = match resume {
-        Some(seq) => seq,
-        None => *committed.borrow_and_update(),
-    };
+    let last = *committed.borrow_and_update();
+    // A position past the last committed entry (from another database, say) would wait for
+    // numbers that may never come: everything after `last` is new to the client anyway.
+    let start = resume.map_or(last, |seq| seq.min(last));
     let (tx, mut rx) = mpsc::channel::<Event>(64);
     let heartbeat = state.settings.sse_heartbeat;
     tokio::spawn(async move {
@@ -299,7 +299,9 @@ fn camera_labels(state: &ApiState, caller: &Caller) -> HashMap<CameraId, &'stati
         .collect()
 }
 
-/// Feeds one client until it goes away. Returns `Ok` when the client left.
+/// Feeds one client until it goes away, or its session ends (expiry, logout, the user
+/// disabled or deleted; checked every `session_recheck`, which also picks up a change of the
+/// user's role or communities). Returns `Ok` when the client left or the session ended.
 async fn pump(
     state: &ApiState,
     caller: &Caller,
@@ -307,9 +309,14 @@ async fn pump(
     committed: &mut tokio::sync::watch::Receiver<i64>,
     tx: &mpsc::Sender<Event>,
 ) -> Result<(), ApiError> {
+    let mut caller = caller.clone();
+    let caller = &mut caller;
     let mut labels = camera_labels(state, caller);
     let mut tick = tokio::time::interval(state.settings.camera_poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recheck = tokio::time::interval(state.settings.session_recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await;
     loop {
         // Catch up with everything committed after the cursor.
         committed.borrow_and_update();
@@ -339,6 +346,15 @@ async fn pump(
             changed = committed.changed() => {
                 if changed.is_err() {
                     return Err(ApiError::new(xl_core::ErrorKind::Unavailable, "the alert pipeline stopped"));
+                }
+            }
+            _ = recheck.tick() => {
+                match crate::auth::recheck(state, caller).await? {
+                    Some(now) => *caller = now,
+                    None => {
+                        tracing::info!(user = caller.name(), "alert stream closed: the session ended");
+                        return Ok(());
+                    }
                 }
             }
             _ = tick.tick() => {

@@ -6,7 +6,7 @@
 //! GET/HEAD must also carry `X-CSRF-Token` equal to the `xl_csrf` cookie (double submit; the
 //! cookies are `SameSite=Strict` too). Tokens are 32 random bytes, base64url; the store keeps
 //! only their hex SHA-256. Passwords are argon2 PHC strings. Failed logins are limited per
-//! client address and per username by [`LoginLimiter`].
+//! username and address, per address and per username by [`LoginLimiter`].
 //!
 //! [`Caller`] is who is asking and what they may see: admin, duty and police see everything;
 //! property users only their communities (and of cameras only the community network, of alerts
@@ -312,6 +312,29 @@ pub(crate) async fn require_auth(
     Ok(next.run(req).await)
 }
 
+/// The caller as the store has them now, for long-lived requests (the alert stream): `None`
+/// once the session has expired or ended or the user is disabled or gone; otherwise with the
+/// user's current role and communities. The API token's caller does not change.
+pub(crate) async fn recheck(state: &ApiState, caller: &Caller) -> Result<Option<Caller>, ApiError> {
+    let Some(hash) = &caller.session else {
+        return Ok(Some(caller.clone()));
+    };
+    let Some(session) = state.backend.session(hash, Timestamp::now()).await? else {
+        return Ok(None);
+    };
+    let user = state
+        .backend
+        .user(&session.username)
+        .await?
+        .filter(|u| !u.disabled);
+    Ok(user.map(|record| Caller {
+        user: record.user,
+        session: Some(hash.clone()),
+        expires_at: Some(session.expires_at),
+        peer: caller.peer.clone(),
+    }))
+}
+
 /// Lets only admins through (runs after [`require_auth`]).
 pub(crate) async fn require_admin(caller: Caller, req: Request, next: Next) -> Response {
     if caller.user.role != Role::Admin {
@@ -375,8 +398,12 @@ pub(crate) fn token_hash(token: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Login rate limit.
 
-/// Failed logins per key (`ip:<addr>`, `user:<name>`) in a fixed window opened by the first
-/// failure. Bounded: when full, expired entries go first, then the oldest.
+/// Failed logins per key in a fixed window opened by the first failure. A login is refused
+/// (429) for the rest of the window after `login_max_failures` failures of one username from
+/// one address, 4x that from one address (whatever the names), or 10x that for one username
+/// (whatever the addresses). So a duty account cannot be locked by a few wrong passwords sent
+/// from elsewhere, while guessing stays slow: argon2 per try, and every limit. Bounded: when
+/// full, expired entries go first, then the oldest.
 #[derive(Debug)]
 pub struct LoginLimiter {
     entries: Mutex<HashMap<String, (Instant, u32)>>,
@@ -473,12 +500,18 @@ async fn login(
     let req: LoginRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("expected {{\"username\", \"password\"}}: {e}")))?;
     let s = &state.settings;
-    let ip_key = format!("ip:{}", peer.as_deref().unwrap_or("unknown"));
-    let user_key = format!("user:{}", req.username);
+    let addr = peer.as_deref().unwrap_or("unknown");
+    let max = s.login_max_failures;
+    // (key, failures allowed in the window): see [`LoginLimiter`].
+    let keys = [
+        (format!("pair:{addr}|{}", req.username), max),
+        (format!("ip:{addr}"), max.saturating_mul(4)),
+        (format!("user:{}", req.username), max.saturating_mul(10)),
+    ];
     let limiter = &state.login_limiter;
-    let blocked = [&ip_key, &user_key]
-        .into_iter()
-        .filter_map(|k| limiter.blocked(k, s.login_max_failures, s.login_window))
+    let blocked = keys
+        .iter()
+        .filter_map(|(k, max)| limiter.blocked(k, *max, s.login_window))
         .max();
     if let Some(left) = blocked {
         tracing::warn!(
@@ -508,8 +541,9 @@ async fn login(
     let record = match record {
         Some(r) if verified && exists && !r.disabled => r,
         other => {
-            limiter.fail(&ip_key, s.login_window);
-            limiter.fail(&user_key, s.login_window);
+            for (k, _) in &keys {
+                limiter.fail(k, s.login_window);
+            }
             let (actor, reason) = match &other {
                 None => ("anonymous", "unknown_user"),
                 Some(r) if r.disabled => (req.username.as_str(), "disabled"),
@@ -522,7 +556,7 @@ async fn login(
             return Err(unauthenticated("wrong username or password"));
         }
     };
-    limiter.clear(&user_key);
+    limiter.clear(&keys[0].0);
 
     let token = random_token();
     let csrf = random_token();

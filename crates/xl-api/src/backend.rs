@@ -169,6 +169,8 @@ pub trait Backend: Send + Sync + 'static {
     /// `None` when unknown or expired at `now`.
     fn session(&self, token_hash: &str, now: Timestamp) -> BoxFut<'_, Option<SessionRecord>>;
     fn delete_session(&self, token_hash: &str) -> BoxFut<'_, ()>;
+    /// Ends every session of `username`.
+    fn delete_sessions_of(&self, username: &str) -> BoxFut<'_, ()>;
     fn audit(&self, entry: AuditEntry) -> BoxFut<'_, ()>;
     /// Newest first, `at < before` when given.
     fn list_audit(&self, before: Option<Timestamp>, limit: u32) -> BoxFut<'_, Vec<AuditEntry>>;
@@ -190,11 +192,13 @@ pub trait Backend: Send + Sync + 'static {
     fn outbox_after(&self, after: i64, limit: u32) -> BoxFut<'_, Vec<OutboxEntry>>;
     /// The last committed outbox seq; changes when a new entry is committed.
     fn committed(&self) -> watch::Receiver<i64>;
+    /// Of alerts in `communities` (all when `None`) and routed to `routed_to` (all when `None`).
     fn response_times(
         &self,
         from: Timestamp,
         to: Timestamp,
         communities: Option<Vec<CommunityId>>,
+        routed_to: Option<Role>,
     ) -> BoxFut<'_, Vec<ResponseTimes>>;
 
     // Evidence and events.

@@ -144,11 +144,16 @@ async fn latest_snapshot(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (info, _) = find(&state, &caller, id)?;
+    let not_found = || ApiError::not_found(format!("no snapshot of camera {}", info.id));
     let (snap, path) = state
         .backend
         .latest_snapshot(&info.id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no snapshot of camera {}", info.id)))?;
+        .ok_or_else(not_found)?;
+    // The camera's latest snapshot may be evidence of an alert the caller does not get.
+    if !crate::evidence::sees_snapshot(&state, &caller, &snap).await? {
+        return Err(not_found());
+    }
     let jpeg = crate::evidence::read_jpeg(&path).await?;
     caller
         .audit(

@@ -9,7 +9,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
-use xl_core::{CameraId, CommunityId, GateId};
+use xl_core::{CameraId, CommunityId, GateId, Role};
 
 use crate::auth::Caller;
 use crate::backend::{EventQuery, ResponseTimes, SnapshotInfo};
@@ -78,7 +78,7 @@ pub(crate) async fn read_jpeg(path: &FsPath) -> Result<Vec<u8>, ApiError> {
 
 /// Whether the caller may see a snapshot: by its alert when it has one, else by its camera;
 /// snapshots of neither only for roles that see everything.
-async fn sees_snapshot(
+pub(crate) async fn sees_snapshot(
     state: &ApiState,
     caller: &Caller,
     snap: &SnapshotInfo,
@@ -249,9 +249,11 @@ async fn response_times(
         return Err(ApiError::internal("range lost its ends"));
     };
     let communities = caller.communities(None);
+    // Of the alerts the caller gets (see `Caller::sees_alert`).
+    let routed_to = (!caller.sees_all()).then_some(Role::Property);
     let rows = state
         .backend
-        .response_times(from, to, communities)
+        .response_times(from, to, communities, routed_to)
         .await?
         .into_iter()
         .filter(|r| caller.sees_community(&r.community))

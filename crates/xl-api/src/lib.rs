@@ -39,7 +39,7 @@ pub use auth::{ApiToken, LoginLimiter, hash_password};
 pub use backend::Backend;
 pub use error::ApiError;
 pub use gates::GateDto;
-pub use users::MIN_PASSWORD_CHARS;
+pub use users::{MIN_PASSWORD_CHARS, check_username};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -69,7 +69,11 @@ pub struct ApiSettings {
     pub sse_heartbeat: Duration,
     /// How often the SSE stream looks for camera status changes (default 1 s).
     pub camera_poll: Duration,
-    /// Failed logins per client address or username within `login_window` before 429.
+    /// How often an open SSE stream checks that its session still stands and re-reads the
+    /// user's role and communities (default 10 s).
+    pub session_recheck: Duration,
+    /// Failed logins of one username from one address within `login_window` before 429 (one
+    /// address may fail 4x as often, one username from all addresses 10x; see `LoginLimiter`).
     pub login_max_failures: u32,
     pub login_window: Duration,
     /// Adds `Secure` to the cookies (set when the console is served over HTTPS).
@@ -82,6 +86,7 @@ impl Default for ApiSettings {
             session_ttl: Duration::from_secs(12 * 3600),
             sse_heartbeat: Duration::from_secs(15),
             camera_poll: Duration::from_secs(1),
+            session_recheck: Duration::from_secs(10),
             login_max_failures: 5,
             login_window: Duration::from_secs(300),
             secure_cookies: false,

@@ -131,8 +131,8 @@ pub(crate) fn table() -> Vec<Route> {
         Route::new(
             Method::GET,
             "/metrics",
-            Access::User,
-            "Prometheus metrics",
+            Access::Admin,
+            "Prometheus metrics (every camera and gate of the hub: admins and the API token)",
             get(crate::metrics::metrics),
         )
         .produces("text/plain"),

@@ -91,7 +91,8 @@ fn check_password(p: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_username(u: &str) -> Result<(), ApiError> {
+/// A username's rules: 1 to 64 of `[A-Za-z0-9_.@-]`, not a name the hub acts under itself.
+pub fn check_username(u: &str) -> Result<(), ApiError> {
     let ok = !u.is_empty()
         && u.len() <= 64
         && u.bytes()
@@ -211,6 +212,13 @@ async fn update(
     }
     check_scope(record.user.role, &record.user.communities)?;
     state.backend.update_user(record.clone()).await?;
+    if changed.contains_key("password") {
+        // A new password ends the sessions opened with the old one (a stolen token too).
+        state
+            .backend
+            .delete_sessions_of(&record.user.username)
+            .await?;
+    }
     caller
         .audit(
             &state,

@@ -31,6 +31,9 @@ struct CameraDecoder {
     decoded: Video,
     /// The producer is gone; forget this camera.
     closed: bool,
+    /// A frame could not be scaled since the decoder opened (said once at WARN; every one is
+    /// counted as a drop).
+    scale_failed: bool,
 }
 
 pub(crate) struct Worker {
@@ -161,7 +164,11 @@ impl Worker {
             );
             let mut buf = self.pool.get(Frame::i420_len(w, h));
             if let Err(e) = cam.scaler.write_i420(&cam.decoded, w, h, &mut buf) {
-                warn!(camera = %stats.id, error = %e, "cannot scale a decoded frame");
+                if !std::mem::replace(&mut cam.scale_failed, true) {
+                    warn!(camera = %stats.id, error = %e, "cannot scale a decoded frame (said once; each is counted as a decode_error drop)");
+                } else {
+                    trace!(camera = %stats.id, error = %e, "cannot scale a decoded frame");
+                }
                 stats.record_drop(DropReason::DecodeError);
                 continue;
             }
@@ -197,6 +204,7 @@ impl CameraDecoder {
             in_flight: VecDeque::with_capacity(IN_FLIGHT),
             decoded: Video::empty(),
             closed: false,
+            scale_failed: false,
         }
     }
 
@@ -206,6 +214,7 @@ impl CameraDecoder {
 
     fn open(&mut self, spec: StreamSpec) {
         self.need_key = true;
+        self.scale_failed = false;
         self.in_flight.clear();
         self.codec = match &spec {
             StreamSpec::AnnexB(c) => Some(*c),

@@ -42,6 +42,14 @@ pub enum FaceMode {
     Frame,
 }
 
+/// The lowest detection rate other than 0: one detection every 1000 s.
+pub const MIN_RATE: f32 = 0.001;
+
+/// Whether `rate` is a usable [`CameraPlan::rate`]: 0, or finite and at least [`MIN_RATE`].
+pub fn valid_rate(rate: f32) -> bool {
+    rate == 0.0 || (rate.is_finite() && rate >= MIN_RATE)
+}
+
 /// How one camera is served.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CameraPlan {
@@ -421,7 +429,9 @@ fn take_batch(
             crops += job.crops.len().max(1);
             slot.in_flight += 1;
             if slot.plan.rate > 0.0 {
-                slot.next_due = now + Duration::from_secs_f32(1.0 / slot.plan.rate);
+                let period = Duration::try_from_secs_f32(1.0 / slot.plan.rate)
+                    .unwrap_or(Duration::from_secs(1000));
+                slot.next_due = now.checked_add(period).unwrap_or(now);
             }
             taken.push((i, seq, job));
         }
@@ -473,11 +483,25 @@ fn worker(sh: &Shared, cfg: &EngineConfig, mut models: Models) {
             let st = sh.state.lock().unwrap();
             slots.iter().map(|&(i, _)| st.slots[i].plan).collect()
         };
-        let results = match detect(cfg, &sh.stats, &mut models, &mut scratch, &jobs, &plans) {
-            Ok(r) => r,
-            Err(e) => {
+        // A bug met by one batch (a panic) costs that batch, not the worker: the frames go on
+        // without detections, and every camera keeps being served.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            detect(cfg, &sh.stats, &mut models, &mut scratch, &jobs, &plans)
+        }));
+        let results = match run {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
                 sh.stats.failures.fetch_add(1, Ordering::Relaxed);
                 error!(error = %e, "detection failed; frames delivered without detections");
+                jobs.iter().map(|_| (Vec::new(), Vec::new())).collect()
+            }
+            Err(panic) => {
+                sh.stats.failures.fetch_add(1, Ordering::Relaxed);
+                error!(
+                    panic = panic_text(&*panic),
+                    "detection panicked (a bug); frames delivered without detections"
+                );
+                scratch = Scratch::default();
                 jobs.iter().map(|_| (Vec::new(), Vec::new())).collect()
             }
         };
@@ -521,7 +545,13 @@ fn worker(sh: &Shared, cfg: &EngineConfig, mut models: Models) {
         for (i, _, out) in ready {
             delivered.push((i, out.len()));
             for d in out {
-                sh.sink.on_detections(d);
+                let camera = d.camera.clone();
+                let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sh.sink.on_detections(d)
+                }));
+                if let Err(panic) = delivered {
+                    error!(%camera, panic = panic_text(&*panic), "the detections' consumer panicked (a bug)");
+                }
             }
         }
         drop(locked);
@@ -534,6 +564,15 @@ fn worker(sh: &Shared, cfg: &EngineConfig, mut models: Models) {
         sh.space.notify_all();
         sh.work.notify_one();
     }
+}
+
+/// What a caught panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Person crops searched for faces in one YuNet run: they are small (128x128), so many fit.

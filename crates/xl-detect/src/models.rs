@@ -81,6 +81,17 @@ impl PersonModel {
         opts: &SessionOptions,
     ) -> Result<PersonModel, DetectError> {
         let session = runtime::open(env, &cfg.path, opts)?;
+        match cfg.kind {
+            PersonModelKind::SsdMobilenet => require_outputs(
+                &session,
+                &cfg.path,
+                &[ssd::BOXES_OUTPUT, ssd::LOGITS_OUTPUT],
+                "the SSD-MobileNet-v2 export of models/",
+            )?,
+            PersonModelKind::Yolov5 | PersonModelKind::Yolov8 => {
+                require_outputs(&session, &cfg.path, &[], "a YOLO export")?
+            }
+        }
         let head = match cfg.kind {
             PersonModelKind::SsdMobilenet => Head::Ssd(ssd::anchors(), Vec::new()),
             PersonModelKind::Yolov5 => Head::Yolo(yolo::Layout::V5, Vec::new(), Vec::new()),
@@ -156,13 +167,9 @@ impl PersonModel {
             .map_err(DetectError::run)?;
         match &mut self.head {
             Head::Ssd(anchors, cands) => {
-                let (_, boxes) = outputs[ssd::BOXES_OUTPUT]
-                    .try_extract_tensor::<f32>()
-                    .map_err(DetectError::run)?;
-                let (_, logits) = outputs[ssd::LOGITS_OUTPUT]
-                    .try_extract_tensor::<f32>()
-                    .map_err(DetectError::run)?;
                 let (bl, ll) = (ssd::ANCHORS * 4, ssd::ANCHORS * ssd::CLASSES);
+                let boxes = output(&outputs, &c.path, ssd::BOXES_OUTPUT, n * bl)?;
+                let logits = output(&outputs, &c.path, ssd::LOGITS_OUTPUT, n * ll)?;
                 for (i, (_, crop)) in crops.iter().enumerate() {
                     let (b, l) = (&boxes[i * bl..(i + 1) * bl], &logits[i * ll..(i + 1) * ll]);
                     ssd::decode(anchors, b, l, c.class, c.threshold, c.nms_iou, cands);
@@ -182,6 +189,15 @@ impl PersonModel {
                         path: c.path.clone(),
                         reason,
                     })?;
+                if c.class >= classes {
+                    return Err(DetectError::Model {
+                        path: c.path.clone(),
+                        reason: format!(
+                            "class {} is configured, but the model has {classes} classes",
+                            c.class
+                        ),
+                    });
+                }
                 let per = data.len() / n;
                 for (i, (_, crop)) in crops.iter().enumerate() {
                     yolo::decode(
@@ -244,6 +260,12 @@ impl FaceModel {
         opts: &SessionOptions,
     ) -> Result<FaceModel, DetectError> {
         let session = runtime::open(env, &cfg.path, opts)?;
+        let names: Vec<String> = yunet::STRIDES
+            .iter()
+            .flat_map(|s| ["cls", "obj", "bbox", "kps"].map(|o| format!("{o}_{s}")))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        require_outputs(&session, &cfg.path, &names, "a YuNet model")?;
         Ok(FaceModel {
             session,
             cfg,
@@ -299,21 +321,17 @@ impl FaceModel {
             .run(ort::inputs![tensor])
             .map_err(DetectError::run)?;
         let mut best = 0.0f32;
-        let get = |name: String| -> Result<&[f32], DetectError> {
-            let v = outputs.get(&name).ok_or_else(|| DetectError::Model {
-                path: self.cfg.path.clone(),
-                reason: format!("no output {name}: not a YuNet model"),
-            })?;
-            Ok(v.try_extract_tensor::<f32>().map_err(DetectError::run)?.1)
-        };
+        let path = &self.cfg.path;
         let mut all = Vec::with_capacity(3);
         for s in yunet::STRIDES {
+            // One cell per `stride` x `stride` square of each padded image.
+            let cells = n * (w / s) as usize * (h / s) as usize;
             all.push((
                 s,
-                get(format!("cls_{s}"))?,
-                get(format!("obj_{s}"))?,
-                get(format!("bbox_{s}"))?,
-                get(format!("kps_{s}"))?,
+                output(&outputs, path, &format!("cls_{s}"), cells)?,
+                output(&outputs, path, &format!("obj_{s}"), cells)?,
+                output(&outputs, path, &format!("bbox_{s}"), cells * 4)?,
+                output(&outputs, path, &format!("kps_{s}"), cells * 10)?,
             ));
         }
         for (i, (_, crop)) in crops.iter().enumerate() {
@@ -351,6 +369,9 @@ impl FaceModel {
 pub struct EmbedModel {
     session: Session,
     input: Vec<f32>,
+    path: PathBuf,
+    /// The name of the embedding output (the model's first).
+    output: String,
 }
 
 impl EmbedModel {
@@ -363,9 +384,14 @@ impl EmbedModel {
         path: &Path,
         opts: &SessionOptions,
     ) -> Result<EmbedModel, DetectError> {
+        let session = runtime::open(env, path, opts)?;
+        require_outputs(&session, path, &[], "an SFace model")?;
+        let output = session.outputs()[0].name().to_owned();
         Ok(EmbedModel {
-            session: runtime::open(env, path, opts)?,
+            session,
             input: Vec::new(),
+            path: path.to_owned(),
+            output,
         })
     }
 
@@ -408,13 +434,67 @@ impl EmbedModel {
             .session
             .run(ort::inputs![tensor])
             .map_err(DetectError::run)?;
-        let (_, e) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(DetectError::run)?;
+        let e = output(&outputs, &self.path, &self.output, n * face::EMBEDDING_DIM)?;
         out.extend_from_slice(e);
         for v in out.chunks_exact_mut(face::EMBEDDING_DIM) {
             face::normalize(v);
         }
         Ok(())
     }
+}
+
+/// Fails unless the session has outputs, among them `names`: a model file of another kind
+/// than the config says fails when opened, naming what it lacks.
+fn require_outputs(
+    session: &Session,
+    path: &Path,
+    names: &[&str],
+    what: &str,
+) -> Result<(), DetectError> {
+    let have: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| !have.contains(n))
+        .copied()
+        .collect();
+    if !have.is_empty() && missing.is_empty() {
+        return Ok(());
+    }
+    Err(DetectError::Model {
+        path: path.to_owned(),
+        reason: format!(
+            "not {what}: it lacks the output(s) {} (it has: {})",
+            if missing.is_empty() {
+                "(any)".to_owned()
+            } else {
+                missing.join(", ")
+            },
+            have.join(", ")
+        ),
+    })
+}
+
+/// The f32 values of output `name`, which must hold `len` of them (a model with other shapes
+/// than its kind's gives an error, not a wrong slice).
+fn output<'a>(
+    outputs: &'a ort::session::SessionOutputs<'_>,
+    path: &Path,
+    name: &str,
+    len: usize,
+) -> Result<&'a [f32], DetectError> {
+    let model = |reason: String| DetectError::Model {
+        path: path.to_owned(),
+        reason,
+    };
+    let v = outputs
+        .get(name)
+        .ok_or_else(|| model(format!("no output {name}")))?;
+    let (_, data) = v.try_extract_tensor::<f32>().map_err(DetectError::run)?;
+    if data.len() != len {
+        return Err(model(format!(
+            "output {name} has {} values where {len} were expected",
+            data.len()
+        )));
+    }
+    Ok(data)
 }

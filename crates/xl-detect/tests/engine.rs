@@ -370,6 +370,41 @@ fn a_missing_model_file_is_named() {
     );
 }
 
+/// A model path that holds another kind of model (a config mistake) fails at start, naming
+/// the file and what it lacks, instead of failing (or panicking) on every frame.
+#[test]
+fn a_model_of_another_kind_is_refused_at_start() {
+    let models = models_dir();
+    let (yunet, sface) = (
+        FaceModelConfig::yunet(&models).path,
+        xl_detect::models::EmbedModel::sface_path(&models),
+    );
+    let start = |cfg: EngineConfig| match Engine::start(
+        cfg,
+        &runtime::default_library(),
+        Arc::new(Collect::default()),
+    ) {
+        Ok(_) => panic!("started with a wrong model"),
+        Err(e) => e.to_string(),
+    };
+    let mut cfg = config(1, false);
+    cfg.person.path = yunet.clone();
+    let err = start(cfg);
+    assert!(
+        err.contains(&*yunet.to_string_lossy())
+            && err.contains("not the SSD-MobileNet-v2")
+            && err.contains("Squeeze:0"),
+        "{err}"
+    );
+    let mut cfg = config(1, false);
+    cfg.face.as_mut().unwrap().path = sface;
+    let err = start(cfg);
+    assert!(
+        err.contains("not a YuNet model") && err.contains("cls_8"),
+        "{err}"
+    );
+}
+
 #[test]
 fn faces_are_found_on_the_upper_part_of_persons() {
     let sink = Arc::new(Collect::default());

@@ -42,7 +42,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::MqttConfig;
 use crate::ingest::Ingest;
@@ -66,6 +66,14 @@ const CONNECT_WAIT: Duration = Duration::from_secs(60);
 const DRAIN: Duration = Duration::from_secs(3);
 /// Sessions not seen for this long are forgotten.
 const SESSION_EXPIRY: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
+/// Persistent sessions remembered at most (more clients still connect, with sessions that do
+/// not outlive a restart), and topic filters remembered per session.
+const MAX_SESSIONS: usize = 10_000;
+const MAX_SESSION_FILTERS: usize = 100;
+/// Connections waiting for their CONNECT at once (more are closed at once), and the largest
+/// CONNECT read: before it is accepted, a stranger's connection holds little memory.
+const MAX_HANDSHAKES: usize = 256;
+const MAX_CONNECT_BYTES: usize = 64 * 1024;
 
 /// Where rumqttd 0.20 logs at ERROR what every ordinary disconnect of a client produces: a link
 /// the router closed ("router-drop", after a client's DISCONNECT) and a connection whose
@@ -122,6 +130,7 @@ pub(crate) async fn start(
         inner,
         sessions,
         status,
+        handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES)),
     });
     Ok(tokio::spawn(accept_loop(front, listener, shutdown)))
 }
@@ -132,6 +141,8 @@ struct Front {
     inner: SocketAddr,
     sessions: Arc<Sessions>,
     status: Arc<MqttStatus>,
+    /// Connections that have not sent their CONNECT yet.
+    handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Front {
@@ -206,12 +217,17 @@ async fn serve(
 ) -> io::Result<()> {
     let (client_r, client_w) = client.into_split();
     let mut client_r = BufReader::new(client_r);
-    let max = front.max_packet();
     // rumqttd hears of a connection only once it has sent its CONNECT (a port probe or a
     // half-open socket costs rumqttd nothing and logs no error there).
-    let first = tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client_r, max))
+    let Ok(waiting) = front.handshakes.try_acquire() else {
+        return Err(invalid(format!(
+            "{MAX_HANDSHAKES} connections are already waiting for their CONNECT"
+        )));
+    };
+    let first = tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client_r, MAX_CONNECT_BYTES))
         .await
         .map_err(|_| invalid("no CONNECT within 60 s"))??;
+    drop(waiting);
     let Some(first) = first else {
         return Ok(());
     };
@@ -219,7 +235,21 @@ async fn serve(
         return Err(invalid("the first packet is not CONNECT"));
     }
     let connect = parse_connect(first.body()).map_err(invalid)?;
-    let upstream = TcpStream::connect(front.inner).await?;
+    let upstream = match TcpStream::connect(front.inner).await {
+        Ok(s) => {
+            if !front.status.connected.swap(true, Relaxed) {
+                info!("the embedded MQTT broker answers again");
+            }
+            s
+        }
+        Err(e) => {
+            // Said once, not per connection: gates retry often.
+            if front.status.connected.swap(false, Relaxed) {
+                error!(error = %e, "the embedded MQTT broker (rumqttd) does not answer: no gate can connect");
+            }
+            return Err(e);
+        }
+    };
     let _ = upstream.set_nodelay(true);
     let (up_r, up_w) = upstream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(PIPELINE);
@@ -549,6 +579,10 @@ impl Sessions {
         let id = id.to_owned();
         self.update(move |m| {
             let known = m.get(&id).map(|s| s.subscriptions.clone());
+            if known.is_none() && m.len() >= MAX_SESSIONS {
+                warn!(client_id = %id, "{MAX_SESSIONS} persistent MQTT sessions are remembered already: this one will not outlive a restart");
+                return None;
+            }
             let s = m.entry(id).or_default();
             s.last_connect = jiff::Timestamp::now();
             known
@@ -574,8 +608,17 @@ impl Sessions {
         f: impl FnOnce(&mut Vec<(String, u8)>) + Send + 'static,
     ) -> io::Result<()> {
         let id = id.to_owned();
-        self.update(move |m| f(&mut m.entry(id).or_default().subscriptions))
-            .await
+        self.update(move |m| {
+            // Only sessions remembered when they connected; a bounded list of filters.
+            if let Some(s) = m.get_mut(&id) {
+                f(&mut s.subscriptions);
+                if s.subscriptions.len() > MAX_SESSION_FILTERS {
+                    warn!(client_id = %id, "more than {MAX_SESSION_FILTERS} subscriptions: only the first are remembered");
+                    s.subscriptions.truncate(MAX_SESSION_FILTERS);
+                }
+            }
+        })
+        .await
     }
 
     /// Applies `f` and writes the file, on the blocking pool (one writer at a time: the lock

@@ -15,6 +15,11 @@ use xl_core::{CameraId, CommunityId, GateId};
 use xl_fw_generic::GenericConfig;
 
 use crate::adapters;
+
+/// Longest reconnect delay a config may ask for (an hour).
+const MAX_BACKOFF_SECS: f64 = 3600.0;
+/// Longest dedup window a config may ask for (30 days).
+const MAX_WINDOW_SECS: u64 = 30 * 86_400;
 use crate::mqtt::topic_filter_is_valid;
 
 /// Everything the gate transports need, gathered from the hub's config file.
@@ -403,8 +408,15 @@ impl GatesConfig {
             v.sort();
             v.join(", ")
         };
-        if self.ingest.dedup_window_secs == 0 {
-            return Err("gate_ingest.dedup_window_secs must be at least 1".into());
+        for (key, secs, min) in [
+            ("dedup_window_secs", self.ingest.dedup_window_secs, 1),
+            ("resend_window_secs", self.ingest.resend_window_secs, 0),
+        ] {
+            if !(min..=MAX_WINDOW_SECS).contains(&secs) {
+                return Err(format!(
+                    "gate_ingest.{key} must be from {min} to {MAX_WINDOW_SECS} (30 days), not {secs}"
+                ));
+            }
         }
         let mut ids = HashSet::new();
         let mut devices: HashMap<(&str, &str), &GateId> = HashMap::new();
@@ -466,11 +478,12 @@ impl GatesConfig {
             if m.client_id.is_empty() || m.client_id.len() > 64 {
                 return Err("mqtt: client_id must be 1 to 64 characters".into());
             }
-            if !(m.backoff_initial_secs > 0.0 && m.backoff_max_secs >= m.backoff_initial_secs) {
-                return Err(
-                    "mqtt: backoff_initial_secs must be positive and at most backoff_max_secs"
-                        .into(),
-                );
+            let (initial, max) = (m.backoff_initial_secs, m.backoff_max_secs);
+            if !(initial > 0.0 && initial <= max && max <= MAX_BACKOFF_SECS) {
+                return Err(format!(
+                    "mqtt: backoff_initial_secs ({initial}) must be positive and at most \
+                     backoff_max_secs ({max}), itself at most {MAX_BACKOFF_SECS}"
+                ));
             }
             if m.subscriptions.is_empty() {
                 return Err(

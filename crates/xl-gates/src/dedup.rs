@@ -87,6 +87,12 @@ impl Dedup {
 
     /// True when `key` was seen within its window before `now`; otherwise remembers it.
     pub fn is_duplicate(&mut self, key: u64, strong: bool, now: Timestamp) -> bool {
+        self.original(key, strong, now).is_some()
+    }
+
+    /// When `key` was first seen, if that is within its window before `now` (a duplicate);
+    /// otherwise remembers it as seen `now` and returns `None`.
+    pub fn original(&mut self, key: u64, strong: bool, now: Timestamp) -> Option<Timestamp> {
         self.prune(now);
         if let Some(first) = self.seen.get(&key) {
             let age = now.duration_since(*first).unsigned_abs();
@@ -96,11 +102,17 @@ impl Dedup {
                 self.resend_window
             };
             if age <= window {
-                return true;
+                return Some(*first);
             }
         }
         self.remember(key, now);
-        false
+        None
+    }
+
+    /// Whether `key` is still remembered as first seen at `at`: false once the copy seen then
+    /// failed to be stored (and was forgotten).
+    pub fn holds(&self, key: u64, at: Timestamp) -> bool {
+        self.seen.get(&key) == Some(&at)
     }
 
     /// Remembers `key` as seen at `at` (start-up, from the journal).
@@ -171,6 +183,25 @@ mod tests {
         assert_ne!(a, key_of(&other, &ev(b"{}", Some("7"))).0);
         let (_, weak) = key_of(&g, &ev(b"{\"contact\":false}", None));
         assert!(!weak);
+    }
+
+    #[test]
+    fn a_forgotten_original_no_longer_holds() {
+        let mut d = Dedup::new(Duration::from_secs(3600), Duration::from_secs(5));
+        let first = ts("2026-01-01T00:00:00Z");
+        assert_eq!(d.original(1, true, first), None);
+        assert_eq!(d.original(1, true, ts("2026-01-01T00:00:01Z")), Some(first));
+        assert!(d.holds(1, first));
+        d.forget(&[1]);
+        assert!(!d.holds(1, first));
+        let again = ts("2026-01-01T00:00:02Z");
+        assert_eq!(
+            d.original(1, true, again),
+            None,
+            "taken as new once forgotten"
+        );
+        assert!(!d.holds(1, first), "a later copy is not the one seen first");
+        assert!(d.holds(1, again));
     }
 
     #[test]

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,7 +51,6 @@ pub fn push_router(ingest: Arc<Ingest>) -> Router {
         .route("/iclock/cdata", get(adms).post(adms))
         .route("/iclock/getrequest", get(adms))
         .route("/iclock/devicecmd", post(adms))
-        .layer(DefaultBodyLimit::max(MAX_PUSH_BYTES))
         .with_state(ingest)
 }
 
@@ -62,6 +61,20 @@ fn reply(status: StatusCode, text: &'static str) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The request's body, read only once the device is authorized: a stranger's request is
+/// refused before its body is taken in.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_PUSH_BYTES)
+        .await
+        .map_err(|e| {
+            debug!(error = %e, "push body not read");
+            reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body over 8 MiB, or cut short\n",
+            )
+        })
 }
 
 /// Checks `gate`'s push credentials against the request.
@@ -98,7 +111,7 @@ async fn hikvision(
     RawQuery(query): RawQuery,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let arrived = Instant::now();
     let Some(g) = GateId::new(gate.as_str())
@@ -116,6 +129,10 @@ async fn hikvision(
         warn!(%peer, gate = %g.cfg.id, reason = why, "push refused");
         return reply(StatusCode::FORBIDDEN, "forbidden\n");
     }
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -155,7 +172,7 @@ async fn adms(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     uri: Uri,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let arrived = Instant::now();
     let received_at = Timestamp::now();
@@ -172,6 +189,10 @@ async fn adms(
         warn!(%peer, gate = %g.cfg.id, reason = why, "ADMS request refused");
         return reply(StatusCode::FORBIDDEN, "forbidden\n");
     }
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let id = g.cfg.id.clone();
     let meta = PayloadMeta::new(received_at)
         .with_path(uri.path())

@@ -60,6 +60,10 @@ pub struct Prepared {
     /// Dedup keys of the events in `records`, to forget if the write fails.
     pub keys: Vec<u64>,
     pub duplicates: usize,
+    /// Dedup keys of the duplicates left out, with when their originals were seen. An
+    /// original may still be on its way to the store; the duplicate is acknowledged only if it
+    /// got there.
+    pub originals: Vec<(u64, Timestamp)>,
 }
 
 impl Prepared {
@@ -227,16 +231,17 @@ impl Ingest {
                 continue;
             }
             let (key, strong) = dedup::key_of(&g.cfg.id, &e);
-            let dup = self
+            let original = self
                 .dedup
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .is_duplicate(key, strong || inc.redelivered, received_at);
-            if dup {
+                .original(key, strong || inc.redelivered, received_at);
+            if let Some(first) = original {
                 g.stats
                     .duplicates
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 out.duplicates += 1;
+                out.originals.push((key, first));
                 continue;
             }
             out.keys.push(key);
@@ -280,7 +285,9 @@ impl Ingest {
 
     /// Queues `prepared` for the writer; `done` runs (on the writer thread, must not block)
     /// once it is durable. On failure the events' dedup keys are forgotten, so a redelivery
-    /// is taken as new.
+    /// is taken as new. The writer keeps submission order, so the originals of `prepared`'s
+    /// duplicates were written before or with it: if one of them failed, `done` gets an error
+    /// too (its sender must send again), although `prepared`'s own records are stored.
     pub fn submit(
         self: &Arc<Self>,
         prepared: Prepared,
@@ -288,18 +295,29 @@ impl Ingest {
         done: impl FnOnce(Outcome) + Send + 'static,
     ) {
         let me = Arc::clone(self);
-        let keys = prepared.keys;
+        let (keys, originals) = (prepared.keys, prepared.originals);
         self.writer.submit(
             prepared.records,
             Box::new(move |outcome, records| {
-                match &outcome {
-                    Ok(()) => me.committed(records, arrived.elapsed()),
-                    Err(_) => me
-                        .dedup
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .forget(&keys),
-                }
+                let mut dedup = me.dedup.lock().unwrap_or_else(PoisonError::into_inner);
+                let outcome = match outcome {
+                    Ok(()) => {
+                        let lost = originals.iter().any(|&(k, at)| !dedup.holds(k, at));
+                        drop(dedup);
+                        me.committed(records, arrived.elapsed());
+                        if lost {
+                            Err("an earlier copy of this event could not be stored; \
+                                 send it again"
+                                .into())
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Err(e) => {
+                        dedup.forget(&keys);
+                        Err(e)
+                    }
+                };
                 done(outcome);
             }),
         );
@@ -439,13 +457,26 @@ impl Ingest {
             gate: gate.cloned(),
             topic: inc.meta.topic.map(str::to_owned),
             path: inc.meta.path.map(str::to_owned),
-            query: inc.meta.query.map(str::to_owned),
+            query: inc.meta.query.map(without_secret),
             content_type: inc.meta.content_type.map(str::to_owned),
             peer: inc.peer.map(|p| p.to_string()),
             error,
             raw_base64: DeadLetter::encode_raw(inc.payload),
         }))
     }
+}
+
+/// `query` with the value of its `secret` parameter (a gate's `push_secret`) redacted, as a
+/// dead letter keeps it.
+fn without_secret(query: &str) -> String {
+    query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("secret") => "secret=<redacted>",
+            _ => kv,
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A unique id sortable by time: 12 hex digits of Unix milliseconds, then 16 random ones.
@@ -455,4 +486,17 @@ pub fn new_id(at: Timestamp) -> String {
         at.as_millisecond().max(0),
         rand::random::<u64>()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dead_letters_keep_no_push_secret() {
+        assert_eq!(
+            super::without_secret("SN=CJDE1&secret=s3cr3t&table=ATTLOG"),
+            "SN=CJDE1&secret=<redacted>&table=ATTLOG"
+        );
+        assert_eq!(super::without_secret("SN=CJDE1"), "SN=CJDE1");
+        assert_eq!(super::without_secret(""), "");
+    }
 }

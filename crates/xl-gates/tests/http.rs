@@ -5,6 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
@@ -135,6 +136,121 @@ async fn hikvision_http_push_keeps_the_picture_as_evidence() {
     assert_eq!(stats.events.load(Relaxed), 1);
     assert_eq!(stats.duplicates.load(Relaxed), 1);
     assert!(stats.is_online());
+    gates.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The journal, except that its first write stalls until `release` and then fails (a disk
+/// that hangs, then errors). `entered` says when that write has begun.
+struct StallThenFail {
+    journal: xl_gates::JsonlJournal,
+    entered: Option<std::sync::mpsc::Sender<()>>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl xl_gates::GateEventSink for StallThenFail {
+    fn write(&mut self, batch: &[xl_gates::Record]) -> Result<(), xl_gates::SinkError> {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+            let _ = self.release.recv();
+            return Err(xl_gates::SinkError {
+                what: "writing the journal",
+                path: "stalled-disk".into(),
+                source: std::io::Error::other("the disk failed"),
+            });
+        }
+        self.journal.write(batch)
+    }
+
+    fn recent_dedup_keys(
+        &mut self,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<(String, jiff::Timestamp)>, xl_gates::SinkError> {
+        self.journal.recent_dedup_keys(since)
+    }
+}
+
+/// A device resends while its first copy is still being written (it gave up waiting). The
+/// resend is a duplicate of an event not yet stored: when that store fails, the resend must
+/// fail too, or an acknowledged event is lost. The next resend is then stored.
+#[tokio::test]
+async fn a_resend_is_not_acknowledged_while_its_original_fails_to_store() {
+    let data = temp_dir("hik-stall");
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let sink = StallThenFail {
+        journal: xl_gates::JsonlJournal::open(&xl_gates::Gates::journal_dir(&data)).unwrap(),
+        entered: Some(entered_tx),
+        release: release_rx,
+    };
+    let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
+    let gates = xl_gates::Gates::start_with_sink(
+        config(),
+        Box::new(sink),
+        xl_gates::Gates::journal_dir(&data),
+        std::sync::Arc::clone(&registry),
+    )
+    .await
+    .unwrap();
+    let router = gates.push_router();
+    let uri = format!("/gates/push/hikvision/lobby?secret={SECRET}");
+    let push = || {
+        let (router, req) = (router.clone(), hik_push(&uri, multipart(FACE_PASS, JPEG)));
+        tokio::spawn(async move { send(&router, "192.0.2.7:5000", req).await })
+    };
+    let first = push();
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the first copy reaches the writer");
+    let resend = push();
+    // The resend is decoded and judged a duplicate before the stalled write ends.
+    let (_, stats) = registry.get(&GateId::new("lobby").unwrap()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.duplicates.load(Relaxed) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resend never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    release.send(()).unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first.0, StatusCode::SERVICE_UNAVAILABLE, "{first:?}");
+    let resend = resend.await.unwrap();
+    assert_eq!(resend.0, StatusCode::SERVICE_UNAVAILABLE, "{resend:?}");
+    assert!(journal_events(&data).is_empty());
+
+    let again = push().await.unwrap();
+    assert_eq!(again.0, StatusCode::OK, "{again:?}");
+    let events = journal_events(&data);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.event_id.as_deref(), Some("1199"));
+    assert_eq!(stats.events.load(Relaxed), 1);
+    gates.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A stranger's push is refused before its body is read (no memory for it); an authorized
+/// device's body over the limit gets 413.
+#[tokio::test]
+async fn bodies_are_read_only_after_the_device_is_authorized() {
+    let data = temp_dir("hik-body");
+    let (gates, _) = start_gates(config(), &data).await;
+    let router = gates.push_router();
+    let big = vec![b'x'; xl_gates::http::MAX_PUSH_BYTES + 1];
+    let (status, _) = send(
+        &router,
+        "192.0.2.7:5000",
+        hik_push("/gates/push/hikvision/lobby", big.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let uri = format!("/gates/push/hikvision/lobby?secret={SECRET}");
+    let (status, body) = send(&router, "192.0.2.7:5000", hik_push(&uri, big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(journal_events(&data).is_empty());
+    assert!(journal_dead_letters(&data).is_empty());
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -8,7 +8,7 @@ use xl_core::alert::AlertAction;
 use xl_core::{Alert, AlertId, AlertKind, AlertState, CommunityId, OutboxEntry, Role};
 
 use crate::registry::{NewSnapshot, SnapshotRow, insert_snapshot_tx, snapshot_row};
-use crate::sql::{Arg, Filter, Reader, db, json_text, ms, opt_ms};
+use crate::sql::{Arg, Filter, Reader, db, json_text, ms, opt_ms, text};
 use crate::{Store, StoreError, Tx, next_seq};
 
 /// One change the rules engine (or a person) made to an alert.
@@ -269,7 +269,7 @@ async fn apply_change(
     .bind(c.action.as_str())
     .bind(from_state.map(|s| s.as_str().to_owned()))
     .bind(c.alert.state.as_str())
-    .bind(c.note.clone())
+    .bind(c.note.as_deref().map(text))
     .execute(&mut **tx)
     .await
     .map_err(db(op))?;
@@ -405,7 +405,7 @@ impl Store {
         for s in &commit.snapshots {
             insert_snapshot_tx(&mut tx, OP, s).await?;
         }
-        let mut seq = next_seq(&mut tx, OP, "outbox", "seq").await?;
+        let mut seq = next_seq(&mut tx, OP, "outbox").await?;
         let mut out = Vec::with_capacity(commit.changes.len());
         for c in &commit.changes {
             let Some(c) = merge_with_stored(&mut tx, OP, c).await? else {
@@ -454,7 +454,7 @@ impl Store {
             note: note.map(str::to_owned),
             at,
         };
-        let seq = next_seq(&mut tx, OP, "outbox", "seq").await?;
+        let seq = next_seq(&mut tx, OP, "outbox").await?;
         let entry = apply_change(&mut tx, OP, &change, seq).await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(entry)
@@ -583,7 +583,7 @@ impl Store {
     /// The highest outbox `seq` (0 when empty): where a new publisher starts.
     pub async fn last_outbox_seq(&self) -> Result<i64, StoreError> {
         const OP: &str = "reading the outbox";
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM outbox")
+        let row = sqlx::query(sqlx::AssertSqlSafe(crate::last_seq_sql("outbox")))
             .fetch_one(&self.pool)
             .await
             .map_err(db(OP))?;
@@ -614,13 +614,15 @@ impl Store {
     }
 
     /// Time to acknowledge and to resolve per community and alert kind, for alerts raised in
-    /// `[from, to)` (in `communities` only, when given). Computed in Rust from the rows, so
-    /// both backends give the same numbers. Sorted by community, then kind.
+    /// `[from, to)` (in `communities` only, when given; only alerts routed to `routed_to`, when
+    /// given). Computed in Rust from the rows, so both backends give the same numbers. Sorted
+    /// by community, then kind.
     pub async fn response_times(
         &self,
         from: Timestamp,
         to: Timestamp,
         communities: Option<&[CommunityId]>,
+        routed_to: Option<Role>,
     ) -> Result<Vec<ResponseFigures>, StoreError> {
         const OP: &str = "computing response times";
         let mut f = Filter::default();
@@ -635,7 +637,7 @@ impl Store {
         }
         let rows = f
             .query(
-                "SELECT community, kind, raised_at, acknowledged_at, resolved_at FROM alerts",
+                "SELECT community, kind, raised_at, acknowledged_at, resolved_at, roles FROM alerts",
                 "",
                 None,
             )
@@ -646,6 +648,11 @@ impl Store {
         let mut groups: BTreeMap<(CommunityId, AlertKind), Acc> = BTreeMap::new();
         for row in &rows {
             let r = Reader { row, op: OP };
+            if let Some(role) = routed_to
+                && !r.json::<Vec<Role>>("roles")?.contains(&role)
+            {
+                continue;
+            }
             let key = (r.parse("community")?, r.parse("kind")?);
             let raised = r.int("raised_at")?;
             let g = groups.entry(key).or_default();

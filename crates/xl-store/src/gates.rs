@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use xl_core::{CameraId, CommunityId, GateId};
 
-use crate::sql::{Filter, Reader, db, json_text, ms, opt_ms};
+use crate::sql::{Filter, Reader, db, json_text, ms, opt_ms, text};
 use crate::{Store, StoreError, next_seq};
 
 /// A gate event to store (the gate writer's batch).
@@ -165,7 +165,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write(OP, &["gate_events"]).await?;
-        let mut seq = next_seq(&mut tx, OP, "gate_events", "seq").await?;
+        let mut seq = next_seq(&mut tx, OP, "gate_events").await?;
         for e in events {
             sqlx::query(
                 "INSERT INTO gate_events (seq, id, gate, community, camera, firmware, kind, \
@@ -198,7 +198,7 @@ impl Store {
             .bind(ms(d.received_at))
             .bind(d.firmware.clone())
             .bind(d.gate.as_ref().map(|g| g.as_str().to_owned()))
-            .bind(d.error.as_str())
+            .bind(text(&d.error))
             .bind(json_text(&d.body))
             .execute(&mut *tx)
             .await

@@ -45,6 +45,10 @@ pub use registry::{
 };
 pub use retention::{PurgeReport, Retention};
 
+/// The cursor of the reader of stored gate events (the rules processor): retention keeps the
+/// gate events it has not read yet.
+pub const GATE_EVENTS_READER: &str = "rules.gate_events";
+
 use sql::db;
 
 /// How long `open` and every later query wait for a connection before failing. Short, so a
@@ -258,19 +262,30 @@ impl Store {
     }
 }
 
-/// `MAX(col) + 1` of `table` (1 when empty), inside the caller's transaction.
-async fn next_seq(
-    tx: &mut Tx,
-    op: &'static str,
-    table: &str,
-    col: &str,
-) -> Result<i64, StoreError> {
+/// The next `seq` of `table`, inside the caller's transaction (see [`last_seq_sql`]).
+async fn next_seq(tx: &mut Tx, op: &'static str, table: &str) -> Result<i64, StoreError> {
     use sqlx::Row;
-    let sql = format!("SELECT COALESCE(MAX({col}), 0) AS m FROM {table}");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = sqlx::query(sqlx::AssertSqlSafe(last_seq_sql(table)))
         .fetch_one(&mut **tx)
         .await
         .map_err(db(op))?;
     let m: i64 = row.try_get("m").map_err(db(op))?;
     Ok(m + 1)
+}
+
+/// A query for the highest `seq` ever given in `table` (column `m`, 0 for none): `MAX(seq)`
+/// or, when retention has deleted the newest rows, the floor it recorded first (see
+/// [`seq_floor`]). Readers keep cursors over these numbers, so none may be given twice.
+fn last_seq_sql(table: &str) -> String {
+    format!(
+        "SELECT COALESCE(MAX(m), 0) AS m FROM (SELECT MAX(seq) AS m FROM {table} \
+         UNION ALL SELECT value AS m FROM cursors WHERE name = '{}') t",
+        seq_floor(table)
+    )
+}
+
+/// The `cursors` row where retention records the highest `seq` of `table` it ever saw, before
+/// deleting rows, so that numbering goes on after it even when the table is left empty.
+pub(crate) fn seq_floor(table: &str) -> String {
+    format!("seq_floor.{table}")
 }

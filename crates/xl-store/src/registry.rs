@@ -462,6 +462,17 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Deletes every session of `username` (password changed); how many.
+    pub async fn delete_sessions_of(&self, username: &str) -> Result<u64, StoreError> {
+        const OP: &str = "deleting a user's sessions";
+        let done = sqlx::query("DELETE FROM sessions WHERE username = $1")
+            .bind(username.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes sessions expired at `now`; how many.
     pub async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         const OP: &str = "deleting expired sessions";
@@ -478,7 +489,7 @@ impl Store {
     pub async fn audit(&self, e: &NewAudit) -> Result<i64, StoreError> {
         const OP: &str = "appending to the audit log";
         let mut tx = self.begin_write(OP, &["audit"]).await?;
-        let seq = next_seq(&mut tx, OP, "audit", "seq").await?;
+        let seq = next_seq(&mut tx, OP, "audit").await?;
         sqlx::query(
             "INSERT INTO audit (seq, at, actor, action, target, detail, peer) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

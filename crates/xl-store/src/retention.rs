@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::registry::is_relative_inside;
 use crate::sql::{Reader, db, ms};
-use crate::{Store, StoreError};
+use crate::{GATE_EVENTS_READER, Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -118,10 +118,13 @@ fn cutoff(now: Timestamp, days: Option<u32>) -> Option<i64> {
 impl Store {
     /// Deletes what is older than its retention period, in this order: snapshots with faces
     /// (faces period), other snapshots (snapshot period) with their files under
-    /// `snapshot_dir`, gate events, vision events, dead letters, resolved alerts with their
-    /// history, audit rows, outbox rows every `outbox.*` cursor has passed, expired sessions.
-    /// Each step is its own statement or transaction (no long lock); a purge interrupted
-    /// midway is finished by the next. A snapshot file that cannot be removed keeps its row.
+    /// `snapshot_dir`, gate events the rules processor has read ([`GATE_EVENTS_READER`]),
+    /// vision events, dead letters, resolved alerts with their history, audit rows, outbox
+    /// rows every `outbox.*` cursor has passed, expired sessions. Each step is its own
+    /// statement or transaction (no long lock); a purge interrupted midway is finished by the
+    /// next. A snapshot file that cannot be removed keeps its row. Numbering of gate events,
+    /// audit rows and the outbox goes on after the highest ever given, even when a purge
+    /// empties the table.
     pub async fn purge(
         &self,
         now: Timestamp,
@@ -145,12 +148,10 @@ impl Store {
                 .await?;
         }
         if let Some(c) = cutoff(now, retention.gate_events_days) {
+            // Keep what the rules processor has not read yet.
+            let read = self.lowest_cursor(GATE_EVENTS_READER).await?;
             report.gate_events = self
-                .delete_before(
-                    "purging gate events",
-                    "DELETE FROM gate_events WHERE received_at < $1",
-                    c,
-                )
+                .delete_numbered("purging gate events", "gate_events", "received_at", c, read)
                 .await?;
         }
         if let Some(c) = cutoff(now, retention.vision_events_days) {
@@ -194,34 +195,72 @@ impl Store {
         }
         if let Some(c) = cutoff(now, retention.audit_days) {
             report.audit = self
-                .delete_before(
-                    "purging the audit log",
-                    "DELETE FROM audit WHERE at < $1",
-                    c,
-                )
+                .delete_numbered("purging the audit log", "audit", "at", c, i64::MAX)
                 .await?;
         }
         if let Some(c) = cutoff(now, retention.outbox_days) {
-            const OP: &str = "purging the outbox";
             // Keep what a publisher has not read yet: at most the lowest `outbox.*` cursor.
-            let row = sqlx::query("SELECT MIN(value) AS m FROM cursors WHERE name LIKE 'outbox.%'")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db(OP))?;
-            let max_seq = Reader { row: &row, op: OP }
-                .opt_int("m")?
-                .unwrap_or(i64::MAX);
-            report.outbox = sqlx::query("DELETE FROM outbox WHERE at < $1 AND seq <= $2")
-                .bind(c)
-                .bind(max_seq)
-                .execute(&self.pool)
-                .await
-                .map_err(db(OP))?
-                .rows_affected();
+            let read = self.lowest_cursor("outbox.%").await?;
+            report.outbox = self
+                .delete_numbered("purging the outbox", "outbox", "at", c, read)
+                .await?;
         }
         report.sessions = self.delete_expired_sessions(now).await?;
         tracing::info!(?report, "retention purge done");
         Ok(report)
+    }
+
+    /// The lowest cursor whose name is like `pattern` (`i64::MAX`, no bound, when there is
+    /// none).
+    async fn lowest_cursor(&self, pattern: &str) -> Result<i64, StoreError> {
+        const OP: &str = "reading cursors";
+        let row = sqlx::query("SELECT MIN(value) AS m FROM cursors WHERE name LIKE $1")
+            .bind(pattern.to_owned())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        Ok(Reader { row: &row, op: OP }
+            .opt_int("m")?
+            .unwrap_or(i64::MAX))
+    }
+
+    /// Deletes the rows of `table` (numbered by `seq`) whose `time_col` is before `cutoff_ms`
+    /// and whose `seq` is at most `max_seq`. In the same transaction it first records the
+    /// table's highest `seq` as its floor, so numbering never restarts below a reader's cursor
+    /// when the newest rows go too.
+    async fn delete_numbered(
+        &self,
+        op: &'static str,
+        table: &str,
+        time_col: &str,
+        cutoff_ms: i64,
+        max_seq: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db(op))?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(crate::last_seq_sql(table)))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(op))?;
+        let last = Reader { row: &row, op }.int("m")?;
+        sqlx::query(
+            "INSERT INTO cursors (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(crate::seq_floor(table))
+        .bind(last)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(op))?;
+        let sql = format!("DELETE FROM {table} WHERE {time_col} < $1 AND seq <= $2");
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cutoff_ms)
+            .bind(max_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(op))?
+            .rows_affected();
+        tx.commit().await.map_err(db(op))?;
+        Ok(n)
     }
 
     async fn delete_before(

@@ -30,6 +30,13 @@ pub(crate) fn json_text(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// Free text from outside (an error quoting a payload, a person's note) as stored: NUL becomes
+/// U+FFFD. PostgreSQL's TEXT cannot hold NUL and would fail the whole transaction (a batch of
+/// gate events, for one bad payload); SQLite stores the same text, so both backends agree.
+pub(crate) fn text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
 /// Typed reads with the operation's name in the error.
 pub(crate) struct Reader<'r> {
     pub row: &'r AnyRow,

@@ -163,6 +163,8 @@ both_backends!(
     users_sessions_and_duplicates,
     audit_appends_and_lists,
     purge_deletes_old_data_and_keeps_the_rest,
+    numbering_goes_on_after_a_purge_empties_a_table,
+    nul_in_free_text_does_not_fail_a_batch,
     the_engines_changes_never_overwrite_a_persons,
 );
 
@@ -924,7 +926,10 @@ async fn response_times_per_community_and_kind(db: &TestDb) {
         alert("r2", "c1", k, T0 + 100),
         alert("r3", "c1", k, T0 + 200),
         alert("r4", "c1", k, T0 + 300),
-        alert("r5", "c2", AlertKind::CameraOffline, T0 + 400),
+        Alert {
+            roles: vec![Role::Duty, Role::Police],
+            ..alert("r5", "c2", AlertKind::CameraOffline, T0 + 400)
+        },
         alert("old", "c1", k, T0 - 10_000),
     ];
     s.commit(&Commit {
@@ -973,7 +978,10 @@ async fn response_times_per_community_and_kind(db: &TestDb) {
     .await
     .unwrap();
 
-    let figs = s.response_times(ts(T0), ts(T0 + 1000), None).await.unwrap();
+    let figs = s
+        .response_times(ts(T0), ts(T0 + 1000), None, None)
+        .await
+        .unwrap();
     assert_eq!(figs.len(), 2, "{figs:?}");
     let c1 = &figs[0];
     assert_eq!((c1.community.as_str(), c1.kind), ("c1", k));
@@ -997,12 +1005,18 @@ async fn response_times_per_community_and_kind(db: &TestDb) {
     assert_eq!(c2.to_resolve.mean_secs, Some(30.0));
 
     let only_c2 = s
-        .response_times(ts(T0), ts(T0 + 1000), Some(&[community("c2")]))
+        .response_times(ts(T0), ts(T0 + 1000), Some(&[community("c2")]), None)
         .await
         .unwrap();
     assert_eq!(only_c2, vec![c2.clone()]);
+    // A property user's figures count only alerts routed to property (not r5).
+    let property = s
+        .response_times(ts(T0), ts(T0 + 1000), None, Some(Role::Property))
+        .await
+        .unwrap();
+    assert_eq!(property, vec![c1.clone()]);
     assert!(
-        s.response_times(ts(T0), ts(T0 + 1000), Some(&[]))
+        s.response_times(ts(T0), ts(T0 + 1000), Some(&[]), None)
             .await
             .unwrap()
             .is_empty()
@@ -1142,6 +1156,15 @@ async fn users_sessions_and_duplicates(db: &TestDb) {
     assert_eq!(s.delete_expired_sessions(ts(T0 + 50)).await.unwrap(), 1);
     assert!(s.delete_session("h1").await.unwrap());
     assert!(!s.delete_session("h1").await.unwrap());
+    // A new password ends all of a user's sessions, and only theirs.
+    s.insert_session(&sess("h4", T0 + 100)).await.unwrap();
+    s.insert_session(&sess("h5", T0 + 100)).await.unwrap();
+    let mut other = sess("h6", T0 + 100);
+    other.username = "wang.li".to_owned();
+    s.insert_session(&other).await.unwrap();
+    assert_eq!(s.delete_sessions_of("admin").await.unwrap(), 2);
+    assert_eq!(s.session("h4", ts(T0 + 50)).await.unwrap(), None);
+    assert_eq!(s.session("h6", ts(T0 + 50)).await.unwrap(), Some(other));
     // A session of an unknown user is refused (foreign key).
     let mut orphan = sess("h3", T0 + 100);
     orphan.username = "ghost".to_owned();
@@ -1358,6 +1381,123 @@ async fn purge_deletes_old_data_and_keeps_the_rest(db: &TestDb) {
             ..Default::default()
         }
     );
+}
+
+/// Readers keep cursors over `seq`. A purge that empties a table must not make numbering start
+/// again below them (new rows would hide behind the cursors), and gate events the rules
+/// processor has not read yet stay.
+async fn numbering_goes_on_after_a_purge_empties_a_table(db: &TestDb) {
+    let s = &db.store;
+    let day = 86_400;
+    let now = T0 + 400 * day;
+    let dir = db.snapshot_dir();
+    let seqs = |rows: Vec<xl_store::GateEventRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+    s.insert_gate_batch(
+        &[
+            event("g1", "east", "c1", T0),
+            event("g2", "east", "c1", T0 + 1),
+            event("g3", "east", "c1", T0 + 2),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    s.set_cursor(xl_store::GATE_EVENTS_READER, 2).await.unwrap();
+    let a = alert("a", "c1", AlertKind::GateTamper, T0);
+    let b = alert("b", "c1", AlertKind::GateTamper, T0 + 5);
+    s.commit(&Commit {
+        changes: vec![raise(&a), raise(&b)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.set_cursor("outbox.mqtt", 2).await.unwrap();
+    let audit = |at| NewAudit {
+        at: ts(at),
+        actor: "admin".to_owned(),
+        action: "login".to_owned(),
+        target: None,
+        detail: json!({}),
+        peer: None,
+    };
+    assert_eq!(s.audit(&audit(T0)).await.unwrap(), 1);
+    let retention = Retention {
+        audit_days: Some(30),
+        ..Retention::default()
+    };
+
+    let report = s.purge(ts(now), &retention, &dir).await.unwrap();
+    assert_eq!(report.gate_events, 2, "g3 is not read yet: {report:?}");
+    assert_eq!(seqs(s.gate_events_after(0, 10).await.unwrap()), [3]);
+    assert_eq!((report.outbox, report.audit), (2, 1), "{report:?}");
+    s.set_cursor(xl_store::GATE_EVENTS_READER, 3).await.unwrap();
+    let report = s.purge(ts(now), &retention, &dir).await.unwrap();
+    assert_eq!(report.gate_events, 1, "{report:?}");
+    assert!(s.gate_events_after(0, 10).await.unwrap().is_empty());
+    assert!(s.outbox_after(0, 10).await.unwrap().is_empty());
+
+    // Every table is empty now; numbers go on after the highest ever given.
+    s.insert_gate_batch(&[event("g4", "east", "c1", now)], &[])
+        .await
+        .unwrap();
+    assert_eq!(seqs(s.gate_events_after(3, 10).await.unwrap()), [4]);
+    assert_eq!(s.last_outbox_seq().await.unwrap(), 2);
+    let c = alert("c", "c1", AlertKind::GateTamper, now);
+    s.commit(&Commit {
+        changes: vec![raise(&c)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let after: Vec<i64> = s
+        .outbox_after(2, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(after, [3]);
+    assert_eq!(s.audit(&audit(now)).await.unwrap(), 2);
+}
+
+/// A payload's error text or a person's note may hold NUL, which PostgreSQL's TEXT refuses: it
+/// must not fail the batch (and with it every other gate's events), on either backend.
+async fn nul_in_free_text_does_not_fail_a_batch(db: &TestDb) {
+    let s = &db.store;
+    s.insert_gate_batch(
+        &[event("g1", "east", "c1", T0)],
+        &[NewDeadLetter {
+            id: "dl-nul".to_owned(),
+            received_at: ts(T0),
+            firmware: Some("dahua".to_owned()),
+            gate: None,
+            error: "unknown event code \"A\0\"".to_owned(),
+            body: json!({ "Code": "A\u{0}" }),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.gate_events_after(0, 10).await.unwrap().len(), 1);
+    let dl = s.list_dead_letters(10).await.unwrap();
+    assert_eq!(dl[0].error, "unknown event code \"A\u{fffd}\"");
+    assert_eq!(
+        dl[0].body,
+        json!({ "Code": "A\u{0}" }),
+        "JSON keeps it escaped"
+    );
+
+    let a = alert("a-nul", "c1", AlertKind::GateTamper, T0);
+    s.commit(&Commit {
+        changes: vec![raise(&a)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.act(&a.id, AlertAction::Noted, "duty1", Some("a\0b"), ts(T0 + 1))
+        .await
+        .unwrap();
+    let detail = s.alert(&a.id).await.unwrap().unwrap();
+    assert_eq!(detail.history[1].note.as_deref(), Some("a\u{fffd}b"));
 }
 
 /// The rules engine works from its own copy of an alert; a person may act on the stored one

@@ -30,7 +30,7 @@ use xl_vision::{ObjectClass, VisionEvent};
 use crate::evidence::{self, EvidenceConfig, Rings};
 
 /// The rules processor's cursor over stored gate events.
-pub const GATE_CURSOR: &str = "rules.gate_events";
+pub const GATE_CURSOR: &str = xl_store::GATE_EVENTS_READER;
 
 /// Gate events read from the store per transaction.
 const BATCH: u32 = 256;

@@ -11,7 +11,7 @@ use xl_api::backend::{
     ResponseTimes, SessionRecord, SnapshotInfo, User, UserRecord,
 };
 use xl_core::alert::AlertAction;
-use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry};
+use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
 use xl_store::{Store, StoreError};
 
 use crate::alerts::Alerts;
@@ -154,6 +154,17 @@ impl Backend for StoreBackend {
         })
     }
 
+    fn delete_sessions_of(&self, username: &str) -> BoxFut<'_, ()> {
+        let username = username.to_owned();
+        Box::pin(async move {
+            self.store
+                .delete_sessions_of(&username)
+                .await
+                .map(|_| ())
+                .map_err(api)
+        })
+    }
+
     fn audit(&self, e: AuditEntry) -> BoxFut<'_, ()> {
         Box::pin(async move {
             self.store
@@ -266,11 +277,12 @@ impl Backend for StoreBackend {
         from: Timestamp,
         to: Timestamp,
         communities: Option<Vec<CommunityId>>,
+        routed_to: Option<Role>,
     ) -> BoxFut<'_, Vec<ResponseTimes>> {
         Box::pin(async move {
             let rows = self
                 .store
-                .response_times(from, to, communities.as_deref())
+                .response_times(from, to, communities.as_deref(), routed_to)
                 .await
                 .map_err(api)?;
             Ok(rows

@@ -13,6 +13,9 @@ use xl_core::{CameraId, CommunityId};
 use xl_decode::DecodeConfig;
 use xl_rtsp::TransportKind;
 
+/// Longest reconnect delay a config may ask for (an hour).
+const MAX_BACKOFF_SECS: f64 = 3600.0;
+
 /// The whole file.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +168,9 @@ pub struct ServerConfig {
     /// Bearer token for the API. When absent, one is generated at first start and kept in
     /// `<data_dir>/api-token` (mode 0600). Never logged.
     pub api_token: Option<String>,
+    /// Marks the console's cookies `Secure`: set it when browsers reach the console over
+    /// HTTPS (a TLS proxy or Ingress in front). Default false.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +179,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             api_token: None,
+            secure_cookies: false,
         }
     }
 }
@@ -183,6 +190,7 @@ impl fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
 }
@@ -357,8 +365,12 @@ impl Config {
                 bail!("{at}: `password` is set without `username`");
             }
         }
-        if self.rtsp.backoff_initial_secs <= 0.0 || self.rtsp.backoff_max_secs <= 0.0 {
-            bail!("rtsp: backoff_initial_secs and backoff_max_secs must be positive");
+        let (initial, max) = (self.rtsp.backoff_initial_secs, self.rtsp.backoff_max_secs);
+        if !(initial > 0.0 && initial <= max && max <= MAX_BACKOFF_SECS) {
+            bail!(
+                "rtsp: backoff_initial_secs ({initial}) must be positive and at most \
+                 backoff_max_secs ({max}), itself at most {MAX_BACKOFF_SECS}"
+            );
         }
         if self.decode.queue_units == 0 {
             bail!("decode.queue_units must be at least 1");
@@ -366,11 +378,13 @@ impl Config {
         self.detect.validate()?;
         for (i, c) in self.cameras.iter().enumerate() {
             if let Some(r) = c.detect.rate
-                && !(r >= 0.0 && r.is_finite())
+                && !xl_detect::engine::valid_rate(r)
             {
                 bail!(
-                    "cameras[{i}] (id {:?}): detect.rate must be 0 or more",
-                    c.id.as_str()
+                    "cameras[{i}] (id {:?}): detect.rate must be 0 (no limit) or at least {} \
+                     detections a second, not {r}",
+                    c.id.as_str(),
+                    xl_detect::engine::MIN_RATE
                 );
             }
             let mut zone_ids = HashSet::new();
@@ -460,6 +474,45 @@ mod tests {
         assert!(err(&dup).contains("duplicate camera id"));
         let bad_id = "[[cameras]]\nid = \"a b\"\ncommunity = \"c\"\nfile = \"f\"\n";
         assert!(err(bad_id).contains("a b"));
+    }
+
+    /// Numbers that parse but cannot work (they used to panic at start or later, in a task
+    /// nobody watched) are named instead.
+    #[test]
+    fn numbers_out_of_range_are_named() {
+        let cam = "[[cameras]]\nid = \"a\"\ncommunity = \"c\"\nfile = \"f\"\n";
+        for (text, want) in [
+            (
+                format!("{cam}detect = {{ rate = 1e-20 }}\n"),
+                "detect.rate must be 0",
+            ),
+            (
+                "[detect]\nrate = -1.0\n".to_owned(),
+                "detect.rate must be 0",
+            ),
+            (
+                "[rtsp]\nbackoff_max_secs = inf\n".to_owned(),
+                "rtsp: backoff_initial_secs",
+            ),
+            (
+                "[rtsp]\nbackoff_initial_secs = nan\n".to_owned(),
+                "rtsp: backoff_initial_secs",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://b\"\nbackoff_max_secs = 1e20\n\
+                 [[mqtt.subscriptions]]\nfilter = \"g/#\"\nfirmware = \"dahua\"\n"
+                    .to_owned(),
+                "mqtt: backoff_initial_secs",
+            ),
+            (
+                "[gate_ingest]\ndedup_window_secs = 99999999999\n".to_owned(),
+                "gate_ingest.dedup_window_secs must be from 1 to",
+            ),
+        ] {
+            let e = err(&text);
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        assert!(Config::parse(&format!("{cam}detect = {{ rate = 0.0 }}\n")).is_ok());
     }
 
     #[test]

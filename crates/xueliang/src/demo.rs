@@ -81,7 +81,7 @@ async fn create_accounts(store: &Store, community: &CommunityId) -> anyhow::Resu
         } else {
             Vec::new()
         };
-        crate::users::add(store, name, password, role, communities).await?;
+        crate::users::add(store, name, password, role, communities, "xueliang demo").await?;
     }
     Ok(())
 }

@@ -286,10 +286,18 @@ struct Canvas<'a> {
 }
 
 impl Canvas<'_> {
-    /// A line between two points in normalised coordinates, `thick` pixels wide.
+    /// A line between two points in normalised coordinates, `thick` pixels wide. Points are
+    /// clamped to the image (a model's odd box, even an infinite one, costs one line's work).
     fn line(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, thick: usize, colour: [u8; 3]) {
         let (w, h) = (self.w as f32, self.h as f32);
-        let (ax, ay, bx, by) = (x0 * w, y0 * h, x1 * w, y1 * h);
+        let at = |v: f32, side: f32| {
+            if v.is_nan() {
+                0.0
+            } else {
+                v.clamp(0.0, 1.0) * side
+            }
+        };
+        let (ax, ay, bx, by) = (at(x0, w), at(y0, h), at(x1, w), at(y1, h));
         let steps = (bx - ax).abs().max((by - ay).abs()).ceil().max(1.0) as usize;
         let half = (thick / 2) as isize;
         for i in 0..=steps {
@@ -355,6 +363,30 @@ mod tests {
         rings.record_detections(ts(5_100), Arc::new(frame("gate-cam", ts(5_100), 9)), vec![]);
         assert_eq!(rings.nearest(&cam, ts(4_000), true).unwrap().at, ts(5_100));
         assert_eq!(rings.nearest(&cam, ts(4_000), false).unwrap().at, ts(4_160));
+    }
+
+    #[test]
+    fn lines_from_odd_boxes_are_clamped_to_the_image() {
+        let (w, h) = (8usize, 6usize);
+        let mut rgb = vec![0u8; w * h * 3];
+        let mut c = Canvas {
+            rgb: &mut rgb,
+            w,
+            h,
+        };
+        // Infinite ends would have meant usize::MAX steps.
+        c.line(f32::NEG_INFINITY, 0.5, f32::INFINITY, 0.5, 1, [255, 0, 0]);
+        c.line(f32::NAN, 0.0, 0.5, f32::NAN, 1, [0, 255, 0]);
+        let red: Vec<usize> = (0..w * h).filter(|i| rgb[i * 3] == 255).collect();
+        assert_eq!(
+            red,
+            (3 * w..4 * w).collect::<Vec<_>>(),
+            "the middle row, whole"
+        );
+        assert_eq!(
+            rgb[1], 255,
+            "NaN is taken as 0: the line starts at the top left"
+        );
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl Hub {
                     alerts: Arc::clone(&hub.alerts),
                     snapshot_dir: config.server.data_dir.join("snapshots"),
                 }),
-                settings: xl_api::ApiSettings::default(),
+                settings: xl_api::ApiSettings {
+                    secure_cookies: config.server.secure_cookies,
+                    ..xl_api::ApiSettings::default()
+                },
                 login_limiter: Arc::default(),
             },
             device_routes,

@@ -298,7 +298,15 @@ fn user_add(
     let password = password.trim_end_matches(['\r', '\n']);
     runtime()?.block_on(async {
         let store = xueliang::hub::open_store(&config).await?;
-        xueliang::users::add(&store, &username, password, role, communities).await
+        xueliang::users::add(
+            &store,
+            &username,
+            password,
+            role,
+            communities,
+            "xueliang user add",
+        )
+        .await
     })?;
     println!("user {username} added ({role})");
     Ok(())

@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use xl_core::{CommunityId, Role};
-use xl_store::{Store, UserRow};
+use xl_store::{NewAudit, Store, UserRow};
 
 /// Shortest password accepted (the API's rule).
 pub const MIN_PASSWORD: usize = xl_api::MIN_PASSWORD_CHARS;
@@ -28,14 +28,17 @@ impl std::fmt::Debug for AdminConfig {
     }
 }
 
-/// Adds a user with `password` (hashed with argon2 here).
+/// Adds a user with `password` (hashed with argon2 here), under the API's rules for names and
+/// passwords, and records it in the audit log as done by `system` through `via` (the command).
 pub async fn add(
     store: &Store,
     username: &str,
     password: &str,
     role: Role,
     communities: Vec<CommunityId>,
+    via: &str,
 ) -> anyhow::Result<()> {
+    xl_api::check_username(username).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if password.chars().count() < MIN_PASSWORD {
         bail!("the password must have at least {MIN_PASSWORD} characters");
     }
@@ -43,6 +46,7 @@ pub async fn add(
         bail!("a property user needs --communities (the communities they manage)");
     }
     let hash = xl_api::hash_password(password).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let detail = serde_json::json!({ "role": role, "communities": communities, "via": via });
     store
         .insert_user(&UserRow {
             username: username.to_owned(),
@@ -53,7 +57,28 @@ pub async fn add(
             created_at: jiff::Timestamp::now(),
         })
         .await
-        .with_context(|| format!("cannot add user {username}"))
+        .with_context(|| format!("cannot add user {username}"))?;
+    audit_user_add(store, username, detail).await
+}
+
+/// The audit entry of a user added outside the API (the API audits its own).
+async fn audit_user_add(
+    store: &Store,
+    username: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    store
+        .audit(&NewAudit {
+            at: jiff::Timestamp::now(),
+            actor: "system".to_owned(),
+            action: "user.add".to_owned(),
+            target: Some(username.to_owned()),
+            detail,
+            peer: None,
+        })
+        .await
+        .with_context(|| format!("added user {username}, but could not write the audit log"))?;
+    Ok(())
 }
 
 /// Creates the `[admin]` account if it does not exist yet.
@@ -61,6 +86,8 @@ pub async fn ensure_admin(store: &Store, admin: &AdminConfig) -> anyhow::Result<
     if store.user(&admin.username).await?.is_some() {
         return Ok(());
     }
+    xl_api::check_username(&admin.username)
+        .map_err(|e| anyhow::anyhow!("[admin] username: {}", e.message))?;
     if !admin.password_hash.starts_with("$argon2") {
         bail!("[admin] password_hash must be an argon2 PHC string ($argon2id$...)");
     }
@@ -74,6 +101,8 @@ pub async fn ensure_admin(store: &Store, admin: &AdminConfig) -> anyhow::Result<
             created_at: jiff::Timestamp::now(),
         })
         .await?;
+    let detail = serde_json::json!({ "role": Role::Admin, "via": "[admin] in the config" });
+    audit_user_add(store, &admin.username, detail).await?;
     tracing::info!(user = %admin.username, "created the [admin] account");
     Ok(())
 }

@@ -170,8 +170,10 @@ impl DetectConfig {
             "detect.session_threads must be at least 1"
         );
         anyhow::ensure!(
-            self.rate >= 0.0 && self.rate.is_finite(),
-            "detect.rate must be 0 or more"
+            xl_detect::engine::valid_rate(self.rate),
+            "detect.rate must be 0 (no limit) or at least {} detections a second, not {}",
+            xl_detect::engine::MIN_RATE,
+            self.rate
         );
         anyhow::ensure!(
             self.person.kind == PersonModelKind::SsdMobilenet || self.person.path.is_some(),

@@ -62,7 +62,7 @@ async fn duty_sees_a_forced_door_live_in_the_console_and_acknowledges_it() {
     );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     let password = "duty-password-2026";
-    xueliang::users::add(&hub.store, "duty", password, Role::Duty, vec![])
+    xueliang::users::add(&hub.store, "duty", password, Role::Duty, vec![], "test")
         .await
         .unwrap();
     // The gate camera's frame ring must have frames before the door is forced.

@@ -59,6 +59,9 @@ async fn users_added_by_the_cli_and_the_config_admin_can_log_in() {
     let no_community = add(&["--role", "property", "zhao"], "property-password");
     assert!(!no_community.status.success());
     assert!(String::from_utf8_lossy(&no_community.stderr).contains("--communities"));
+    let reserved = add(&["--role", "admin", "system"], "admin-password-2");
+    assert!(!reserved.status.success());
+    assert!(String::from_utf8_lossy(&reserved.stderr).contains("reserved name"));
 
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     let base = format!("http://{}", hub.addr);
@@ -95,6 +98,22 @@ async fn users_added_by_the_cli_and_the_config_admin_can_log_in() {
         "{text}"
     );
     assert!(!text.contains("property-password") && !text.contains("admin-password-1"));
+    // So are the two accounts made outside the API.
+    let added: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "user.add")
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap(),
+                e["detail"]["via"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(added.contains(&("wang", "xueliang user add")), "{text}");
+    assert!(added.contains(&("root", "[admin] in the config")), "{text}");
+    assert_eq!(added.len(), 2, "{text}");
     assert_eq!(login(&base, "li", "short").await.status(), 401);
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);

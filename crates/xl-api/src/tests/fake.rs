@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::watch;
 use xl_core::alert::AlertAction;
-use xl_core::{Alert, AlertId, AlertState, CameraId, CommunityId, OutboxEntry};
+use xl_core::{Alert, AlertId, AlertState, CameraId, CommunityId, OutboxEntry, Role};
 
 use crate::ApiError;
 use crate::backend::*;
@@ -170,6 +170,11 @@ impl Backend for Fake {
         ready(Ok(()))
     }
 
+    fn delete_sessions_of(&self, username: &str) -> BoxFut<'_, ()> {
+        self.lock().sessions.retain(|s| s.username != username);
+        ready(Ok(()))
+    }
+
     fn audit(&self, mut entry: AuditEntry) -> BoxFut<'_, ()> {
         let mut d = self.lock();
         entry.seq = d.audit.len() as i64 + 1;
@@ -280,6 +285,7 @@ impl Backend for Fake {
         _from: Timestamp,
         _to: Timestamp,
         communities: Option<Vec<CommunityId>>,
+        _routed_to: Option<Role>,
     ) -> BoxFut<'_, Vec<ResponseTimes>> {
         let rows = self
             .lock()
