@@ -497,6 +497,18 @@ async fn login(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let peer = peer_of(&parts.extensions);
+    // A cross-site form can post `text/plain` but not JSON without a CORS preflight: this
+    // keeps another site from logging a browser into an account of its choosing.
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json {
+        return Err(ApiError::invalid(
+            "log in with `Content-Type: application/json`",
+        ));
+    }
     let req: LoginRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("expected {{\"username\", \"password\"}}: {e}")))?;
     let s = &state.settings;

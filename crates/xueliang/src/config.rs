@@ -16,6 +16,18 @@ use xl_rtsp::TransportKind;
 /// Longest reconnect delay a config may ask for (an hour).
 const MAX_BACKOFF_SECS: f64 = 3600.0;
 
+/// A TOML error as "line L, column C: message", without the source line that toml would quote:
+/// that line may hold a secret (a mistyped `pasword = "..."` is an unknown key).
+fn toml_error(text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("{}", e.message());
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    anyhow::anyhow!("line {line}, column {column}: {}", e.message())
+}
+
 /// The whole file.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -327,7 +339,7 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text)?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -519,6 +531,12 @@ mod tests {
     fn url_errors_never_show_the_password() {
         let e = err("[[cameras]]\nid = \"a\"\ncommunity = \"c\"\nurl = \"ftp://u:hunter2@h/\"\n");
         assert!(!e.contains("hunter2"), "{e}");
+        // A mistyped key is named with its place, but its line (and value) is not quoted.
+        let e = err("[mqtt]\nurl = \"mqtt://b\"\nusername = \"hub\"\npasword = \"hunter2\"\n");
+        assert!(
+            e.contains("pasword") && e.contains("line 4") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -132,6 +132,19 @@ struct World {
     fake: Arc<Fake>,
 }
 
+impl World {
+    /// Changes a stored user, as an admin or another hub process would.
+    fn edit_user(&self, name: &str, edit: impl FnOnce(&mut UserRecord)) {
+        let mut data = self.fake.lock();
+        edit(
+            data.users
+                .iter_mut()
+                .find(|u| u.user.username == name)
+                .unwrap(),
+        );
+    }
+}
+
 /// Community A (`xingfu`): cameras cam-a (community network), cam-a-sky (Skynet), gate
 /// east-door, alerts al-a1 (routed to property), al-a2 (not routed to property).
 /// Community B (`heping`): camera cam-b, gate south-gate, alert al-b1 (routed to property).
@@ -487,6 +500,23 @@ async fn try_login(state: &ApiState, name: &str, password: &str, peer: &str) -> 
     .status
 }
 
+/// A cross-site HTML form can post `text/plain` (no CORS preflight): such a login is refused,
+/// so another site cannot log a duty browser into an account of its choosing.
+#[tokio::test]
+async fn a_login_must_be_json() {
+    let w = world();
+    let body = json!({"username": "duty1", "password": PASSWORD}).to_string();
+    let mut req = Request::post("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(body))
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo("10.9.0.1:1".parse::<SocketAddr>().unwrap()));
+    let resp = router(w.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers().get(header::SET_COOKIE).is_none());
+}
+
 #[tokio::test]
 async fn failed_logins_are_rate_limited_per_username_and_address() {
     let w = world();
@@ -775,13 +805,7 @@ async fn a_disabled_or_re_passworded_users_sessions_stop_working() {
     );
 
     let cred = bearer(&w.state, "duty1").await;
-    w.fake
-        .lock()
-        .users
-        .iter_mut()
-        .find(|u| u.user.username == "duty1")
-        .unwrap()
-        .disabled = true;
+    w.edit_user("duty1", |u| u.disabled = true);
     assert_eq!(
         get(&w.state, "/api/v1/auth/me", &cred).await.status,
         StatusCode::UNAUTHORIZED
@@ -1042,25 +1066,12 @@ async fn an_open_stream_follows_its_session() {
 
     let cred = bearer(s, "police1").await;
     let mut stream = open_stream(s, &cred, None).await;
-    w.fake
-        .lock()
-        .users
-        .iter_mut()
-        .find(|u| u.user.username == "police1")
-        .unwrap()
-        .disabled = true;
+    w.edit_user("police1", |u| u.disabled = true);
     stream.ended().await;
 
     let a = bearer(s, "prop-a").await;
     let mut stream = open_stream(s, &a, None).await;
-    w.fake
-        .lock()
-        .users
-        .iter_mut()
-        .find(|u| u.user.username == "prop-a")
-        .unwrap()
-        .user
-        .communities = vec![cid(B)];
+    w.edit_user("prop-a", |u| u.user.communities = vec![cid(B)]);
     // Give the stream a few re-checks to pick up the change, then raise one alert in each.
     tokio::time::sleep(Duration::from_millis(200)).await;
     w.fake.commit(
