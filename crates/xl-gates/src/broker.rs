@@ -60,8 +60,8 @@ const UNSUBSCRIBE: u8 = 10;
 const PIPELINE: usize = 256;
 /// The packet id of the SUBSCRIBE the front sends for a returning client.
 const REPLAY_PKID: u16 = 1;
-/// How long a new connection may take to send its CONNECT.
-const CONNECT_WAIT: Duration = Duration::from_secs(60);
+/// How long a new connection may take to send its CONNECT (a gate sends it at once).
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// How long a graceful stop waits for connections to hand over what they hold.
 const DRAIN: Duration = Duration::from_secs(3);
 /// Sessions not seen for this long are forgotten.
@@ -70,10 +70,12 @@ const SESSION_EXPIRY: jiff::SignedDuration = jiff::SignedDuration::from_hours(30
 /// not outlive a restart), and topic filters remembered per session.
 const MAX_SESSIONS: usize = 10_000;
 const MAX_SESSION_FILTERS: usize = 100;
-/// Connections waiting for their CONNECT at once (more are closed at once), and the largest
-/// CONNECT read: before it is accepted, a stranger's connection holds little memory.
-const MAX_HANDSHAKES: usize = 256;
+/// The largest CONNECT read: before it is accepted, a stranger's connection holds little
+/// memory, and only for [`CONNECT_WAIT`].
 const MAX_CONNECT_BYTES: usize = 64 * 1024;
+/// What a packet's buffer starts with; a longer packet's grows as its bytes arrive, so an
+/// announced length alone costs nothing.
+const FRAME_PREALLOC: usize = 64 * 1024;
 
 /// Where rumqttd 0.20 logs at ERROR what every ordinary disconnect of a client produces: a link
 /// the router closed ("router-drop", after a client's DISCONNECT) and a connection whose
@@ -130,7 +132,6 @@ pub(crate) async fn start(
         inner,
         sessions,
         status,
-        handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES)),
     });
     Ok(tokio::spawn(accept_loop(front, listener, shutdown)))
 }
@@ -141,8 +142,6 @@ struct Front {
     inner: SocketAddr,
     sessions: Arc<Sessions>,
     status: Arc<MqttStatus>,
-    /// Connections that have not sent their CONNECT yet.
-    handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Front {
@@ -219,15 +218,9 @@ async fn serve(
     let mut client_r = BufReader::new(client_r);
     // rumqttd hears of a connection only once it has sent its CONNECT (a port probe or a
     // half-open socket costs rumqttd nothing and logs no error there).
-    let Ok(waiting) = front.handshakes.try_acquire() else {
-        return Err(invalid(format!(
-            "{MAX_HANDSHAKES} connections are already waiting for their CONNECT"
-        )));
-    };
     let first = tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client_r, MAX_CONNECT_BYTES))
         .await
-        .map_err(|_| invalid("no CONNECT within 60 s"))??;
-    drop(waiting);
+        .map_err(|_| invalid("no CONNECT within 10 s"))??;
     let Some(first) = first else {
         return Ok(());
     };
@@ -700,12 +693,17 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<O
             "a packet of {len} bytes is over the limit of {max}"
         )));
     }
-    let mut buf = BytesMut::with_capacity(n + len);
+    let mut buf = Vec::with_capacity(n + len.min(FRAME_PREALLOC));
     buf.extend_from_slice(&header[..n]);
-    buf.resize(n + len, 0);
-    r.read_exact(&mut buf[n..]).await?;
+    let got = r.take(len as u64).read_to_end(&mut buf).await?;
+    if got < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("packet cut short: {got} of {len} bytes"),
+        ));
+    }
     Ok(Some(Frame {
-        bytes: buf.freeze(),
+        bytes: Bytes::from(buf),
         body: n,
     }))
 }
@@ -864,6 +862,13 @@ mod tests {
         assert!(e.to_string().contains("longer than 4 bytes"), "{e}");
         // Cut short mid-body: an error, not a clean end.
         assert!(read_frame(&mut &p[..100], 1000).await.is_err());
+        // Longer than the first buffer: it grows as the bytes come.
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let p = packet(0x30, &big);
+        let f = read_frame(&mut &p[..], 1 << 20).await.unwrap().unwrap();
+        assert_eq!(f.body(), &big[..]);
+        let e = read_frame(&mut &p[..150_000], 1 << 20).await.err().unwrap();
+        assert!(e.to_string().contains("cut short"), "{e}");
     }
 
     #[tokio::test]
