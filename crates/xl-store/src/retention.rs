@@ -236,7 +236,11 @@ impl Store {
         cutoff_ms: i64,
         max_seq: i64,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db(op))?;
+        // SQLite: a write transaction from the start (a deferred one that reads, then writes
+        // after the gate writer committed, fails with SQLITE_BUSY_SNAPSHOT). PostgreSQL: no
+        // table lock; rows written meanwhile are new, so never deleted, and numbered above
+        // the floor.
+        let mut tx = self.begin_write(op, &[]).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(crate::last_seq_sql(table)))
             .fetch_one(&mut *tx)
             .await
