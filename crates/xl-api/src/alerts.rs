@@ -200,23 +200,20 @@ async fn act(
     }
     // Police, duty and admin may act on any alert; property on the alerts it sees.
     let view = find(&state, &caller, id).await?;
-    let entry = state
-        .backend
-        .act(&view.alert.id, action, caller.name(), note.clone())
-        .await?;
     let verb = match action {
         AlertAction::Acknowledged => "acknowledge",
         AlertAction::Escalated => "escalate",
         AlertAction::Resolved => "resolve",
         _ => "note",
     };
-    caller
-        .audit(
-            &state,
-            &format!("alert.{verb}"),
-            Some(view.alert.id.to_string()),
-            serde_json::json!({ "note": note, "seq": entry.seq }),
-        )
+    let audit = caller.audit_entry(
+        &format!("alert.{verb}"),
+        Some(view.alert.id.to_string()),
+        serde_json::json!({ "note": note }),
+    );
+    let entry = state
+        .backend
+        .act(&view.alert.id, action, caller.name(), note, audit)
         .await?;
     Ok(Json(entry.alert))
 }

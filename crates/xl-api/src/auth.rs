@@ -157,6 +157,24 @@ impl Caller {
         })
     }
 
+    /// An audit entry of this caller's, for a backend call that writes it with its change.
+    pub fn audit_entry(
+        &self,
+        action: &str,
+        target: Option<String>,
+        detail: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            at: Timestamp::now(),
+            actor: self.name().to_owned(),
+            action: action.to_owned(),
+            target,
+            detail,
+            peer: self.peer.clone(),
+        }
+    }
+
     /// Appends to the audit log. Fails closed: when the entry cannot be written, the action
     /// fails too.
     pub async fn audit(

@@ -180,13 +180,15 @@ pub trait Backend: Send + Sync + 'static {
     fn list_alerts(&self, query: AlertQuery) -> BoxFut<'_, Vec<Alert>>;
     fn alert(&self, id: &AlertId) -> BoxFut<'_, Option<AlertView>>;
     /// A person's action; illegal transitions are `InvalidInput`, a missing alert `NotFound`.
-    /// The change is committed and published (outbox) before this returns.
+    /// The change and `audit` (its `detail` gains the change's `seq`) are committed together
+    /// and published (outbox) before this returns.
     fn act(
         &self,
         id: &AlertId,
         action: AlertAction,
         actor: &str,
         note: Option<String>,
+        audit: AuditEntry,
     ) -> BoxFut<'_, OutboxEntry>;
     /// Outbox entries with `seq > after`, in order (the SSE stream and its resume).
     fn outbox_after(&self, after: i64, limit: u32) -> BoxFut<'_, Vec<OutboxEntry>>;

@@ -7,7 +7,9 @@ use sqlx::any::AnyRow;
 use xl_core::alert::AlertAction;
 use xl_core::{Alert, AlertId, AlertKind, AlertState, CommunityId, OutboxEntry, Role};
 
-use crate::registry::{NewSnapshot, SnapshotRow, insert_snapshot_tx, snapshot_row};
+use crate::registry::{
+    NewAudit, NewSnapshot, SnapshotRow, insert_audit, insert_snapshot_tx, snapshot_row,
+};
 use crate::sql::{Arg, Filter, Reader, db, json_text, ms, opt_ms, text};
 use crate::{Store, StoreError, Tx, next_seq};
 
@@ -433,8 +435,26 @@ impl Store {
         note: Option<&str>,
         at: Timestamp,
     ) -> Result<OutboxEntry, StoreError> {
+        self.act_audited(id, action, actor, note, at, None).await
+    }
+
+    /// [`Store::act`], and `audit` appended to the audit log in the same transaction (its
+    /// `detail` gains the change's outbox `seq`): the action is never without its entry.
+    pub async fn act_audited(
+        &self,
+        id: &AlertId,
+        action: AlertAction,
+        actor: &str,
+        note: Option<&str>,
+        at: Timestamp,
+        audit: Option<&NewAudit>,
+    ) -> Result<OutboxEntry, StoreError> {
         const OP: &str = "acting on an alert";
-        let mut tx = self.begin_write(OP, &["outbox"]).await?;
+        let tables: &[&str] = match audit {
+            Some(_) => &["outbox", "audit"],
+            None => &["outbox"],
+        };
+        let mut tx = self.begin_write(OP, tables).await?;
         let sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str().to_owned())
@@ -456,6 +476,13 @@ impl Store {
         };
         let seq = next_seq(&mut tx, OP, "outbox").await?;
         let entry = apply_change(&mut tx, OP, &change, seq).await?;
+        if let Some(audit) = audit {
+            let mut audit = audit.clone();
+            if let Some(detail) = audit.detail.as_object_mut() {
+                detail.insert("seq".to_owned(), seq.into());
+            }
+            insert_audit(&mut tx, OP, &audit).await?;
+        }
         tx.commit().await.map_err(db(OP))?;
         Ok(entry)
     }

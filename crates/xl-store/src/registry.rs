@@ -489,21 +489,7 @@ impl Store {
     pub async fn audit(&self, e: &NewAudit) -> Result<i64, StoreError> {
         const OP: &str = "appending to the audit log";
         let mut tx = self.begin_write(OP, &["audit"]).await?;
-        let seq = next_seq(&mut tx, OP, "audit").await?;
-        sqlx::query(
-            "INSERT INTO audit (seq, at, actor, action, target, detail, peer) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(seq)
-        .bind(ms(e.at))
-        .bind(e.actor.clone())
-        .bind(e.action.clone())
-        .bind(e.target.clone())
-        .bind(json_text(&e.detail))
-        .bind(e.peer.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(db(OP))?;
+        let seq = insert_audit(&mut tx, OP, e).await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(seq)
     }
@@ -543,4 +529,29 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Appends `e` to the audit log inside the caller's transaction (which holds the write lock of
+/// `audit`); returns its `seq`.
+pub(crate) async fn insert_audit(
+    tx: &mut Tx,
+    op: &'static str,
+    e: &NewAudit,
+) -> Result<i64, StoreError> {
+    let seq = next_seq(tx, op, "audit").await?;
+    sqlx::query(
+        "INSERT INTO audit (seq, at, actor, action, target, detail, peer) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(seq)
+    .bind(ms(e.at))
+    .bind(e.actor.clone())
+    .bind(e.action.clone())
+    .bind(e.target.clone())
+    .bind(json_text(&e.detail))
+    .bind(e.peer.clone())
+    .execute(&mut **tx)
+    .await
+    .map_err(db(op))?;
+    Ok(seq)
 }

@@ -165,6 +165,7 @@ both_backends!(
     purge_deletes_old_data_and_keeps_the_rest,
     numbering_goes_on_after_a_purge_empties_a_table,
     nul_in_free_text_does_not_fail_a_batch,
+    an_audited_action_commits_with_its_entry_or_not_at_all,
     the_engines_changes_never_overwrite_a_persons,
 );
 
@@ -1498,6 +1499,56 @@ async fn nul_in_free_text_does_not_fail_a_batch(db: &TestDb) {
         .unwrap();
     let detail = s.alert(&a.id).await.unwrap().unwrap();
     assert_eq!(detail.history[1].note.as_deref(), Some("a\u{fffd}b"));
+}
+
+/// A person's action and its audit entry commit together: no action without its entry, and no
+/// entry for an action refused.
+async fn an_audited_action_commits_with_its_entry_or_not_at_all(db: &TestDb) {
+    let s = &db.store;
+    let a = alert("a-aud", "c1", AlertKind::GateTamper, T0);
+    s.commit(&Commit {
+        changes: vec![raise(&a)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let audit = NewAudit {
+        at: ts(T0 + 5),
+        actor: "duty1".to_owned(),
+        action: "alert.acknowledge".to_owned(),
+        target: Some(a.id.to_string()),
+        detail: json!({ "note": null }),
+        peer: Some("10.0.0.7".to_owned()),
+    };
+    let e = s
+        .act_audited(
+            &a.id,
+            AlertAction::Acknowledged,
+            "duty1",
+            None,
+            ts(T0 + 5),
+            Some(&audit),
+        )
+        .await
+        .unwrap();
+    let log = s.list_audit(None, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].action, "alert.acknowledge");
+    assert_eq!(log[0].detail["seq"], json!(e.seq));
+    // Acknowledging twice is refused: nothing is written, the entry neither.
+    let err = s
+        .act_audited(
+            &a.id,
+            AlertAction::Acknowledged,
+            "duty1",
+            None,
+            ts(T0 + 6),
+            Some(&audit),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(s.list_audit(None, 10).await.unwrap().len(), 1);
 }
 
 /// The rules engine works from its own copy of an alert; a person may act on the stored one

@@ -67,17 +67,19 @@ impl Alerts {
         &self.store
     }
 
-    /// A person acknowledges, escalates, resolves or notes an alert.
+    /// A person acknowledges, escalates, resolves or notes an alert; `audit` is written in the
+    /// same transaction.
     pub async fn act(
         &self,
         id: &AlertId,
         action: AlertAction,
         actor: &str,
         note: Option<&str>,
+        audit: &xl_store::NewAudit,
     ) -> Result<xl_core::OutboxEntry, xl_store::StoreError> {
         let entry = self
             .store
-            .act(id, action, actor, note, Timestamp::now())
+            .act_audited(id, action, actor, note, Timestamp::now(), Some(audit))
             .await?;
         self.committed.send_if_modified(|s| {
             let newer = entry.seq > *s;

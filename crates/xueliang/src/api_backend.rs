@@ -168,14 +168,7 @@ impl Backend for StoreBackend {
     fn audit(&self, e: AuditEntry) -> BoxFut<'_, ()> {
         Box::pin(async move {
             self.store
-                .audit(&xl_store::NewAudit {
-                    at: e.at,
-                    actor: e.actor,
-                    action: e.action,
-                    target: e.target,
-                    detail: e.detail,
-                    peer: e.peer,
-                })
+                .audit(&new_audit(e))
                 .await
                 .map(|_| ())
                 .map_err(api)
@@ -254,11 +247,12 @@ impl Backend for StoreBackend {
         action: AlertAction,
         actor: &str,
         note: Option<String>,
+        audit: AuditEntry,
     ) -> BoxFut<'_, OutboxEntry> {
         let (id, actor) = (id.clone(), actor.to_owned());
         Box::pin(async move {
             self.alerts
-                .act(&id, action, &actor, note.as_deref())
+                .act(&id, action, &actor, note.as_deref(), &new_audit(audit))
                 .await
                 .map_err(api)
         })
@@ -367,5 +361,16 @@ impl Backend for StoreBackend {
                 })
                 .collect())
         })
+    }
+}
+
+fn new_audit(e: AuditEntry) -> xl_store::NewAudit {
+    xl_store::NewAudit {
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        detail: e.detail,
+        peer: e.peer,
     }
 }

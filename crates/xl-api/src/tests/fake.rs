@@ -229,6 +229,7 @@ impl Backend for Fake {
         action: AlertAction,
         actor: &str,
         note: Option<String>,
+        audit: AuditEntry,
     ) -> BoxFut<'_, OutboxEntry> {
         let alert = {
             let mut d = self.lock();
@@ -260,6 +261,15 @@ impl Backend for Fake {
             view.alert.clone()
         };
         let seq = self.commit(alert, action);
+        let mut audit = audit;
+        if let Some(d) = audit.detail.as_object_mut() {
+            d.insert("seq".to_owned(), seq.into());
+        }
+        {
+            let mut d = self.lock();
+            audit.seq = d.audit.len() as i64 + 1;
+            d.audit.push(audit);
+        }
         let entry = self.lock().outbox[seq as usize - 1].clone();
         ready(Ok(entry))
     }
