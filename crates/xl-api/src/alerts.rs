@@ -27,13 +27,16 @@ use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
 /// Longest note accepted.
-const MAX_NOTE_CHARS: usize = 4000;
+pub(crate) const MAX_NOTE_CHARS: usize = 4000;
 /// Outbox entries read per call while catching up.
 const OUTBOX_PAGE: u32 = 500;
 
 pub(crate) fn routes() -> Vec<Route> {
+    use crate::schema;
     let act = |path, summary, handler| {
-        Route::new(Method::POST, path, Access::User, summary, handler).json_body()
+        Route::new(Method::POST, path, Access::User, summary, handler)
+            .optional_body(|| schema::act_request(false))
+            .answers(schema::alert)
     };
     vec![
         Route::new(
@@ -54,7 +57,8 @@ pub(crate) fn routes() -> Vec<Route> {
         .query("community", "comma-separated community ids")
         .query("from", "RFC 3339, on raised_at, inclusive")
         .query("to", "RFC 3339, on raised_at, exclusive")
-        .query("limit", "1 to 1000, default 100"),
+        .query("limit", "1 to 1000, default 100")
+        .answers(schema::alerts),
         Route::new(
             Method::GET,
             "/api/v1/alerts/stream",
@@ -74,7 +78,8 @@ pub(crate) fn routes() -> Vec<Route> {
             Access::User,
             "An alert with its history and snapshots",
             get(detail),
-        ),
+        )
+        .answers(schema::alert_view),
         act(
             "/api/v1/alerts/{id}/acknowledge",
             "Acknowledge: {\"note\"} optional",
@@ -90,11 +95,15 @@ pub(crate) fn routes() -> Vec<Route> {
             "Resolve: {\"note\"} optional",
             post(resolve),
         ),
-        act(
+        Route::new(
+            Method::POST,
             "/api/v1/alerts/{id}/note",
+            Access::User,
             "Add a note: {\"note\"} required",
             post(note),
-        ),
+        )
+        .body(|| schema::act_request(true))
+        .answers(schema::alert),
     ]
 }
 

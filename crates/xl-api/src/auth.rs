@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -33,6 +34,7 @@ use jiff::Timestamp;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use xl_core::alert::Alert;
 use xl_core::camera::{CameraInfo, CameraNetwork};
 use xl_core::gate_status::GateInfo;
@@ -85,21 +87,24 @@ pub(crate) fn routes() -> Vec<Route> {
             "Log in with {username, password}: a session token and the xl_session/xl_csrf cookies",
             post(login),
         )
-        .json_body(),
+        .body(crate::schema::login_request)
+        .answers(crate::schema::login_response),
         Route::new(
             Method::POST,
             "/api/v1/auth/logout",
             Access::User,
             "End the session and clear the cookies",
             post(logout),
-        ),
+        )
+        .ok_status(204),
         Route::new(
             Method::GET,
             "/api/v1/auth/me",
             Access::User,
             "Who is logged in",
             get(me),
-        ),
+        )
+        .answers(crate::schema::me),
     ]
 }
 
@@ -376,6 +381,8 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 }
 
 /// Whether `password` matches the PHC string `hash` (false when the string is unparsable).
+/// Takes about 19 MiB and tens of milliseconds of a core (argon2's defaults): only through
+/// [`LoginLimiter::try_verify`].
 fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
@@ -416,69 +423,157 @@ pub(crate) fn token_hash(token: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Login rate limit.
 
+/// A limiter key: the first 16 bytes of the SHA-256 of what it stands for, so that a 2 MB
+/// username costs the map no more than a short one.
+pub(crate) type LimitKey = [u8; 16];
+
+/// The key of `kind` (`pair`, `ip`, `user`) for `parts`.
+pub(crate) fn limit_key(kind: &str, parts: &[&str]) -> LimitKey {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    for p in parts {
+        // The length first, so that ("a|b", "c") and ("a", "b|c") differ.
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&h.finalize()[..16]);
+    key
+}
+
 /// Failed logins per key in a fixed window opened by the first failure. A login is refused
 /// (429) for the rest of the window after `login_max_failures` failures of one username from
 /// one address, 4x that from one address (whatever the names), or 10x that for one username
 /// (whatever the addresses). So a duty account cannot be locked by a few wrong passwords sent
-/// from elsewhere, while guessing stays slow: argon2 per try, and every limit. Bounded: when
-/// full, expired entries go first, then the oldest.
+/// from elsewhere, while guessing stays slow: argon2 per try, and every limit.
+///
+/// An attempt is counted before its password is verified ([`LoginLimiter::reserve`]) and
+/// un-counted when it succeeds, so however many arrive at once, at most the limit of them
+/// reach argon2; counting after the verification let 190 of 250 concurrent tries through a
+/// limit of 5. Names that cannot exist (see `check_username`) count only per address.
+///
+/// Bounded: keys are fixed-size hashes, and when the map is full expired entries go first,
+/// then the oldest. Verifications run at most [`LoginLimiter::max_verifying`] at once (each
+/// holds about 19 MiB); a login beyond that is answered 503 rather than queued.
 #[derive(Debug)]
 pub struct LoginLimiter {
-    entries: Mutex<HashMap<String, (Instant, u32)>>,
+    entries: Mutex<HashMap<LimitKey, Window>>,
     max_keys: usize,
+    verifying: Arc<Semaphore>,
+    max_verifying: usize,
+    verifications: AtomicU64,
+}
+
+/// Failures counted since `start`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    n: u32,
 }
 
 impl Default for LoginLimiter {
     fn default() -> Self {
-        LoginLimiter::with_capacity(10_000)
+        LoginLimiter::new(10_000, default_max_verifying())
     }
 }
 
+/// Twice the cores, between 2 and 16 (16 x 19 MiB = 304 MiB at most).
+fn default_max_verifying() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_mul(2))
+        .unwrap_or(4)
+        .clamp(2, 16)
+}
+
 impl LoginLimiter {
+    /// `max_keys` entries at most; the default number of verifications at once.
     pub fn with_capacity(max_keys: usize) -> Self {
+        LoginLimiter::new(max_keys, default_max_verifying())
+    }
+
+    pub fn new(max_keys: usize, max_verifying: usize) -> Self {
+        let max_verifying = max_verifying.max(1);
         LoginLimiter {
             entries: Mutex::new(HashMap::new()),
             max_keys: max_keys.max(1),
+            verifying: Arc::new(Semaphore::new(max_verifying)),
+            max_verifying,
+            verifications: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LimitKey, Window>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How long `key` stays blocked, when it is.
-    pub(crate) fn blocked(&self, key: &str, max: u32, window: Duration) -> Option<Duration> {
-        let now = Instant::now();
-        let map = self.lock();
-        let (start, n) = map.get(key)?;
-        let left = window.checked_sub(now.duration_since(*start))?;
-        (*n >= max && !left.is_zero()).then_some(left)
-    }
-
-    pub(crate) fn fail(&self, key: &str, window: Duration) {
+    /// Counts an attempt against every `(key, max)` at once, unless one of them is already at
+    /// its max: then nothing is counted and the answer is how long that key stays blocked.
+    /// The attempt stays counted (a failure) unless the [`Reservation`] is released.
+    pub(crate) fn reserve(
+        &self,
+        limits: &[(LimitKey, u32)],
+        window: Duration,
+    ) -> Result<Reservation<'_>, Duration> {
         let now = Instant::now();
         let mut map = self.lock();
-        if !map.contains_key(key) && map.len() >= self.max_keys {
-            map.retain(|_, (start, _)| now.duration_since(*start) < window);
-            if map.len() >= self.max_keys {
-                let oldest = map
-                    .iter()
-                    .min_by_key(|(_, (s, _))| *s)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    map.remove(&k);
+        let blocked = limits
+            .iter()
+            .filter_map(|(k, max)| {
+                let w = map.get(k)?;
+                let left = window.checked_sub(now.duration_since(w.start))?;
+                (w.n >= *max && !left.is_zero()).then_some(left)
+            })
+            .max();
+        if let Some(left) = blocked {
+            return Err(left);
+        }
+        let mut held = Vec::with_capacity(limits.len());
+        for (key, _) in limits {
+            if !map.contains_key(key) && map.len() >= self.max_keys {
+                map.retain(|_, w| now.duration_since(w.start) < window);
+                if map.len() >= self.max_keys
+                    && let Some(oldest) = map.iter().min_by_key(|(_, w)| w.start).map(|(k, _)| *k)
+                {
+                    map.remove(&oldest);
                 }
             }
+            let w = map.entry(*key).or_insert(Window { start: now, n: 0 });
+            if now.duration_since(w.start) >= window {
+                *w = Window { start: now, n: 0 };
+            }
+            w.n = w.n.saturating_add(1);
+            held.push((*key, w.start));
         }
-        let e = map.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(e.0) >= window {
-            *e = (now, 0);
-        }
-        e.1 = e.1.saturating_add(1);
+        Ok(Reservation {
+            limiter: self,
+            held,
+        })
     }
 
-    fn clear(&self, key: &str) {
+    /// Forgets `key` (a successful login clears its username-and-address count).
+    pub(crate) fn clear(&self, key: &LimitKey) {
         self.lock().remove(key);
+    }
+
+    /// A place among the verifications running now, or `None` when all are taken. The permit
+    /// goes into the blocking task, so a client that hangs up cannot free it early.
+    pub(crate) fn try_verify(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.verifying).try_acquire_owned().ok()
+    }
+
+    /// Counts one password verification (argon2 run).
+    fn verified_once(&self) {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Password verifications (argon2 runs) since start.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Verifications allowed at once.
+    pub fn max_verifying(&self) -> usize {
+        self.max_verifying
     }
 
     /// Keys held now.
@@ -488,6 +583,32 @@ impl LoginLimiter {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// An attempt counted by [`LoginLimiter::reserve`]. Dropped, it stays counted as a failure
+/// (also when the client hangs up mid-verification); [`Reservation::release`] un-counts it.
+#[must_use]
+pub(crate) struct Reservation<'a> {
+    limiter: &'a LoginLimiter,
+    /// Each key and the start of the window the attempt was counted in.
+    held: Vec<(LimitKey, Instant)>,
+}
+
+impl Reservation<'_> {
+    /// Un-counts the attempt: it succeeded, or was never verified.
+    pub fn release(self) {
+        let mut map = self.limiter.lock();
+        for (key, start) in &self.held {
+            if let Some(w) = map.get_mut(key)
+                && w.start == *start
+            {
+                w.n = w.n.saturating_sub(1);
+                if w.n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
     }
 }
 
@@ -532,30 +653,52 @@ async fn login(
     let s = &state.settings;
     let addr = peer.as_deref().unwrap_or("unknown");
     let max = s.login_max_failures;
-    // (key, failures allowed in the window): see [`LoginLimiter`].
-    let keys = [
-        (format!("pair:{addr}|{}", req.username), max),
-        (format!("ip:{addr}"), max.saturating_mul(4)),
-        (format!("user:{}", req.username), max.saturating_mul(10)),
-    ];
-    let limiter = &state.login_limiter;
-    let blocked = keys
-        .iter()
-        .filter_map(|(k, max)| limiter.blocked(k, *max, s.login_window))
-        .max();
-    if let Some(left) = blocked {
-        tracing::warn!(
-            peer = peer.as_deref().unwrap_or("unknown"),
-            "login refused: too many failures"
-        );
-        return Ok(crate::error::rate_limited(left.as_secs()));
+    // A name the users API would refuse cannot be anyone's: it is not looked up, costs no
+    // argon2, and counts only against the address (so long names cannot fill the limiter).
+    let name_ok = crate::users::check_username(&req.username).is_ok();
+    let plausible = name_ok && req.password.len() <= MAX_PASSWORD_LEN;
+    // (key, attempts allowed in the window): see [`LoginLimiter`].
+    let pair = limit_key("pair", &[addr, &req.username]);
+    let mut limits = vec![(limit_key("ip", &[addr]), max.saturating_mul(4))];
+    if name_ok {
+        limits.push((pair, max));
+        limits.push((limit_key("user", &[&req.username]), max.saturating_mul(10)));
     }
+    let limiter = &state.login_limiter;
+    let reservation = match limiter.reserve(&limits, s.login_window) {
+        Ok(r) => r,
+        Err(left) => {
+            tracing::warn!(peer = addr, "login refused: too many failures");
+            return Ok(crate::error::rate_limited(left.as_secs()));
+        }
+    };
+    let permit = if plausible {
+        match limiter.try_verify() {
+            Some(p) => Some(p),
+            None => {
+                reservation.release();
+                // DEBUG: a burst would write a line per refused login; the client retries.
+                tracing::debug!(
+                    peer = addr,
+                    max_verifying = limiter.max_verifying(),
+                    "login refused: too many password verifications at once"
+                );
+                return Ok(crate::error::logins_busy(1));
+            }
+        }
+    } else {
+        None
+    };
 
-    let plausible = !req.username.is_empty()
-        && req.username.len() <= 64
-        && req.password.len() <= MAX_PASSWORD_LEN;
     let record = if plausible {
-        state.backend.user(&req.username).await?
+        match state.backend.user(&req.username).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Not the caller's failure: a store outage must not lock anyone out.
+                reservation.release();
+                return Err(e);
+            }
+        }
     } else {
         None
     };
@@ -564,16 +707,24 @@ async fn login(
         None => (dummy_hash().to_owned(), false),
     };
     let password = req.password;
-    let verified = plausible
-        && tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+    let verified = match permit {
+        Some(permit) => {
+            let limiter = Arc::clone(&state.login_limiter);
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                limiter.verified_once();
+                verify_password(&password, &hash)
+            })
             .await
-            .unwrap_or(false);
+            .unwrap_or(false)
+        }
+        None => false,
+    };
     let record = match record {
         Some(r) if verified && exists && !r.disabled => r,
         other => {
-            for (k, _) in &keys {
-                limiter.fail(k, s.login_window);
-            }
+            // The reservation stays: this attempt is a failure.
+            drop(reservation);
             let (actor, reason) = match &other {
                 None => ("anonymous", "unknown_user"),
                 Some(r) if r.disabled => (req.username.as_str(), "disabled"),
@@ -586,7 +737,8 @@ async fn login(
             return Err(unauthenticated("wrong username or password"));
         }
     };
-    limiter.clear(&keys[0].0);
+    reservation.release();
+    limiter.clear(&pair);
 
     let token = random_token();
     let csrf = random_token();

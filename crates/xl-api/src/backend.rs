@@ -77,6 +77,17 @@ pub struct AuditEntry {
     pub peer: Option<String>,
 }
 
+/// Which audit entries (newest first). `before_seq` pages backwards: give the smallest `seq`
+/// of the previous page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    /// `at < before`.
+    pub before: Option<Timestamp>,
+    /// `seq < before_seq`.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
 /// Which alerts (`None` = no condition; `Some(vec![])` matches nothing).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertQuery {
@@ -172,8 +183,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Ends every session of `username`.
     fn delete_sessions_of(&self, username: &str) -> BoxFut<'_, ()>;
     fn audit(&self, entry: AuditEntry) -> BoxFut<'_, ()>;
-    /// Newest first, `at < before` when given.
-    fn list_audit(&self, before: Option<Timestamp>, limit: u32) -> BoxFut<'_, Vec<AuditEntry>>;
+    /// Newest (highest `seq`) first; every condition of `query` applied by the store, so a
+    /// page may start anywhere in the log.
+    fn list_audit(&self, query: AuditQuery) -> BoxFut<'_, Vec<AuditEntry>>;
 
     // Alerts.
     /// Newest first.

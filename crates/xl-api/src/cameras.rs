@@ -16,6 +16,7 @@ use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
 pub(crate) fn routes() -> Vec<Route> {
+    use crate::schema;
     vec![
         Route::new(
             Method::GET,
@@ -23,14 +24,16 @@ pub(crate) fn routes() -> Vec<Route> {
             Access::User,
             "Cameras the caller may see, with status and stream figures",
             get(list),
-        ),
+        )
+        .answers(schema::cameras),
         Route::new(
             Method::GET,
             "/api/v1/cameras/{id}",
             Access::User,
             "One camera",
             get(detail),
-        ),
+        )
+        .answers(schema::camera),
         Route::new(
             Method::GET,
             "/api/v1/cameras/{id}/snapshot",
@@ -46,7 +49,8 @@ pub(crate) fn routes() -> Vec<Route> {
             "Switch a running camera's decode policy",
             put(set_decode_policy),
         )
-        .json_body(),
+        .body(schema::decode_policy_request)
+        .answers(schema::camera),
     ]
 }
 

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Vec<Route> {
             .query("from", "RFC 3339, inclusive")
             .query("to", "RFC 3339, exclusive")
             .query("limit", "1 to 1000, default 100")
+            .answers(crate::schema::events)
     };
     vec![
         Route::new(
@@ -58,7 +59,8 @@ pub(crate) fn routes() -> Vec<Route> {
             get(response_times),
         )
         .query("from", "RFC 3339, default 7 days ago")
-        .query("to", "RFC 3339, default now"),
+        .query("to", "RFC 3339, default now")
+        .answers(crate::schema::response_times),
     ]
 }
 

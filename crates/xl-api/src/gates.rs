@@ -19,6 +19,7 @@ use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
 pub(crate) fn routes() -> Vec<Route> {
+    use crate::schema;
     vec![
         Route::new(
             Method::GET,
@@ -26,14 +27,16 @@ pub(crate) fn routes() -> Vec<Route> {
             Access::User,
             "Gates the caller may see, with health and counters",
             get(list),
-        ),
+        )
+        .answers(schema::gates),
         Route::new(
             Method::GET,
             "/api/v1/gates/{id}",
             Access::User,
             "One gate",
             get(detail),
-        ),
+        )
+        .answers(schema::gate),
         Route::new(
             Method::GET,
             "/api/v1/gates/{id}/events",
@@ -41,7 +44,8 @@ pub(crate) fn routes() -> Vec<Route> {
             "The gate's stored events, newest first",
             get(events),
         )
-        .query("limit", "1 to 1000, default 100"),
+        .query("limit", "1 to 1000, default 100")
+        .answers(schema::events),
     ]
 }
 

@@ -20,7 +20,10 @@ mod gates;
 mod metrics;
 mod openapi;
 mod params;
+mod proxy;
 mod routes;
+mod schema;
+pub mod server;
 mod users;
 
 use std::sync::Arc;
@@ -39,6 +42,7 @@ pub use auth::{ApiToken, LoginLimiter, hash_password};
 pub use backend::Backend;
 pub use error::ApiError;
 pub use gates::GateDto;
+pub use proxy::{SocketPeer, TrustedProxies};
 pub use users::{MIN_PASSWORD_CHARS, check_username};
 
 /// What the handlers read.
@@ -78,6 +82,9 @@ pub struct ApiSettings {
     pub login_window: Duration,
     /// Adds `Secure` to the cookies (set when the console is served over HTTPS).
     pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (default none): the client's
+    /// address every handler sees as `ConnectInfo` is resolved through them.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ApiSettings {
@@ -90,6 +97,7 @@ impl Default for ApiSettings {
             login_max_failures: 5,
             login_window: Duration::from_secs(300),
             secure_cookies: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -103,8 +111,10 @@ pub fn router(state: ApiState) -> Router {
 /// cannot present a session or the API token and authenticate the device themselves. They are
 /// merged outside the authentication check; everything else stays behind it.
 ///
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that the login rate
-/// limit and the audit log see the client's address.
+/// Serve it with [`server::serve`] (or `into_make_service_with_connect_info::<SocketAddr>()`)
+/// so that the login rate limit, the audit log and the device allow-lists see the client's
+/// address. Every route, device routes included, sees `ConnectInfo<SocketAddr>` as the client's
+/// address resolved through `settings.trusted_proxies` (see [`TrustedProxies::client`]).
 pub fn router_with_devices(state: ApiState, device_routes: Router) -> Router {
     let mut public = Router::new();
     let mut protected = Router::new();
@@ -125,6 +135,7 @@ pub fn router_with_devices(state: ApiState, device_routes: Router) -> Router {
         state.clone(),
         auth::require_auth,
     ));
+    let proxies = state.settings.trusted_proxies.clone();
     public
         .merge(protected)
         .with_state(state)
@@ -133,6 +144,11 @@ pub fn router_with_devices(state: ApiState, device_routes: Router) -> Router {
         .merge(console::router())
         .merge(device_routes)
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(
+            proxies,
+            proxy::resolve_client,
+        ))
 }
 
 async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
@@ -147,6 +163,29 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
 /// on a canvas), the alarm sound a data URL.
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data:; \
                    object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// One `http` span per request, named by its route template (never the path itself: ids in
+/// paths would make every span different and could carry what a client typed), and a DEBUG
+/// line with the status and latency when the response starts. Errors inside are logged in it.
+async fn trace_request(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unmatched)", |p| p.as_str())
+        .to_owned();
+    let span = tracing::info_span!("http", method = %req.method(), route = %route);
+    let started = std::time::Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
+    });
+    resp
+}
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;

@@ -9,6 +9,19 @@ pub(crate) async fn serve() -> Json<Value> {
     Json(document())
 }
 
+/// A parameter's schema, by its name (each name means one thing across the API).
+fn param_schema(name: &str, at: In) -> Value {
+    match (name, at) {
+        ("limit", _) => json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ("before_seq", _) | ("last_event_id", _) | ("Last-Event-ID", _) => {
+            json!({ "type": "integer", "minimum": 0 })
+        }
+        ("from" | "to" | "before", _) => json!({ "type": "string", "format": "date-time" }),
+        (_, In::Path) => json!({ "type": "string", "minLength": 1 }),
+        _ => json!({ "type": "string" }),
+    }
+}
+
 /// The document: every route of [`table`], with its parameters, security and answers.
 pub(crate) fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -22,17 +35,26 @@ pub(crate) fn document() -> Value {
                     "in": match p.at { In::Path => "path", In::Query => "query", In::Header => "header" },
                     "required": p.required,
                     "description": p.description,
-                    "schema": { "type": "string" },
+                    "schema": param_schema(p.name, p.at),
                 })
             })
             .collect();
         let mut responses = Map::new();
-        let ok = if r.produces == "application/json" {
-            json!({ "description": "OK", "content": { "application/json": { "schema": {} } } })
+        let ok_content = if r.ok_status == 204 {
+            None
+        } else if r.produces == "application/json" {
+            let schema = r.answer_schema.map_or_else(|| json!({}), |f| f());
+            Some(json!({ "application/json": { "schema": schema } }))
+        } else if r.produces.starts_with("image/") {
+            Some(json!({ (r.produces): { "schema": { "type": "string", "format": "binary" } } }))
         } else {
-            json!({ "description": "OK", "content": { (r.produces): { "schema": { "type": "string" } } } })
+            Some(json!({ (r.produces): { "schema": { "type": "string" } } }))
         };
-        responses.insert("200".into(), ok);
+        let mut ok = json!({ "description": if r.ok_status == 201 { "Created" } else { "OK" } });
+        if let Some(content) = ok_content {
+            ok["content"] = content;
+        }
+        responses.insert(r.ok_status.to_string(), ok);
         let error = json!({ "$ref": "#/components/responses/Error" });
         if !r.params.is_empty() || r.json_body {
             responses.insert("400".into(), error.clone());
@@ -45,7 +67,22 @@ pub(crate) fn document() -> Value {
             responses.insert("404".into(), error.clone());
         }
         if r.path == "/api/v1/auth/login" {
+            responses.insert("401".into(), error.clone());
             responses.insert("429".into(), error.clone());
+        }
+        // The store (or, for the login, the password verifier) may be unavailable a moment;
+        // `/readyz` says 503 in plain text until start-up has finished.
+        match r.path {
+            "/healthz" | "/metrics" => {}
+            "/readyz" => {
+                responses.insert(
+                    "503".into(),
+                    json!({ "description": "Starting", "content": { "text/plain": { "schema": { "type": "string" } } } }),
+                );
+            }
+            _ => {
+                responses.insert("503".into(), error.clone());
+            }
         }
         let mut op = json!({
             "summary": r.summary,
@@ -63,9 +100,12 @@ pub(crate) fn document() -> Value {
             op["description"] = json!("Admins only.");
         }
         if r.json_body {
+            let schema = r
+                .body_schema
+                .map_or_else(|| json!({ "type": "object" }), |f| f());
             op["requestBody"] = json!({
-                "required": false,
-                "content": { "application/json": { "schema": { "type": "object" } } },
+                "required": !r.body_optional,
+                "content": { "application/json": { "schema": schema } },
             });
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
@@ -88,11 +128,7 @@ pub(crate) fn document() -> Value {
             "responses": {
                 "Error": {
                     "description": "An error",
-                    "content": { "application/json": { "schema": {
-                        "type": "object",
-                        "properties": { "error": { "type": "object", "properties": {
-                            "code": { "type": "string" }, "message": { "type": "string" } } } },
-                    } } },
+                    "content": { "application/json": { "schema": crate::schema::error() } },
                 },
             },
         },

@@ -4,6 +4,7 @@
 
 use axum::http::Method;
 use axum::routing::{MethodRouter, get};
+use serde_json::Value;
 
 use crate::ApiState;
 
@@ -43,8 +44,16 @@ pub(crate) struct Route {
     pub params: Vec<Param>,
     /// Whether the route takes a JSON body.
     pub json_body: bool,
+    /// The body's JSON Schema ([`crate::schema`]); every route with a JSON body has one.
+    pub body_schema: Option<fn() -> Value>,
+    /// Whether the body may be left out.
+    pub body_optional: bool,
+    /// The status of a successful answer (200, 201, 204).
+    pub ok_status: u16,
     /// The content type of a successful answer.
     pub produces: &'static str,
+    /// The JSON Schema of a successful JSON answer.
+    pub answer_schema: Option<fn() -> Value>,
     pub handler: MethodRouter<ApiState>,
 }
 
@@ -73,7 +82,11 @@ impl Route {
             summary,
             params,
             json_body: false,
+            body_schema: None,
+            body_optional: false,
+            ok_status: 200,
             produces: "application/json",
+            answer_schema: None,
             handler,
         }
     }
@@ -98,8 +111,28 @@ impl Route {
         self
     }
 
-    pub fn json_body(mut self) -> Route {
+    /// A JSON body, as `schema` describes it.
+    pub fn body(mut self, schema: fn() -> Value) -> Route {
         self.json_body = true;
+        self.body_schema = Some(schema);
+        self
+    }
+
+    /// A JSON body that may be left out.
+    pub fn optional_body(mut self, schema: fn() -> Value) -> Route {
+        self.body_optional = true;
+        self.body(schema)
+    }
+
+    /// A successful JSON answer, as `schema` describes it.
+    pub fn answers(mut self, schema: fn() -> Value) -> Route {
+        self.answer_schema = Some(schema);
+        self
+    }
+
+    /// The status of a successful answer, when it is not 200.
+    pub fn ok_status(mut self, status: u16) -> Route {
+        self.ok_status = status;
         self
     }
 
@@ -142,7 +175,8 @@ pub(crate) fn table() -> Vec<Route> {
             Access::User,
             "This document",
             get(crate::openapi::serve),
-        ),
+        )
+        .answers(crate::schema::openapi),
     ];
     t.extend(crate::auth::routes());
     t.extend(crate::cameras::routes());

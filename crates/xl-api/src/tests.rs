@@ -3,6 +3,8 @@
 
 mod dashboard;
 mod fake;
+mod login;
+mod schemas;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -9,16 +9,17 @@ use serde::{Deserialize, Serialize};
 use xl_core::{CommunityId, Role};
 
 use crate::auth::{Caller, hash_password};
-use crate::backend::{AuditEntry, User, UserRecord};
+use crate::backend::{AuditEntry, AuditQuery, User, UserRecord};
 use crate::params::Params;
 use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
-const MAX_PASSWORD_BYTES: usize = 1024;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub(crate) fn routes() -> Vec<Route> {
+    use crate::schema;
     vec![
         Route::new(
             Method::GET,
@@ -26,7 +27,8 @@ pub(crate) fn routes() -> Vec<Route> {
             Access::Admin,
             "Users (without password hashes)",
             get(list),
-        ),
+        )
+        .answers(schema::users),
         Route::new(
             Method::POST,
             "/api/v1/users",
@@ -34,7 +36,9 @@ pub(crate) fn routes() -> Vec<Route> {
             "Add a user: {username, password, role, communities}",
             post(add),
         )
-        .json_body(),
+        .body(schema::add_user_request)
+        .ok_status(201)
+        .answers(schema::user_dto),
         Route::new(
             Method::PATCH,
             "/api/v1/users/{username}",
@@ -42,7 +46,8 @@ pub(crate) fn routes() -> Vec<Route> {
             "Change a user's role, communities, disabled flag or password",
             patch(update),
         )
-        .json_body(),
+        .body(schema::update_user_request)
+        .answers(schema::user_dto),
         Route::new(
             Method::GET,
             "/api/v1/audit",
@@ -51,7 +56,12 @@ pub(crate) fn routes() -> Vec<Route> {
             get(audit),
         )
         .query("before", "RFC 3339: entries before this time")
-        .query("limit", "1 to 1000, default 100"),
+        .query(
+            "before_seq",
+            "entries with a smaller seq: the last (smallest) seq of the previous page",
+        )
+        .query("limit", "1 to 1000, default 100")
+        .answers(schema::audit),
     ]
 }
 
@@ -234,8 +244,11 @@ async fn audit(
     State(state): State<ApiState>,
     params: Params,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    params.only(&["before", "limit"])?;
-    let before = params.time("before")?;
-    let limit = params.limit(100, 1000)?;
-    Ok(Json(state.backend.list_audit(before, limit).await?))
+    params.only(&["before", "before_seq", "limit"])?;
+    let query = AuditQuery {
+        before: params.time("before")?,
+        before_seq: params.one::<i64>("before_seq")?,
+        limit: params.limit(100, 1000)?,
+    };
+    Ok(Json(state.backend.list_audit(query).await?))
 }

@@ -79,6 +79,72 @@ pub struct MqttConfig {
     /// Topic filters and the firmware each carries. At least one.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// `[[mqtt.accounts]]`: who may log in to the embedded broker, which gates each may
+    /// report for and which topics it may read and write. Embedded broker only (an external
+    /// broker has its own password file and ACL: deploy/mosquitto.acl). Default: none.
+    #[serde(default)]
+    pub accounts: Vec<MqttAccount>,
+    /// Embedded broker only: let clients connect without a username when no account is
+    /// configured. They may then report for every MQTT gate and read and write every topic
+    /// except the hub's own (`xueliang/...`) and take no client id of the hub's: anyone who
+    /// reaches the port speaks for every gate. Never needed with accounts (then anonymous
+    /// clients are always refused); a warning is logged at every start. Default false: a
+    /// broker without accounts accepts only the hub's own clients, and one that listens on
+    /// anything but loopback refuses to start.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// The password of the hub's own account on the embedded broker ([`HUB_USERNAME`], which
+    /// MQTT out logs in with): random, made when the config is read, so each start has its
+    /// own and no file holds it. Not a config key; never logged.
+    #[serde(skip, default = "random_secret")]
+    pub hub_password: String,
+}
+
+/// 32 random bytes in hex (the thread RNG is a CSPRNG).
+pub(crate) fn random_secret() -> String {
+    rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `[[mqtt.accounts]]`: one login of the embedded broker, for a gate or a bridge that speaks
+/// for several (or for a reader of the hub's alerts).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttAccount {
+    /// The MQTT username; unique.
+    pub username: String,
+    /// At least 16 characters. Never logged; compared in constant time.
+    pub password: String,
+    /// The gates it may report for (their `id`s): a PUBLISH on a `[[mqtt.subscriptions]]`
+    /// topic is stored only when the gate it is from is one of these and takes MQTT (a gate
+    /// with `push_secret` or `push_allow_from` takes HTTP push only). `"*"`: any MQTT gate
+    /// (a bridge for all of them). Default: none.
+    #[serde(default)]
+    pub gates: Vec<String>,
+    /// Topic filters it may subscribe to; a filter it asks for is granted only when one of
+    /// these covers it (`xueliang/alerts/xingfu/#` covers `xueliang/alerts/xingfu/+`).
+    /// Default: none.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+    /// Topic filters it may publish on beyond its gates' topics (commands to a bridge, its
+    /// own status). Never the hub's topics (`xueliang/...`), whatever this says. Default:
+    /// none.
+    #[serde(default)]
+    pub publish: Vec<String>,
+}
+
+impl fmt::Debug for MqttAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttAccount")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("gates", &self.gates)
+            .field("subscribe", &self.subscribe)
+            .field("publish", &self.publish)
+            .finish()
+    }
 }
 
 fn default_client_id() -> String {
@@ -111,6 +177,8 @@ impl fmt::Debug for MqttConfig {
             .field("embedded", &self.embedded)
             .field("listen", &self.listen)
             .field("subscriptions", &self.subscriptions)
+            .field("accounts", &self.accounts)
+            .field("allow_anonymous", &self.allow_anonymous)
             .finish_non_exhaustive()
     }
 }
@@ -269,6 +337,24 @@ pub struct GateConfig {
     /// (`http://hub:8080/gates/push/hikvision/east-door?secret=...`). Never logged.
     #[serde(default)]
     pub push_secret: Option<String>,
+    /// How the gate's payloads may arrive: `"mqtt"`, `"http-push"` or `"both"`. MQTT
+    /// payloads for a gate that takes HTTP push only are refused (not stored), so a gate
+    /// that authenticates its pushes cannot be spoken for over MQTT. Default: `"http-push"`
+    /// when `push_secret` or `push_allow_from` is set, else `"mqtt"`.
+    #[serde(default)]
+    pub transport: Option<GateTransport>,
+}
+
+/// How a gate's payloads may arrive (`[[gates]] transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateTransport {
+    /// Over MQTT only (the broker's access rules say who may speak for it).
+    Mqtt,
+    /// HTTP push only (`push_secret` or `push_allow_from` say who may).
+    HttpPush,
+    /// Either.
+    Both,
 }
 
 fn default_offline_after() -> u64 {
@@ -279,6 +365,25 @@ impl GateConfig {
     /// The identifier transports match against.
     pub fn device_key(&self) -> &str {
         self.device.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    /// Whether push settings are set (HTTP push refuses a gate without them).
+    fn takes_push(&self) -> bool {
+        self.push_secret.is_some() || !self.push_allow_from.is_empty()
+    }
+
+    /// `transport`, or its default.
+    pub fn transport(&self) -> GateTransport {
+        match self.transport {
+            Some(t) => t,
+            None if self.takes_push() => GateTransport::HttpPush,
+            None => GateTransport::Mqtt,
+        }
+    }
+
+    /// Whether payloads for this gate may arrive over MQTT.
+    pub fn takes_mqtt(&self) -> bool {
+        self.transport() != GateTransport::HttpPush
     }
 }
 
@@ -296,6 +401,7 @@ impl fmt::Debug for GateConfig {
                 "push_secret",
                 &self.push_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -454,6 +560,21 @@ impl GatesConfig {
                     "{at}: push_secret is shorter than 16 characters; use a long random one"
                 ));
             }
+            match (g.transport(), g.takes_push()) {
+                (GateTransport::HttpPush | GateTransport::Both, false) => {
+                    return Err(format!(
+                        "{at}: transport takes HTTP push, but neither push_secret nor \
+                         push_allow_from is set; set one (or transport = \"mqtt\")"
+                    ));
+                }
+                (GateTransport::Mqtt, true) => {
+                    return Err(format!(
+                        "{at}: transport = \"mqtt\" with push_secret or push_allow_from: HTTP \
+                         push is refused for it; remove them, or set transport = \"both\""
+                    ));
+                }
+                _ => {}
+            }
         }
         if let Some(m) = &self.mqtt {
             m.broker().map_err(|e| format!("mqtt: {e}"))?;
@@ -491,6 +612,7 @@ impl GatesConfig {
                         .into(),
                 );
             }
+            m.validate_access(&ids)?;
             for (i, s) in m.subscriptions.iter().enumerate() {
                 let at = format!("mqtt.subscriptions[{i}] (filter {:?})", s.filter);
                 if !topic_filter_is_valid(&s.filter) {
@@ -511,6 +633,100 @@ impl GatesConfig {
                 {
                     return Err(format!(
                         "{at}: gate_from names gate {g:?}, not in [[gates]]"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The username of the hub's own account on the embedded broker (MQTT out); no
+/// `[[mqtt.accounts]]` entry may take it.
+pub const HUB_USERNAME: &str = "xueliang-hub";
+/// The shortest `[[mqtt.accounts]]` password.
+const MIN_ACCOUNT_PASSWORD: usize = 16;
+
+impl MqttConfig {
+    /// `accounts` and `allow_anonymous`: embedded broker only, and an embedded broker that
+    /// anyone on the network reaches needs one or the other.
+    fn validate_access(&self, gates: &HashSet<&GateId>) -> Result<(), String> {
+        if !self.embedded {
+            if !self.accounts.is_empty() {
+                return Err(
+                    "mqtt.accounts: accounts are for the embedded broker only; an \
+                     external broker has its own (Mosquitto: a password file and an ACL, see \
+                     deploy/mosquitto.acl)"
+                        .into(),
+                );
+            }
+            if self.allow_anonymous {
+                return Err(
+                    "mqtt: allow_anonymous is for the embedded broker only; an external \
+                     broker decides that in its own config"
+                        .into(),
+                );
+            }
+            return Ok(());
+        }
+        if self.username.is_some() || self.password.is_some() {
+            return Err(
+                "mqtt: with embedded = true, `username` and `password` are not used (the \
+                 hub makes its own account at every start): remove them and give each gate or \
+                 bridge its own [[mqtt.accounts]] entry"
+                    .into(),
+            );
+        }
+        if self.allow_anonymous && !self.accounts.is_empty() {
+            return Err(
+                "mqtt: allow_anonymous = true with [[mqtt.accounts]]: with accounts, \
+                 anonymous clients are always refused; remove allow_anonymous"
+                    .into(),
+            );
+        }
+        if self.accounts.is_empty() && !self.allow_anonymous && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "mqtt: the embedded broker listens on {} (not loopback) without \
+                 [[mqtt.accounts]]: anyone on the network could report for every gate; add an \
+                 account per gate or bridge, or set `allow_anonymous = true` to accept that \
+                 risk explicitly",
+                self.listen
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            let at = format!("mqtt.accounts[{i}] (username {:?})", a.username);
+            if a.username.is_empty() || a.username.len() > 256 {
+                return Err(format!("{at}: username must be 1 to 256 bytes"));
+            }
+            if a.username == HUB_USERNAME {
+                return Err(format!(
+                    "{at}: {HUB_USERNAME:?} is the hub's own account; pick another username"
+                ));
+            }
+            if !names.insert(a.username.as_str()) {
+                return Err(format!(
+                    "{at}: duplicate username; every account needs its own"
+                ));
+            }
+            if a.password.chars().count() < MIN_ACCOUNT_PASSWORD {
+                return Err(format!(
+                    "{at}: password is shorter than {MIN_ACCOUNT_PASSWORD} characters; use a \
+                     long random one"
+                ));
+            }
+            for g in &a.gates {
+                if g != "*" && !gates.iter().any(|id| id.as_str() == g) {
+                    return Err(format!(
+                        "{at}: gates names {g:?}, not in [[gates]] (or \"*\" for any MQTT gate)"
+                    ));
+                }
+            }
+            for (key, filters) in [("subscribe", &a.subscribe), ("publish", &a.publish)] {
+                if let Some(f) = filters.iter().find(|f| !topic_filter_is_valid(f)) {
+                    return Err(format!(
+                        "{at}: {key} {f:?} is not a valid MQTT topic filter ('+' and '#' stand \
+                         alone between '/', '#' only last)"
                     ));
                 }
             }
@@ -651,6 +867,101 @@ mod tests {
                 .unwrap_or_else(|| panic!("accepted:\n{text}"));
             assert!(e.contains(want), "{want:?} not in {e:?} for\n{text}");
         }
+    }
+
+    /// `[[mqtt.accounts]]`, `allow_anonymous` and `transport`: what cannot work, or would
+    /// leave the embedded broker open, is named.
+    #[test]
+    fn broker_access_mistakes_are_named() {
+        let sub = "[[mqtt.subscriptions]]\nfilter = \"g/+\"\nfirmware = \"dahua\"\n";
+        let gate = "[[gates]]\nid = \"a\"\ncommunity = \"c\"\nfirmware = \"dahua\"\n";
+        let account = |extra: &str| {
+            format!(
+                "[[mqtt.accounts]]\nusername = \"gate-a\"\npassword = \"0123456789abcdef\"\n{extra}\n"
+            )
+        };
+        let embedded =
+            |mqtt: &str, rest: &str| format!("[mqtt]\nembedded = true\n{mqtt}\n{sub}{rest}{gate}");
+        let cases = [
+            (
+                embedded("listen = \"0.0.0.0:1883\"", ""),
+                "allow_anonymous = true",
+            ),
+            (
+                format!("[mqtt]\nurl = \"mqtt://h\"\n{sub}{}", account("")),
+                "embedded broker only",
+            ),
+            (
+                format!("[mqtt]\nurl = \"mqtt://h\"\nallow_anonymous = true\n{sub}"),
+                "embedded broker only",
+            ),
+            (
+                embedded("username = \"hub\"\npassword = \"x\"", ""),
+                "[[mqtt.accounts]] entry",
+            ),
+            (
+                embedded("allow_anonymous = true", &account("")),
+                "remove allow_anonymous",
+            ),
+            (
+                embedded("", &account("gates = [\"nope\"]")),
+                "gates names \"nope\"",
+            ),
+            (
+                embedded("", &account("subscribe = [\"a/#/b\"]")),
+                "subscribe \"a/#/b\"",
+            ),
+            (
+                embedded("", &format!("{}{}", account(""), account(""))),
+                "duplicate username",
+            ),
+            (
+                embedded("", &account("").replace("0123456789abcdef", "short")),
+                "shorter than 16",
+            ),
+            (
+                embedded("", &account("").replace("gate-a", HUB_USERNAME)),
+                "the hub's own account",
+            ),
+            (
+                format!("{gate}transport = \"http-push\"\n"),
+                "neither push_secret nor push_allow_from",
+            ),
+            (
+                format!("{gate}transport = \"mqtt\"\npush_allow_from = [\"10.0.0.1\"]\n"),
+                "transport = \"both\"",
+            ),
+            (format!("{gate}transport = \"http\"\n"), "http-push"),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted:\n{text}"));
+            assert!(e.contains(want), "{want:?} not in {e:?} for\n{text}");
+        }
+        // What is fine: loopback without accounts (only the hub logs in), the network with
+        // accounts or with allow_anonymous said explicitly.
+        for ok in [
+            embedded("", ""),
+            embedded(
+                "listen = \"0.0.0.0:1883\"",
+                &account("gates = [\"a\", \"*\"]"),
+            ),
+            embedded("listen = \"0.0.0.0:1883\"\nallow_anonymous = true", ""),
+        ] {
+            parse(&ok).unwrap_or_else(|e| panic!("{e}\n{ok}"));
+        }
+        let c = parse(&embedded("", &account("gates = [\"a\"]"))).unwrap();
+        let m = c.mqtt.unwrap();
+        assert!(!format!("{m:?}").contains("0123456789abcdef"));
+        assert!(!format!("{m:?}").contains(&m.hub_password));
+        assert_eq!(m.hub_password.len(), 64);
+        // The transport a gate's push settings imply.
+        let g = parse(&format!("{gate}push_secret = \"0123456789abcdef\"\n")).unwrap();
+        assert_eq!(g.gates[0].transport(), GateTransport::HttpPush);
+        assert!(!g.gates[0].takes_mqtt());
+        let g = parse(gate).unwrap();
+        assert!(g.gates[0].takes_mqtt());
     }
 
     #[test]

@@ -38,6 +38,24 @@ pub enum GateHint<'a> {
     From(&'a GateFrom),
 }
 
+/// Which gates a sender may report for (an embedded-broker account's `gates`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateSet {
+    /// Every gate that takes MQTT.
+    Any,
+    /// These (and only those of them that take MQTT).
+    Only(std::collections::HashSet<GateId>),
+}
+
+impl GateSet {
+    pub fn contains(&self, gate: &GateId) -> bool {
+        match self {
+            GateSet::Any => true,
+            GateSet::Only(s) => s.contains(gate),
+        }
+    }
+}
+
 /// One payload as a transport received it.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
@@ -64,6 +82,10 @@ pub struct Prepared {
     /// original may still be on its way to the store; the duplicate is acknowledged only if it
     /// got there.
     pub originals: Vec<(u64, Timestamp)>,
+    /// Events left out because their sender may not report for their gate (an account of
+    /// the embedded broker speaking for another's gate) or because the gate takes HTTP push
+    /// only: neither stored nor taken as a sign of life.
+    pub refused: Vec<GateId>,
 }
 
 impl Prepared {
@@ -182,6 +204,13 @@ impl Ingest {
 
     /// Decodes `inc` and turns it into records. Duplicates are counted here and left out.
     pub fn prepare(&self, inc: &Incoming<'_>) -> Prepared {
+        self.prepare_from(inc, None)
+    }
+
+    /// [`Ingest::prepare`] for a sender that may report only for the gates in `allowed`
+    /// (`None`: any). Events of other gates, and MQTT events of gates that take HTTP push
+    /// only, are left out and listed in [`Prepared::refused`].
+    pub fn prepare_from(&self, inc: &Incoming<'_>, allowed: Option<&GateSet>) -> Prepared {
         let mut out = Prepared::default();
         let received_at = inc.meta.received_at;
         let known = match inc.gate {
@@ -223,6 +252,13 @@ impl Ingest {
                     continue;
                 }
             };
+            let over_mqtt_refused = inc.transport == TransportKind::Mqtt && !g.cfg.takes_mqtt();
+            if over_mqtt_refused || allowed.is_some_and(|a| !a.contains(&g.cfg.id)) {
+                if !out.refused.contains(&g.cfg.id) {
+                    out.refused.push(g.cfg.id.clone());
+                }
+                continue;
+            }
             if known.is_none() {
                 self.seen(g, received_at);
             }

@@ -18,10 +18,11 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
+use xl_core::GateId;
 use xl_core::gate::PayloadMeta;
 
 use crate::config::{MqttConfig, SubscriptionConfig};
-use crate::ingest::{GateHint, Incoming, Ingest};
+use crate::ingest::{GateHint, GateSet, Incoming, Ingest};
 use crate::journal::TransportKind;
 use crate::writer::Outcome;
 
@@ -65,6 +66,16 @@ pub struct MqttStatus {
     /// Connections made (the first included).
     pub connections: AtomicU64,
     pub messages: AtomicU64,
+    /// Refused by the access rules: CONNECTs (bad credentials, anonymous, a client id of
+    /// another account's), PUBLISHes not stored or not passed on (a gate not the sender's, a
+    /// gate that takes HTTP push only, a topic the account may not write), and topic filters
+    /// of SUBSCRIBEs (answered 0x80).
+    pub refused_connects: AtomicU64,
+    pub refused_publishes: AtomicU64,
+    pub refused_subscriptions: AtomicU64,
+    /// Embedded broker: connections closed at once, over the bound on open connections in
+    /// all or from one address.
+    pub shed_connections: AtomicU64,
 }
 
 /// Exponential backoff with ±20% jitter.
@@ -210,7 +221,7 @@ async fn run_session(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     status.messages.fetch_add(1, Relaxed);
-                    handle(&ingest, &cfg, p, generation, &done_tx);
+                    handle(&ingest, &cfg, &status, p, generation, &done_tx);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -253,6 +264,7 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
 fn handle(
     ingest: &Arc<Ingest>,
     cfg: &MqttConfig,
+    status: &MqttStatus,
     p: Publish,
     generation: u64,
     done_tx: &mpsc::UnboundedSender<Done>,
@@ -264,14 +276,74 @@ fn handle(
         .find(|s| topic_matches(&s.filter, &p.topic));
     let tx = done_tx.clone();
     let (topic, payload) = (p.topic.clone(), p.payload.clone());
-    ingest_message(ingest, sub, &topic, &payload, p.dup, None, move |outcome| {
-        let _ = tx.send((generation, outcome, p));
-    });
+    let refused = ingest_message(
+        ingest,
+        sub,
+        &topic,
+        &payload,
+        p.dup,
+        None,
+        None,
+        move |outcome| {
+            let _ = tx.send((generation, outcome, p));
+        },
+    );
+    if !refused.is_empty() {
+        status.refused_publishes.fetch_add(1, Relaxed);
+        // Acknowledged and not stored: the broker's ACL let it through, the gate's config
+        // does not (it takes HTTP push only). Said at most every 10 s.
+        if let Some(suppressed) = REFUSED_WARNING.allow() {
+            warn!(%topic, gates = ?refused, suppressed, "MQTT payload for a gate that takes HTTP push only: not stored");
+        }
+    }
+}
+
+/// Warnings about payloads for HTTP-push-only gates, at most one every 10 s.
+static REFUSED_WARNING: RateLimited = RateLimited::new(Duration::from_secs(10));
+
+/// A warning said at most once per interval; the times it was held back are counted and
+/// reported with the next one. For warnings a remote party can cause at will.
+pub(crate) struct RateLimited {
+    interval: Duration,
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimited {
+    pub(crate) const fn new(interval: Duration) -> RateLimited {
+        RateLimited {
+            interval,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(n)` when the warning may be said now (`n` were held back since the last);
+    /// `None` when it must be held back.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        match st.0 {
+            Some(last) if now.duration_since(last) < self.interval => {
+                st.1 += 1;
+                None
+            }
+            _ => {
+                let held = st.1;
+                *st = (Some(now), 0);
+                Some(held)
+            }
+        }
+    }
 }
 
 /// Decodes one MQTT message as its subscription says (firmware, where the gate id is) and
 /// hands it to the writer; `done` runs once its events or dead letter are durable, or could
-/// not be stored.
+/// not be stored. A sender that may report only for the gates in `allowed` (an account of
+/// the embedded broker) has the events of other gates left out; so has every sender for a
+/// gate that takes HTTP push only. Returns the gates of the events left out.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ingest_message(
     ingest: &Arc<Ingest>,
     sub: Option<&SubscriptionConfig>,
@@ -279,8 +351,9 @@ pub(crate) fn ingest_message(
     payload: &[u8],
     redelivered: bool,
     peer: Option<SocketAddr>,
+    allowed: Option<&GateSet>,
     done: impl FnOnce(Outcome) + Send + 'static,
-) {
+) -> Vec<GateId> {
     let arrived = Instant::now();
     let received_at = Timestamp::now();
     let default_from = crate::config::GateFrom::DeviceId;
@@ -298,15 +371,18 @@ pub(crate) fn ingest_message(
         peer,
         arrived,
     };
-    let prepared = ingest.prepare(&inc);
+    let mut prepared = ingest.prepare_from(&inc, allowed);
     trace!(
         topic,
         events = prepared.events(),
         dead_letters = prepared.dead_letters(),
         duplicates = prepared.duplicates,
+        refused = prepared.refused.len(),
         "message"
     );
+    let refused = std::mem::take(&mut prepared.refused);
     ingest.submit(prepared, arrived, done);
+    refused
 }
 
 #[cfg(test)]

@@ -69,7 +69,8 @@ async fn gates_that_disconnect_normally_leave_only_recognised_rumqttd_errors() {
     // keeps a persistent session and says DISCONNECT.
     for (i, clean) in [(1, true), (2, true), (3, false)] {
         let mut o = rumqttc::MqttOptions::new(rand_id("hik"), "127.0.0.1", addr.port());
-        o.set_clean_session(clean);
+        o.set_clean_session(clean)
+            .set_credentials(GATE_USER, GATE_PASSWORD);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 10);
         let topic = format!("{prefix}/gates/gate-1/hik");
         client

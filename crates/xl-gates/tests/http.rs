@@ -285,13 +285,13 @@ async fn push_without_credentials_is_refused_and_not_stored() {
         (
             "/gates/push/hikvision/nope",
             "10.1.2.3:5000",
-            StatusCode::NOT_FOUND,
+            StatusCode::FORBIDDEN,
         ),
         // A ZKTeco gate is not a Hikvision one.
         (
             "/gates/push/hikvision/office",
             "10.1.2.3:5000",
-            StatusCode::NOT_FOUND,
+            StatusCode::FORBIDDEN,
         ),
     ];
     for (uri, peer, want) in cases {
@@ -309,6 +309,118 @@ async fn push_without_credentials_is_refused_and_not_stored() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(journal_events(&data).len(), 1);
+    gates.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Status, headers and body of a response.
+async fn exchange(
+    router: &axum::Router,
+    peer: &str,
+    req: Request<Body>,
+) -> (StatusCode, Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let peer: SocketAddr = peer.parse().unwrap();
+    let resp = router
+        .clone()
+        .layer(MockConnectInfo(peer))
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let mut headers: Vec<(String, Vec<u8>)> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    headers.sort();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, headers, body.to_vec())
+}
+
+/// Finding: the push routes answered 404 "unknown gate", 404 "gate is not a Hikvision gate",
+/// 403 "forbidden" and (ADMS) 403 "unknown device", so a stranger could list the gates and
+/// serial numbers. Now every refusal is byte for byte the same answer, and nothing is stored.
+#[tokio::test]
+async fn refusals_do_not_tell_which_gates_and_serials_exist() {
+    let data = temp_dir("push-refusals");
+    let (gates, _) = start_gates(config(), &data).await;
+    let router = gates.push_router();
+    let hik = |uri: &str| hik_push(uri, multipart(FACE_PASS, JPEG));
+    let adms = |uri: &str| {
+        Request::post(uri)
+            .body(Body::from(ATTLOG.to_vec()))
+            .unwrap()
+    };
+    let cases = [
+        // An unknown gate (with a secret, as a guesser would send).
+        (
+            "unknown gate",
+            "10.1.2.3:5000",
+            hik("/gates/push/hikvision/nope?secret=guess-guess-guess"),
+        ),
+        // An id that is not even a valid gate id.
+        (
+            "invalid gate id",
+            "10.1.2.3:5000",
+            hik("/gates/push/hikvision/no%20such"),
+        ),
+        // A gate of another firmware, from its allowed network.
+        (
+            "other firmware",
+            "10.1.2.3:5000",
+            hik("/gates/push/hikvision/office"),
+        ),
+        (
+            "wrong secret",
+            "10.1.2.3:5000",
+            hik("/gates/push/hikvision/lobby?secret=guess-guess-guess"),
+        ),
+        (
+            "no secret",
+            "10.1.2.3:5000",
+            hik("/gates/push/hikvision/lobby"),
+        ),
+        (
+            "address not allowed",
+            "10.9.9.9:5000",
+            hik("/gates/push/hikvision/garage"),
+        ),
+        (
+            "no credentials configured",
+            "10.1.2.3:5000",
+            hik("/gates/push/hikvision/open"),
+        ),
+        (
+            "ADMS unknown serial",
+            "10.1.2.3:5000",
+            adms("/iclock/cdata?SN=NOSUCHSERIAL&table=ATTLOG"),
+        ),
+        (
+            "ADMS known serial, wrong address",
+            "10.9.9.9:5000",
+            adms("/iclock/cdata?SN=CJDE193560303&table=ATTLOG"),
+        ),
+        (
+            "ADMS poll, unknown serial",
+            "10.1.2.3:5000",
+            Request::get("/iclock/getrequest?SN=NOSUCHSERIAL")
+                .body(Body::empty())
+                .unwrap(),
+        ),
+    ];
+    let mut first: Option<(&str, _)> = None;
+    for (what, peer, req) in cases {
+        let got = exchange(&router, peer, req).await;
+        assert_eq!(got.0, StatusCode::FORBIDDEN, "{what}");
+        match &first {
+            None => first = Some((what, got)),
+            Some((w, want)) => assert_eq!(&got, want, "{what} answered unlike {w}"),
+        }
+    }
+    assert!(journal_events(&data).is_empty());
+    assert!(journal_dead_letters(&data).is_empty());
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }

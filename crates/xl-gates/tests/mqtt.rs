@@ -281,12 +281,14 @@ async fn embedded_broker_started_by_the_config_delivers() {
         [mqtt]
         embedded = true
         listen = "127.0.0.1:{port}"
-        username = "hub"
-        password = "pw-for-the-test"
         [[mqtt.subscriptions]]
         filter = "{prefix}/+/rfid"
         firmware = "esp-rfid"
         gate_from = {{ topic_segment = 1 }}
+        [[mqtt.accounts]]
+        username = "esp-door-7"
+        password = "pw-for-the-test-door-7"
+        gates = ["door-7"]
         [[gates]]
         id = "door-7"
         community = "xingfu"
@@ -296,7 +298,7 @@ async fn embedded_broker_started_by_the_config_delivers() {
     let (gates, _) = start_gates(cfg, &data).await;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut o = rumqttc::MqttOptions::new(rand_id("esp"), "127.0.0.1", port);
-    o.set_credentials("hub", "pw-for-the-test");
+    o.set_credentials("esp-door-7", "pw-for-the-test-door-7");
     let (client, mut el) = rumqttc::AsyncClient::new(o, 10);
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
     let fixture = include_bytes!(
@@ -323,7 +325,7 @@ async fn embedded_broker_started_by_the_config_delivers() {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut connect = mqtt_str("MQTT");
     connect.extend_from_slice(&[4, 0xc2, 0, 30]);
-    for field in ["intruder", "hub", "not-the-password"] {
+    for field in ["intruder", "esp-door-7", "not-the-password"] {
         connect.extend_from_slice(&mqtt_str(field));
     }
     let mut publish = mqtt_str(&format!("{prefix}/door-7/rfid"));

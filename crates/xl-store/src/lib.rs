@@ -41,7 +41,8 @@ pub use gates::{
     VisionEventFilter, VisionEventRow,
 };
 pub use registry::{
-    AuditRow, CameraRow, GateRow, NewAudit, NewSnapshot, SessionRow, SnapshotRow, UserRow,
+    AuditFilter, AuditRow, CameraRow, GateRow, NewAudit, NewSnapshot, SessionRow, SnapshotRow,
+    UserRow,
 };
 pub use retention::{PurgeReport, Retention};
 

@@ -116,6 +116,19 @@ pub struct NewAudit {
     pub peer: Option<String>,
 }
 
+/// Which audit entries [`Store::list_audit`] returns (newest first). `before_seq` is the
+/// keyset cursor for paging backwards: the smallest `seq` of the previous page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// `at >= from`.
+    pub from: Option<Timestamp>,
+    /// `at < before`.
+    pub before: Option<Timestamp>,
+    /// `seq < before_seq`.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRow {
@@ -494,22 +507,21 @@ impl Store {
         Ok(seq)
     }
 
-    /// Audit entries at or after `from` (all when `None`), newest first, at most `limit`.
-    pub async fn list_audit(
-        &self,
-        from: Option<Timestamp>,
-        limit: u32,
-    ) -> Result<Vec<AuditRow>, StoreError> {
+    /// Audit entries matching `q`, newest (highest `seq`) first, at most `q.limit`. Every
+    /// condition is in the query, so a page can start anywhere in the log however long it is
+    /// (the API once filtered the newest 10,000 rows in memory and never reached older ones).
+    pub async fn list_audit(&self, q: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
         const OP: &str = "listing the audit log";
         let mut f = Filter::default();
-        if let Some(from) = from {
-            f.cmp("at", ">=", Arg::I64(ms(from)));
+        f.time_range("at", q.from, q.before);
+        if let Some(seq) = q.before_seq {
+            f.cmp("seq", "<", Arg::I64(seq));
         }
         let rows = f
             .query(
                 "SELECT seq, at, actor, action, target, detail, peer FROM audit",
                 "ORDER BY seq DESC",
-                Some(limit),
+                Some(q.limit),
             )
             .fetch_all(&self.pool)
             .await

@@ -13,9 +13,9 @@ use xl_core::{
     Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, ErrorKind, GateId, Role, Severity,
 };
 use xl_store::{
-    AlertFilter, Backend, CameraRow, Change, Commit, GateEventFilter, GateRow, NewAudit,
-    NewDeadLetter, NewGateEvent, NewSnapshot, NewVisionEvent, Retention, SessionRow, Store,
-    StoreError, UserRow, VisionEventFilter,
+    AlertFilter, AuditFilter, Backend, CameraRow, Change, Commit, GateEventFilter, GateRow,
+    NewAudit, NewDeadLetter, NewGateEvent, NewSnapshot, NewVisionEvent, Retention, SessionRow,
+    Store, StoreError, UserRow, VisionEventFilter,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -162,6 +162,7 @@ both_backends!(
     snapshots_and_registry,
     users_sessions_and_duplicates,
     audit_appends_and_lists,
+    audit_pages_reach_past_the_newest_ten_thousand,
     purge_deletes_old_data_and_keeps_the_rest,
     numbering_goes_on_after_a_purge_empties_a_table,
     nul_in_free_text_does_not_fail_a_batch,
@@ -1175,6 +1176,91 @@ async fn users_sessions_and_duplicates(db: &TestDb) {
     );
 }
 
+/// The newest `limit` audit entries.
+fn newest(limit: u32) -> AuditFilter {
+    AuditFilter {
+        limit,
+        ..AuditFilter::default()
+    }
+}
+
+/// 12,000 entries (more than the 10,000 the API once looked at), written in one statement:
+/// `seq` n at `T0 + n` seconds. Then: a page before a time near the start of the log, and
+/// paging backwards by `seq` from the newest entry reaches the very first.
+async fn audit_pages_reach_past_the_newest_ten_thousand(db: &TestDb) {
+    const N: i64 = 12_000;
+    let s = &db.store;
+    let mut c = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    // A recursive CTE: the same SQL on SQLite and PostgreSQL, one transaction.
+    let sql = format!(
+        "INSERT INTO audit (seq, at, actor, action, target, detail, peer) \
+         WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < {N}) \
+         SELECT i, ({T0} + i) * 1000, 'admin', 'login', NULL, '{{}}', '10.0.0.5' FROM n"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.ok();
+    // The store numbers on after them.
+    let next = NewAudit {
+        at: ts(T0 + N + 1),
+        actor: "admin".to_owned(),
+        action: "logout".to_owned(),
+        target: None,
+        detail: json!(null),
+        peer: None,
+    };
+    assert_eq!(s.audit(&next).await.unwrap(), N + 1);
+
+    // Before a time: entries 100, 99, ... (at T0 + 101 is seq 101, excluded).
+    let page = s
+        .list_audit(&AuditFilter {
+            before: Some(ts(T0 + 101)),
+            ..newest(3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![100, 99, 98]
+    );
+    assert_eq!(page[0].at, ts(T0 + 100));
+    assert_eq!(page[0].peer.as_deref(), Some("10.0.0.5"));
+
+    // Keyset paging by seq from the top reaches seq 1, every entry once, in order.
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = s
+            .list_audit(&AuditFilter {
+                before_seq: cursor,
+                ..newest(1000)
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.seq);
+        seen.extend(page.iter().map(|r| r.seq));
+    }
+    assert_eq!(seen, (1..=N + 1).rev().collect::<Vec<_>>());
+
+    // Both cursors together, and a time range.
+    let page = s
+        .list_audit(&AuditFilter {
+            from: Some(ts(T0 + 5)),
+            before: Some(ts(T0 + 11_000)),
+            before_seq: Some(8),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![7, 6, 5]
+    );
+}
+
 async fn audit_appends_and_lists(db: &TestDb) {
     let s = &db.store;
     let entry = |at: i64, action: &str| NewAudit {
@@ -1191,14 +1277,20 @@ async fn audit_appends_and_lists(db: &TestDb) {
         2
     );
     assert_eq!(s.audit(&entry(T0 + 20, "snapshot.view")).await.unwrap(), 3);
-    let all = s.list_audit(None, 10).await.unwrap();
+    let all = s.list_audit(&newest(10)).await.unwrap();
     assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 2, 1]);
     assert_eq!(all[2].action, "login");
     assert_eq!(all[2].detail, json!({ "why": "login" }));
     assert_eq!(all[2].peer.as_deref(), Some("10.0.0.5"));
-    let since = s.list_audit(Some(ts(T0 + 10)), 10).await.unwrap();
+    let since = s
+        .list_audit(&AuditFilter {
+            from: Some(ts(T0 + 10)),
+            ..newest(10)
+        })
+        .await
+        .unwrap();
     assert_eq!(since.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 2]);
-    assert_eq!(s.list_audit(None, 1).await.unwrap()[0].seq, 3);
+    assert_eq!(s.list_audit(&newest(1)).await.unwrap()[0].seq, 3);
 
     // Concurrent appends get distinct, gap-free numbers (the write lock).
     let tasks: Vec<_> = (0..12)
@@ -1361,7 +1453,7 @@ async fn purge_deletes_old_data_and_keeps_the_rest(db: &TestDb) {
     );
     // New outbox rows continue after the purged ones... and after the kept ones.
     assert_eq!(s.last_outbox_seq().await.unwrap(), 5);
-    assert_eq!(s.list_audit(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.list_audit(&newest(10)).await.unwrap().len(), 1);
 
     // A second purge finds nothing more; an audit period deletes the old audit row.
     let again = s
@@ -1531,7 +1623,7 @@ async fn an_audited_action_commits_with_its_entry_or_not_at_all(db: &TestDb) {
         )
         .await
         .unwrap();
-    let log = s.list_audit(None, 10).await.unwrap();
+    let log = s.list_audit(&newest(10)).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].action, "alert.acknowledge");
     assert_eq!(log[0].detail["seq"], json!(e.seq));
@@ -1548,7 +1640,7 @@ async fn an_audited_action_commits_with_its_entry_or_not_at_all(db: &TestDb) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert_eq!(s.list_audit(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.list_audit(&newest(10)).await.unwrap().len(), 1);
 }
 
 /// The rules engine works from its own copy of an alert; a person may act on the stored one

@@ -7,8 +7,8 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use xl_api::ApiError;
 use xl_api::backend::{
-    AlertQuery, AlertView, AuditEntry, Backend, BoxFut, DurationFigures, EventQuery, HistoryEntry,
-    ResponseTimes, SessionRecord, SnapshotInfo, User, UserRecord,
+    AlertQuery, AlertView, AuditEntry, AuditQuery, Backend, BoxFut, DurationFigures, EventQuery,
+    HistoryEntry, ResponseTimes, SessionRecord, SnapshotInfo, User, UserRecord,
 };
 use xl_core::alert::AlertAction;
 use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
@@ -175,18 +175,20 @@ impl Backend for StoreBackend {
         })
     }
 
-    fn list_audit(&self, before: Option<Timestamp>, limit: u32) -> BoxFut<'_, Vec<AuditEntry>> {
+    fn list_audit(&self, q: AuditQuery) -> BoxFut<'_, Vec<AuditEntry>> {
         Box::pin(async move {
-            // The store pages forwards (`at >= from`); the API pages backwards from `before`.
             let rows = self
                 .store
-                .list_audit(None, if before.is_some() { 10_000 } else { limit })
+                .list_audit(&xl_store::AuditFilter {
+                    from: None,
+                    before: q.before,
+                    before_seq: q.before_seq,
+                    limit: q.limit,
+                })
                 .await
                 .map_err(api)?;
             Ok(rows
                 .into_iter()
-                .filter(|r| before.is_none_or(|b| r.at < b))
-                .take(limit as usize)
                 .map(|r| AuditEntry {
                     seq: r.seq,
                     at: r.at,

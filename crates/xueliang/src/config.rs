@@ -104,9 +104,23 @@ impl fmt::Debug for StoreConfig {
 impl Config {
     /// `[mqtt_out]`, or the `[mqtt]` broker (its URL and credentials, or the embedded broker's
     /// address) when `[mqtt_out]` is absent.
+    ///
+    /// With the embedded broker, MQTT out logs in with the hub's own account (username
+    /// `xueliang-hub`, a password made at each start): the only account that may write the
+    /// hub's topics there. An `[mqtt_out]` without a username that points at the embedded
+    /// broker gets that account too.
     pub fn mqtt_out_config(&self) -> Option<xl_notify::MqttOutConfig> {
+        let embedded = self.mqtt.as_ref().filter(|m| m.embedded);
         if let Some(m) = &self.mqtt_out {
-            return Some(m.clone());
+            let mut out = m.clone();
+            if let Some(e) = embedded
+                && out.username.is_none()
+                && points_at_embedded(&out.url, e)
+            {
+                out.username = Some(xl_gates::config::HUB_USERNAME.to_owned());
+                out.password = Some(e.hub_password.clone());
+            }
+            return Some(out);
         }
         let m = self.mqtt.as_ref()?;
         let url = match (&m.url, m.embedded) {
@@ -115,8 +129,13 @@ impl Config {
             (None, false) => return None,
         };
         let mut out = xl_notify::MqttOutConfig::new(url);
-        out.username = m.username.clone();
-        out.password = m.password.clone();
+        if m.embedded {
+            out.username = Some(xl_gates::config::HUB_USERNAME.to_owned());
+            out.password = Some(m.hub_password.clone());
+        } else {
+            out.username = m.username.clone();
+            out.password = m.password.clone();
+        }
         out.ca_file = m.ca_file.clone();
         out.client_id = format!("{}-out", m.client_id);
         Some(out)
@@ -168,6 +187,18 @@ impl Config {
     }
 }
 
+/// Whether `url` is the embedded broker of `m` (its port, on its address or loopback).
+fn points_at_embedded(url: &str, m: &xl_gates::MqttConfig) -> bool {
+    let Ok(b) = xl_gates::config::BrokerAddr::parse(url) else {
+        return false;
+    };
+    let Ok(ip) = b.host.parse::<std::net::IpAddr>() else {
+        return b.host == "localhost" && b.port == m.listen.port();
+    };
+    b.port == m.listen.port()
+        && (ip.is_loopback() || ip == m.listen.ip() || m.listen.ip().is_unspecified())
+}
+
 /// `[server]`
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -183,6 +214,62 @@ pub struct ServerConfig {
     /// Marks the console's cookies `Secure`: set it when browsers reach the console over
     /// HTTPS (a TLS proxy or Ingress in front). Default false.
     pub secure_cookies: bool,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed for the
+    /// client's address (login limits, audit log, gate push allow-lists). Default none: every
+    /// request is taken to come from its socket's address.
+    pub trusted_proxies: Vec<String>,
+    /// A connection must deliver each request's headers within this many seconds (from its
+    /// start, or from its previous response). Default 10.
+    pub header_read_timeout_secs: u64,
+    /// HTTP connections open at once; more are answered 503 and closed. Never more than half
+    /// the descriptor limit (raised to the hard limit at start). Default 1024.
+    pub max_connections: usize,
+    /// HTTP connections open at once from one address (trusted proxies excepted); more are
+    /// answered 429 and closed. Default 64.
+    pub max_connections_per_address: usize,
+}
+
+/// Longest `[server] header_read_timeout_secs` accepted.
+const MAX_HEADER_READ_TIMEOUT_SECS: u64 = 300;
+
+impl ServerConfig {
+    /// `trusted_proxies`, parsed (validated by [`Config::parse`]).
+    pub fn trusted_proxies(&self) -> anyhow::Result<xl_api::TrustedProxies> {
+        xl_api::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("server.trusted_proxies{e}"))
+    }
+
+    /// The HTTP server's bounds.
+    pub fn limits(&self) -> anyhow::Result<xl_api::server::ServerLimits> {
+        Ok(xl_api::server::ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            trusted_proxies: self.trusted_proxies()?,
+        })
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.trusted_proxies()?;
+        let t = self.header_read_timeout_secs;
+        if !(1..=MAX_HEADER_READ_TIMEOUT_SECS).contains(&t) {
+            bail!(
+                "server.header_read_timeout_secs must be 1 to {MAX_HEADER_READ_TIMEOUT_SECS}, \
+                 not {t}"
+            );
+        }
+        if self.max_connections == 0 {
+            bail!("server.max_connections must be at least 1");
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_address) {
+            bail!(
+                "server.max_connections_per_address must be 1 to max_connections ({}), not {}",
+                self.max_connections,
+                self.max_connections_per_address
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -192,6 +279,10 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("data"),
             api_token: None,
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
+            max_connections_per_address: 64,
         }
     }
 }
@@ -203,6 +294,13 @@ impl fmt::Debug for ServerConfig {
             .field("data_dir", &self.data_dir)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("secure_cookies", &self.secure_cookies)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .finish()
     }
 }
@@ -345,6 +443,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.server.validate()?;
         let mut seen = HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("cameras[{i}] (id {:?})", c.id.as_str());
@@ -473,6 +572,36 @@ mod tests {
     }
 
     #[test]
+    fn server_bounds_and_trusted_proxies_are_checked() {
+        let c = Config::parse(
+            "[server]\ntrusted_proxies = [\"10.0.0.5\", \"fd00::/8\"]\nmax_connections = 200\n\
+             max_connections_per_address = 20\nheader_read_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let limits = c.server.limits().unwrap();
+        assert!(limits.trusted_proxies.contains("10.0.0.5".parse().unwrap()));
+        assert!(!limits.trusted_proxies.contains("10.0.0.6".parse().unwrap()));
+        assert_eq!(limits.max_connections_per_address, 20);
+        let e = err("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.lan\"]\n");
+        assert!(
+            e.contains("server.trusted_proxies[1]") && e.contains("proxy.lan"),
+            "{e}"
+        );
+        let e = err("[server]\nmax_connections = 10\nmax_connections_per_address = 11\n");
+        assert!(e.contains("max_connections_per_address"), "{e}");
+        assert!(err("[server]\nheader_read_timeout_secs = 0\n").contains("header_read"));
+        let d = ServerConfig::default();
+        assert_eq!(
+            (
+                d.header_read_timeout_secs,
+                d.max_connections,
+                d.max_connections_per_address
+            ),
+            (10, 1024, 64)
+        );
+    }
+
+    #[test]
     fn camera_mistakes_get_clear_errors() {
         let cam = |extra: &str| format!("[[cameras]]\nid = \"a\"\ncommunity = \"c\"\n{extra}\n");
         assert!(err(&cam("")).contains("set `url`"));
@@ -570,6 +699,36 @@ mod tests {
             ))
             .contains("unknown firmware")
         );
+    }
+
+    /// With the embedded broker, MQTT out logs in with the hub's own account (the only one
+    /// that may write `xueliang/...` there), made afresh at each start.
+    #[test]
+    fn mqtt_out_logs_in_to_the_embedded_broker_as_the_hub() {
+        let base = "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:18831\"\n\
+                    [[mqtt.subscriptions]]\nfilter = \"g/+\"\nfirmware = \"dahua\"\n";
+        let c = Config::parse(base).unwrap();
+        let hub_password = c.mqtt.as_ref().unwrap().hub_password.clone();
+        let out = c.mqtt_out_config().unwrap();
+        assert_eq!(out.url, "mqtt://127.0.0.1:18831");
+        assert_eq!(
+            out.username.as_deref(),
+            Some(xl_gates::config::HUB_USERNAME)
+        );
+        assert_eq!(out.password.as_deref(), Some(hub_password.as_str()));
+        assert_ne!(
+            Config::parse(base).unwrap().mqtt.unwrap().hub_password,
+            hub_password,
+            "the same password at every start"
+        );
+        // An [mqtt_out] at the embedded broker gets the account too; one elsewhere does not.
+        let at = |url: &str| {
+            let c = Config::parse(&format!("{base}[mqtt_out]\nurl = \"{url}\"\n")).unwrap();
+            c.mqtt_out_config().unwrap().username
+        };
+        assert!(at("mqtt://localhost:18831").is_some());
+        assert!(at("mqtt://127.0.0.1:18831").is_some());
+        assert!(at("mqtt://192.0.2.1:1883").is_none());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `xueliang demo`: the demo community (config/demo.toml) with everything embedded, demo
 //! accounts, and a gate simulator publishing real-format Hikvision and Dahua payloads to the
-//! embedded broker: grants, denials, and now and then a forced door.
+//! embedded broker: grants, denials, and now and then a forced door. The simulated devices log
+//! in as real ones must: each with its `[[mqtt.accounts]]` entry, which lets it report for its
+//! own gate only.
 
 use std::time::Duration;
 
@@ -46,12 +48,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hub = Hub::start(config).await?;
     create_accounts(&hub.store, &community).await?;
     let stop = CancellationToken::new();
-    let sim = tokio::spawn(simulate(
-        mqtt.listen.ip().to_string(),
-        mqtt.listen.port(),
-        gates,
-        stop.clone(),
-    ));
+    let host = match mqtt.listen.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        ip => ip.to_string(),
+    };
+    let sim = tokio::spawn(simulate(host, mqtt.listen.port(), gates, stop.clone()));
     println!();
     println!("  雪亮 Xueliang demo: http://{}/", hub.addr);
     println!();
@@ -86,25 +87,52 @@ async fn create_accounts(store: &Store, community: &CommunityId) -> anyhow::Resu
     Ok(())
 }
 
-/// The simulated devices: the first Hikvision gate and the first Dahua gate of the config.
+/// The simulated devices: the first Hikvision gate and the first Dahua gate of the config
+/// that take MQTT, and the `[[mqtt.accounts]]` login each uses (none: anonymous).
 struct Gates {
     hikvision: Option<String>,
     dahua_serial: Option<String>,
+    hikvision_login: Option<(String, String)>,
+    dahua_login: Option<(String, String)>,
 }
 
 impl Gates {
     fn from_config(config: &Config) -> anyhow::Result<Gates> {
-        let find = |fw: &str| config.gates.iter().find(|g| g.firmware == fw);
+        let find = |fw: &str| {
+            config
+                .gates
+                .iter()
+                .find(|g| g.firmware == fw && g.takes_mqtt())
+        };
+        let login = |gate: Option<&xl_gates::GateConfig>| -> Option<(String, String)> {
+            let gate = gate?;
+            let accounts = &config.mqtt.as_ref()?.accounts;
+            accounts
+                .iter()
+                .find(|a| a.gates.iter().any(|g| g == gate.id.as_str()))
+                .or_else(|| accounts.iter().find(|a| a.gates.iter().any(|g| g == "*")))
+                .map(|a| (a.username.clone(), a.password.clone()))
+        };
+        let (hik, dahua) = (find("hikvision-isapi"), find("dahua"));
         Ok(Gates {
-            hikvision: find("hikvision-isapi").map(|g| g.id.to_string()),
-            dahua_serial: find("dahua")
-                .map(|g| g.device.clone().unwrap_or_else(|| g.id.to_string())),
+            hikvision: hik.map(|g| g.id.to_string()),
+            dahua_serial: dahua.map(|g| g.device.clone().unwrap_or_else(|| g.id.to_string())),
+            hikvision_login: login(hik),
+            dahua_login: login(dahua),
         })
     }
 }
 
+/// Which simulated device sends a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Device {
+    Hikvision,
+    Dahua,
+}
+
 /// One payload to publish.
 struct Message {
+    device: Device,
     topic: String,
     payload: String,
 }
@@ -131,6 +159,7 @@ fn message(gates: &Gates, step: u64) -> Option<Message> {
             }
         }
         Some(Message {
+            device: Device::Hikvision,
             topic: format!("demo/hikvision/{gate}/event"),
             payload: v.to_string(),
         })
@@ -153,6 +182,7 @@ fn message(gates: &Gates, step: u64) -> Option<Message> {
             data["ErrorCode"] = 16.into(); // unauthorised
         }
         Some(Message {
+            device: Device::Dahua,
             topic: format!("DahuaVTO/{code}/Event"),
             payload: v.to_string(),
         })
@@ -172,19 +202,41 @@ fn message(gates: &Gates, step: u64) -> Option<Message> {
     }
 }
 
-/// Publishes one message every 4 seconds until `stop`.
-async fn simulate(host: String, port: u16, gates: Gates, stop: CancellationToken) {
-    let mut opts = MqttOptions::new("xueliang-demo-gates", host, port);
+/// One simulated device's MQTT connection, logged in with its account.
+fn device_client(
+    host: &str,
+    port: u16,
+    client_id: &str,
+    login: Option<&(String, String)>,
+) -> (AsyncClient, tokio::task::JoinHandle<()>) {
+    let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(15));
+    if let Some((user, password)) = login {
+        opts.set_credentials(user.clone(), password.clone());
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let who = client_id.to_owned();
     let events = tokio::spawn(async move {
         loop {
             if let Err(e) = eventloop.poll().await {
-                debug!(error = %e, "gate simulator: broker connection");
+                debug!(client_id = %who, error = %e, "gate simulator: broker connection");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     });
+    (client, events)
+}
+
+/// Publishes one message every 4 seconds until `stop`.
+async fn simulate(host: String, port: u16, gates: Gates, stop: CancellationToken) {
+    let (hikvision, hik_events) = device_client(
+        &host,
+        port,
+        "demo-gate-hikvision",
+        gates.hikvision_login.as_ref(),
+    );
+    let (dahua, dahua_events) =
+        device_client(&host, port, "demo-gate-dahua", gates.dahua_login.as_ref());
     info!("gate simulator started");
     let mut tick = tokio::time::interval(Duration::from_secs(4));
     for step in 0.. {
@@ -195,6 +247,10 @@ async fn simulate(host: String, port: u16, gates: Gates, stop: CancellationToken
         let Some(m) = message(&gates, step) else {
             continue;
         };
+        let client = match m.device {
+            Device::Hikvision => &hikvision,
+            Device::Dahua => &dahua,
+        };
         if let Err(e) = client
             .publish(m.topic, QoS::AtLeastOnce, false, m.payload)
             .await
@@ -202,12 +258,30 @@ async fn simulate(host: String, port: u16, gates: Gates, stop: CancellationToken
             warn!(error = %e, "gate simulator cannot publish");
         }
     }
-    events.abort();
+    hik_events.abort();
+    dahua_events.abort();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The demo's devices log in as their gates' accounts (an anonymous client is refused).
+    #[test]
+    fn each_simulated_device_logs_in_with_its_gates_account() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo.toml");
+        let config = Config::load(&path).unwrap();
+        let gates = Gates::from_config(&config).unwrap();
+        assert_eq!(gates.hikvision.as_deref(), Some("xingfu-east-door"));
+        assert_eq!(
+            gates.hikvision_login.as_ref().map(|l| l.0.as_str()),
+            Some("demo-hikvision-bridge")
+        );
+        assert_eq!(
+            gates.dahua_login.as_ref().map(|l| l.0.as_str()),
+            Some("demo-dahua-vto")
+        );
+    }
 
     #[test]
     fn the_simulated_payloads_decode_to_the_events_they_stand_for() {
@@ -215,11 +289,14 @@ mod tests {
         let gates = Gates {
             hikvision: Some("east".into()),
             dahua_serial: Some("SN1".into()),
+            hikvision_login: None,
+            dahua_login: None,
         };
         let mut kinds = std::collections::HashMap::new();
         for step in 0..60 {
             let m = message(&gates, step).unwrap();
             let meta = PayloadMeta::new(jiff::Timestamp::now()).with_topic(&m.topic);
+            assert_eq!(m.device == Device::Dahua, m.topic.starts_with("DahuaVTO"));
             let events = if m.topic.starts_with("DahuaVTO") {
                 xl_fw_dahua::decode(&meta, m.payload.as_bytes())
             } else {

@@ -86,6 +86,13 @@ impl Hub {
         vision: Option<Arc<Vision>>,
     ) -> anyhow::Result<Hub> {
         let token = api_token(&config)?;
+        let limits = config.server.limits()?;
+        // Sockets, camera connections and files all draw on one descriptor limit: take the
+        // hard limit, and let the HTTP server use at most half of it (`xl_api::server`).
+        match xl_api::server::raise_nofile_limit() {
+            Ok(nofile) => info!(nofile_limit = nofile, "descriptor limit"),
+            Err(e) => warn!(error = %e, "cannot read or raise the descriptor limit"),
+        }
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| {
@@ -240,6 +247,7 @@ impl Hub {
                 }),
                 settings: xl_api::ApiSettings {
                     secure_cookies: config.server.secure_cookies,
+                    trusted_proxies: limits.trusted_proxies.clone(),
                     ..xl_api::ApiSettings::default()
                 },
                 login_limiter: Arc::default(),
@@ -248,10 +256,10 @@ impl Hub {
         );
         let stop = shutdown.clone();
         hub.tasks.push(tokio::spawn(async move {
-            // The source address is needed by the gate push routes (allow-lists).
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            // Header timeout and connection bounds; each request carries the source address
+            // (the login limiter, the audit log and the gate push allow-lists need it).
             let serve =
-                axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+                xl_api::server::serve(listener, app, limits, stop.clone().cancelled_owned());
             // Graceful shutdown waits for open connections, and a console's SSE stream never
             // ends by itself: give requests in flight a moment, then close the rest.
             let drain = async {
@@ -259,11 +267,7 @@ impl Hub {
                 tokio::time::sleep(HTTP_DRAIN).await;
             };
             tokio::select! {
-                r = serve => {
-                    if let Err(e) = r {
-                        warn!(error = %e, "HTTP server stopped");
-                    }
-                }
+                () = serve => {}
                 () = drain => info!("closing HTTP connections still open (live feeds) at shutdown"),
             }
         }));

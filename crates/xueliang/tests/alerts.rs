@@ -236,7 +236,13 @@ impl Drop for HubProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_killed_mid_stream_loses_no_event_and_raises_no_alert_twice() {
     let (host, port) = broker();
-    crash_test(&format!("url = \"mqtt://{host}:{port}\""), (host, port)).await;
+    crash_test(
+        &format!("url = \"mqtt://{host}:{port}\""),
+        "",
+        (host, port),
+        None,
+    )
+    .await;
 }
 
 /// The gates publish to the hub's embedded broker: killing the hub kills their broker too. It
@@ -246,12 +252,22 @@ async fn a_hub_killed_mid_stream_loses_no_event_and_raises_no_alert_twice() {
 async fn a_hub_with_the_embedded_broker_killed_mid_stream_loses_no_event() {
     let port = common::free_port();
     let mqtt = format!("embedded = true\nlisten = \"127.0.0.1:{port}\"");
-    crash_test(&mqtt, ("127.0.0.1".into(), port)).await;
+    // The gates log in as a bridge that reports for all of them.
+    let account = "[[mqtt.accounts]]\nusername = \"door-bridge\"\n\
+                   password = \"door-bridge-test-password\"\ngates = [\"*\"]\n";
+    let login = ("door-bridge", "door-bridge-test-password");
+    crash_test(&mqtt, account, ("127.0.0.1".into(), port), Some(login)).await;
 }
 
-/// Kills the hub (configured with `mqtt`) with SIGKILL a third of the way through 400 events
-/// published to `gates_to`, and starts it again at two thirds.
-async fn crash_test(mqtt: &str, gates_to: (String, u16)) {
+/// Kills the hub (configured with `mqtt`, and `accounts` for its embedded broker) with SIGKILL
+/// a third of the way through 400 events published to `gates_to` (as `login`), and starts it
+/// again at two thirds.
+async fn crash_test(
+    mqtt: &str,
+    accounts: &str,
+    gates_to: (String, u16),
+    login: Option<(&str, &str)>,
+) {
     const GATES: u64 = 4;
     const EVENTS: u64 = 400;
     let data = temp_dir("alerts-crash");
@@ -272,7 +288,7 @@ async fn crash_test(mqtt: &str, gates_to: (String, u16)) {
         &prefix,
         &community,
         mqtt,
-        &format!("{gates}\n{rules}"),
+        &format!("{gates}\n{rules}\n{accounts}"),
     );
     Config::parse(&text).unwrap();
     let config = data.join("hub.toml");
@@ -293,6 +309,9 @@ async fn crash_test(mqtt: &str, gates_to: (String, u16)) {
     let mut opts = MqttOptions::new(format!("{prefix}-gates"), gates_to.0, gates_to.1);
     opts.set_keep_alive(Duration::from_secs(5))
         .set_clean_session(false);
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
     let (gate, mut el) = AsyncClient::new(opts, 1000);
     let acks = tokio::spawn(async move {
         let mut acked = 0u64;

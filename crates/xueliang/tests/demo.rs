@@ -103,6 +103,20 @@ async fn the_demo_shows_gates_and_alerts_to_its_duty_account() {
             .as_array()
             .is_some_and(|a| !a.is_empty());
     }
+    // The simulator logged in with the gates' accounts (both gates have events above); a
+    // client without an account is refused, and a gate's account may read nothing of the
+    // hub's, while the property account reads its community's alerts.
+    assert_eq!(mqtt_connect(mqtt, None).await.err(), Some(5));
+    let hik = ("demo-hikvision-bridge", "demo-hikvision-bridge-password");
+    assert_eq!(
+        mqtt_subscribe(mqtt, hik, &["xueliang/#", "#"]).await,
+        [false, false]
+    );
+    let property = ("demo-property", "demo-property-password");
+    assert_eq!(
+        mqtt_subscribe(mqtt, property, &["xueliang/alerts/xingfu/#", "xueliang/#"]).await,
+        [true, false]
+    );
     // SIGTERM: the demo stops cleanly.
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -119,4 +133,58 @@ async fn the_demo_shows_gates_and_alerts_to_its_duty_account() {
     };
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Connects to the demo's broker on `port`; `Err` is a refusal's CONNACK code.
+async fn mqtt_connect(
+    port: u16,
+    login: Option<(&str, &str)>,
+) -> Result<(rumqttc::AsyncClient, rumqttc::EventLoop), u8> {
+    let who = login.map_or("anonymous", |l| l.0);
+    let mut o = rumqttc::MqttOptions::new(format!("demo-test-{who}"), "127.0.0.1", port);
+    if let Some((u, p)) = login {
+        o.set_credentials(u, p);
+    }
+    let (c, mut el) = rumqttc::AsyncClient::new(o, 10);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), el.poll())
+            .await
+            .expect("the demo's broker does not answer")
+        {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok((c, el)),
+            Ok(_) => {}
+            Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return Err(code as u8),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Which of `filters` the broker grants `login` in one SUBSCRIBE.
+async fn mqtt_subscribe(port: u16, login: (&str, &str), filters: &[&str]) -> Vec<bool> {
+    let (c, mut el) = mqtt_connect(port, Some(login))
+        .await
+        .unwrap_or_else(|code| panic!("{} refused: CONNACK {code}", login.0));
+    c.subscribe_many(
+        filters
+            .iter()
+            .map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), rumqttc::QoS::AtLeastOnce)),
+    )
+    .await
+    .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), el.poll())
+            .await
+            .expect("no SUBACK")
+            .unwrap()
+        {
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => {
+                return a
+                    .return_codes
+                    .iter()
+                    .map(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_)))
+                    .collect();
+            }
+            _ => continue,
+        }
+    }
 }

@@ -33,11 +33,16 @@ async fn gates_through_mqtt_and_http_push_reach_the_api() {
         filter = "{prefix}/+/event"
         firmware = "hikvision-isapi"
         gate_from = {{ topic_segment = 1 }}
+        [[mqtt.accounts]]
+        username = "lobby-gate"
+        password = "lobby-gate-test-password"
+        gates = ["lobby"]
         [[gates]]
         id = "lobby"
         community = "xingfu"
         firmware = "hikvision-isapi"
         push_allow_from = ["127.0.0.1"]
+        transport = "both"
         "#,
         data = data.display()
     ))
@@ -57,10 +62,9 @@ async fn gates_through_mqtt_and_http_push_reach_the_api() {
     assert_eq!(resp.status(), 200);
 
     // Another record arrives over MQTT.
-    let (client, mut el) = rumqttc::AsyncClient::new(
-        rumqttc::MqttOptions::new("hub-test-gate", "127.0.0.1", port),
-        10,
-    );
+    let mut opts = rumqttc::MqttOptions::new("hub-test-gate", "127.0.0.1", port);
+    opts.set_credentials("lobby-gate", "lobby-gate-test-password");
+    let (client, mut el) = rumqttc::AsyncClient::new(opts, 10);
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
     tokio::time::sleep(Duration::from_millis(300)).await;
     client

@@ -118,3 +118,88 @@ async fn users_added_by_the_cli_and_the_config_admin_can_log_in() {
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `GET /api/v1/audit?before=` on a log longer than 10,000 entries: the hub once looked for
+/// entries before the time among the newest 10,000 only, so older ones could never be paged
+/// to. Now `before` (a time) and `before_seq` (the keyset cursor) both reach the first entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_pages_past_its_newest_ten_thousand_entries() {
+    use sqlx::Connection;
+    const N: i64 = 12_000;
+    const T0_MS: i64 = 1_735_689_600_000;
+    let data = temp_dir("audit-pages");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\napi_token = \"audit-pages-token-0123456789\"\n\
+         [detect]\nenabled = false\n",
+        data.display()
+    );
+    let config = Config::parse(&text).unwrap();
+    // The store's tables, then N entries in one statement (one per second from T0).
+    xueliang::hub::open_store(&config)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        std::fs::canonicalize(&data)
+            .unwrap()
+            .join("xueliang.db")
+            .display()
+    );
+    let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let sql = format!(
+        "INSERT INTO audit (seq, at, actor, action, target, detail, peer) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {N}) \
+         SELECT i, {T0_MS} + i * 1000, 'admin', 'login', NULL, 'null', '10.0.0.5' FROM n"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+
+    let hub = Hub::start(config).await.unwrap();
+    let base = format!("http://{}", hub.addr);
+    let get = |query: String| {
+        let url = format!("{base}/api/v1/audit?{query}");
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .bearer_auth("audit-pages-token-0123456789")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let page: Vec<serde_json::Value> = resp.json().await.unwrap();
+            page.iter()
+                .map(|e| e["seq"].as_i64().unwrap())
+                .collect::<Vec<i64>>()
+        }
+    };
+    // Entry 100 is at T0 + 100 s: before T0 + 101 s come 100, 99, 98.
+    let before = jiff::Timestamp::from_millisecond(T0_MS + 101_000).unwrap();
+    assert_eq!(
+        get(format!("before={before}&limit=3")).await,
+        vec![100, 99, 98]
+    );
+    assert_eq!(get("before_seq=3".to_owned()).await, vec![2, 1]);
+    // Paging backwards by seq from the newest reaches the first entry.
+    let mut cursor = String::new();
+    let mut seen = 0;
+    let mut last = i64::MAX;
+    loop {
+        let page = get(format!("limit=1000{cursor}")).await;
+        let Some(&min) = page.last() else { break };
+        assert!(page.windows(2).all(|w| w[0] > w[1]) && page[0] < last);
+        seen += page.len();
+        last = min;
+        cursor = format!("&before_seq={min}");
+    }
+    assert_eq!(last, 1);
+    // Every entry of the log: the N inserted ones, and what the hub audited at start.
+    assert!(seen >= N as usize, "{seen}");
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -182,14 +182,15 @@ impl Backend for Fake {
         ready(Ok(()))
     }
 
-    fn list_audit(&self, before: Option<Timestamp>, limit: u32) -> BoxFut<'_, Vec<AuditEntry>> {
+    fn list_audit(&self, q: AuditQuery) -> BoxFut<'_, Vec<AuditEntry>> {
         let rows = self
             .lock()
             .audit
             .iter()
             .rev()
-            .filter(|e| before.is_none_or(|b| e.at < b))
-            .take(limit as usize)
+            .filter(|e| q.before.is_none_or(|b| e.at < b))
+            .filter(|e| q.before_seq.is_none_or(|s| e.seq < s))
+            .take(q.limit as usize)
             .cloned()
             .collect();
         ready(Ok(rows))

@@ -304,10 +304,19 @@ fn hik_config_text(mqtt: &str, prefix: &str) -> String {
     )
 }
 
-/// [`hik_config`] with the hub's own embedded broker listening on `listen`.
+/// The login [`Publisher`] uses: on the embedded broker of [`hik_config_embedded`] the
+/// account of `gate-1`; test Mosquittos take any login.
+pub const GATE_USER: &str = "gate-1-bridge";
+pub const GATE_PASSWORD: &str = "gate-1-bridge-test-password";
+
+/// [`hik_config`] with the hub's own embedded broker listening on `listen`, and an account
+/// ([`GATE_USER`]) that may report for `gate-1`.
 pub fn hik_config_embedded(listen: SocketAddr, prefix: &str) -> GatesConfig {
     let text = hik_config_text(&format!("embedded = true\nlisten = \"{listen}\""), prefix);
-    parse_config(&text)
+    parse_config(&format!(
+        "{text}\n[[mqtt.accounts]]\nusername = \"{GATE_USER}\"\npassword = \"{GATE_PASSWORD}\"\n\
+         gates = [\"gate-1\"]\n"
+    ))
 }
 
 pub fn parse_config(text: &str) -> GatesConfig {
@@ -380,7 +389,8 @@ impl Publisher {
         let mut o = MqttOptions::new(rand_id("gate"), broker.ip().to_string(), broker.port());
         o.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(5))
-            .set_inflight(200);
+            .set_inflight(200)
+            .set_credentials(GATE_USER, GATE_PASSWORD);
         let (client, mut el) = AsyncClient::new(o, 100_000);
         let acked = Arc::new(Mutex::new(0));
         let a = Arc::clone(&acked);
