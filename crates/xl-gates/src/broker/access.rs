@@ -6,7 +6,7 @@
 //! |---|---|---|---|---|---|
 //! | an account | its username and password | its `gates` (MQTT ones) | its `publish` filters, never `xueliang/...` | filters its `subscribe` filters cover | those it used first |
 //! | the hub | [`HUB_USERNAME`], a password made at each start | any | anything | anything | `[mqtt] client_id` and every id that starts with it |
-//! | anonymous (only `allow_anonymous = true`, no accounts) | no username | any MQTT gate | anything but `xueliang/...` | anything | any but the hub's |
+//! | anonymous (only `allow_anonymous = true`, no accounts) | no username | any MQTT gate | anything but `xueliang/...` | anything that cannot match `xueliang/...` (so not `#` or `+/...`) | any but the hub's |
 //!
 //! A client id belongs to the account that uses it: while it is connected, and while the
 //! front remembers its persistent session (the sessions file records the owner). A session
@@ -43,6 +43,9 @@ pub(crate) struct Grant {
     pub gates: GateSet,
     subscribe: Vec<String>,
     publish: Vec<String>,
+    /// Whether its `subscribe` filters may reach the hub's topics (alerts, status): an
+    /// account's filters are the operator's explicit grant; anonymous clients never read them.
+    reads_hub_topics: bool,
 }
 
 impl Grant {
@@ -51,6 +54,7 @@ impl Grant {
         // `$xueliang/...` is the front's own (refused PUBLISHes go there): nobody's.
         topic_filter_is_valid(filter)
             && !filter.starts_with("$xueliang")
+            && (self.reads_hub_topics || !may_match_hub_topic(filter))
             && self.subscribe.iter().any(|f| filter_within(filter, f))
     }
 
@@ -77,6 +81,12 @@ pub(crate) fn is_hub_topic(topic: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether `filter` may match one of the hub's topics: its first level is the hub's root or
+/// a wildcard.
+fn may_match_hub_topic(filter: &str) -> bool {
+    matches!(filter.split('/').next(), Some("#" | "+" | HUB_TOPIC_ROOT))
+}
+
 /// The accounts of one embedded broker.
 pub(crate) struct Access {
     /// Username to (password, grant).
@@ -101,6 +111,7 @@ impl Access {
                     gates: GateSet::Any,
                     subscribe: everything(),
                     publish: everything(),
+                    reads_hub_topics: true,
                 }),
             ),
         );
@@ -121,6 +132,7 @@ impl Access {
                 gates,
                 subscribe: a.subscribe.clone(),
                 publish: a.publish.clone(),
+                reads_hub_topics: true,
             };
             accounts.insert(a.username.clone(), (a.password.clone(), Arc::new(grant)));
         }
@@ -131,6 +143,7 @@ impl Access {
                 gates: GateSet::Any,
                 subscribe: everything(),
                 publish: everything(),
+                reads_hub_topics: false,
             })
         });
         Access {
@@ -330,7 +343,17 @@ mod tests {
         let a = Access::new(&cfg(vec![], true));
         let anon = a.login(None, None).unwrap();
         assert_eq!((anon.owner.as_str(), anon.hub), ("", false));
-        assert!(anon.may_subscribe("#") && anon.may_publish("a/b"));
+        assert!(anon.may_subscribe("zigbee2mqtt/#") && anon.may_publish("a/b"));
         assert!(!anon.may_publish("xueliang/cameras/c1/status"));
+        // nor read alerts or status: no filter that could match them
+        for f in [
+            "#",
+            "+/alerts/#",
+            "xueliang/#",
+            "xueliang/alerts/xingfu/+",
+            "xueliang",
+        ] {
+            assert!(!anon.may_subscribe(f), "{f}");
+        }
     }
 }
