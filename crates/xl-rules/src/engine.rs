@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
+use xl_core::alert::{AlertAction, By};
 use xl_core::gate::EventPhase;
 use xl_core::{
     Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, GateEventKind, GateId,
@@ -31,8 +32,9 @@ pub enum Decision {
         last_seen_at: Timestamp,
         source_event: Option<String>,
     },
-    /// Not acknowledged by its deadline (`at` is the deadline): state escalated; routed
-    /// additionally to [`xl_core::Role::Police`].
+    /// Not acknowledged by its deadline (`at` is the deadline): apply
+    /// [`AlertAction::Escalated`] by [`By::Rules`] at `at` (state escalated; routed additionally
+    /// to [`xl_core::Role::Police`]).
     Escalate { id: AlertId, at: Timestamp },
     /// A health condition cleared: resolve the alert, actor "system", with `reason` as the note.
     Resolve {
@@ -58,15 +60,11 @@ type Key = (AlertKind, Source);
 /// What the engine remembers of an alert it may still act on.
 #[derive(Debug, Clone)]
 struct Tracked {
-    kind: AlertKind,
     /// None only for a restored alert that lacks the field its kind is keyed on.
     key: Option<Key>,
-    /// Open, acknowledged or escalated.
-    state: AlertState,
-    last_seen_at: Timestamp,
-    count: u32,
-    /// Set while an escalation is pending (state open, rule with a deadline).
-    ack_deadline: Option<Timestamp>,
+    /// The engine's copy (open, acknowledged or escalated), changed only by [`Alert::apply`]:
+    /// its own decisions and the persons' actions it is told of.
+    alert: Alert,
 }
 
 /// A device the engine has been told is offline.
@@ -161,17 +159,7 @@ impl Engine {
                 continue;
             }
             let key = key_of(&alert);
-            let tracked = Tracked {
-                kind: alert.kind,
-                key: key.clone(),
-                state: alert.state,
-                last_seen_at: alert.last_seen_at,
-                count: alert.count,
-                ack_deadline: alert
-                    .ack_deadline
-                    .filter(|_| alert.state == AlertState::Open),
-            };
-            if let Some(key) = key {
+            if let Some(key) = key.clone() {
                 if alert.kind.is_health() {
                     self.outages.insert(
                         key.clone(),
@@ -187,12 +175,12 @@ impl Engine {
                     .current
                     .get(&key)
                     .and_then(|id| self.alerts.get(id))
-                    .is_some_and(|t| t.last_seen_at > alert.last_seen_at);
+                    .is_some_and(|t| t.alert.last_seen_at > alert.last_seen_at);
                 if !newer_known {
                     self.current.insert(key, alert.id.clone());
                 }
             }
-            self.alerts.insert(alert.id, tracked);
+            self.alerts.insert(alert.id.clone(), Tracked { key, alert });
         }
     }
 
@@ -241,30 +229,29 @@ impl Engine {
         self.advance(now, ids)
     }
 
-    /// A person acknowledged the alert (through the API): it never escalates now. Unknown ids
-    /// (alerts the engine has already forgotten) are ignored. `at` is not needed: an
-    /// acknowledgement stops escalation whenever it comes.
-    pub fn acknowledged(&mut self, id: &AlertId, at: Timestamp) {
-        let _ = at;
-        if let Some(t) = self.alerts.get_mut(id) {
-            t.state = AlertState::Acknowledged;
-            t.ack_deadline = None;
+    /// A person acted on the alert (through the API, committed): the engine applies the same
+    /// action to its copy ([`Alert::apply`] by [`By::Person`]). Acknowledged or escalated, it
+    /// never escalates by its deadline now; resolved, the engine forgets it, so the next
+    /// occurrence raises a new alert (a health alert resolved by a person while the device is
+    /// still offline is not raised again for the same outage). Unknown ids (alerts the engine
+    /// has already forgotten) and actions its copy does not allow are ignored: the store has
+    /// decided.
+    pub fn acted(&mut self, id: &AlertId, action: AlertAction, at: Timestamp) {
+        if action == AlertAction::Resolved {
+            self.forget(id);
+        } else if let Some(t) = self.alerts.get_mut(id) {
+            let _ = t.alert.apply(action, By::Person, at);
         }
-    }
-
-    /// A person resolved the alert (through the API): the engine forgets it, so the next
-    /// occurrence raises a new alert. A health alert resolved by a person while the device is
-    /// still offline is not raised again for the same outage.
-    pub fn resolved(&mut self, id: &AlertId, at: Timestamp) {
-        let _ = at;
-        self.forget(id);
     }
 
     /// When [`Engine::tick`] next has something to do (a debounced outage or an escalation
     /// due), so the caller can sleep until then. None: nothing is scheduled.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let outages = self.outages.values().filter(|o| !o.raised).map(|o| o.due);
-        let escalations = self.alerts.values().filter_map(|t| t.ack_deadline);
+        let escalations = self
+            .alerts
+            .values()
+            .filter_map(|t| t.alert.escalation_due());
         outages.chain(escalations).min()
     }
 
@@ -290,18 +277,21 @@ impl Engine {
             .alerts
             .iter()
             .filter_map(|(id, t)| {
-                t.ack_deadline
+                t.alert
+                    .escalation_due()
                     .filter(|d| *d <= now)
                     .map(|d| (d, id.clone()))
             })
             .collect();
         escalations.sort();
         for (deadline, id) in escalations {
-            if let Some(t) = self.alerts.get_mut(&id) {
-                t.state = AlertState::Escalated;
-                t.ack_deadline = None;
+            if let Some(t) = self.alerts.get_mut(&id)
+                && t.alert
+                    .apply(AlertAction::Escalated, By::Rules, deadline)
+                    .is_ok()
+            {
+                out.push(Decision::Escalate { id, at: deadline });
             }
-            out.push(Decision::Escalate { id, at: deadline });
         }
 
         self.prune(now);
@@ -317,9 +307,10 @@ impl Engine {
             .alerts
             .iter()
             .filter(|(_, t)| {
-                !t.kind.is_health()
-                    && t.ack_deadline.is_none()
-                    && now >= plus(t.last_seen_at, rules[t.kind as usize].cooldown_secs)
+                let a = &t.alert;
+                !a.kind.is_health()
+                    && a.escalation_due().is_none()
+                    && now >= plus(a.last_seen_at, rules[a.kind as usize].cooldown_secs)
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -348,7 +339,7 @@ impl Engine {
         }
         let id = self.current.get(key)?;
         let t = self.alerts.get(id)?;
-        (at < plus(t.last_seen_at, cooldown)).then_some(id)
+        (at < plus(t.alert.last_seen_at, cooldown)).then_some(id)
     }
 
     /// An occurrence of `key`: a repeat of its live alert, or a new alert.
@@ -361,13 +352,14 @@ impl Engine {
     ) {
         if let Some(id) = self.live(&key, occ.at).cloned()
             && let Some(t) = self.alerts.get_mut(&id)
+            && t.alert
+                .apply(AlertAction::Repeated, By::Rules, occ.at)
+                .is_ok()
         {
-            t.count = t.count.saturating_add(1);
-            t.last_seen_at = t.last_seen_at.max(occ.at);
             out.push(Decision::Repeat {
                 id,
-                count: t.count,
-                last_seen_at: t.last_seen_at,
+                count: t.alert.count,
+                last_seen_at: t.alert.last_seen_at,
                 source_event: occ.source_event,
             });
             return;
@@ -376,12 +368,8 @@ impl Engine {
         self.alerts.insert(
             alert.id.clone(),
             Tracked {
-                kind: alert.kind,
                 key: Some(key.clone()),
-                state: AlertState::Open,
-                last_seen_at: alert.last_seen_at,
-                count: 1,
-                ack_deadline: alert.ack_deadline,
+                alert: alert.clone(),
             },
         );
         self.current.insert(key, alert.id.clone());
@@ -550,8 +538,10 @@ impl Engine {
     ) {
         if online {
             self.outages.remove(&key);
-            if let Some(id) = self.current.remove(&key) {
-                self.alerts.remove(&id);
+            if let Some(id) = self.current.remove(&key)
+                && let Some(mut t) = self.alerts.remove(&id)
+                && t.alert.apply(AlertAction::Resolved, By::Rules, at).is_ok()
+            {
                 let reason = match &key.1 {
                     Source::Gate(g) => format!("Gate {g} is online again"),
                     Source::Camera(c) | Source::Zone(c, _) => {

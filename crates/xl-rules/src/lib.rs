@@ -8,13 +8,17 @@
 //! loop {
 //!     input (gate event stored, zone event, health change) => engine.handle(&input, ids)
 //!     sleep until engine.next_deadline()                   => engine.tick(now, ids)
-//!     person acknowledges / resolves through the API       => engine.acknowledged / resolved
+//!     a person's action through the API, once committed    => engine.acted(id, action, at)
 //!     apply every Decision, in order: store (+ outbox), then publishers
 //! }
 //! at start-up: engine.restore(store's unresolved alerts)
 //! ```
 //!
 //! # Decisions
+//!
+//! Every change to an alert, the engine's copy and the stored one alike, is made by
+//! [`xl_core::Alert::apply`], the alert's one state machine (its table is there); the
+//! decisions say which action the engine applied (`By::Rules`).
 //!
 //! - [`Decision::Raise`]: a new alert, state open, count 1, `ack_deadline` = raise time plus
 //!   the rule's `ack_deadline_secs` (none when 0), routed to the rule's roles.
@@ -25,8 +29,8 @@
 //!   is (and still escalates if nobody acknowledged it). Acknowledged and escalated alerts
 //!   repeat too; an alert a person resolved never does.
 //! - [`Decision::Escalate`]: an alert still open at its `ack_deadline` (exactly then, not
-//!   before), once. The store marks it escalated and adds the police role. An acknowledged
-//!   alert never escalates.
+//!   before), once. The store marks it escalated and adds the police role. An alert a person
+//!   acknowledged or escalated never escalates by its deadline.
 //! - [`Decision::Resolve`]: a health condition cleared (the device is back); actor "system".
 //!   Only `gate.offline` and `camera.offline` resolve themselves; everything else is resolved
 //!   by a person.

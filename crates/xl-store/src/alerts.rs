@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use sqlx::any::AnyRow;
-use xl_core::alert::AlertAction;
+use xl_core::alert::{AlertAction, By};
 use xl_core::{Alert, AlertId, AlertKind, AlertState, CommunityId, OutboxEntry, Role};
 
 use crate::registry::{
@@ -159,8 +159,9 @@ fn bind_alert(q: crate::sql::Query, a: &Alert) -> crate::sql::Query {
         .bind(a.snapshot.clone())
 }
 
-/// `c` applied to the stored alert (see [`Store::commit`]); `None` when it no longer applies.
-/// Raises pass through.
+/// The rules engine's change `c` applied to the stored alert with [`Alert::apply`] (see
+/// [`Store::commit`]); `None` when the alert's state machine no longer allows it. Raises pass
+/// through.
 async fn merge_with_stored(
     tx: &mut Tx,
     op: &'static str,
@@ -180,29 +181,9 @@ async fn merge_with_stored(
             id: c.alert.id.to_string(),
         })?;
     let mut alert = alert_row(&row, op)?;
-    match c.action {
-        AlertAction::Repeated => {
-            alert.count = alert.count.max(c.alert.count);
-            alert.last_seen_at = alert.last_seen_at.max(c.alert.last_seen_at);
-        }
-        AlertAction::Escalated => {
-            if alert.state != AlertState::Open {
-                return Ok(None);
-            }
-            alert.state = AlertState::Escalated;
-            alert.escalated_at = c.alert.escalated_at;
-            alert.roles = c.alert.roles.clone();
-        }
-        AlertAction::Resolved => {
-            if alert.state == AlertState::Resolved {
-                return Ok(None);
-            }
-            alert.state = AlertState::Resolved;
-            alert.resolved_at = c.alert.resolved_at;
-        }
-        AlertAction::Acknowledged | AlertAction::Noted | AlertAction::Raised => {
-            alert = c.alert.clone();
-        }
+    if let Err(e) = alert.apply(c.action, By::Rules, c.at) {
+        tracing::debug!(error = %e, "the rules engine's change no longer applies; dropped");
+        return Ok(None);
     }
     if alert.snapshot.is_none() {
         alert.snapshot = c.alert.snapshot.clone();
@@ -313,57 +294,22 @@ async fn set_cursor_tx(
     Ok(())
 }
 
-/// The alert after a person's `action`, or why the action is not allowed.
+/// The alert after a person's `action` ([`Alert::apply`] by [`By::Person`]), or why the
+/// action is not allowed.
 fn transition(
     alert: &Alert,
     action: AlertAction,
     note: Option<&str>,
     at: Timestamp,
 ) -> Result<Alert, StoreError> {
-    use AlertState::*;
-    let illegal = || StoreError::IllegalTransition {
-        alert: alert.id.clone(),
-        from: alert.state,
-        action,
-    };
-    let mut next = alert.clone();
-    match action {
-        AlertAction::Acknowledged => {
-            if !matches!(alert.state, Open | Escalated) {
-                return Err(illegal());
-            }
-            next.state = Acknowledged;
-            next.acknowledged_at = Some(at);
-        }
-        AlertAction::Escalated => {
-            if !matches!(alert.state, Open | Acknowledged) {
-                return Err(illegal());
-            }
-            next.state = Escalated;
-            next.escalated_at = Some(at);
-        }
-        AlertAction::Resolved => {
-            if !alert.state.is_active() {
-                return Err(illegal());
-            }
-            next.state = Resolved;
-            next.resolved_at = Some(at);
-        }
-        AlertAction::Noted => {
-            if note.is_none_or(|n| n.trim().is_empty()) {
-                return Err(StoreError::Invalid(format!(
-                    "alert {}: a note action needs a non-empty note",
-                    alert.id
-                )));
-            }
-        }
-        AlertAction::Raised | AlertAction::Repeated => {
-            return Err(StoreError::Invalid(format!(
-                "alert {}: {action} is the rules engine's action, not a person's",
-                alert.id
-            )));
-        }
+    if action == AlertAction::Noted && note.is_none_or(|n| n.trim().is_empty()) {
+        return Err(StoreError::Invalid(format!(
+            "alert {}: a note action needs a non-empty note",
+            alert.id
+        )));
     }
+    let mut next = alert.clone();
+    next.apply(action, By::Person, at)?;
     Ok(next)
 }
 
@@ -397,10 +343,13 @@ impl Store {
     /// transaction (see [`Commit`]) and returns the outbox entries written, in order.
     ///
     /// The engine's changes are applied to the alert as stored, not as the engine last saw
-    /// it, so a person's action committed meanwhile is never overwritten: a repeat updates
-    /// only the count and last-seen time; an escalation applies only to an alert still open
-    /// and a resolution only to one not yet resolved (otherwise the change is dropped, with
-    /// no history or outbox row).
+    /// it, with the alert's state machine ([`Alert::apply`] by [`xl_core::alert::By::Rules`],
+    /// at the change's `at`), so a person's action committed meanwhile is never overwritten:
+    /// a repeat adds one to the count and moves the last-seen time on; an escalation applies
+    /// only to an alert still open; a repeat, escalation or resolution never to one a person
+    /// resolved. A change the state machine refuses is dropped, with no history or outbox
+    /// row. Of the change's alert only a raise's is written whole; otherwise its snapshot
+    /// fills in one the stored alert lacks.
     pub async fn commit(&self, commit: &Commit) -> Result<Vec<OutboxEntry>, StoreError> {
         const OP: &str = "committing alert changes";
         let mut tx = self.begin_write(OP, &["outbox"]).await?;
@@ -423,10 +372,11 @@ impl Store {
         Ok(out)
     }
 
-    /// A person's action from the API. Acknowledge: from open or escalated; escalate: from
-    /// open or acknowledged; resolve: from any unresolved state; note: any state, note
-    /// required. Updates the alert, its history and the outbox in one transaction and
-    /// returns the outbox entry (its alert is the new state).
+    /// A person's action from the API, by the alert's state machine ([`Alert::apply`] by
+    /// [`xl_core::alert::By::Person`]): acknowledge from open or escalated; escalate from open
+    /// or acknowledged (routing it to the police desk); resolve from any unresolved state;
+    /// note in any state, note required. Updates the alert, its history and the outbox in one
+    /// transaction and returns the outbox entry (its alert is the new state).
     pub async fn act(
         &self,
         id: &AlertId,

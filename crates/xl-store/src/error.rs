@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use xl_core::alert::{AlertAction, AlertState};
-use xl_core::{AlertId, ErrorKind};
+use xl_core::ErrorKind;
+use xl_core::alert::NotAllowed;
 
 /// Everything that can go wrong in the store. Messages name the row or the (redacted) URL;
 /// no variant ever holds a database password.
@@ -44,13 +44,10 @@ pub enum StoreError {
     /// The row asked for (to update or act on) does not exist.
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
-    /// A person's action that the alert's state does not allow.
-    #[error("alert {alert}: cannot {action} an alert that is {from}")]
-    IllegalTransition {
-        alert: AlertId,
-        from: AlertState,
-        action: AlertAction,
-    },
+    /// A person's action that the alert's state machine ([`xl_core::Alert::apply`]) does not
+    /// allow.
+    #[error(transparent)]
+    IllegalTransition(#[from] NotAllowed),
     /// Arguments the store refuses (a note action without a note, a path outside the snapshot
     /// directory, ...).
     #[error("{0}")]

@@ -168,6 +168,7 @@ both_backends!(
     nul_in_free_text_does_not_fail_a_batch,
     an_audited_action_commits_with_its_entry_or_not_at_all,
     the_engines_changes_never_overwrite_a_persons,
+    a_persons_escalation_routes_to_the_police_desk,
 );
 
 fn ts(secs: i64) -> Timestamp {
@@ -1729,6 +1730,78 @@ async fn the_engines_changes_never_overwrite_a_persons(db: &TestDb) {
     assert!(entries.is_empty());
     let stored = s.alert(&a.id).await.unwrap().unwrap().alert;
     assert_eq!(stored.resolved_at, Some(ts(1_400)));
+}
+
+/// Escalation means the same whoever does it (`Alert::apply`): a person's escalation routes the
+/// alert to the police desk as the deadline's does, and the deadline no longer escalates it.
+/// A resolved alert takes no more of the engine's changes.
+async fn a_persons_escalation_routes_to_the_police_desk(db: &TestDb) {
+    let s = &db.store;
+    let a = alert("p1", "xingfu", AlertKind::GateForcedOpen, T0);
+    let b = alert("p2", "xingfu", AlertKind::GateTamper, T0);
+    s.commit(&Commit {
+        changes: vec![raise(&a), raise(&b)],
+        ..Commit::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.roles, [Role::Duty, Role::Property]);
+
+    // From open, before the deadline.
+    let e = s
+        .act(&a.id, AlertAction::Escalated, "duty", None, ts(T0 + 30))
+        .await
+        .unwrap();
+    assert_eq!(e.alert.state, AlertState::Escalated);
+    assert_eq!(e.alert.escalated_at, Some(ts(T0 + 30)));
+    assert_eq!(e.alert.roles, [Role::Duty, Role::Property, Role::Police]);
+    let stored = s.alert(&a.id).await.unwrap().unwrap().alert;
+    assert_eq!(stored, e.alert, "the outbox carries the stored alert");
+    assert_eq!(stored.escalation_due(), None, "nothing pending");
+
+    // From acknowledged.
+    s.act(&b.id, AlertAction::Acknowledged, "duty", None, ts(T0 + 10))
+        .await
+        .unwrap();
+    let e = s
+        .act(&b.id, AlertAction::Escalated, "duty", None, ts(T0 + 20))
+        .await
+        .unwrap();
+    assert_eq!(e.alert.roles, [Role::Duty, Role::Property, Role::Police]);
+    assert_eq!(e.alert.acknowledged_at, Some(ts(T0 + 10)));
+
+    // The engine, still seeing `a` open, escalates it at its deadline: dropped, as is a repeat
+    // of `b` that arrives after a person resolved it.
+    s.act(&b.id, AlertAction::Resolved, "police", None, ts(T0 + 40))
+        .await
+        .unwrap();
+    let system = |alert: &Alert, action, at| Change {
+        alert: alert.clone(),
+        action,
+        actor: "system".to_owned(),
+        note: None,
+        at: ts(at),
+    };
+    let mut repeated = b.clone();
+    repeated.count = 2;
+    repeated.last_seen_at = ts(T0 + 50);
+    let entries = s
+        .commit(&Commit {
+            changes: vec![
+                system(&a, AlertAction::Escalated, T0 + 300),
+                system(&repeated, AlertAction::Repeated, T0 + 50),
+            ],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert!(entries.is_empty(), "{entries:#?}");
+    let a_now = s.alert(&a.id).await.unwrap().unwrap();
+    assert_eq!(a_now.alert.escalated_at, Some(ts(T0 + 30)));
+    assert_eq!(a_now.history.len(), 2);
+    let b_now = s.alert(&b.id).await.unwrap().unwrap().alert;
+    assert_eq!(b_now.state, AlertState::Resolved);
+    assert_eq!((b_now.count, b_now.last_seen_at), (1, ts(T0)));
 }
 
 #[tokio::test]

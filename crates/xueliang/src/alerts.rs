@@ -18,10 +18,10 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
-use xl_core::alert::AlertAction;
+use xl_core::alert::{AlertAction, By};
 use xl_core::camera::{CameraRegistry, CameraStatus};
 use xl_core::gate_status::GateRegistry;
-use xl_core::{Alert, AlertId, AlertState, CameraId, CommunityId, GateId, Role};
+use xl_core::{Alert, AlertId, CameraId, CommunityId, GateId};
 use xl_gates::StoredGateEvent;
 use xl_rules::{Decision, Engine, GateInput, Input, RulesConfig, ZoneInput, ZoneWhat};
 use xl_store::{Change, Commit, NewSnapshot, NewVisionEvent, Store};
@@ -43,11 +43,15 @@ pub struct Topology {
     pub zones: HashMap<(CameraId, String), Vec<[f32; 2]>>,
 }
 
-/// A person's action on an alert (through the API), so the engine stops escalating or
-/// repeating it.
+/// A person's action on an alert (through the API, committed), so the engine applies it to
+/// its copy too: it stops escalating an alert acknowledged or escalated, and forgets one
+/// resolved.
 #[derive(Debug, Clone)]
 pub struct Acted {
+    /// The alert as stored after the action.
     pub alert: Alert,
+    pub action: AlertAction,
+    pub at: Timestamp,
 }
 
 /// The running pipeline.
@@ -88,6 +92,8 @@ impl Alerts {
         });
         let _ = self.acted.send(Acted {
             alert: entry.alert.clone(),
+            action: entry.change,
+            at: entry.at,
         });
         Ok(entry)
     }
@@ -235,7 +241,7 @@ impl Processor {
                 }
                 a = acted.recv() => {
                     if let Some(a) = a {
-                        self.acted(a.alert);
+                        self.acted(a);
                     }
                 }
                 _ = tick.tick() => {
@@ -254,20 +260,13 @@ impl Processor {
         }
     }
 
-    fn acted(&mut self, alert: Alert) {
-        let at = Timestamp::now();
-        match alert.state {
-            AlertState::Resolved => {
-                self.engine.resolved(&alert.id, at);
-                self.active.remove(&alert.id);
-            }
-            AlertState::Acknowledged => {
-                self.engine.acknowledged(&alert.id, at);
-                self.active.insert(alert.id.clone(), alert);
-            }
-            _ => {
-                self.active.insert(alert.id.clone(), alert);
-            }
+    fn acted(&mut self, acted: Acted) {
+        let Acted { alert, action, at } = acted;
+        self.engine.acted(&alert.id, action, at);
+        if alert.state.is_active() {
+            self.active.insert(alert.id.clone(), alert);
+        } else {
+            self.active.remove(&alert.id);
         }
     }
 
@@ -434,6 +433,8 @@ impl Processor {
             None => self.engine.tick(now, &mut ids),
         };
         for d in decisions {
+            // The engine applied each action to its own copy; the hub applies it to its copy
+            // of the alert the same way (the store applies it again to the stored alert).
             let change = match d {
                 Decision::Raise(alert) => {
                     self.active.insert(alert.id.clone(), alert.clone());
@@ -446,17 +447,16 @@ impl Processor {
                     }
                 }
                 Decision::Repeat {
-                    id,
-                    count,
-                    last_seen_at,
-                    ..
+                    id, last_seen_at, ..
                 } => {
                     let Some(a) = self.active.get_mut(&id) else {
                         warn!(alert = %id, "repeat of an alert not active; ignored");
                         continue;
                     };
-                    a.count = count;
-                    a.last_seen_at = last_seen_at;
+                    if let Err(e) = a.apply(AlertAction::Repeated, By::Rules, last_seen_at) {
+                        debug!(error = %e, "repeat ignored");
+                        continue;
+                    }
                     Change {
                         at: last_seen_at,
                         alert: a.clone(),
@@ -469,10 +469,9 @@ impl Processor {
                     let Some(a) = self.active.get_mut(&id) else {
                         continue;
                     };
-                    a.state = AlertState::Escalated;
-                    a.escalated_at = Some(at);
-                    if !a.roles.contains(&Role::Police) {
-                        a.roles.push(Role::Police);
+                    if let Err(e) = a.apply(AlertAction::Escalated, By::Rules, at) {
+                        debug!(error = %e, "escalation ignored");
+                        continue;
                     }
                     Change {
                         at,
@@ -486,8 +485,10 @@ impl Processor {
                     let Some(mut a) = self.active.remove(&id) else {
                         continue;
                     };
-                    a.state = AlertState::Resolved;
-                    a.resolved_at = Some(at);
+                    if let Err(e) = a.apply(AlertAction::Resolved, By::Rules, at) {
+                        debug!(error = %e, "resolution ignored");
+                        continue;
+                    }
                     Change {
                         at,
                         alert: a,

@@ -1311,6 +1311,40 @@ async fn acting_on_alerts_is_returned_audited_and_checked() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+/// Escalating through the API routes the alert to the police desk, as the deadline's
+/// escalation does (one state machine, `Alert::apply`, in the hub's backend and the fake).
+#[tokio::test]
+async fn a_persons_escalation_routes_the_alert_to_the_police_desk() {
+    let w = world();
+    let s = &w.state;
+    let duty = bearer(s, "duty1").await;
+    let police = bearer(s, "police1").await;
+    let post = |action: &str, cred: &Cred| {
+        let uri = format!("/api/v1/alerts/al-a1/{action}");
+        let cred = cred.clone();
+        async move { call(s, Method::POST, &uri, &cred, None).await }
+    };
+    let r = post("escalate", &duty).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let a = r.json();
+    assert_eq!(a["state"], "escalated");
+    assert_eq!(a["roles"], json!(["duty", "property", "police"]));
+    assert!(a["escalated_at"].is_string(), "{a}");
+    let published = w.fake.lock().outbox.last().cloned().unwrap();
+    assert_eq!(published.change, AlertAction::Escalated);
+    assert!(published.alert.roles.contains(&Role::Police));
+
+    let r = post("escalate", &duty).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("escalated already"), "{}", r.body);
+
+    // The desk takes it on: still routed to it.
+    let r = post("acknowledge", &police).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["state"], "acknowledged");
+    assert_eq!(r.json()["roles"], json!(["duty", "property", "police"]));
+}
+
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let w = world();

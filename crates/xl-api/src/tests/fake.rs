@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::watch;
-use xl_core::alert::AlertAction;
-use xl_core::{Alert, AlertId, AlertState, CameraId, CommunityId, OutboxEntry, Role};
+use xl_core::alert::{AlertAction, By};
+use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
 
 use crate::ApiError;
 use crate::backend::*;
@@ -237,26 +237,18 @@ impl Backend for Fake {
             let Some(view) = d.alerts.iter_mut().find(|v| &v.alert.id == id) else {
                 return ready(Err(ApiError::not_found("no such alert")));
             };
-            let from = view.alert.state;
-            use AlertState::*;
-            let to = match (action, from) {
-                (AlertAction::Acknowledged, Open | Escalated) => Acknowledged,
-                (AlertAction::Escalated, Open | Acknowledged) => Escalated,
-                (AlertAction::Resolved, Open | Acknowledged | Escalated) => Resolved,
-                (AlertAction::Noted, s) => s,
-                _ => {
-                    return ready(Err(ApiError::invalid(format!(
-                        "cannot {action} an alert that is {from}"
-                    ))));
-                }
+            // The store's state machine, as the hub's backend applies it.
+            let at = Timestamp::now();
+            let t = match view.alert.apply(action, By::Person, at) {
+                Ok(t) => t,
+                Err(e) => return ready(Err(ApiError::invalid(e.to_string()))),
             };
-            view.alert.state = to;
             view.history.push(HistoryEntry {
-                at: Timestamp::now(),
+                at,
                 actor: actor.to_owned(),
                 action,
-                from_state: Some(from),
-                to_state: to,
+                from_state: Some(t.from),
+                to_state: t.to,
                 note,
             });
             view.alert.clone()

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
+use xl_core::alert::{AlertAction, By};
 use xl_core::gate::{DenyReason, EventPhase};
 use xl_core::{Alert, AlertId, AlertKind, AlertState, GateEventKind, Role, Severity};
 
@@ -122,6 +123,8 @@ enum Step {
     Tick(Timestamp),
     /// A person acknowledged the alert.
     Ack(&'static str, Timestamp),
+    /// A person escalated the alert.
+    Escalated(&'static str, Timestamp),
     /// A person resolved the alert.
     Resolved(&'static str, Timestamp),
     /// The hub restarts: a new engine, restored from the model store's unresolved alerts.
@@ -168,8 +171,8 @@ fn summary(d: &Decision) -> D {
     }
 }
 
-/// What the hub's store would hold: decisions applied as the hub applies them, with the
-/// invariants the engine must keep checked on the way.
+/// What the hub's store would hold: decisions applied as the hub applies them (with
+/// [`Alert::apply`]), with the invariants the engine must keep checked on the way.
 #[derive(Default)]
 struct Store {
     alerts: BTreeMap<String, Alert>,
@@ -200,27 +203,23 @@ impl Store {
             } => {
                 let a = self.get(id);
                 assert!(!a.kind.is_health(), "health alerts do not repeat");
-                assert_eq!(*count, a.count + 1);
                 assert!(source_event.is_some());
-                a.count = *count;
-                a.last_seen_at = *last_seen_at;
+                a.apply(AlertAction::Repeated, By::Rules, *last_seen_at)
+                    .unwrap();
+                assert_eq!((a.count, a.last_seen_at), (*count, *last_seen_at));
             }
             Decision::Escalate { id, at } => {
                 let a = self.get(id);
                 assert_eq!(a.state, AlertState::Open, "escalates only from open");
                 assert_eq!(a.ack_deadline, Some(*at));
-                a.state = AlertState::Escalated;
-                a.escalated_at = Some(*at);
-                if !a.roles.contains(&Role::Police) {
-                    a.roles.push(Role::Police);
-                }
+                a.apply(AlertAction::Escalated, By::Rules, *at).unwrap();
+                assert!(a.roles.contains(&Role::Police));
             }
             Decision::Resolve { id, at, reason } => {
                 let a = self.get(id);
                 assert!(a.kind.is_health(), "only health alerts resolve themselves");
                 assert!(!reason.is_empty());
-                a.state = AlertState::Resolved;
-                a.resolved_at = Some(*at);
+                a.apply(AlertAction::Resolved, By::Rules, *at).unwrap();
             }
         }
     }
@@ -254,18 +253,15 @@ fn run(case: Case) {
         let got = match &step {
             Step::In(input) => engine.handle(input, &mut ids),
             Step::Tick(now) => engine.tick(*now, &mut ids),
-            Step::Ack(id, at) => {
-                let a = store.get(&AlertId((*id).to_owned()));
-                a.state = AlertState::Acknowledged;
-                a.acknowledged_at = Some(*at);
-                engine.acknowledged(&AlertId((*id).to_owned()), *at);
-                Vec::new()
-            }
-            Step::Resolved(id, at) => {
-                let a = store.get(&AlertId((*id).to_owned()));
-                a.state = AlertState::Resolved;
-                a.resolved_at = Some(*at);
-                engine.resolved(&AlertId((*id).to_owned()), *at);
+            Step::Ack(id, at) | Step::Escalated(id, at) | Step::Resolved(id, at) => {
+                let action = match &step {
+                    Step::Ack(..) => AlertAction::Acknowledged,
+                    Step::Escalated(..) => AlertAction::Escalated,
+                    _ => AlertAction::Resolved,
+                };
+                let id = AlertId((*id).to_owned());
+                store.get(&id).apply(action, By::Person, *at).unwrap();
+                engine.acted(&id, action, *at);
                 Vec::new()
             }
             Step::Restart => {
@@ -491,6 +487,40 @@ fn escalation() {
                 (tick(t(120)), vec![]),
                 (forced("east-1", t(200)), vec![repeat("a1", 2, t(200))]),
                 (tick(t(1_000)), vec![]),
+            ],
+        },
+        Case {
+            name: "escalated by a person before the deadline, it does not escalate again",
+            rules: "",
+            steps: vec![
+                (
+                    forced("east-1", t(0)),
+                    vec![raise("a1", GateForcedOpen, t(0))],
+                ),
+                (Step::Escalated("a1", t(30)), vec![]),
+                (tick(t(120)), vec![]),
+                (forced("east-1", t(200)), vec![repeat("a1", 2, t(200))]),
+                (Step::Restart, vec![]),
+                (tick(t(1_000)), vec![]),
+            ],
+        },
+        Case {
+            name: "escalated by a person after an acknowledgement",
+            rules: "",
+            steps: vec![
+                (
+                    forced("east-1", t(0)),
+                    vec![raise("a1", GateForcedOpen, t(0))],
+                ),
+                (Step::Ack("a1", t(10)), vec![]),
+                (Step::Escalated("a1", t(20)), vec![]),
+                (tick(t(120)), vec![]),
+                (Step::Ack("a1", t(130)), vec![]),
+                (Step::Resolved("a1", t(140)), vec![]),
+                (
+                    forced("east-1", t(150)),
+                    vec![raise("a2", GateForcedOpen, t(150))],
+                ),
             ],
         },
         Case {
@@ -1216,7 +1246,7 @@ fn next_deadline_says_when_to_tick() {
     assert_eq!(engine.next_deadline(), Some(t(60)));
     engine.tick(t(60), &mut ids);
     assert_eq!(engine.next_deadline(), Some(t(130)));
-    engine.acknowledged(&AlertId("a1".into()), t(70));
+    engine.acted(&AlertId("a1".into()), AlertAction::Acknowledged, t(70));
     assert_eq!(engine.next_deadline(), None);
 }
 
