@@ -21,12 +21,10 @@
 //! `into_make_service_with_connect_info` gave it. Shutdown stops accepting, lets every
 //! connection finish the request it is on and closes it; dropping the future closes the rest.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -41,11 +39,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
+use xl_core::backoff::{Backoff, is_connection_error};
+use xl_core::connections::{ConnectionBounds, ConnectionGuard, Refusal};
+use xl_core::throttle::{LogThrottle, WARN_EVERY};
 
 use crate::TrustedProxies;
 
-/// How often a repeated warning (refused connections, accept errors) is logged at most.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Descriptors the server leaves to the rest of the hub, as a share of the process's limit.
@@ -125,8 +124,6 @@ where
     F: Future<Output = ()> + Send,
 {
     let mut limits = limits;
-    limits.max_connections_per_address = limits.max_connections_per_address.max(1);
-    limits.max_connections = limits.max_connections.max(1);
     if let Some(nofile) = nofile_limit() {
         let share = usize::try_from(nofile / FD_SHARE_DIVISOR).unwrap_or(usize::MAX);
         if limits.max_connections > share {
@@ -136,15 +133,19 @@ where
                 used = share,
                 "[server] max_connections is more than half the descriptor limit; using half"
             );
-            limits.max_connections = share.max(1);
+            limits.max_connections = share;
         }
     }
-    let tracker = Arc::new(Tracker::new(&limits));
+    let bounds = Arc::new(ConnectionBounds::new(
+        limits.max_connections,
+        limits.max_connections_per_address,
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let mut refused_log = Throttle::default();
-    let mut accept_log = Throttle::default();
-    let mut backoff = BACKOFF_MIN;
+    // Refused connections and accept errors are logged at most every WARN_EVERY.
+    let mut refused_log = LogThrottle::new(WARN_EVERY);
+    let mut accept_log = LogThrottle::new(WARN_EVERY);
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -154,38 +155,39 @@ where
         };
         let (stream, peer) = match accepted {
             Ok(a) => {
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 a
             }
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-                if let Some(suppressed) = accept_log.tick() {
+                let delay = backoff.next_exact();
+                if let Some(suppressed) = accept_log.admit(Instant::now()) {
                     warn!(
                         error = %e,
                         fd_exhausted,
                         suppressed,
-                        backoff_ms = backoff.as_millis() as u64,
+                        backoff_ms = delay.as_millis() as u64,
                         "cannot accept HTTP connections; backing off"
                     );
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(delay) => {}
                     () = &mut shutdown => break,
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
-        let guard = match tracker.admit(peer.ip()) {
+        let per_address = !limits.trusted_proxies.contains(peer.ip());
+        let guard = match bounds.admit(peer.ip(), per_address) {
             Ok(g) => g,
             Err(refusal) => {
                 // Best effort and without waiting: the socket is closed right after.
-                let _ = stream.try_write(refusal.response());
-                if let Some(suppressed) = refused_log.tick() {
+                let _ = stream.try_write(refusal_response(refusal));
+                if let Some(suppressed) = refused_log.admit(Instant::now()) {
                     warn!(
                         peer = %peer.ip(),
-                        reason = refusal.reason(),
+                        reason = refusal_reason(refusal),
                         suppressed,
                         "HTTP connection refused"
                     );
@@ -239,118 +241,31 @@ where
     while tasks.join_next().await.is_some() {}
 }
 
-/// Errors of one incoming connection, not of the listener: accept the next one at once.
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
-}
-
-/// Open connections, in all and per address.
-struct Tracker {
-    max_total: usize,
-    max_per_address: usize,
-    trusted: TrustedProxies,
-    open: Mutex<Open>,
-}
-
-#[derive(Default)]
-struct Open {
-    total: usize,
-    per_address: HashMap<IpAddr, usize>,
-}
-
-enum Refusal {
-    Total,
-    PerAddress,
-}
-
-impl Refusal {
-    fn response(&self) -> &'static [u8] {
-        match self {
-            Refusal::Total => {
-                b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n"
-            }
-            Refusal::PerAddress => {
-                b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n"
-            }
+/// The best-effort answer to a connection over a bound: 503 (in all) or 429 (per address).
+fn refusal_response(refusal: Refusal) -> &'static [u8] {
+    match refusal {
+        Refusal::Total => {
+            b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n"
         }
-    }
-
-    fn reason(&self) -> &'static str {
-        match self {
-            Refusal::Total => "max_connections",
-            Refusal::PerAddress => "max_connections_per_address",
+        Refusal::PerAddress => {
+            b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n"
         }
     }
 }
 
-impl Tracker {
-    fn new(limits: &ServerLimits) -> Tracker {
-        Tracker {
-            max_total: limits.max_connections,
-            max_per_address: limits.max_connections_per_address,
-            trusted: limits.trusted_proxies.clone(),
-            open: Mutex::new(Open::default()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnGuard, Refusal> {
-        let ip = ip.to_canonical();
-        let per_address = !self.trusted.contains(ip);
-        let mut open = self.lock();
-        if open.total >= self.max_total {
-            return Err(Refusal::Total);
-        }
-        if per_address {
-            let n = open.per_address.entry(ip).or_insert(0);
-            if *n >= self.max_per_address {
-                return Err(Refusal::PerAddress);
-            }
-            *n += 1;
-        }
-        open.total += 1;
-        Ok(ConnGuard {
-            tracker: Arc::clone(self),
-            ip: per_address.then_some(ip),
-        })
+/// The [`ServerLimits`] field that refused a connection, for the log.
+fn refusal_reason(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Total => "max_connections",
+        Refusal::PerAddress => "max_connections_per_address",
     }
 }
 
-/// A connection's place in the [`Tracker`], given back on drop.
-struct ConnGuard {
-    tracker: Arc<Tracker>,
-    ip: Option<IpAddr>,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let mut open = self.tracker.lock();
-        open.total = open.total.saturating_sub(1);
-        if let Some(ip) = self.ip
-            && let Some(n) = open.per_address.get_mut(&ip)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.per_address.remove(&ip);
-            }
-        }
-    }
-}
-
-/// The socket with its [`ConnGuard`]: an upgraded connection (WebSocket) takes the socket
+/// The socket with its [`ConnectionGuard`]: an upgraded connection (WebSocket) takes the socket
 /// away from hyper, and keeps its place until the socket is dropped.
 struct Counted {
     io: TcpStream,
-    _guard: ConnGuard,
+    _guard: ConnectionGuard,
 }
 
 impl AsyncRead for Counted {
@@ -390,28 +305,5 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// Lets a repeated warning through at most every [`WARN_EVERY`], counting what it held back.
-#[derive(Default)]
-struct Throttle {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl Throttle {
-    /// `Some(suppressed since the last one)` when this occurrence may be logged.
-    fn tick(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|l| now.duration_since(l) < WARN_EVERY)
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
     }
 }

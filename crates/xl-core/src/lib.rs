@@ -5,7 +5,9 @@
 //! axum. It may use std's synchronisation primitives.
 
 pub mod alert;
+pub mod backoff;
 pub mod camera;
+pub mod connections;
 pub mod error;
 pub mod frame;
 pub mod gate;
@@ -13,6 +15,7 @@ pub mod gate_status;
 pub mod ids;
 pub mod metrics;
 pub mod mqtt;
+pub mod throttle;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, OutboxEntry, Role, Severity};
 pub use error::ErrorKind;

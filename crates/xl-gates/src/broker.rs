@@ -67,8 +67,9 @@
 //! Connections: at most 1024 open (cut to what a quarter of the descriptor limit allows, at
 //! three descriptors a connection) and 128 from one address; one beyond is closed at once and
 //! counted (`shed_connections`). Accept errors (out of descriptors) back off from 10 ms to
-//! 1 s. Connections closed for bad packets, idleness or a bound are logged five a minute with
-//! their peer, then summed up in one line a minute (`shedding.rs`).
+//! 1 s and are logged at most every 10 s. Connections closed for bad packets, idleness or a
+//! bound are logged five a minute with their peer, then summed up in one line a minute
+//! (`shedding.rs`).
 
 use std::collections::HashMap;
 use std::io;
@@ -85,10 +86,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+use xl_core::backoff::{Backoff, is_connection_error};
+use xl_core::throttle::{LogThrottle, WARN_EVERY};
 
 use crate::config::{MqttConfig, random_secret};
 use crate::ingest::Ingest;
-use crate::mqtt::{MqttStatus, RateLimited, ingest_message, topic_matches};
+use crate::mqtt::{MqttStatus, ingest_message, topic_matches, warn_now};
 use crate::writer::Outcome;
 
 mod access;
@@ -112,11 +115,10 @@ const UPSTREAM_KEEP_ALIVE_SECS: u16 = 10;
 const REFUSED_TOPIC: &str = "$xueliang/refused";
 /// CONNACK "unacceptable protocol version".
 const CONNACK_BAD_VERSION: u8 = 1;
-/// Refusals a remote party can cause at will are logged at most this often.
-const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
-static CONNECT_REFUSED: RateLimited = RateLimited::new(REFUSAL_LOG_INTERVAL);
-static PUBLISH_REFUSED: RateLimited = RateLimited::new(REFUSAL_LOG_INTERVAL);
-static SUBSCRIBE_REFUSED: RateLimited = RateLimited::new(REFUSAL_LOG_INTERVAL);
+/// Refusals a remote party can cause at will are logged at most every 10 s.
+static CONNECT_REFUSED: Mutex<LogThrottle> = Mutex::new(LogThrottle::new(WARN_EVERY));
+static PUBLISH_REFUSED: Mutex<LogThrottle> = Mutex::new(LogThrottle::new(WARN_EVERY));
+static SUBSCRIBE_REFUSED: Mutex<LogThrottle> = Mutex::new(LogThrottle::new(WARN_EVERY));
 
 /// Packets of one connection waiting to be forwarded (each may wait for a store).
 const PIPELINE: usize = 256;
@@ -278,7 +280,7 @@ impl Front {
     /// Counts and logs (at most every 10 s) a refused PUBLISH.
     fn refused_publish(&self, peer: SocketAddr, grant: &Grant, topic: &str, why: &str) {
         self.status.refused_publishes.fetch_add(1, Relaxed);
-        if let Some(suppressed) = PUBLISH_REFUSED.allow() {
+        if let Some(suppressed) = warn_now(&PUBLISH_REFUSED) {
             warn!(%peer, username = %grant.owner, topic = %shorten(topic), why, suppressed, "MQTT PUBLISH refused: acknowledged, not stored or passed on");
         }
     }
@@ -309,13 +311,13 @@ fn shorten(s: &str) -> &str {
     }
 }
 
-/// Accepts connections while their number is within the bounds ([`shedding::Connections`]);
+/// Accepts connections while their number is within the bounds ([`shedding::connection_bounds`]);
 /// one beyond them is closed at once and counted. Accept errors (out of descriptors) back
-/// off from 10 ms to 1 s instead of spinning. Bad connections are logged a few a minute and
+/// off from 10 ms to 1 s instead of spinning, and are logged at most every 10 s. Bad connections are logged a few a minute and
 /// then summed up ([`shedding::BadLog`]).
 async fn accept_loop(front: Arc<Front>, listener: TcpListener, shutdown: CancellationToken) {
     let mut conns = JoinSet::new();
-    let bounds = Arc::new(shedding::Connections::new(
+    let bounds = Arc::new(shedding::connection_bounds(
         shedding::MAX_CONNECTIONS,
         shedding::MAX_CONNECTIONS_PER_ADDRESS,
         shedding::nofile_limit(),
@@ -328,20 +330,20 @@ async fn accept_loop(front: Arc<Front>, listener: TcpListener, shutdown: Cancell
     let bad_log = Arc::new(Mutex::new(shedding::BadLog::default()));
     let mut flush = tokio::time::interval(shedding::BAD_LOG_WINDOW);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    let mut accept_errors = 0u64;
+    let mut backoff = Backoff::new(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+    let mut accept_log = LogThrottle::new(WARN_EVERY);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    backoff = ACCEPT_BACKOFF_MIN;
-                    let guard = match bounds.admit(peer.ip()) {
+                    backoff.reset();
+                    let guard = match bounds.admit(peer.ip(), true) {
                         Ok(g) => g,
                         Err(refusal) => {
                             // Closed at once: the socket is dropped here.
                             front.status.shed_connections.fetch_add(1, Relaxed);
-                            bad_connection(&bad_log, peer, refusal.reason());
+                            bad_connection(&bad_log, peer, shedding::refusal_reason(refusal));
                             continue;
                         }
                     };
@@ -364,15 +366,14 @@ async fn accept_loop(front: Arc<Front>, listener: TcpListener, shutdown: Cancell
                 Err(e) if is_connection_error(&e) => {}
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS: nothing to accept with until something closes.
-                    accept_errors += 1;
-                    if accept_errors.is_power_of_two() {
-                        warn!(error = %e, errors = accept_errors, backoff_ms = backoff.as_millis() as u64, "cannot accept MQTT connections; backing off");
+                    let delay = backoff.next_exact();
+                    if let Some(suppressed) = accept_log.admit(Instant::now()) {
+                        warn!(error = %e, suppressed, backoff_ms = delay.as_millis() as u64, "cannot accept MQTT connections; backing off");
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => break,
                     }
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 }
             },
             Some(_) = conns.join_next() => {}
@@ -406,17 +407,6 @@ fn log_summary(summary: Option<shedding::Summary>) {
     if let Some(s) = summary {
         warn!(more = s.held, last_peer = %s.peer, last_reason = %shorten(&s.reason), "{} more MQTT connections closed for bad packets or over a bound in the last minute", s.held);
     }
-}
-
-/// Errors of one incoming connection, not of the listener: accept the next one at once.
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }
 
 /// A packet on its way to rumqttd: now, or once its events are durable.
@@ -548,7 +538,7 @@ async fn serve(
         Ok(admitted) => admitted,
         Err(code) => {
             front.status.refused_connects.fetch_add(1, Relaxed);
-            if let Some(suppressed) = CONNECT_REFUSED.allow() {
+            if let Some(suppressed) = warn_now(&CONNECT_REFUSED) {
                 warn!(%peer, username = connect.username.as_deref().map(shorten), client_id = %shorten(&connect.client_id), code, suppressed, "MQTT CONNECT refused");
             }
             let _ = client_w.write_all(&[CONNACK << 4, 2, 0, code]).await;
@@ -693,7 +683,7 @@ async fn upstream_loop(
                             .status
                             .refused_subscriptions
                             .fetch_add(refused.len() as u64, Relaxed);
-                        if let Some(suppressed) = SUBSCRIBE_REFUSED.allow() {
+                        if let Some(suppressed) = warn_now(&SUBSCRIBE_REFUSED) {
                             warn!(%peer, username = %client.grant.owner, filter = %shorten(refused[0]), refused = refused.len(), suppressed, "MQTT subscription refused (0x80)");
                         }
                     }
@@ -1167,15 +1157,7 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<O
 
 /// Splits a length-prefixed string off the front of `b`.
 fn take_str<'a>(b: &mut &'a [u8], what: &str) -> Result<&'a str, String> {
-    if b.len() < 2 {
-        return Err(format!("{what}: truncated"));
-    }
-    let n = usize::from(u16::from_be_bytes([b[0], b[1]]));
-    let s = b
-        .get(2..2 + n)
-        .ok_or_else(|| format!("{what}: {n} bytes announced, {} there", b.len() - 2))?;
-    *b = &b[2 + n..];
-    std::str::from_utf8(s).map_err(|_| format!("{what}: not UTF-8"))
+    std::str::from_utf8(take_bytes(b, what)?).map_err(|_| format!("{what}: not UTF-8"))
 }
 
 fn take_u16(b: &mut &[u8], what: &str) -> Result<u16, String> {

@@ -45,6 +45,7 @@ use jiff::Timestamp;
 use tracing::{debug, warn};
 use xl_core::GateId;
 use xl_core::gate::PayloadMeta;
+use xl_core::throttle::LogThrottle;
 
 use crate::ingest::{GateHint, GateRt, Incoming, Ingest};
 use crate::journal::TransportKind;
@@ -108,9 +109,8 @@ impl Refusal {
 /// hide a misconfigured device's own warning. Bounded by the number of configured gates.
 #[derive(Debug, Default)]
 struct RefusalLog {
-    /// Per gate (`None`: unknown gates and serials): when its last warning was logged, and
-    /// refusals since then that were not.
-    last: Mutex<HashMap<Option<GateId>, (Instant, u64)>>,
+    /// Per gate (`None`: unknown gates and serials).
+    per_gate: Mutex<HashMap<Option<GateId>, LogThrottle>>,
 }
 
 /// At most one refusal warning per gate in this time.
@@ -120,23 +120,10 @@ impl RefusalLog {
     /// Whether to log a refusal for `gate` at `now`; `Some(n)`: yes, with `n` refusals left
     /// unlogged since the previous warning.
     fn take(&self, gate: Option<&GateId>, now: Instant) -> Option<u64> {
-        let mut map = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get_mut(&gate.cloned()) {
-            Some((at, skipped)) if now.duration_since(*at) < REFUSAL_LOG_INTERVAL => {
-                *skipped += 1;
-                None
-            }
-            Some((at, skipped)) => {
-                let n = *skipped;
-                *at = now;
-                *skipped = 0;
-                Some(n)
-            }
-            None => {
-                map.insert(gate.cloned(), (now, 0));
-                Some(0)
-            }
-        }
+        let mut map = self.per_gate.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(gate.cloned())
+            .or_insert_with(|| LogThrottle::new(REFUSAL_LOG_INTERVAL))
+            .admit(now)
     }
 
     /// Logs a refusal: always at DEBUG, at WARN when the rate limit lets it through.

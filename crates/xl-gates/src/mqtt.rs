@@ -9,8 +9,8 @@
 //! messages on the new connection (possibly under a packet id now used by another message).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
 use xl_core::GateId;
+use xl_core::backoff::Backoff;
 use xl_core::gate::PayloadMeta;
+use xl_core::throttle::{LogThrottle, WARN_EVERY};
 
 use crate::config::{MqttConfig, SubscriptionConfig};
 use crate::ingest::{GateHint, GateSet, Incoming, Ingest};
@@ -76,33 +78,6 @@ pub struct MqttStatus {
     /// Embedded broker: connections closed at once, over the bound on open connections in
     /// all or from one address.
     pub shed_connections: AtomicU64,
-}
-
-/// Exponential backoff with ±20% jitter.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            initial,
-            max,
-            next: initial,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d.mul_f64(rand::random_range(0.8..1.2))
-    }
 }
 
 fn options(cfg: &MqttConfig) -> Result<MqttOptions, String> {
@@ -196,7 +171,7 @@ async fn run_session(
                     generation += 1;
                     eventloop.clean();
                     status.connected.store(false, Relaxed);
-                    if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                    if sleep_or_shutdown(backoff.next_delay(rand::random()), &shutdown).await {
                         break;
                     }
                 }
@@ -228,7 +203,7 @@ async fn run_session(
                     // Messages of the lost connection are redelivered on the next one.
                     generation += 1;
                     status.connected.store(false, Relaxed);
-                    let delay = backoff.next_delay();
+                    let delay = backoff.next_delay(rand::random());
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost");
                     if sleep_or_shutdown(delay, &shutdown).await {
                         break;
@@ -292,50 +267,22 @@ fn handle(
         status.refused_publishes.fetch_add(1, Relaxed);
         // Acknowledged and not stored: the broker's ACL let it through, the gate's config
         // does not (it takes HTTP push only). Said at most every 10 s.
-        if let Some(suppressed) = REFUSED_WARNING.allow() {
+        if let Some(suppressed) = warn_now(&REFUSED_WARNING) {
             warn!(%topic, gates = ?refused, suppressed, "MQTT payload for a gate that takes HTTP push only: not stored");
         }
     }
 }
 
 /// Warnings about payloads for HTTP-push-only gates, at most one every 10 s.
-static REFUSED_WARNING: RateLimited = RateLimited::new(Duration::from_secs(10));
+static REFUSED_WARNING: Mutex<LogThrottle> = Mutex::new(LogThrottle::new(WARN_EVERY));
 
-/// A warning said at most once per interval; the times it was held back are counted and
-/// reported with the next one. For warnings a remote party can cause at will.
-pub(crate) struct RateLimited {
-    interval: Duration,
-    state: std::sync::Mutex<(Option<Instant>, u64)>,
-}
-
-impl RateLimited {
-    pub(crate) const fn new(interval: Duration) -> RateLimited {
-        RateLimited {
-            interval,
-            state: std::sync::Mutex::new((None, 0)),
-        }
-    }
-
-    /// `Some(n)` when the warning may be said now (`n` were held back since the last);
-    /// `None` when it must be held back.
-    pub(crate) fn allow(&self) -> Option<u64> {
-        let mut st = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        match st.0 {
-            Some(last) if now.duration_since(last) < self.interval => {
-                st.1 += 1;
-                None
-            }
-            _ => {
-                let held = st.1;
-                *st = (Some(now), 0);
-                Some(held)
-            }
-        }
-    }
+/// Whether a warning that `throttle` limits may be said now: `Some(n)`, with `n` held back
+/// since the last one. For warnings a remote party can cause at will, shared by all tasks.
+pub(crate) fn warn_now(throttle: &Mutex<LogThrottle>) -> Option<u64> {
+    throttle
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .admit(Instant::now())
 }
 
 /// Decodes one MQTT message as its subscription says (firmware, where the gate id is) and
@@ -413,17 +360,5 @@ mod tests {
         for bad in ["", "a/#/b", "a+", "a/b#", "x\0"] {
             assert!(!topic_filter_is_valid(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let d: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert!((80..=120).contains(&d[0]), "{d:?}");
-        assert!((160..=240).contains(&d[1]), "{d:?}");
-        assert!((280..=420).contains(&d[2]), "{d:?}");
-        assert!((280..=420).contains(&d[3]), "{d:?}");
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(120));
     }
 }

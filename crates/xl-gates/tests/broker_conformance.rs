@@ -141,6 +141,15 @@ impl Conn {
         self.will = Some((topic.into(), message.into(), qos, retain));
         self
     }
+    /// The CONNECT packet.
+    fn packet(&self) -> Vec<u8> {
+        let login = self.login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let will = self
+            .will
+            .as_ref()
+            .map(|(t, m, q, r)| (t.as_str(), &m[..], *q, *r));
+        connect_packet(&self.id, self.clean, self.keep_alive, login, will)
+    }
 }
 
 /// A received PUBLISH.
@@ -162,47 +171,6 @@ struct Raw {
     /// Acknowledge incoming QoS 1 and 2 PUBLISHes (PUBACK, PUBREC; PUBCOMP for PUBREL).
     auto_ack: bool,
     next_pkid: u16,
-}
-
-fn mqtt_str(s: &[u8]) -> Vec<u8> {
-    let mut v = (s.len() as u16).to_be_bytes().to_vec();
-    v.extend_from_slice(s);
-    v
-}
-
-fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let b = (len % 128) as u8;
-        len /= 128;
-        out.push(if len > 0 { b | 0x80 } else { b });
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn connect_packet(c: &Conn) -> Vec<u8> {
-    let mut flags = u8::from(c.clean) << 1;
-    let mut body = mqtt_str(b"MQTT");
-    let mut rest = mqtt_str(c.id.as_bytes());
-    if let Some((t, m, q, r)) = &c.will {
-        flags |= 0x04 | (q << 3) | (u8::from(*r) << 5);
-        rest.extend(mqtt_str(t.as_bytes()));
-        rest.extend(mqtt_str(m));
-    }
-    if let Some((u, p)) = &c.login {
-        flags |= 0xc0;
-        rest.extend(mqtt_str(u.as_bytes()));
-        rest.extend(mqtt_str(p.as_bytes()));
-    }
-    body.extend([4, flags]);
-    body.extend(c.keep_alive.to_be_bytes());
-    body.extend(rest);
-    packet(0x10, &body)
 }
 
 impl Raw {
@@ -228,7 +196,7 @@ impl Raw {
 
     /// CONNECT; the CONNACK's session-present flag and return code.
     async fn connect(&mut self, c: &Conn) -> (bool, u8) {
-        self.send(&connect_packet(c)).await;
+        self.send(&c.packet()).await;
         let (kind, body) = self.expect(2).await;
         assert_eq!((kind, body.len()), (2, 2));
         (body[0] & 1 == 1, body[1])
@@ -281,7 +249,7 @@ impl Raw {
         }
         let (first, body) = self.read_packet(wait).await?;
         if first >> 4 == 6 && self.auto_ack {
-            self.send(&packet(0x70, &body[..2])).await;
+            self.send(&mqtt_packet(0x70, &body[..2])).await;
         }
         Some((first, body))
     }
@@ -301,7 +269,7 @@ impl Raw {
                 panic!("no packet of type {kind} came (the connection ended or {WAIT:?} passed)");
             };
             if first >> 4 == 6 && self.auto_ack {
-                self.send(&packet(0x70, &body[..2])).await;
+                self.send(&mqtt_packet(0x70, &body[..2])).await;
                 continue;
             }
             if first >> 4 == kind {
@@ -321,13 +289,13 @@ impl Raw {
             body.extend(pkid.to_be_bytes());
         }
         body.extend_from_slice(payload);
-        self.send(&packet(0x30 | (qos << 1) | u8::from(retain), &body))
+        self.send(&mqtt_packet(0x30 | (qos << 1) | u8::from(retain), &body))
             .await;
         match qos {
             1 => assert_eq!(self.expect(4).await.1, pkid.to_be_bytes()),
             2 => {
                 assert_eq!(self.expect(5).await.1, pkid.to_be_bytes());
-                self.send(&packet(0x62, &pkid.to_be_bytes())).await;
+                self.send(&mqtt_packet(0x62, &pkid.to_be_bytes())).await;
                 assert_eq!(self.expect(7).await.1, pkid.to_be_bytes());
             }
             _ => {}
@@ -342,7 +310,7 @@ impl Raw {
             body.extend(mqtt_str(f.as_bytes()));
             body.push(*q);
         }
-        self.send(&packet(0x82, &body)).await;
+        self.send(&mqtt_packet(0x82, &body)).await;
         let (_, ack) = self.expect(9).await;
         assert_eq!(ack[..2], pkid.to_be_bytes());
         ack[2..].to_vec()
@@ -354,7 +322,7 @@ impl Raw {
         for f in filters {
             body.extend(mqtt_str(f.as_bytes()));
         }
-        self.send(&packet(0xa2, &body)).await;
+        self.send(&mqtt_packet(0xa2, &body)).await;
         assert_eq!(self.expect(11).await.1, pkid.to_be_bytes());
     }
 
@@ -376,7 +344,7 @@ impl Raw {
                 at += 2;
                 if self.auto_ack {
                     let ack = if qos == 1 { 0x40 } else { 0x50 };
-                    self.send(&packet(ack, &pkid.to_be_bytes())).await;
+                    self.send(&mqtt_packet(ack, &pkid.to_be_bytes())).await;
                 }
             }
             return Some(Msg {
@@ -636,7 +604,7 @@ async fn a_second_connect_closes_the_connection() {
     let hub = Hub::start().await;
     let id = rand_id("twice");
     let mut c = hub.client(&id).await;
-    c.send(&connect_packet(&Conn::new(&id))).await;
+    c.send(&Conn::new(&id).packet()).await;
     assert!(
         c.closed_within(WAIT).await,
         "still open after a second CONNECT"
@@ -852,7 +820,7 @@ async fn connections_from_one_address_are_bounded() {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut c = Raw::open(hub.addr).await;
-        c.send(&connect_packet(&Conn::new(&rand_id("again")))).await;
+        c.send(&Conn::new(&rand_id("again")).packet()).await;
         if c.read_packet(WAIT).await.is_some() {
             break;
         }

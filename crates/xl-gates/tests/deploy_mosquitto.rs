@@ -8,17 +8,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::*;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tokio::sync::mpsc;
-
-const WAIT: Duration = Duration::from_secs(10);
-/// Long enough for a message in flight on loopback; waited only after a later message on the
-/// same path arrived.
-const GRACE: Duration = Duration::from_millis(300);
 
 const USERS: [&str; 6] = [
     "hub",
@@ -98,17 +91,7 @@ impl Broker {
         }
         let port = free_port();
         std::fs::write(dir.join("mosquitto.conf"), shipped_conf(port, &dir)).unwrap();
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is not installed");
+        let child = spawn_mosquitto(&dir.join("mosquitto.conf"));
         let b = Broker { port, dir, child };
         assert!(
             wait_listening(
@@ -121,8 +104,8 @@ impl Broker {
         b
     }
 
-    async fn login(&self, user: &str, client_id: &str) -> Client {
-        Client::connect(self.port, client_id, Some((user, &password(user))))
+    async fn login(&self, user: &str, client_id: &str) -> MqttClient {
+        MqttClient::connect(self.port, client_id, Some((user, &password(user))), true)
             .await
             .unwrap_or_else(|code| panic!("{user} refused with {code}"))
     }
@@ -138,148 +121,9 @@ impl Drop for Broker {
     }
 }
 
-struct Client {
-    client: AsyncClient,
-    rx: mpsc::UnboundedReceiver<Packet>,
-    held: std::collections::VecDeque<Packet>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Client {
-    async fn connect(
-        port: u16,
-        client_id: &str,
-        login: Option<(&str, &str)>,
-    ) -> Result<Client, u8> {
-        let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30));
-        if let Some((u, p)) = login {
-            o.set_credentials(u, p);
-        }
-        let (client, mut el) = AsyncClient::new(o, 100);
-        loop {
-            match tokio::time::timeout(WAIT, el.poll())
-                .await
-                .expect("no CONNACK")
-            {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-                Ok(_) => {}
-                Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return Err(code as u8),
-                Err(e) => panic!("connect: {e}"),
-            }
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Ok(ev) = el.poll().await {
-                if let Event::Incoming(p) = ev
-                    && tx.send(p).is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Ok(Client {
-            client,
-            rx,
-            held: Default::default(),
-            task,
-        })
-    }
-
-    async fn next<T>(&mut self, mut pick: impl FnMut(&Packet) -> Option<T>) -> Option<T> {
-        // Packets passed over (a PUBLISH that came before the PUBACK awaited) wait for a
-        // later look.
-        if let Some(i) = self.held.iter().position(|p| pick(p).is_some()) {
-            let p = self.held.remove(i).unwrap();
-            return pick(&p);
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(p)) => match pick(&p) {
-                    Some(t) => return Some(t),
-                    None => self.held.push_back(p),
-                },
-                _ => return None,
-            }
-        }
-    }
-
-    /// Publishes QoS 1; Mosquitto acknowledges a publish its ACL denies too (and drops it).
-    async fn publish(&mut self, topic: &str, payload: &str) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
-            .await
-            .unwrap();
-        assert!(
-            self.next(|p| matches!(p, Packet::PubAck(_)).then_some(()))
-                .await
-                .is_some(),
-            "no PUBACK for {topic}"
-        );
-    }
-
-    /// Subscribes to one filter; whether the SUBACK grants it.
-    async fn subscribe(&mut self, filter: &str) -> bool {
-        self.client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .unwrap();
-        self.next(|p| match p {
-            Packet::SubAck(a) => Some(
-                a.return_codes
-                    .iter()
-                    .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
-            ),
-            _ => None,
-        })
-        .await
-        .expect("no SUBACK")
-    }
-
-    /// The topics of the PUBLISHes received until one on `marker` (included), and any that
-    /// follow within [`GRACE`].
-    async fn topics_until(&mut self, marker: &str) -> Vec<String> {
-        let mut got = Vec::new();
-        loop {
-            let t = self
-                .next(|p| match p {
-                    Packet::Publish(p) => Some(p.topic.clone()),
-                    _ => None,
-                })
-                .await
-                .unwrap_or_else(|| panic!("never received {marker}; got {got:?}"));
-            got.push(t.clone());
-            if t == marker {
-                tokio::time::sleep(GRACE).await;
-                got.extend(self.drain_publishes());
-                return got;
-            }
-        }
-    }
-
-    /// The topics of the PUBLISHes received and not looked at yet.
-    fn drain_publishes(&mut self) -> Vec<String> {
-        let mut all: Vec<Packet> = self.held.drain(..).collect();
-        all.extend(std::iter::from_fn(|| self.rx.try_recv().ok()));
-        all.into_iter()
-            .filter_map(|p| match p {
-                Packet::Publish(p) => Some(p.topic),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Whether nothing was published to it that was not looked at yet.
-    fn received_nothing(&mut self) -> bool {
-        self.drain_publishes().is_empty()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// Whether the SUBACK grants `filter`.
+async fn granted(c: &mut MqttClient, filter: &str) -> bool {
+    c.subscribe(&[filter]).await.iter().all(Option::is_some)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,45 +131,56 @@ async fn the_shipped_mosquitto_acl_keeps_each_account_to_its_own_topics() {
     init_logs();
     let b = Broker::start();
     // Nobody gets in without a login, or with a wrong one.
-    assert_eq!(Client::connect(b.port, "anon", None).await.err(), Some(5));
+    assert_eq!(
+        MqttClient::connect(b.port, "anon", None, true).await.err(),
+        Some(5)
+    );
     // (Mosquitto says 5 "not authorised" to a wrong password; the embedded broker says 4.)
     assert!(matches!(
-        Client::connect(b.port, "x", Some(("gate-a", "wrong")))
+        MqttClient::connect(b.port, "x", Some(("gate-a", "wrong")), true)
             .await
             .err(),
         Some(4 | 5)
     ));
 
     let mut hub = b.login("hub", "xueliang-hub").await;
-    assert!(hub.subscribe("gates/#").await);
-    assert!(hub.subscribe("zigbee2mqtt/#").await);
+    assert!(granted(&mut hub, "gates/#").await);
+    assert!(granted(&mut hub, "zigbee2mqtt/#").await);
     let mut hub_out = b.login("hub-out", "xueliang-hub-out").await;
-    assert!(hub_out.subscribe("xueliang/#").await);
+    assert!(granted(&mut hub_out, "xueliang/#").await);
     let mut property = b.login("property-xingfu", "property-app").await;
-    assert!(property.subscribe("xueliang/alerts/xingfu/#").await);
+    assert!(granted(&mut property, "xueliang/alerts/xingfu/#").await);
 
     // A gate writes under its own name only; the hub receives that and not the rest.
     let mut gate_a = b.login("gate-a", "gate-a").await;
-    gate_a.publish("gates/gate-b/event", "forged").await;
-    gate_a.publish("zigbee2mqtt/bike_shed_door", "forged").await;
-    gate_a.publish("gates/gate-a/event", "own").await;
+    gate_a
+        .publish_acked("gates/gate-b/event", false, "forged")
+        .await;
+    gate_a
+        .publish_acked("zigbee2mqtt/bike_shed_door", false, "forged")
+        .await;
+    gate_a
+        .publish_acked("gates/gate-a/event", false, "own")
+        .await;
     assert_eq!(
         hub.topics_until("gates/gate-a/event").await,
         ["gates/gate-a/event"]
     );
 
     // It may not write the hub's topics (alerts, retained status), nor read them or anything.
-    gate_a.publish("xueliang/status", "offline").await;
     gate_a
-        .publish("xueliang/alerts/xingfu/gate.forced_open", "forged")
+        .publish_acked("xueliang/status", false, "offline")
         .await;
-    let everything = gate_a.subscribe("#").await;
-    let alerts = gate_a.subscribe("xueliang/alerts/#").await;
+    gate_a
+        .publish_acked("xueliang/alerts/xingfu/gate.forced_open", false, "forged")
+        .await;
+    let everything = granted(&mut gate_a, "#").await;
+    let alerts = granted(&mut gate_a, "xueliang/alerts/#").await;
     hub_out
-        .publish("xueliang/alerts/hexie/gate.forced_open", "hexie")
+        .publish_acked("xueliang/alerts/hexie/gate.forced_open", false, "hexie")
         .await;
     hub_out
-        .publish("xueliang/alerts/xingfu/gate.forced_open", "xingfu")
+        .publish_acked("xueliang/alerts/xingfu/gate.forced_open", false, "xingfu")
         .await;
     assert_eq!(
         hub_out
@@ -347,13 +202,15 @@ async fn the_shipped_mosquitto_acl_keeps_each_account_to_its_own_topics() {
     // Mosquitto 2.0 may grant the SUBSCRIBE and deliver nothing under it: either way the gate
     // read nothing.
     assert!(
-        gate_a.received_nothing(),
+        gate_a.drain_publishes().is_empty(),
         "the gate read the alerts (SUBACK granted: # {everything}, alerts {alerts})"
     );
 
     // The client id is the username: a gate naming itself after the hub takes nothing.
     let mut impostor = b.login("gate-b", "xueliang-hub").await;
-    impostor.publish("gates/gate-b/event", "own").await;
+    impostor
+        .publish_acked("gates/gate-b/event", false, "own")
+        .await;
     assert_eq!(
         hub.topics_until("gates/gate-b/event").await,
         ["gates/gate-b/event"]
@@ -361,8 +218,9 @@ async fn the_shipped_mosquitto_acl_keeps_each_account_to_its_own_topics() {
 
     // A bridge writes its own topics.
     let mut z2m = b.login("zigbee2mqtt", "zigbee2mqtt").await;
-    z2m.publish("gates/gate-a/event", "forged").await;
-    z2m.publish("zigbee2mqtt/bike_shed_door", "{\"contact\":false}")
+    z2m.publish_acked("gates/gate-a/event", false, "forged")
+        .await;
+    z2m.publish_acked("zigbee2mqtt/bike_shed_door", false, "{\"contact\":false}")
         .await;
     assert_eq!(
         hub.topics_until("zigbee2mqtt/bike_shed_door").await,

@@ -71,18 +71,9 @@ Content-Type: image/jpeg\r\n",
     b
 }
 
+/// Status and body (as text) of a response; see [`exchange`].
 async fn send(router: &axum::Router, peer: &str, req: Request<Body>) -> (StatusCode, String) {
-    let peer: SocketAddr = peer.parse().unwrap();
-    let resp = router
-        .clone()
-        .layer(MockConnectInfo(peer))
-        .oneshot(req)
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let (status, _, body) = exchange(router, peer, req).await;
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 

@@ -323,15 +323,12 @@ async fn embedded_broker_started_by_the_config_delivers() {
     // its CONNACK): refused, and nothing of it stored.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut connect = mqtt_str("MQTT");
-    connect.extend_from_slice(&[4, 0xc2, 0, 30]);
-    for field in ["intruder", "esp-door-7", "not-the-password"] {
-        connect.extend_from_slice(&mqtt_str(field));
-    }
-    let mut publish = mqtt_str(&format!("{prefix}/door-7/rfid"));
-    publish.extend_from_slice(&[0, 1]);
-    publish.extend_from_slice(fixture);
-    let bytes = [mqtt_packet(0x10, &connect), mqtt_packet(0x32, &publish)].concat();
+    let login = Some(("esp-door-7", "not-the-password"));
+    let bytes = [
+        connect_packet("intruder", true, 30, login, None),
+        raw_publish(&format!("{prefix}/door-7/rfid"), 1, fixture),
+    ]
+    .concat();
     s.write_all(&bytes).await.unwrap();
     let mut reply = Vec::new();
     let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut reply)).await;
@@ -348,27 +345,6 @@ async fn embedded_broker_started_by_the_config_delivers() {
     assert!(journal_dead_letters(&data).is_empty());
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
-}
-
-fn mqtt_str(s: &str) -> Vec<u8> {
-    let mut v = (s.len() as u16).to_be_bytes().to_vec();
-    v.extend_from_slice(s.as_bytes());
-    v
-}
-
-fn mqtt_packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let b = (len % 128) as u8;
-        len /= 128;
-        out.push(if len > 0 { b | 0x80 } else { b });
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
 }
 
 /// Every MQTT-carried fixture of ../shared/fixtures/gates on its real topic, through a real

@@ -6,12 +6,11 @@
 //! the first key frame of each session; credentials never reach a log line or an error message
 //! (URLs are stored without them).
 
-mod backoff;
 mod camera;
 mod error;
 mod probe;
 
-pub use backoff::Backoff;
 pub use camera::{CameraSource, Credentials, Timeouts, TransportKind, redact_url, run_camera};
 pub use error::RtspError;
 pub use probe::{ProbeReport, probe};
+pub use xl_core::backoff::Backoff;

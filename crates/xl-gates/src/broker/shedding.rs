@@ -2,13 +2,14 @@
 //! connections (in all and per source address), and warnings about bad ones that stay few
 //! however many a stranger opens (500 junk sockets logged 500 WARN lines).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use xl_core::connections::{ConnectionBounds, Refusal};
+use xl_core::throttle::LogThrottle;
+
 /// Open client connections at most. Each costs the process three descriptors (the client's
-/// socket, the front's to rumqttd and rumqttd's end of it); see [`Connections::new`].
+/// socket, the front's to rumqttd and rumqttd's end of it); see [`connection_bounds`].
 pub(super) const MAX_CONNECTIONS: usize = 1024;
 /// Open client connections from one address at most: a site's gates behind one NAT router
 /// share an address, a bridge needs one connection for all its gates.
@@ -17,98 +18,25 @@ pub(super) const MAX_CONNECTIONS_PER_ADDRESS: usize = 128;
 pub(super) const BAD_LOG_FIRST: u32 = 5;
 pub(super) const BAD_LOG_WINDOW: Duration = Duration::from_secs(60);
 
-/// Open connections, in all and per address.
-pub(super) struct Connections {
+/// Bounds on open connections, in all and per address; `max_total` is cut to what a quarter
+/// of the descriptor limit `nofile` allows (three descriptors a connection), so that cameras,
+/// the store and the API keep the rest.
+pub(super) fn connection_bounds(
     max_total: usize,
     max_per_address: usize,
-    open: Mutex<Open>,
+    nofile: Option<u64>,
+) -> ConnectionBounds {
+    let share = nofile.map_or(usize::MAX, |n| {
+        usize::try_from(n / 4 / 3).unwrap_or(usize::MAX)
+    });
+    ConnectionBounds::new(max_total.min(share), max_per_address)
 }
 
-#[derive(Default)]
-struct Open {
-    total: usize,
-    per_address: HashMap<IpAddr, usize>,
-}
-
-/// Why a connection was closed at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
-    Total,
-    PerAddress,
-}
-
-impl Refusal {
-    pub(super) fn reason(self) -> &'static str {
-        match self {
-            Refusal::Total => "too many open MQTT connections",
-            Refusal::PerAddress => "too many open MQTT connections from this address",
-        }
-    }
-}
-
-impl Connections {
-    /// `max_total` is cut to what a quarter of the descriptor limit `nofile` allows (three
-    /// descriptors a connection), so that cameras, the store and the API keep the rest.
-    pub(super) fn new(max_total: usize, max_per_address: usize, nofile: Option<u64>) -> Self {
-        let share = nofile.map_or(usize::MAX, |n| {
-            usize::try_from(n / 4 / 3).unwrap_or(usize::MAX)
-        });
-        Connections {
-            max_total: max_total.min(share).max(1),
-            max_per_address: max_per_address.max(1),
-            open: Mutex::new(Open::default()),
-        }
-    }
-
-    pub(super) fn max_total(&self) -> usize {
-        self.max_total
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Open> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A place for a connection from `ip`, given back when the guard drops.
-    pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refusal> {
-        let ip = ip.to_canonical();
-        let mut open = self.lock();
-        if open.total >= self.max_total {
-            return Err(Refusal::Total);
-        }
-        let n = open.per_address.entry(ip).or_insert(0);
-        if *n >= self.max_per_address {
-            return Err(Refusal::PerAddress);
-        }
-        *n += 1;
-        open.total += 1;
-        Ok(ConnectionGuard {
-            connections: Arc::clone(self),
-            ip,
-        })
-    }
-
-    #[cfg(test)]
-    fn open(&self) -> usize {
-        self.lock().total
-    }
-}
-
-/// A connection's place in [`Connections`].
-pub(super) struct ConnectionGuard {
-    connections: Arc<Connections>,
-    ip: IpAddr,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        let mut open = self.connections.lock();
-        open.total -= 1;
-        if let Some(n) = open.per_address.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.per_address.remove(&self.ip);
-            }
-        }
+/// Why a connection was closed at once, for the log.
+pub(super) fn refusal_reason(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Total => "too many open MQTT connections",
+        Refusal::PerAddress => "too many open MQTT connections from this address",
     }
 }
 
@@ -122,13 +50,21 @@ pub(super) fn nofile_limit() -> Option<u64> {
 
 /// Warnings about connections closed for bad packets, idleness or a bound: the first
 /// [`BAD_LOG_FIRST`] of each window of [`BAD_LOG_WINDOW`] one by one with their peer, the rest
-/// summed up in one line when the window ends. Pure: the caller gives the time.
-#[derive(Debug, Default)]
+/// summed up in one line when the window ends, naming the last one held back. Pure: the
+/// caller gives the time.
+#[derive(Debug)]
 pub(super) struct BadLog {
-    window_start: Option<Instant>,
-    logged: u32,
-    held: u64,
+    throttle: LogThrottle,
     last: Option<(SocketAddr, String)>,
+}
+
+impl Default for BadLog {
+    fn default() -> Self {
+        BadLog {
+            throttle: LogThrottle::with_burst(BAD_LOG_WINDOW, BAD_LOG_FIRST),
+            last: None,
+        }
+    }
 }
 
 /// What the caller logs for one bad connection.
@@ -151,36 +87,34 @@ pub(super) struct Summary {
 impl BadLog {
     /// One more bad connection at `now`.
     pub(super) fn record(&mut self, now: Instant, peer: SocketAddr, reason: &str) -> Said {
-        let summary = self.roll(now);
-        if self.window_start.is_none() {
-            self.window_start = Some(now);
-        }
-        if self.logged < BAD_LOG_FIRST {
-            self.logged += 1;
-            return Said { one: true, summary };
-        }
-        self.held += 1;
-        self.last = Some((peer, reason.to_owned()));
-        Said {
-            one: false,
-            summary,
+        match self.throttle.admit(now) {
+            Some(held) => Said {
+                one: true,
+                summary: self.summary(held),
+            },
+            None => {
+                self.last = Some((peer, reason.to_owned()));
+                Said {
+                    one: false,
+                    summary: None,
+                }
+            }
         }
     }
 
     /// The summary of a window that has ended by `now`, if it held any back (called on a
     /// timer, so the last burst is summed up even when nothing follows it).
     pub(super) fn flush(&mut self, now: Instant) -> Option<Summary> {
-        self.roll(now)
+        let held = self.throttle.flush(now)?;
+        self.summary(held)
     }
 
-    fn roll(&mut self, now: Instant) -> Option<Summary> {
-        let start = self.window_start?;
-        if now.saturating_duration_since(start) < BAD_LOG_WINDOW {
+    /// "`held` more, the last of them from this peer for this reason"; `None` when none were
+    /// held back.
+    fn summary(&mut self, held: u64) -> Option<Summary> {
+        if held == 0 {
             return None;
         }
-        let held = std::mem::take(&mut self.held);
-        self.window_start = None;
-        self.logged = 0;
         let (peer, reason) = self.last.take()?;
         Some(Summary { held, peer, reason })
     }
@@ -235,29 +169,10 @@ mod tests {
     }
 
     #[test]
-    fn connections_are_bounded_in_all_and_per_address() {
-        let c = Arc::new(Connections::new(5, 2, None));
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
-        let g1 = c.admit(a).unwrap();
-        let _g2 = c.admit(a).unwrap();
-        assert_eq!(c.admit(a).err(), Some(Refusal::PerAddress));
-        // The same address as IPv4-mapped IPv6 counts as the same.
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(c.admit(mapped).err(), Some(Refusal::PerAddress));
-        drop(g1);
-        let _g3 = c.admit(mapped).unwrap();
-        let others: Vec<_> = (0..3)
-            .map(|i| c.admit([10, 0, 1, i].into()).unwrap())
-            .collect();
-        assert_eq!(c.open(), 5);
-        assert_eq!(c.admit(b).err(), Some(Refusal::Total));
-        drop(others);
-        assert_eq!(c.open(), 2);
-        let _g4 = c.admit(b).unwrap();
-        // A quarter of the descriptor limit, three descriptors a connection.
-        assert_eq!(Connections::new(1024, 128, Some(1200)).max_total(), 100);
-        assert_eq!(Connections::new(1024, 128, Some(65536)).max_total(), 1024);
+    fn a_quarter_of_the_descriptor_limit_three_descriptors_a_connection() {
+        assert_eq!(connection_bounds(1024, 128, Some(1200)).max_total(), 100);
+        assert_eq!(connection_bounds(1024, 128, Some(65536)).max_total(), 1024);
+        assert_eq!(connection_bounds(1024, 128, None).max_total(), 1024);
         assert!(nofile_limit().is_some_and(|n| n > 0));
     }
 }

@@ -119,18 +119,7 @@ impl Mosquitto {
     }
 
     fn spawn(&mut self) {
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(self.dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is not installed (scripts/setup installs it)");
-        self.child = Some(child);
+        self.child = Some(spawn_mosquitto(&self.dir.join("mosquitto.conf")));
         assert!(
             wait_listening(self.addr(), Duration::from_secs(10)),
             "mosquitto did not start on {}",
@@ -226,6 +215,21 @@ fn make_test_certs(dir: &Path) {
     for f in ["ca.pem", "server.pem", "server.key"] {
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
+}
+
+/// Starts the system's `mosquitto` with the config file `conf`, its output discarded.
+pub fn spawn_mosquitto(conf: &Path) -> Child {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto");
+    Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto is not installed (scripts/setup installs it)")
 }
 
 impl Drop for Mosquitto {
@@ -452,3 +456,232 @@ pub fn percentile(v: &mut [Duration], p: f64) -> Duration {
 
 /// Publish instants by serial number, for latency figures.
 pub type Sent = Arc<Mutex<HashMap<u64, Instant>>>;
+
+/// An MQTT string: its length (two bytes, big-endian), then the bytes.
+pub fn mqtt_str(s: &[u8]) -> Vec<u8> {
+    let mut v = (s.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(s);
+    v
+}
+
+/// A raw MQTT packet: the first byte (type and flags), the remaining length, the body.
+pub fn mqtt_packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let b = (len % 128) as u8;
+        len /= 128;
+        out.push(if len > 0 { b | 0x80 } else { b });
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A raw MQTT 3.1.1 CONNECT; `will` is (topic, message, QoS, retain).
+pub fn connect_packet(
+    client_id: &str,
+    clean: bool,
+    keep_alive: u16,
+    login: Option<(&str, &str)>,
+    will: Option<(&str, &[u8], u8, bool)>,
+) -> Vec<u8> {
+    let mut flags = u8::from(clean) << 1;
+    let mut body = mqtt_str(b"MQTT");
+    let mut rest = mqtt_str(client_id.as_bytes());
+    if let Some((topic, message, qos, retain)) = will {
+        flags |= 0x04 | (qos << 3) | (u8::from(retain) << 5);
+        rest.extend(mqtt_str(topic.as_bytes()));
+        rest.extend(mqtt_str(message));
+    }
+    if let Some((u, p)) = login {
+        flags |= 0xc0;
+        rest.extend(mqtt_str(u.as_bytes()));
+        rest.extend(mqtt_str(p.as_bytes()));
+    }
+    body.extend([4, flags]);
+    body.extend(keep_alive.to_be_bytes());
+    body.extend(rest);
+    mqtt_packet(0x10, &body)
+}
+
+/// A raw QoS 1 PUBLISH.
+pub fn raw_publish(topic: &str, pkid: u16, payload: &[u8]) -> Vec<u8> {
+    let mut body = mqtt_str(topic.as_bytes());
+    body.extend_from_slice(&pkid.to_be_bytes());
+    body.extend_from_slice(payload);
+    mqtt_packet(0x32, &body)
+}
+
+/// How long an [`MqttClient`] waits for a CONNACK or the packet it looks for.
+pub const MQTT_WAIT: Duration = Duration::from_secs(20);
+/// How long [`MqttClient::messages_until`] waits after the marker for stragglers.
+pub const MQTT_GRACE: Duration = Duration::from_millis(300);
+
+/// A rumqttc client (QoS 1, keep-alive 30 s) and what it receives, for tests of what a broker
+/// lets through.
+pub struct MqttClient {
+    pub client: AsyncClient,
+    pub session_present: bool,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Packet>,
+    held: std::collections::VecDeque<Packet>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MqttClient {
+    /// Connects to 127.0.0.1:`port`; `Err` is the CONNACK return code of a refusal.
+    pub async fn connect(
+        port: u16,
+        client_id: &str,
+        login: Option<(&str, &str)>,
+        clean: bool,
+    ) -> Result<MqttClient, u8> {
+        let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(clean);
+        if let Some((u, p)) = login {
+            o.set_credentials(u, p);
+        }
+        let (client, mut el) = AsyncClient::new(o, 100);
+        let session_present = loop {
+            match tokio::time::timeout(MQTT_WAIT, el.poll())
+                .await
+                .expect("no CONNACK")
+            {
+                Ok(Event::Incoming(Packet::ConnAck(a))) => break a.session_present,
+                Ok(_) => {}
+                Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return Err(code as u8),
+                Err(e) => panic!("connect: {e}"),
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Ok(ev) = el.poll().await {
+                if let Event::Incoming(p) = ev
+                    && tx.send(p).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(MqttClient {
+            client,
+            session_present,
+            rx,
+            held: Default::default(),
+            task,
+        })
+    }
+
+    /// The next packet that `pick` takes, within [`MQTT_WAIT`].
+    pub async fn next<T>(&mut self, mut pick: impl FnMut(&Packet) -> Option<T>) -> Option<T> {
+        // Packets passed over (a PUBLISH that came before the PUBACK awaited) wait for a
+        // later look.
+        if let Some(i) = self.held.iter().position(|p| pick(p).is_some()) {
+            let p = self.held.remove(i).unwrap();
+            return pick(&p);
+        }
+        let deadline = tokio::time::Instant::now() + MQTT_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(p)) => match pick(&p) {
+                    Some(t) => return Some(t),
+                    None => self.held.push_back(p),
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// Publishes QoS 1 and waits for its PUBACK (a broker acknowledges a PUBLISH it drops
+    /// too).
+    pub async fn publish_acked(&mut self, topic: &str, retain: bool, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.into())
+            .await
+            .unwrap();
+        assert!(
+            self.next(|p| matches!(p, Packet::PubAck(_)).then_some(()))
+                .await
+                .is_some(),
+            "no PUBACK for {topic}"
+        );
+    }
+
+    /// Subscribes (QoS 1) and returns the SUBACK's codes (`None` = refused, 0x80).
+    pub async fn subscribe(&mut self, filters: &[&str]) -> Vec<Option<QoS>> {
+        let f: Vec<rumqttc::SubscribeFilter> = filters
+            .iter()
+            .map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce))
+            .collect();
+        self.client.subscribe_many(f).await.unwrap();
+        self.next(|p| match p {
+            Packet::SubAck(a) => Some(
+                a.return_codes
+                    .iter()
+                    .map(|c| match c {
+                        rumqttc::SubscribeReasonCode::Success(q) => Some(*q),
+                        rumqttc::SubscribeReasonCode::Failure => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .await
+        .expect("no SUBACK")
+    }
+
+    /// The next PUBLISH received: (topic, payload, retain).
+    pub async fn next_message(&mut self) -> Option<(String, Vec<u8>, bool)> {
+        self.next(|p| match p {
+            Packet::Publish(p) => Some((p.topic.clone(), p.payload.to_vec(), p.retain)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The PUBLISHes received until one on `marker` (included), and any that follow within
+    /// [`MQTT_GRACE`]: (topic, payload).
+    pub async fn messages_until(&mut self, marker: &str) -> Vec<(String, Vec<u8>)> {
+        let mut got = Vec::new();
+        loop {
+            let (t, p, _) = self
+                .next_message()
+                .await
+                .unwrap_or_else(|| panic!("never received {marker}; got {got:?}"));
+            let done = t == marker;
+            got.push((t, p));
+            if done {
+                tokio::time::sleep(MQTT_GRACE).await;
+                got.extend(self.drain_publishes());
+                return got;
+            }
+        }
+    }
+
+    /// The topics of [`MqttClient::messages_until`].
+    pub async fn topics_until(&mut self, marker: &str) -> Vec<String> {
+        let got = self.messages_until(marker).await;
+        got.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// The PUBLISHes received and not looked at yet: (topic, payload).
+    pub fn drain_publishes(&mut self) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<Packet> = self.held.drain(..).collect();
+        all.extend(std::iter::from_fn(|| self.rx.try_recv().ok()));
+        all.into_iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((p.topic, p.payload.to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Drop for MqttClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
