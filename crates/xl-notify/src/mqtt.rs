@@ -30,7 +30,7 @@ use tracing::{Instrument, debug, info, info_span, trace, warn};
 use xl_core::mqtt::{BrokerAddr, has_pem_certificate};
 use xl_core::{CameraId, OutboxEntry};
 
-use crate::backoff::{Backoff, secs, sleep_or_shutdown};
+use crate::backoff::{Backoff, jittered, secs, sleep_or_shutdown};
 use crate::{NotifyError, Outbox};
 
 /// The cursor name of MQTT out in the outbox.
@@ -437,7 +437,7 @@ impl Publisher {
                 Ok(c) => break c,
                 Err(e) => {
                     warn!(error = %e, "cannot read the MQTT cursor; retrying");
-                    if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                    if sleep_or_shutdown(jittered(&mut backoff), &shutdown).await {
                         return;
                     }
                 }
@@ -490,7 +490,7 @@ impl Publisher {
                         self.shared.counters.connected.store(false, Relaxed);
                         self.conn = Connection::new(self.cursor);
                         self.camera_submitted = 0;
-                        let delay = backoff.next_delay();
+                        let delay = jittered(&mut backoff);
                         warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT out connection lost");
                         if sleep_or_shutdown(delay, &shutdown).await {
                             break;

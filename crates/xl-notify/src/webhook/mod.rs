@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use xl_core::OutboxEntry;
 
-use crate::backoff::{Backoff, secs, sleep_or_shutdown};
+use crate::backoff::{Backoff, jittered, secs, sleep_or_shutdown};
 use crate::redact::redact_url;
 use crate::{NotifyError, Outbox};
 
@@ -321,7 +321,7 @@ async fn run<O: Outbox>(
             Ok(c) => break c,
             Err(e) => {
                 warn!(error = %e, "cannot read the webhook's cursor; retrying");
-                if sleep_or_shutdown(read_backoff.next_delay(), &shutdown).await {
+                if sleep_or_shutdown(jittered(&mut read_backoff), &shutdown).await {
                     return;
                 }
             }
@@ -341,7 +341,7 @@ async fn run<O: Outbox>(
             }
             Err(e) => {
                 warn!(error = %e, cursor, "cannot read the outbox; retrying");
-                if sleep_or_shutdown(read_backoff.next_delay(), &shutdown).await {
+                if sleep_or_shutdown(jittered(&mut read_backoff), &shutdown).await {
                     break;
                 }
                 continue;
@@ -442,7 +442,7 @@ async fn deliver(
                 return Delivery::Skipped;
             }
         }
-        let delay = backoff.next_delay();
+        let delay = jittered(backoff);
         warn!(
             seq = entry.seq,
             alert = %entry.alert.id,
