@@ -5,6 +5,7 @@ mod dashboard;
 mod fake;
 mod login;
 mod schemas;
+mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
