@@ -104,6 +104,58 @@ impl FromStr for DecodePolicy {
     }
 }
 
+/// Where faces are looked for on a camera.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaceMode {
+    /// No face detection.
+    Off,
+    /// On the upper part of each person found (the default).
+    #[default]
+    Persons,
+    /// On the whole frame (gate cameras, where people face the camera up close).
+    Frame,
+}
+
+/// The lowest detection rate other than 0: one detection every 1000 s.
+pub const MIN_DETECT_RATE: f32 = 0.001;
+
+/// Whether `rate` is a usable detection rate (detections a second): 0 (no limit), or finite
+/// and at least [`MIN_DETECT_RATE`].
+pub fn valid_detect_rate(rate: f32) -> bool {
+    rate == 0.0 || (rate.is_finite() && rate >= MIN_DETECT_RATE)
+}
+
+/// `[cameras.detect]`: how one camera is analysed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraDetect {
+    /// Default true.
+    pub enabled: bool,
+    /// Detections a second. Default: `[detect] rate`.
+    pub rate: Option<f32>,
+    /// Detect only where the motion gate sees motion, on crops around it. Default true; false
+    /// detects on whole frames at `rate`.
+    pub motion: bool,
+    /// `persons` (default: faces on the upper part of persons), `frame` (whole frames: gate
+    /// cameras, people close and facing the camera) or `off`.
+    pub faces: FaceMode,
+    /// Face embeddings. Default: `[detect] embeddings`.
+    pub embed: Option<bool>,
+}
+
+impl Default for CameraDetect {
+    fn default() -> Self {
+        CameraDetect {
+            enabled: true,
+            rate: None,
+            motion: true,
+            faces: FaceMode::Persons,
+            embed: None,
+        }
+    }
+}
+
 /// Where a camera stands now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]

@@ -92,6 +92,19 @@ id_type!(
     /// A gate: a door, turnstile or barrier with an access controller.
     GateId
 );
+id_type!(
+    /// A police station (派出所), which owns communities.
+    StationId
+);
+id_type!(
+    /// A grid (网格): a part of a community.
+    GridId
+);
+id_type!(
+    /// A zone of a camera: unique among that camera's zones (events and rules name the zone by
+    /// it), not across cameras.
+    ZoneId
+);
 
 #[cfg(test)]
 mod tests {

@@ -16,8 +16,10 @@ pub mod ids;
 pub mod metrics;
 pub mod mqtt;
 pub mod throttle;
+pub mod topology;
+pub mod zone;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, OutboxEntry, Role, Severity};
 pub use error::ErrorKind;
 pub use gate::{AdapterError, FirmwareAdapter, GateEvent, GateEventKind, PayloadMeta};
-pub use ids::{CameraId, CommunityId, GateId, IdError};
+pub use ids::{CameraId, CommunityId, GateId, GridId, IdError, StationId, ZoneId};

@@ -29,26 +29,11 @@ use crate::stats::Stage;
 use crate::yunet::Face;
 use crate::{DetectError, face};
 
-/// Where faces are looked for on a camera.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaceMode {
-    /// No face detection.
-    Off,
-    /// On the upper part of each person found (the default).
-    #[default]
-    Persons,
-    /// On the whole frame (gate cameras, where people face the camera up close).
-    Frame,
-}
-
-/// The lowest detection rate other than 0: one detection every 1000 s.
-pub const MIN_RATE: f32 = 0.001;
-
-/// Whether `rate` is a usable [`CameraPlan::rate`]: 0, or finite and at least [`MIN_RATE`].
-pub fn valid_rate(rate: f32) -> bool {
-    rate == 0.0 || (rate.is_finite() && rate >= MIN_RATE)
-}
+/// Where faces are looked for on a camera (a camera's setting, defined in `xl-core`).
+pub use xl_core::camera::FaceMode;
+/// The lowest detection rate other than 0, and whether a rate is usable ([`CameraPlan::rate`]):
+/// the rule lives in `xl-core`, where a camera's settings are checked.
+pub use xl_core::camera::{MIN_DETECT_RATE as MIN_RATE, valid_detect_rate as valid_rate};
 
 /// How one camera is served.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use xl_core::ErrorKind;
 use xl_core::alert::NotAllowed;
+use xl_core::topology::TopologyError;
 
 /// Everything that can go wrong in the store. Messages name the row or the (redacted) URL;
 /// no variant ever holds a database password.
@@ -52,6 +53,23 @@ pub enum StoreError {
     /// directory, ...).
     #[error("{0}")]
     Invalid(String),
+    /// A topology entry fails its own checks or its references (the field is named).
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// A change of a topology entry made against a revision that is no longer the entry's:
+    /// someone else changed it since it was read.
+    #[error(
+        "{entry} was changed meanwhile (it is at revision {current}, not {expected}); read it \
+         again and redo the change"
+    )]
+    StaleRevision {
+        entry: String,
+        expected: u64,
+        current: u64,
+    },
+    /// A change through the store's API of a topology entry the config file declares.
+    #[error("{entry} is declared in the config file and read-only here; change it there")]
+    ReadOnly { entry: String },
     /// A query failed; `op` says which store operation ran it.
     #[error("{op}: {source}")]
     Database {
@@ -82,7 +100,11 @@ impl StoreError {
             StoreError::UnsupportedUrl { .. }
             | StoreError::Duplicate { .. }
             | StoreError::IllegalTransition { .. }
-            | StoreError::Invalid(_) => ErrorKind::InvalidInput,
+            | StoreError::Invalid(_)
+            | StoreError::Topology(_)
+            // A conflict (HTTP 409) once ErrorKind has one.
+            | StoreError::StaleRevision { .. } => ErrorKind::InvalidInput,
+            StoreError::ReadOnly { .. } => ErrorKind::PermissionDenied,
             StoreError::NotFound { .. } => ErrorKind::NotFound,
             StoreError::Connect { .. } | StoreError::ConnectTimeout { .. } => {
                 ErrorKind::Unavailable

@@ -25,6 +25,7 @@ mod gates;
 mod registry;
 mod retention;
 mod sql;
+mod topology;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -45,6 +46,7 @@ pub use registry::{
     UserRow,
 };
 pub use retention::{PurgeReport, Retention};
+pub use topology::{ApplyReport, Author, SecretUpdate, StoredTopology};
 
 /// The cursor of the reader of stored gate events (the rules processor): retention keeps the
 /// gate events it has not read yet.

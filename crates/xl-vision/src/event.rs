@@ -9,16 +9,9 @@ use xl_core::CameraId;
 use crate::geom::NormRect;
 use crate::zone::ZoneId;
 
-/// What a detection or a track is. Detectors map their own labels onto these (SSD's COCO
-/// "person" is [`ObjectClass::Person`]; YuNet's faces are [`ObjectClass::Face`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectClass {
-    Person,
-    Face,
-    Vehicle,
-    Other,
-}
+/// What a detection or a track is (defined in `xl-core`, where zones name the classes they
+/// watch).
+pub use xl_core::zone::ObjectClass;
 
 /// A track's id, unique within its camera for the tracker's lifetime. Ids are handed out when a
 /// track is confirmed, 1, 2, 3... so a tentative track that never confirms uses none.

@@ -11,217 +11,19 @@
 //! schedule ending is not someone leaving), and when it turns on, tracks already inside enter
 //! then, because a person in a zone when its schedule starts is exactly what an intrusion rule
 //! wants to hear about. Schedules are read in the time zone of the camera's community.
-use std::fmt;
-
-use jiff::civil::{self, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Deserializer, Serialize};
-use xl_core::{CameraId, IdError};
+use xl_core::CameraId;
+pub use xl_core::zone::{Day, ObjectClass, ScheduleWindow, Zone, ZoneId};
 
 use crate::error::VisionError;
-use crate::event::{ObjectClass, TrackId, VisionEvent, millis};
+use crate::event::{TrackId, VisionEvent, millis};
 use crate::track::Track;
 
-/// A zone's id, as written in config: `[A-Za-z0-9_.-]`, 1 to 64 characters, unique per camera.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct ZoneId(String);
-
-impl ZoneId {
-    /// Validates and wraps `s` (same rules as camera and gate ids).
-    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-        let s = s.into();
-        if s.is_empty() {
-            return Err(IdError::Empty);
-        }
-        if s.len() > 64 {
-            return Err(IdError::TooLong(s));
-        }
-        let ok_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
-        if !s.bytes().all(ok_char) {
-            return Err(IdError::BadChar(s));
-        }
-        Ok(ZoneId(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ZoneId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ZoneId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ZoneId({:?})", self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ZoneId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        ZoneId::new(s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A day of the week, as written in config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Day {
-    Mon,
-    Tue,
-    Wed,
-    Thu,
-    Fri,
-    Sat,
-    Sun,
-}
-
-impl From<Weekday> for Day {
-    fn from(day: Weekday) -> Self {
-        match day {
-            Weekday::Monday => Day::Mon,
-            Weekday::Tuesday => Day::Tue,
-            Weekday::Wednesday => Day::Wed,
-            Weekday::Thursday => Day::Thu,
-            Weekday::Friday => Day::Fri,
-            Weekday::Saturday => Day::Sat,
-            Weekday::Sunday => Day::Sun,
-        }
-    }
-}
-
-/// One weekly window when a zone is on, in the community's local time:
-/// `{ days = ["mon", "fri"], start = "22:00", end = "06:00" }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleWindow {
-    /// Days the window starts on; an overnight window runs on into the next morning.
-    pub days: Vec<Day>,
-    /// Local time the window opens, "HH:MM" or "HH:MM:SS".
-    pub start: civil::Time,
-    /// Local time it closes (excluded). Earlier than `start` means the next day; equal to
-    /// `start` means the whole day.
-    pub end: civil::Time,
-}
-
-impl ScheduleWindow {
-    /// Whether the window is open at this local date and time.
-    pub fn contains(&self, local: civil::DateTime) -> bool {
-        let (day, time) = (local.weekday(), local.time());
-        let on = |d: Weekday| self.days.contains(&Day::from(d));
-        if self.start == self.end {
-            on(day)
-        } else if self.start < self.end {
-            on(day) && self.start <= time && time < self.end
-        } else {
-            (on(day) && time >= self.start) || (on(day.previous()) && time < self.end)
-        }
-    }
-}
-
-fn default_classes() -> Vec<ObjectClass> {
-    vec![ObjectClass::Person]
-}
-
-fn default_leave_after_secs() -> f64 {
-    1.0
-}
-
-/// One zone of a camera (`[[cameras.zones]]` in the hub's config).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneConfig {
-    /// Unique among the camera's zones; events and rules name the zone by it.
-    pub id: ZoneId,
-    /// Corners as `[x, y]` in normalised image coordinates (0 to 1, origin top left), in order
-    /// around the zone, either direction; concave shapes are fine; the last corner joins the
-    /// first. At least 3, with a non-zero area.
-    pub polygon: Vec<[f32; 2]>,
-    /// Classes of tracks the zone watches. Default `["person"]`.
-    #[serde(default = "default_classes")]
-    pub classes: Vec<ObjectClass>,
-    /// When the zone is on. Default: empty, meaning always.
-    #[serde(default)]
-    pub schedule: Vec<ScheduleWindow>,
-    /// Seconds in the zone after which a track's visit is reported once (`dwell_exceeded`).
-    /// Default: none, no dwell events.
-    #[serde(default)]
-    pub dwell_limit_secs: Option<f64>,
-    /// Tracks in the zone above which the count is over the limit (`count_over_limit`).
-    /// Default: none.
-    #[serde(default)]
-    pub count_limit: Option<u32>,
-    /// Seconds the count must stay above `count_limit` before it is reported. Default 0.
-    #[serde(default)]
-    pub count_limit_secs: f64,
-    /// Seconds a track's point must stay outside before the track has left. Default 1.0.
-    #[serde(default = "default_leave_after_secs")]
-    pub leave_after_secs: f64,
-}
-
-impl ZoneConfig {
-    /// Checks the polygon and settings; errors name the zone.
-    pub fn validate(&self) -> Result<(), VisionError> {
-        let bad = |reason: String| {
-            Err(VisionError::InvalidZone {
-                zone: self.id.to_string(),
-                reason,
-            })
-        };
-        if self.polygon.len() < 3 {
-            return bad(format!(
-                "polygon has {} points; a zone needs at least 3",
-                self.polygon.len()
-            ));
-        }
-        for (i, [x, y]) in self.polygon.iter().enumerate() {
-            if !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y) {
-                return bad(format!(
-                    "polygon point {} [{x}, {y}] is outside the image; coordinates are fractions from 0 to 1",
-                    i + 1
-                ));
-            }
-        }
-        if polygon_area(&self.polygon) < 1e-6 {
-            return bad("polygon has no area (its points are on one line or repeated)".into());
-        }
-        if self.classes.is_empty() {
-            return bad("classes is empty; the zone would never see a track".into());
-        }
-        for (i, window) in self.schedule.iter().enumerate() {
-            if window.days.is_empty() {
-                return bad(format!("schedule window {} has no days", i + 1));
-            }
-        }
-        let secs_ok = |v: f64| v.is_finite() && (0.0..=86_400.0 * 7.0).contains(&v);
-        if self.dwell_limit_secs.is_some_and(|v| !secs_ok(v)) {
-            return bad("dwell_limit_secs must be between 0 and a week".into());
-        }
-        if !secs_ok(self.count_limit_secs) {
-            return bad("count_limit_secs must be between 0 and a week".into());
-        }
-        if !secs_ok(self.leave_after_secs) {
-            return bad("leave_after_secs must be between 0 and a week".into());
-        }
-        Ok(())
-    }
-}
-
-/// Area of a simple polygon (shoelace formula), whichever way it winds.
-fn polygon_area(points: &[[f32; 2]]) -> f32 {
-    let twice: f32 = points
-        .iter()
-        .zip(points.iter().cycle().skip(1))
-        .map(|([x0, y0], [x1, y1])| x0 * y1 - x1 * y0)
-        .sum();
-    twice.abs() / 2.0
-}
+/// One zone of a camera (`[[cameras.zones]]` in the hub's config): [`xl_core::zone::Zone`],
+/// which holds the data and its checks; the name is the one config and this crate used before
+/// zones moved to `xl-core` with the rest of the topology.
+pub type ZoneConfig = Zone;
 
 /// Whether `(x, y)` is inside the polygon, by the even-odd rule (a ray to the right crosses
 /// the boundary an odd number of times); right for concave polygons too.
@@ -292,7 +94,10 @@ impl Zones {
     ) -> Result<Self, VisionError> {
         let mut zones: Vec<ZoneState> = Vec::with_capacity(configs.len());
         for config in configs {
-            config.validate()?;
+            config.validate().map_err(|e| VisionError::InvalidZone {
+                zone: config.id.to_string(),
+                reason: e.to_string(),
+            })?;
             if zones.iter().any(|z| z.config.id == config.id) {
                 return Err(VisionError::InvalidZone {
                     zone: config.id.to_string(),
@@ -468,7 +273,9 @@ fn update_zone(
 
 #[cfg(test)]
 mod tests {
+    use jiff::civil;
     use jiff::tz::Offset;
+    use serde::Deserialize;
 
     use super::*;
     use crate::alloc_count::allocations_in;
@@ -497,16 +304,7 @@ mod tests {
     }
 
     fn zone(id: &str, polygon: &[[f32; 2]]) -> ZoneConfig {
-        ZoneConfig {
-            id: ZoneId::new(id).unwrap(),
-            polygon: polygon.to_vec(),
-            classes: default_classes(),
-            schedule: Vec::new(),
-            dwell_limit_secs: None,
-            count_limit: None,
-            count_limit_secs: 0.0,
-            leave_after_secs: 1.0,
-        }
+        ZoneConfig::new(ZoneId::new(id).unwrap(), polygon.to_vec())
     }
 
     /// Second `s` after a fixed instant (a Monday, 12:00 in Beijing).
@@ -588,22 +386,24 @@ mod tests {
         });
         let mut dwell = zone("shed", &SQUARE);
         dwell.dwell_limit_secs = Some(-1.0);
+        let bowtie = zone("yard", &[[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.5]]);
         let cases = [
             (
                 &few,
-                r#"zone "gate-a": polygon has 2 points; a zone needs at least 3"#,
+                r#"zone "gate-a": polygon: 2 corners; a zone needs at least 3"#,
             ),
             (
                 &out,
-                r#"zone "yard": polygon point 2 [1.2, 0.1] is outside the image"#,
+                r#"zone "yard": polygon[1]: [1.2, 0.1] is outside the image"#,
             ),
             (
                 &nan,
-                r#"zone "yard": polygon point 2 [NaN, 0.1] is outside the image"#,
+                r#"zone "yard": polygon[1]: [NaN, 0.1] is outside the image"#,
             ),
-            (&flat, r#"zone "lane": polygon has no area"#),
-            (&no_days, r#"zone "shed": schedule window 1 has no days"#),
-            (&dwell, r#"zone "shed": dwell_limit_secs must be between"#),
+            (&flat, r#"zone "lane": polygon: no area"#),
+            (&bowtie, r#"zone "yard": polygon: edges 0-1 and 2-3 cross"#),
+            (&no_days, r#"zone "shed": schedule[0].days: empty"#),
+            (&dwell, r#"zone "shed": dwell_limit_secs: must be between"#),
         ];
         for (config, message) in cases {
             let err = Zones::new(camera(), beijing(), std::slice::from_ref(config)).unwrap_err();

@@ -499,9 +499,14 @@ impl Config {
                 );
             }
             let mut zone_ids = HashSet::new();
-            for z in &c.zones {
-                z.validate()
-                    .map_err(|e| anyhow::anyhow!("cameras[{i}] (id {:?}): {e}", c.id.as_str()))?;
+            for (j, z) in c.zones.iter().enumerate() {
+                z.validate().map_err(|e| {
+                    anyhow::anyhow!(
+                        "cameras[{i}] (id {:?}): zones[{j}] (id {:?}): {e}",
+                        c.id.as_str(),
+                        z.id.as_str()
+                    )
+                })?;
                 if !zone_ids.insert(z.id.as_str()) {
                     bail!(
                         "cameras[{i}] (id {:?}): zone id {:?} is used twice",

@@ -131,35 +131,9 @@ impl Default for PersonSection {
     }
 }
 
-/// `[cameras.detect]`: how one camera is analysed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CameraDetect {
-    /// Default true.
-    pub enabled: bool,
-    /// Detections a second. Default: `[detect] rate`.
-    pub rate: Option<f32>,
-    /// Detect only where the motion gate sees motion, on crops around it. Default true; false
-    /// detects on whole frames at `rate`.
-    pub motion: bool,
-    /// `persons` (default: faces on the upper part of persons), `frame` (whole frames: gate
-    /// cameras, people close and facing the camera) or `off`.
-    pub faces: FaceMode,
-    /// Face embeddings. Default: `[detect] embeddings`.
-    pub embed: Option<bool>,
-}
-
-impl Default for CameraDetect {
-    fn default() -> Self {
-        CameraDetect {
-            enabled: true,
-            rate: None,
-            motion: true,
-            faces: FaceMode::Persons,
-            embed: None,
-        }
-    }
-}
+/// `[cameras.detect]`: how one camera is analysed (defined in `xl-core`, with the rest of a
+/// camera's settings).
+pub use xl_core::camera::CameraDetect;
 
 impl DetectConfig {
     /// Checks what can be checked without loading anything.
