@@ -3,10 +3,16 @@
 //! embedded broker: grants, denials, and now and then a forced door. The simulated devices log
 //! in as real ones must: each with its `[[mqtt.accounts]]` entry, which lets it report for its
 //! own gate only.
+//!
+//! The demo runs from any directory: without `--config` it uses config/demo.toml as compiled
+//! into the binary, its video taken from the asset cache and its data kept in the user's data
+//! directory (see [`config`]).
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -32,6 +38,136 @@ const HIKVISION_FACE_PASS: &str = include_str!(
 const DAHUA_VTO_OPEN: &str =
     include_str!("../../../firmware-adapters/dahua/testdata/dahua_vto2mqtt_remote-open.json");
 
+/// config/demo.toml, compiled in: the built-in demo's configuration. The file in the
+/// repository stays the one source (`xueliang check-config config/demo.toml` checks it).
+pub const BUILTIN_CONFIG: &str = include_str!("../../../config/demo.toml");
+
+/// Where the demo config's camera files point: the repository's link to the asset cache
+/// (`scripts/setup` makes it), relative to config/. The built-in demo reads the same files
+/// from the cache itself.
+const REPO_CACHE_LINK: &str = "../.cache";
+
+/// `xueliang demo`'s command line.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// `--config FILE`: run this file instead of the built-in demo. Relative paths in it are
+    /// resolved against its directory, as `xueliang run` does.
+    pub config: Option<PathBuf>,
+    /// `--data-dir DIR`: overrides `[server] data_dir`. Default for the built-in demo:
+    /// [`default_data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// `--listen ADDR`: overrides `[server] listen` (the console and API).
+    pub listen: Option<SocketAddr>,
+    /// `--mqtt-listen ADDR`: overrides `[mqtt] listen` (the embedded broker).
+    pub mqtt_listen: Option<SocketAddr>,
+}
+
+/// The configuration `xueliang demo` runs: the one place that decides it.
+///
+/// - With `--config FILE`: that file, loaded like any other ([`Config::load`]).
+/// - Without: [`BUILTIN_CONFIG`], whose camera files (`../.cache/...`, the repository's link
+///   to the asset cache) are read from the asset cache itself (`$XUELIANG_CACHE`, default
+///   `~/.cache/xueliang`; `scripts/setup-assets` fills it), and whose data directory is
+///   `--data-dir` or [`default_data_dir`].
+///
+/// Then `--data-dir`, `--listen` and `--mqtt-listen` override the file's values, and every
+/// camera's video must exist: a missing one is an error naming the path looked at and the
+/// command that fetches it.
+pub fn config(options: &Options) -> anyhow::Result<Config> {
+    let mut config = match &options.config {
+        Some(path) => Config::load(path)?,
+        None => {
+            let data_dir = match &options.data_dir {
+                Some(d) => d.clone(),
+                None => default_data_dir()?,
+            };
+            builtin_config(&xl_detect::cache_dir(), data_dir)?
+        }
+    };
+    if let Some(d) = &options.data_dir {
+        config.server.data_dir = d.clone();
+    }
+    if let Some(addr) = options.listen {
+        config.server.listen = addr;
+    }
+    if let Some(addr) = options.mqtt_listen {
+        config
+            .mqtt
+            .as_mut()
+            .context("--mqtt-listen: the demo config has no [mqtt]")?
+            .listen = addr;
+    }
+    check_videos(&config, &xl_detect::cache_dir())?;
+    Ok(config)
+}
+
+/// The built-in demo with its camera files in `cache` and its data in `data_dir`.
+fn builtin_config(cache: &Path, data_dir: PathBuf) -> anyhow::Result<Config> {
+    let mut config = Config::parse(BUILTIN_CONFIG)
+        .map_err(|e| anyhow::anyhow!("the built-in demo config: {e:#}"))?;
+    config.server.data_dir = data_dir;
+    for c in &mut config.cameras {
+        if let Some(file) = &mut c.file {
+            let in_cache = file.strip_prefix(REPO_CACHE_LINK).with_context(|| {
+                format!(
+                    "the built-in demo config: camera {}'s file {} is not under {REPO_CACHE_LINK}/ \
+                     (the asset cache), so the demo cannot find it outside the repository",
+                    c.id,
+                    file.display()
+                )
+            })?;
+            *file = cache.join(in_cache);
+        }
+    }
+    Ok(config)
+}
+
+/// The built-in demo's data directory: `$XDG_DATA_HOME/xueliang/demo`, by default
+/// `~/.local/share/xueliang/demo`.
+pub fn default_data_dir() -> anyhow::Result<PathBuf> {
+    data_dir_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+/// [`default_data_dir`] given `XDG_DATA_HOME` and `HOME`.
+fn data_dir_from(
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> anyhow::Result<PathBuf> {
+    // The XDG spec says to ignore a relative XDG_DATA_HOME.
+    let xdg = xdg_data_home.map(PathBuf::from).filter(|d| d.is_absolute());
+    let home = home.map(PathBuf::from).filter(|d| d.is_absolute());
+    let base = match (xdg, home) {
+        (Some(d), _) => d,
+        (None, Some(h)) => h.join(".local/share"),
+        (None, None) => bail!(
+            "neither XDG_DATA_HOME nor HOME is set: say where the demo keeps its data with \
+             --data-dir DIR"
+        ),
+    };
+    Ok(base.join("xueliang").join("demo"))
+}
+
+/// Fails unless every camera's video file exists, naming the first missing one and how to
+/// fetch it into `cache`.
+fn check_videos(config: &Config, cache: &Path) -> anyhow::Result<()> {
+    for c in &config.cameras {
+        if let Some(file) = &c.file
+            && !file.is_file()
+        {
+            bail!(
+                "camera {}: video {} not found. The demo's video (vtest.avi) comes from the \
+                 asset cache ($XUELIANG_CACHE, here {}): fetch it from a checkout of the \
+                 repository with `XUELIANG_CACHE={} scripts/fetch-media` (or `scripts/setup`)",
+                c.id,
+                file.display(),
+                cache.display(),
+                cache.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let mqtt = config
@@ -45,6 +181,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map(|g| g.community.clone())
         .context("the demo config has no [[gates]]")?;
     let gates = Gates::from_config(&config)?;
+    let data_dir = config.server.data_dir.clone();
     let hub = Hub::start(config).await?;
     create_accounts(&hub.store, &community).await?;
     let stop = CancellationToken::new();
@@ -62,7 +199,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     println!();
     println!("  A gate simulator publishes Hikvision and Dahua events to the embedded broker");
-    println!("  mqtt://{}; Ctrl-C stops everything.", mqtt.listen);
+    println!("  mqtt://{}.", mqtt.listen);
+    println!();
+    println!(
+        "  Data (database, snapshots, API token): {}",
+        data_dir.display()
+    );
+    println!("  Ctrl-C stops everything.");
     println!();
     let result = hub.run_until_signal().await;
     stop.cancel();
@@ -281,6 +424,54 @@ mod tests {
             gates.dahua_login.as_ref().map(|l| l.0.as_str()),
             Some("demo-dahua-vto")
         );
+    }
+
+    /// Outside the repository the built-in demo reads its video from the asset cache and keeps
+    /// its data where it is told.
+    #[test]
+    fn the_builtin_demo_reads_its_video_from_the_asset_cache() {
+        let config = builtin_config(Path::new("/cache"), PathBuf::from("/data")).unwrap();
+        assert_eq!(config.server.data_dir, Path::new("/data"));
+        assert_eq!(config.cameras.len(), 4);
+        for c in &config.cameras {
+            assert_eq!(
+                c.file.as_deref(),
+                Some(Path::new("/cache/media/vtest.avi")),
+                "{}",
+                c.id
+            );
+        }
+        // The repository's file, as `--config config/demo.toml` reads it, is the same demo.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo.toml");
+        let from_file = Config::load(&path).unwrap();
+        assert_eq!(from_file.cameras.len(), config.cameras.len());
+        assert_eq!(from_file.server.listen, config.server.listen);
+    }
+
+    #[test]
+    fn a_missing_video_names_the_path_looked_at_and_the_fetch_command() {
+        let cache =
+            std::env::temp_dir().join(format!("xl-demo-nocache-{:x}", rand::random::<u64>()));
+        let config = builtin_config(&cache, PathBuf::from("/data")).unwrap();
+        let e = format!("{:#}", check_videos(&config, &cache).unwrap_err());
+        let want = cache.join("media/vtest.avi");
+        assert!(e.contains(&want.display().to_string()), "{e}");
+        assert!(e.contains("scripts/fetch-media"), "{e}");
+    }
+
+    #[test]
+    fn the_data_directory_follows_xdg() {
+        let dir = |xdg: Option<&str>, home: Option<&str>| {
+            data_dir_from(xdg.map(Into::into), home.map(Into::into)).map_err(|e| e.to_string())
+        };
+        let want = |p: &str| Ok(PathBuf::from(p));
+        assert_eq!(dir(Some("/x"), Some("/h")), want("/x/xueliang/demo"));
+        assert_eq!(dir(None, Some("/h")), want("/h/.local/share/xueliang/demo"));
+        assert_eq!(
+            dir(Some("rel"), Some("/h")),
+            want("/h/.local/share/xueliang/demo")
+        );
+        assert!(dir(None, None).unwrap_err().contains("--data-dir"));
     }
 
     #[test]

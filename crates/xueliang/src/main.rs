@@ -24,10 +24,24 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The demo community with everything embedded (SQLite, the MQTT broker, a gate
-    /// simulator); prints the dashboard URL and the demo accounts.
+    /// simulator); prints the dashboard URL and the demo accounts. Runs from any directory:
+    /// without --config, the demo built into the binary, its video from the asset cache
+    /// ($XUELIANG_CACHE, default ~/.cache/xueliang).
     Demo {
-        #[arg(long, default_value = "config/demo.toml")]
-        config: PathBuf,
+        /// A demo configuration file instead of the built-in one (config/demo.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the demo keeps its database, snapshots and API token. Default: the file's
+        /// data_dir, or for the built-in demo $XDG_DATA_HOME/xueliang/demo
+        /// (~/.local/share/xueliang/demo).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The console's and API's address (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The embedded MQTT broker's address (default 127.0.0.1:18830).
+        #[arg(long)]
+        mqtt_listen: Option<std::net::SocketAddr>,
     },
     /// Runs the hub with a configuration file.
     Run {
@@ -155,7 +169,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(config),
-        Command::Demo { config } => demo(config),
+        Command::Demo {
+            config,
+            data_dir,
+            listen,
+            mqtt_listen,
+        } => demo(&xueliang::demo::Options {
+            config,
+            data_dir,
+            listen,
+            mqtt_listen,
+        }),
         Command::CheckConfig { file } => check_config(file),
         Command::User {
             command:
@@ -312,8 +336,8 @@ fn user_add(
     Ok(())
 }
 
-fn demo(path: PathBuf) -> anyhow::Result<()> {
-    let config = Config::load(&path)?;
+fn demo(options: &xueliang::demo::Options) -> anyhow::Result<()> {
+    let config = xueliang::demo::config(options)?;
     xueliang::logging::init(&config.log);
     runtime()?.block_on(xueliang::demo::run(config))
 }

@@ -1,10 +1,12 @@
 //! `xueliang demo` as a user runs it (config/demo.toml, with its ports and data directory moved
 //! so that it runs beside anything else): it prints the console URL and the accounts, the duty
 //! account logs in, the gate simulator's Hikvision and Dahua payloads reach both gates through
-//! the embedded broker, and people on the square's lawn raise person.intrusion.
+//! the embedded broker, and people on the square's lawn raise person.intrusion. And the
+//! built-in demo, run from a directory that is not the repository.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -37,21 +39,7 @@ async fn the_demo_shows_gates_and_alerts_to_its_duty_account() {
         .spawn()
         .unwrap();
     // What the user sees first: the URL and the accounts.
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut printed = String::new();
-    let t0 = Instant::now();
-    while !printed.contains("Ctrl-C") {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            let _ = child.kill();
-            panic!(
-                "demo exited early:\n{printed}\n{}",
-                std::fs::read_to_string(data.join("demo.log")).unwrap_or_default()
-            );
-        }
-        printed.push_str(&line);
-        assert!(t0.elapsed() < Duration::from_secs(60), "{printed}");
-    }
+    let printed = banner(&mut child, &data.join("demo.log"));
     let base = format!("http://127.0.0.1:{http}");
     assert!(printed.contains(&format!("{base}/")), "{printed}");
     assert!(
@@ -118,6 +106,133 @@ async fn the_demo_shows_gates_and_alerts_to_its_duty_account() {
         [true, false]
     );
     // SIGTERM: the demo stops cleanly.
+    stop(&mut child);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The built-in demo from anywhere: started in an empty directory that is not the repository,
+/// with no --config, only the asset cache (XUELIANG_CACHE) and a --data-dir, it serves the
+/// console, its duty account logs in, its cameras play the cached video, it writes nothing
+/// where it was started, and SIGTERM stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_demo_runs_from_any_directory() {
+    let tmp = temp_dir("demo-anywhere");
+    let (cwd, home, data) = (tmp.join("cwd"), tmp.join("home"), tmp.join("data"));
+    for d in [&cwd, &home] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // The cache the setup filled; fails here, not in the demo, when it lacks the video.
+    vtest();
+    let (http, mqtt) = (free_port(), free_port());
+    let log_path = tmp.join("demo.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xueliang"))
+        .args(["demo", "--listen"])
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--mqtt-listen")
+        .arg(format!("127.0.0.1:{mqtt}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .current_dir(&cwd)
+        // as from an installed binary: the asset cache, and nothing that points into the
+        // repository or at the cache's parts
+        .env("XUELIANG_CACHE", xl_detect::cache_dir())
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XUELIANG_MEDIA")
+        .env_remove("XUELIANG_MODELS")
+        .env_remove("ORT_DYLIB_PATH")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let printed = banner(&mut child, &log_path);
+    let base = format!("http://127.0.0.1:{http}");
+    assert!(printed.contains(&format!("{base}/")), "{printed}");
+    assert!(
+        printed.contains(&data.display().to_string()),
+        "the data directory is not shown: {printed}"
+    );
+
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert!(health.status().is_success(), "{}", health.status());
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "duty", "password": "xueliang-duty"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("duty logs in").to_owned();
+
+    // Every camera of the demo plays the cached video.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let cameras: serde_json::Value = client
+            .get(format!("{base}/api/v1/cameras"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list = cameras.as_array().expect("a camera list");
+        if list.len() == 4
+            && list
+                .iter()
+                .all(|c| c["status"] == "online" && c["last_frame_at"].is_string())
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "after 60 s, not every camera online: {cameras:#}\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The data went where it was told, nothing into the directory it was started in.
+    assert!(data.join("api-token").is_file());
+    assert!(data.join("xueliang.db").is_file());
+    let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the demo wrote into its directory: {left:?}"
+    );
+
+    stop(&mut child);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Reads the demo's banner (up to "Ctrl-C"); panics with its log if it exits first.
+fn banner(child: &mut Child, log: &Path) -> String {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let t0 = Instant::now();
+    while !printed.contains("Ctrl-C") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!(
+                "demo exited early:\n{printed}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        printed.push_str(&line);
+        assert!(t0.elapsed() < Duration::from_secs(60), "{printed}");
+    }
+    // Keep reading (and dropping) what it prints, so that it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    printed
+}
+
+/// SIGTERM: the demo stops cleanly within 20 s.
+fn stop(child: &mut Child) {
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let t0 = Instant::now();
@@ -132,7 +247,6 @@ async fn the_demo_shows_gates_and_alerts_to_its_duty_account() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status}");
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 /// Connects to the demo's broker on `port`; `Err` is a refusal's CONNACK code.
