@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod backoff;
 pub mod camera;
+pub mod clock;
 pub mod connections;
 pub mod error;
 pub mod frame;

@@ -266,7 +266,7 @@ async fn hikvision(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut meta = PayloadMeta::new(Timestamp::now()).with_path(uri.path());
+    let mut meta = PayloadMeta::new(ingest.clocks().realtime()).with_path(uri.path());
     if let Some(ct) = content_type {
         meta = meta.with_content_type(ct);
     }
@@ -305,8 +305,8 @@ async fn adms(
     body: Body,
 ) -> Response {
     let arrived = Instant::now();
-    let received_at = Timestamp::now();
     let ingest = &push.ingest;
+    let received_at = ingest.clocks().realtime();
     let q = query.as_deref().unwrap_or("");
     let probe = PayloadMeta::new(received_at).with_query(q);
     let Some(sn) = probe.query_param("SN").filter(|s| !s.trim().is_empty()) else {

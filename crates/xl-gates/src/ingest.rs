@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 use xl_core::GateId;
+use xl_core::clock::Clocks;
 use xl_core::gate::{GateEvent, PayloadMeta};
 use xl_core::gate_status::{GateInfo, GateRegistry, GateStats};
 
@@ -121,6 +122,8 @@ pub struct Ingest {
     registry: Arc<GateRegistry>,
     writer: Writer,
     events_tx: broadcast::Sender<Arc<StoredGateEvent>>,
+    /// Where `received_at` and the health check's "now" come from.
+    clocks: Arc<dyn Clocks>,
 }
 
 impl Ingest {
@@ -129,6 +132,7 @@ impl Ingest {
         registry: Arc<GateRegistry>,
         writer: Writer,
         recent_keys: Vec<(String, Timestamp)>,
+        clocks: Arc<dyn Clocks>,
     ) -> Result<Ingest, String> {
         let adapters = Adapters::new(&cfg.ingest.generic)?;
         let mut gates = HashMap::new();
@@ -176,7 +180,13 @@ impl Ingest {
             registry,
             writer,
             events_tx,
+            clocks,
         })
+    }
+
+    /// The clocks payloads are stamped with (`received_at`) and gate health is judged by.
+    pub fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
     }
 
     /// Stops the writer after what is queued; later payloads fail (HTTP push answers 503).
@@ -409,8 +419,11 @@ impl Ingest {
         }
     }
 
-    /// Marks gates silent for longer than their `offline_after_secs` offline.
-    pub(crate) fn check_health(&self, now: Timestamp) {
+    /// Marks gates silent for longer than their `offline_after_secs` offline, as of now on
+    /// [`Ingest::clocks`]. The hub's health check calls it every second; a test may call it
+    /// after advancing simulated clocks.
+    pub fn check_health(&self) {
+        let now = self.clocks.realtime();
         for g in self.gates.values() {
             if g.stats
                 .check_silence(now, Duration::from_secs(g.cfg.offline_after_secs))

@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use xl_core::ErrorKind;
+use xl_core::clock::{Clocks, RealClocks};
 use xl_core::gate_status::GateRegistry;
 
 #[cfg(feature = "embedded-broker")]
@@ -96,6 +97,7 @@ impl Gates {
 
     /// Opens the journal in `<data_dir>/gates`, starts the embedded broker when configured, the
     /// MQTT ingest when `[mqtt]` is set, and the health check. Gates go into `registry`.
+    /// Payloads are stamped and gate health judged on the system's clocks.
     pub async fn start(
         cfg: GatesConfig,
         data_dir: &Path,
@@ -103,26 +105,30 @@ impl Gates {
     ) -> Result<Gates, GatesError> {
         let dir = Self::journal_dir(data_dir);
         let journal = JsonlJournal::open(&dir)?;
-        Self::start_with_sink(cfg, Box::new(journal), dir, registry).await
+        Self::start_with_sink(cfg, Box::new(journal), dir, registry, RealClocks::shared()).await
     }
 
-    /// Like [`Gates::start`] with another sink (`journal_dir` is only reported).
+    /// Like [`Gates::start`] with another sink (`journal_dir` is only reported) and `clocks`
+    /// for `received_at`, the dedup keys' window and the health check (see
+    /// [`xl_core::clock`]).
     pub async fn start_with_sink(
         cfg: GatesConfig,
         mut sink: Box<dyn GateEventSink>,
         journal_dir: PathBuf,
         registry: Arc<GateRegistry>,
+        clocks: Arc<dyn Clocks>,
     ) -> Result<Gates, GatesError> {
         cfg.validate().map_err(GatesError::Config)?;
-        let since = jiff::Timestamp::now()
+        let since = clocks.realtime()
             - jiff::SignedDuration::from_secs(
                 i64::try_from(cfg.ingest.dedup_window_secs).unwrap_or(i64::MAX / 2),
             );
         let keys = sink.recent_dedup_keys(since)?;
         let remembered = keys.len();
         let (writer, writer_thread) = writer::Writer::start(sink).map_err(GatesError::Thread)?;
-        let ingest =
-            Arc::new(Ingest::new(&cfg, registry, writer, keys).map_err(GatesError::Config)?);
+        let ingest = Arc::new(
+            Ingest::new(&cfg, registry, writer, keys, clocks).map_err(GatesError::Config)?,
+        );
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut mqtt_status = None;
@@ -226,12 +232,13 @@ impl Gates {
     }
 }
 
+/// Checks gate health every (real) second, on the ingest's clocks.
 async fn health_loop(ingest: Arc<Ingest>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => ingest.check_health(jiff::Timestamp::now()),
+            _ = tick.tick() => ingest.check_health(),
             () = shutdown.cancelled() => return,
         }
     }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -301,8 +300,10 @@ pub(crate) fn ingest_message(
     allowed: Option<&GateSet>,
     done: impl FnOnce(Outcome) + Send + 'static,
 ) -> Vec<GateId> {
+    // Latency is measured on real time; what the payload's events are stamped with comes from
+    // the ingest's clocks.
     let arrived = Instant::now();
-    let received_at = Timestamp::now();
+    let received_at = ingest.clocks().realtime();
     let default_from = crate::config::GateFrom::DeviceId;
     let (firmware, gate_from) = match sub {
         Some(s) => (s.firmware.as_str(), &s.gate_from),

@@ -131,6 +131,88 @@ async fn hikvision_http_push_keeps_the_picture_as_evidence() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// A gate that falls silent goes offline once `offline_after_secs` (300 by default) pass on
+/// the ingest's clocks, and a push brings it back: simulated time, no five-minute wait.
+#[tokio::test]
+async fn a_silent_gate_goes_offline_after_offline_after_secs_on_simulated_time() {
+    let data = temp_dir("hik-offline");
+    let start: jiff::Timestamp = "2026-02-24T12:00:00Z".parse().unwrap();
+    let clocks = xl_core::clock::SimulatedClocks::new(start);
+    let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
+    let gates = xl_gates::Gates::start_with_sink(
+        config(),
+        Box::new(xl_gates::JsonlJournal::open(&xl_gates::Gates::journal_dir(&data)).unwrap()),
+        xl_gates::Gates::journal_dir(&data),
+        std::sync::Arc::clone(&registry),
+        clocks.shared(),
+    )
+    .await
+    .unwrap();
+    let router = gates.push_router();
+    let uri = format!("/gates/push/hikvision/lobby?secret={SECRET}");
+    let (status, _) = send(
+        &router,
+        "192.0.2.7:5000",
+        hik_push(&uri, multipart(FACE_PASS, JPEG)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Stamped with the simulated receipt time.
+    let events = journal_events(&data);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].received_at, start);
+    let (_, stats) = registry.get(&GateId::new("lobby").unwrap()).unwrap();
+    assert!(stats.is_online());
+    assert_eq!(stats.last_seen(), Some(start));
+
+    clocks.advance(Duration::from_secs(300));
+    gates.ingest().check_health();
+    assert!(stats.is_online(), "silent for exactly offline_after_secs");
+    clocks.advance(Duration::from_secs(1));
+    gates.ingest().check_health();
+    assert!(
+        !stats.is_online(),
+        "silent for longer than offline_after_secs"
+    );
+    assert_eq!(stats.offline_transitions.load(Relaxed), 1);
+    // The health loop (every real second) sees the same time: no second transition.
+    gates.ingest().check_health();
+    assert_eq!(stats.offline_transitions.load(Relaxed), 1);
+
+    let (status, _) = send(
+        &router,
+        "192.0.2.7:5000",
+        hik_push(&uri, multipart(FACE_PASS, JPEG)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(stats.is_online(), "a push brings it back online");
+    assert_eq!(
+        stats.last_seen(),
+        Some(start + jiff::SignedDuration::from_secs(301))
+    );
+    // The same event again, within `dedup_window_secs` (3600) of the first on the same
+    // clocks: a duplicate. Once the window has passed, it is stored as new.
+    assert_eq!(journal_events(&data).len(), 1);
+    assert_eq!(stats.duplicates.load(Relaxed), 1);
+    clocks.advance(Duration::from_secs(3600));
+    let (status, _) = send(
+        &router,
+        "192.0.2.7:5000",
+        hik_push(&uri, multipart(FACE_PASS, JPEG)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = journal_events(&data);
+    assert_eq!(events.len(), 2, "stored again after the dedup window");
+    assert_eq!(
+        events[1].received_at,
+        start + jiff::SignedDuration::from_secs(3901)
+    );
+    gates.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 /// The journal, except that its first write stalls until `release` and then fails (a disk
 /// that hangs, then errors). `entered` says when that write has begun.
 struct StallThenFail {
@@ -180,6 +262,7 @@ async fn a_resend_is_not_acknowledged_while_its_original_fails_to_store() {
         Box::new(sink),
         xl_gates::Gates::journal_dir(&data),
         std::sync::Arc::clone(&registry),
+        xl_core::clock::RealClocks::shared(),
     )
     .await
     .unwrap();

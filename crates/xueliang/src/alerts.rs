@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use xl_core::alert::{AlertAction, By};
 use xl_core::camera::{CameraRegistry, CameraStatus};
+use xl_core::clock::Clocks;
 use xl_core::gate_status::GateRegistry;
 use xl_core::{Alert, AlertId, CameraId, CommunityId, GateId};
 use xl_gates::StoredGateEvent;
@@ -59,6 +60,7 @@ pub struct Alerts {
     store: Store,
     committed: watch::Sender<i64>,
     acted: mpsc::UnboundedSender<Acted>,
+    clocks: Arc<dyn Clocks>,
 }
 
 impl Alerts {
@@ -83,7 +85,7 @@ impl Alerts {
     ) -> Result<xl_core::OutboxEntry, xl_store::StoreError> {
         let entry = self
             .store
-            .act_audited(id, action, actor, note, Timestamp::now(), Some(audit))
+            .act_audited(id, action, actor, note, self.clocks.realtime(), Some(audit))
             .await?;
         self.committed.send_if_modified(|s| {
             let newer = entry.seq > *s;
@@ -118,6 +120,9 @@ pub struct Setup {
     /// Where snapshot files go (`<data_dir>/snapshots`).
     pub snapshot_dir: PathBuf,
     pub topology: Topology,
+    /// The processor's tick (escalation deadlines, debounced offline conditions, health
+    /// changes) and people's actions read the time here (see [`xl_core::clock`]).
+    pub clocks: Arc<dyn Clocks>,
 }
 
 /// Starts the processor task.
@@ -133,6 +138,7 @@ pub async fn start(
         rings,
         snapshot_dir,
         topology,
+        clocks,
     } = setup;
     let engine = Engine::new(&rules).context("bad [[rules]]")?;
     let last = store.last_outbox_seq().await?;
@@ -151,6 +157,7 @@ pub async fn start(
         skew: HashMap::new(),
         committed: committed.clone(),
         random: rand::random(),
+        clocks: Arc::clone(&clocks),
     };
     p.restore().await?;
     let task = tokio::spawn(p.run(sources, acted_rx, shutdown));
@@ -159,6 +166,7 @@ pub async fn start(
             store,
             committed,
             acted: acted_tx,
+            clocks,
         },
         task,
     ))
@@ -180,6 +188,7 @@ struct Processor {
     skew: HashMap<GateId, SkewEstimate>,
     committed: watch::Sender<i64>,
     random: u64,
+    clocks: Arc<dyn Clocks>,
 }
 
 /// A pending commit and the snapshots to take for it.
@@ -222,6 +231,8 @@ impl Processor {
         shutdown: CancellationToken,
     ) {
         let mut health = Health::default();
+        // Wakes on real time and reads the injected clocks: with simulated clocks, a test
+        // advances them and the next tick (within half a second) acts on the new time.
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The backlog left by a previous run.
@@ -245,7 +256,7 @@ impl Processor {
                     }
                 }
                 _ = tick.tick() => {
-                    let now = Timestamp::now();
+                    let now = self.clocks.realtime();
                     let inputs = health.poll(&sources, now);
                     let mut pending = Pending::default();
                     for input in &inputs {

@@ -25,14 +25,16 @@ pub struct StoreSink {
 }
 
 impl StoreSink {
-    /// Reads the dedup keys of the last `window` and makes the sink.
+    /// Reads the dedup keys of the last `window` before `now` (the gate ingest's clocks) and
+    /// makes the sink.
     pub async fn open(
         store: Store,
         dir: PathBuf,
         window: std::time::Duration,
+        now: Timestamp,
     ) -> Result<StoreSink, xl_store::StoreError> {
-        let since = Timestamp::now()
-            - jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+        let since =
+            now - jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
         let keys = store.recent_gate_dedup_keys(since).await?;
         Ok(StoreSink {
             store,

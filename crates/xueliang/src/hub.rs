@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xl_api::{ApiState, ApiToken};
 use xl_core::camera::{CameraInfo, CameraRegistry, CameraStats};
+use xl_core::clock::{Clocks, RealClocks};
 use xl_core::frame::{DiscardFrames, FrameSink};
 use xl_decode::{DecodePool, FileSource, Pacing};
 use xl_rtsp::{CameraSource, Credentials, Timeouts};
@@ -108,6 +109,8 @@ impl Hub {
                 config.server.data_dir.display()
             )
         })?;
+        // The one clock of the pipelines (gate ingest, alerts, retention); see xl_core::clock.
+        let clocks = RealClocks::shared();
         let store = open_store(&config).await?;
         if let Some(admin) = &config.admin {
             crate::users::ensure_admin(&store, admin).await?;
@@ -133,7 +136,7 @@ impl Hub {
         if !config.gates.is_empty() || config.mqtt.is_some() {
             let dir = xl_gates::Gates::journal_dir(&config.server.data_dir);
             let window = Duration::from_secs(config.gate_ingest.dedup_window_secs);
-            let sink = StoreSink::open(store.clone(), dir.clone(), window)
+            let sink = StoreSink::open(store.clone(), dir.clone(), window, clocks.realtime())
                 .await
                 .context("cannot read recent gate events from the store")?;
             let g = xl_gates::Gates::start_with_sink(
@@ -141,6 +144,7 @@ impl Hub {
                 Box::new(sink),
                 dir,
                 Arc::clone(&gate_registry),
+                Arc::clone(&clocks),
             )
             .await
             .context("cannot start gate ingest")?;
@@ -155,6 +159,7 @@ impl Hub {
                 rings,
                 snapshot_dir: config.server.data_dir.join("snapshots"),
                 topology: topology(&config),
+                clocks: Arc::clone(&clocks),
             },
             alerts::Sources {
                 gate_events: gates.as_ref().map(|g| g.subscribe()),
@@ -206,11 +211,13 @@ impl Hub {
             hub.tasks.push(tokio::spawn(publish_camera_status(
                 Arc::clone(&cameras),
                 out,
+                Arc::clone(&clocks),
                 shutdown.child_token(),
             )));
         }
         hub.tasks.push(tokio::spawn(retention_loop(
             store,
+            Arc::clone(&clocks),
             config.retention.clone(),
             config.server.data_dir.join("snapshots"),
             shutdown.child_token(),
@@ -520,6 +527,7 @@ impl xl_notify::Outbox for StoreOutbox {
 /// Deletes expired data once at start and then hourly.
 async fn retention_loop(
     store: Store,
+    clocks: Arc<dyn Clocks>,
     retention: xl_store::Retention,
     snapshot_dir: std::path::PathBuf,
     shutdown: CancellationToken,
@@ -531,7 +539,7 @@ async fn retention_loop(
             () = shutdown.cancelled() => return,
         }
         match store
-            .purge(jiff::Timestamp::now(), &retention, &snapshot_dir)
+            .purge(clocks.realtime(), &retention, &snapshot_dir)
             .await
         {
             Ok(report) => info!(?report, "retention: expired data deleted"),
@@ -548,6 +556,7 @@ fn outbox_error(e: xl_store::StoreError) -> xl_notify::OutboxError {
 async fn publish_camera_status(
     cameras: Arc<CameraRegistry>,
     out: xl_notify::MqttOut,
+    clocks: Arc<dyn Clocks>,
     shutdown: CancellationToken,
 ) {
     let mut last: std::collections::HashMap<xl_core::CameraId, &'static str> = Default::default();
@@ -568,7 +577,7 @@ async fn publish_camera_status(
                 "camera": info.id,
                 "community": info.community,
                 "status": status,
-                "at": jiff::Timestamp::now(),
+                "at": clocks.realtime(),
             });
             if let Err(e) = out.publish_camera_status(&info.id, &body) {
                 warn!(camera = %info.id, error = %e, "cannot publish camera status");

@@ -4,14 +4,19 @@
 //!   snapshot, in the store and on MQTT out;
 //! - the hub process killed with SIGKILL while gates keep publishing loses no event and raises
 //!   no alert twice, with the gates on Mosquitto and with the gates on the hub's own embedded
-//!   broker (which dies with it).
+//!   broker (which dies with it);
+//! - on simulated clocks (no broker needed): a forced door pushed over HTTP raises an alert at
+//!   the simulated receipt time, and the alert nobody acknowledged escalates at its deadline
+//!   once the clocks are advanced past it, while the one a guard acknowledged does not.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use xl_core::{AlertKind, AlertState, CameraId};
+use xl_core::alert::AlertAction;
+use xl_core::clock::{Clocks, SimulatedClocks};
+use xl_core::{Alert, AlertKind, AlertState, CameraId};
 use xl_store::{AlertFilter, Store};
 use xueliang::config::Config;
 use xueliang::hub::Hub;
@@ -408,5 +413,222 @@ async fn crash_test(
     // The second process took over from what the first had committed.
     let log = std::fs::read_to_string(data.join("hub-2.log")).unwrap();
     assert!(log.contains("alert engine restored"), "{log}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+const PUSH_SECRET: &str = "sim-clock-push-secret";
+
+/// A door-forced push for `gate` (the Hikvision fixture as [`forced_open`] makes it), with the
+/// device's time set to `at`.
+fn forced_open_at(serial: u64, at: jiff::Timestamp) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&forced_open(serial)).unwrap();
+    v["dateTime"] = at.to_string().into();
+    v.to_string()
+}
+
+/// Every alert in the store, by gate.
+async fn alerts_by_gate(store: &Store) -> std::collections::BTreeMap<String, Alert> {
+    store
+        .list_alerts(&AlertFilter {
+            limit: 100,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            (
+                a.gate.as_ref().map(|g| g.to_string()).unwrap_or_default(),
+                a,
+            )
+        })
+        .collect()
+}
+
+/// Polls the store every 50 ms (real time: the pipeline's I/O) until `done` holds, for at
+/// most 10 s.
+async fn wait_for_alerts(
+    store: &Store,
+    what: &str,
+    done: impl Fn(&std::collections::BTreeMap<String, Alert>) -> bool,
+) -> std::collections::BTreeMap<String, Alert> {
+    let t0 = Instant::now();
+    loop {
+        let alerts = alerts_by_gate(store).await;
+        if done(&alerts) {
+            return alerts;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{what}: not within 10 s: {alerts:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Gate ingest (HTTP push into the SQL store) and the alert processor on one simulated clock:
+/// the alerts are raised at the simulated receipt time, a guard's acknowledgement is stamped
+/// with it, and the unacknowledged alert escalates at `ack_deadline_secs` after it was raised
+/// as soon as the clock passes that point, without waiting two minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
+    use jiff::SignedDuration;
+    let data = temp_dir("alerts-sim-clock");
+    let t0: jiff::Timestamp = "2026-03-01T08:00:00Z".parse().unwrap();
+    let clocks = SimulatedClocks::new(t0);
+    let config = Config::parse(&format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        api_token = "test-token"
+        data_dir = "{data}"
+        [detect]
+        enabled = false
+        [[gates]]
+        id = "lobby"
+        community = "xingfu"
+        firmware = "hikvision-isapi"
+        push_secret = "{PUSH_SECRET}"
+        [[gates]]
+        id = "garage"
+        community = "xingfu"
+        firmware = "hikvision-isapi"
+        push_secret = "{PUSH_SECRET}"
+        [[rules]]
+        kind = "gate.forced_open"
+        ack_deadline_secs = 120
+        "#,
+        data = data.display(),
+    ))
+    .unwrap();
+    let store = Store::open(&format!("sqlite://{}", data.join("xueliang.db").display()))
+        .await
+        .unwrap();
+    let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
+    let dir = xl_gates::Gates::journal_dir(&data);
+    let sink = xueliang::gate_store::StoreSink::open(
+        store.clone(),
+        dir.clone(),
+        Duration::from_secs(config.gate_ingest.dedup_window_secs),
+        clocks.realtime(),
+    )
+    .await
+    .unwrap();
+    let gates = xl_gates::Gates::start_with_sink(
+        config.gates_config(),
+        Box::new(sink),
+        dir,
+        std::sync::Arc::clone(&registry),
+        clocks.shared(),
+    )
+    .await
+    .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (alerts, task) = xueliang::alerts::start(
+        xueliang::alerts::Setup {
+            store: store.clone(),
+            rules: config.rules.clone(),
+            evidence: config.evidence.clone(),
+            rings: None,
+            snapshot_dir: data.join("snapshots"),
+            topology: xueliang::alerts::Topology::default(),
+            clocks: clocks.shared(),
+        },
+        xueliang::alerts::Sources {
+            gate_events: Some(gates.subscribe()),
+            vision: None,
+            cameras: std::sync::Arc::default(),
+            gates: std::sync::Arc::clone(&registry),
+        },
+        shutdown.child_token(),
+    )
+    .await
+    .unwrap();
+    // The device-facing routes on a real socket (they need the peer's address).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = gates.push_router();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let http = reqwest::Client::new();
+    for (gate, serial) in [("lobby", 9001), ("garage", 9002)] {
+        let r = http
+            .post(format!(
+                "http://{addr}/gates/push/hikvision/{gate}?secret={PUSH_SECRET}"
+            ))
+            .header("content-type", "application/json")
+            .body(forced_open_at(serial, t0))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{gate}");
+    }
+    let raised = wait_for_alerts(&store, "two alerts raised", |a| a.len() == 2).await;
+    for (gate, a) in &raised {
+        assert_eq!(a.kind, AlertKind::GateForcedOpen, "{gate}");
+        assert_eq!(a.state, AlertState::Open, "{gate}");
+        assert_eq!(
+            a.raised_at, t0,
+            "{gate}: raised at the simulated receipt time"
+        );
+        assert_eq!(
+            a.ack_deadline,
+            Some(t0 + SignedDuration::from_secs(120)),
+            "{gate}"
+        );
+    }
+
+    // A guard acknowledges the garage's alert 30 s in: stamped with the simulated time.
+    clocks.advance(Duration::from_secs(30));
+    let garage = raised["garage"].id.clone();
+    let audit = xl_store::NewAudit {
+        at: clocks.realtime(),
+        actor: "guard".into(),
+        action: "alert.acknowledge".into(),
+        target: Some(garage.to_string()),
+        detail: serde_json::Value::Null,
+        peer: None,
+    };
+    let acked = alerts
+        .act(&garage, AlertAction::Acknowledged, "guard", None, &audit)
+        .await
+        .unwrap();
+    assert_eq!(acked.at, t0 + SignedDuration::from_secs(30));
+    assert_eq!(acked.alert.state, AlertState::Acknowledged);
+
+    // Just before the deadline nothing escalates. The processor ticks every 500 ms of real
+    // time; three ticks pass here.
+    clocks.advance(Duration::from_secs(89));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = alerts_by_gate(&store).await;
+    assert_eq!(before["lobby"].state, AlertState::Open);
+
+    // Past it, the lobby's alert escalates on the next tick, at its deadline; the garage's,
+    // acknowledged, does not.
+    clocks.advance(Duration::from_secs(2));
+    let after = wait_for_alerts(&store, "the lobby's alert escalated", |a| {
+        a["lobby"].state == AlertState::Escalated
+    })
+    .await;
+    assert_eq!(after["garage"].state, AlertState::Acknowledged);
+    let detail = store.alert(&after["lobby"].id).await.unwrap().unwrap();
+    let escalation = detail
+        .history
+        .iter()
+        .find(|h| h.action == AlertAction::Escalated)
+        .expect("an escalation in the history");
+    assert_eq!(escalation.at, t0 + SignedDuration::from_secs(120));
+    assert_eq!(escalation.actor, "system");
+
+    shutdown.cancel();
+    let _ = task.await;
+    server.abort();
+    gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
