@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use xl_benches::{ffmpeg_cli_decode, median, process_cpu};
 use xl_core::CameraId;
 use xl_core::camera::{CameraStats, DecodePolicy};
+use xl_core::clock::RealClocks;
 use xl_core::frame::{Frame, FrameSink};
 use xl_decode::{DecodeConfig, DecodePool, FileSource, Pacing};
 
@@ -39,7 +40,7 @@ fn hub_decode(
         analysis_width,
         queue_units: 8,
     };
-    let pool = DecodePool::new(&config, count.clone())?;
+    let pool = DecodePool::new(&config, count.clone(), RealClocks::shared())?;
     let stats = Arc::new(CameraStats::new(CameraId::new("bench")?, DecodePolicy::All));
     let input = pool.add_camera(Arc::clone(&stats));
     let stop = Arc::new(AtomicBool::new(false));

@@ -8,10 +8,12 @@
 //!   which dedup windows, event times and ids follow), a gate's health check against its
 //!   `offline_after_secs`, the alert processor's tick (escalation deadlines, debounced
 //!   offline conditions) and the time of a person's action on an alert, the window of dedup
-//!   keys reloaded at start, and retention's "now".
+//!   keys reloaded at start, retention's "now", the time a frame was received (stamped when
+//!   its access unit arrives) and detection's per-camera rate schedule.
 //! - Real (`std::time::Instant::now()`, `tokio::time`, `jiff::Timestamp::now()`): network
 //!   and request timeouts, reconnect backoff, keep-alives, rate limiters, log throttles, the
-//!   login limiter, latency figures and frame rates, and how often a loop wakes up. A loop
+//!   login limiter, latency figures and frame rates, a file source's pacing, and how often a
+//!   loop wakes up. A loop
 //!   ticks on real time and reads the injected clock when it wakes: with
 //!   [`SimulatedClocks`] a test advances the clock and the next tick sees the new time.
 //!

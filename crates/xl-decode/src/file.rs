@@ -34,6 +34,9 @@ pub struct FileSource {
 
 /// Runs `source` on its own thread until `stop` is set (or the file ends, if not looped).
 /// Open failures mark the camera offline with the reason and are retried every few seconds.
+///
+/// Pacing is on real time (a file plays as fast as a camera would send it); each access unit is
+/// stamped, as it is read, with the clocks of the pool `input` belongs to.
 pub fn spawn_file_source(
     source: FileSource,
     input: CameraInput,
@@ -160,7 +163,7 @@ fn play(source: &FileSource, input: &CameraInput, stop: &AtomicBool) -> Result<(
                 }
             }
         }
-        let now = jiff::Timestamp::now();
+        let now = input.clocks().realtime();
         stats.record_frame_in(data.len(), now);
         input.push_unit(Unit {
             data: Bytes::copy_from_slice(data),

@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 
 use serde::Deserialize;
 use xl_core::camera::{CameraStats, VideoCodec};
+use xl_core::clock::Clocks;
 use xl_core::frame::{AccessUnit, AccessUnitSink, BufferPool, FrameSink};
 
 use crate::DecodeError;
@@ -46,10 +47,18 @@ struct WorkerHandle {
 pub struct DecodePool {
     workers: Vec<WorkerHandle>,
     queue_units: usize,
+    clocks: Arc<dyn Clocks>,
 }
 
 impl DecodePool {
-    pub fn new(config: &DecodeConfig, sink: Arc<dyn FrameSink>) -> Result<Self, DecodeError> {
+    /// Starts the decode threads. `clocks` is the time frames are stamped with where no producer
+    /// did (frames flushed at the end of a stream) and the time file sources feeding this pool
+    /// stamp their units with.
+    pub fn new(
+        config: &DecodeConfig,
+        sink: Arc<dyn FrameSink>,
+        clocks: Arc<dyn Clocks>,
+    ) -> Result<Self, DecodeError> {
         crate::init()?;
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -64,6 +73,7 @@ impl DecodePool {
                     sink: Arc::clone(&sink),
                     pool: pool.clone(),
                     analysis_width: config.analysis_width.max(2),
+                    clocks: Arc::clone(&clocks),
                 };
                 let thread = std::thread::Builder::new()
                     .name(format!("decode-{i}"))
@@ -79,11 +89,17 @@ impl DecodePool {
         Ok(DecodePool {
             workers,
             queue_units: config.queue_units,
+            clocks,
         })
     }
 
     pub fn threads(&self) -> usize {
         self.workers.len()
+    }
+
+    /// The clocks frames of this pool are stamped with; RTSP sessions feeding it take them too.
+    pub fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
     }
 
     /// Registers a camera on the least-loaded thread. Dropping the returned input removes it.
@@ -103,6 +119,7 @@ impl DecodePool {
         CameraInput {
             queue,
             load: Arc::clone(&w.cameras),
+            clocks: Arc::clone(&self.clocks),
         }
     }
 }
@@ -125,6 +142,8 @@ impl Drop for DecodePool {
 pub struct CameraInput {
     queue: Arc<CameraQueue>,
     load: Arc<AtomicUsize>,
+    /// The pool's clocks: a file source stamps its units with them.
+    clocks: Arc<dyn Clocks>,
 }
 
 impl CameraInput {
@@ -138,6 +157,10 @@ impl CameraInput {
         codec: Option<VideoCodec>,
     ) {
         self.queue.start(StreamSpec::Demuxed { params, codec });
+    }
+
+    pub(crate) fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
     }
 
     pub(crate) fn push_unit(&self, unit: Unit) {

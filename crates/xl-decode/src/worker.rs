@@ -10,6 +10,7 @@ use ffmpeg_next::util::frame::video::Video;
 use jiff::Timestamp;
 use tracing::{debug, trace, warn};
 use xl_core::camera::{DecodePolicy, DropReason, VideoCodec};
+use xl_core::clock::Clocks;
 use xl_core::frame::{BufferPool, Frame, FrameSink};
 
 use crate::DecodeError;
@@ -41,6 +42,8 @@ pub(crate) struct Worker {
     pub sink: Arc<dyn FrameSink>,
     pub pool: BufferPool,
     pub analysis_width: u32,
+    /// Stamps frames flushed at the end of a stream that match no unit in flight.
+    pub clocks: Arc<dyn Clocks>,
 }
 
 impl Worker {
@@ -87,7 +90,7 @@ impl Worker {
                 if let Some(d) = cam.decoder.as_mut()
                     && d.send_eof().is_ok()
                 {
-                    self.receive_frames(cam, 0, Timestamp::now());
+                    self.receive_frames(cam, 0, self.clocks.realtime());
                 }
                 cam.closed = true;
                 cam.decoder = None;

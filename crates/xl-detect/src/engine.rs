@@ -6,6 +6,10 @@
 //! counted as superseded) unless it is `lossless` (benchmarks, file replays), where `offer` waits
 //! instead. Each camera is due again `1 / rate` after its last frame was taken; under overload
 //! every camera simply waits its turn, so per-camera rates fall evenly and nothing queues up.
+//!
+//! The schedule runs on the injected clocks' monotonic time (which frames are analysed is the
+//! product's behaviour); workers wait on real time and read the clocks when they wake. Model
+//! timings are real time.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::{error, info};
+use xl_core::clock::Clocks;
 use xl_core::frame::Frame;
 use xl_core::ids::CameraId;
 
@@ -207,6 +212,26 @@ struct State {
     stopping: bool,
 }
 
+impl State {
+    /// Adds a camera, due at once (`now`).
+    fn add(&mut self, camera: CameraId, plan: CameraPlan, now: Instant) {
+        let i = self.slots.len();
+        self.index.insert(camera.clone(), i);
+        self.slots.push(Slot {
+            camera,
+            plan,
+            pending: VecDeque::new(),
+            in_flight: 0,
+            next_due: now,
+            next_seq: 0,
+            superseded: 0,
+            deliver_seq: 0,
+            done: BTreeMap::new(),
+            deliver: Arc::new(Mutex::new(())),
+        });
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     work: Condvar,
@@ -215,6 +240,7 @@ struct Shared {
     stats: EngineStats,
     workers: usize,
     batch: usize,
+    clocks: Arc<dyn Clocks>,
 }
 
 /// The running detection engine.
@@ -231,11 +257,13 @@ struct Models {
 
 impl Engine {
     /// Loads ONNX Runtime from `library`, opens every worker's sessions (errors come back here,
-    /// before anything runs) and starts the workers.
+    /// before anything runs) and starts the workers. Cameras are scheduled on `clocks`, the
+    /// clocks that stamped their frames.
     pub fn start(
         cfg: EngineConfig,
         library: &std::path::Path,
         sink: Arc<dyn DetectionSink>,
+        clocks: Arc<dyn Clocks>,
     ) -> Result<Engine, DetectError> {
         let env = runtime::init(library)?;
         let workers = cfg.workers.max(1);
@@ -268,6 +296,7 @@ impl Engine {
             stats: EngineStats::default(),
             workers,
             batch: cfg.batch.max(1),
+            clocks,
         });
         let cfg = Arc::new(cfg);
         let mut threads = Vec::with_capacity(workers);
@@ -309,20 +338,7 @@ impl Engine {
             st.slots[i].plan = plan;
             return;
         }
-        let i = st.slots.len();
-        st.index.insert(camera.clone(), i);
-        st.slots.push(Slot {
-            camera,
-            plan,
-            pending: VecDeque::new(),
-            in_flight: 0,
-            next_due: Instant::now(),
-            next_seq: 0,
-            superseded: 0,
-            deliver_seq: 0,
-            done: BTreeMap::new(),
-            deliver: Arc::new(Mutex::new(())),
-        });
+        st.add(camera, plan, self.shared.clocks.monotonic());
     }
 
     /// Offers a frame of `camera`. Never blocks unless the camera is lossless.
@@ -449,11 +465,13 @@ fn worker(sh: &Shared, cfg: &EngineConfig, mut models: Models) {
                 if st.stopping {
                     return;
                 }
-                let now = Instant::now();
+                let now = sh.clocks.monotonic();
                 let b = take_batch(&mut st, sh.workers, sh.batch, now);
                 if !b.is_empty() {
                     break b;
                 }
+                // Waits on real time for what is left on the clocks: with simulated clocks a
+                // worker wakes, reads them again and waits again until they are advanced.
                 st = match next_due(&st, sh.workers, sh.batch) {
                     Some(due) if due > now => sh.work.wait_timeout(st, due - now).unwrap().0,
                     Some(_) => st,
@@ -490,7 +508,8 @@ fn worker(sh: &Shared, cfg: &EngineConfig, mut models: Models) {
                 jobs.iter().map(|_| (Vec::new(), Vec::new())).collect()
             }
         };
-        let now = jiff::Timestamp::now();
+        // on the clocks that stamped the frames (real time in the hub)
+        let now = sh.clocks.realtime();
         let mut st = sh.state.lock().unwrap();
         for ((job, (persons, faces)), &(i, seq)) in jobs.into_iter().zip(results).zip(&slots) {
             let latency = now.duration_since(job.frame.received_at).unsigned_abs();
@@ -749,4 +768,65 @@ fn dedup_faces(faces: &mut Vec<FaceResult>) {
         }
     }
     *faces = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    use xl_core::clock::{Clocks, SimulatedClocks};
+    use xl_core::frame::PooledBuf;
+
+    use super::*;
+
+    fn job(camera: &CameraId, clocks: &SimulatedClocks) -> Job {
+        Job {
+            frame: Arc::new(Frame {
+                camera: camera.clone(),
+                pts_90k: 0,
+                received_at: clocks.realtime(),
+                width: 2,
+                height: 2,
+                i420: PooledBuf::unpooled(vec![0; Frame::i420_len(2, 2)]),
+            }),
+            crops: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_camera_is_due_exactly_when_the_clocks_pass_one_over_its_rate() {
+        let clocks = SimulatedClocks::new("2024-03-01T08:00:00Z".parse().unwrap());
+        let c1 = CameraId::new("c1").unwrap();
+        let mut st = State {
+            slots: Vec::new(),
+            index: HashMap::new(),
+            cursor: 0,
+            stopping: false,
+        };
+        let plan = CameraPlan {
+            rate: 4.0,
+            ..CameraPlan::default()
+        };
+        let start = clocks.monotonic();
+        st.add(c1.clone(), plan, start);
+        // due at once
+        st.slots[0].pending.push_back(job(&c1, &clocks));
+        assert_eq!(take_batch(&mut st, 1, 4, clocks.monotonic()).len(), 1);
+        st.slots[0].in_flight = 0; // delivered
+        st.slots[0].pending.push_back(job(&c1, &clocks));
+        assert_eq!(
+            next_due(&st, 1, 4),
+            Some(start + Duration::from_millis(250))
+        );
+        clocks.advance(Duration::from_millis(249));
+        assert!(take_batch(&mut st, 1, 4, clocks.monotonic()).is_empty());
+        clocks.advance(Duration::from_millis(1));
+        let taken = take_batch(&mut st, 1, 4, clocks.monotonic());
+        assert_eq!(taken.iter().map(|t| t.1).collect::<Vec<_>>(), [1]);
+        // and due again 250 ms after that, not after the first
+        st.slots[0].in_flight = 0;
+        st.slots[0].pending.push_back(job(&c1, &clocks));
+        assert_eq!(
+            next_due(&st, 1, 4),
+            Some(start + Duration::from_millis(500))
+        );
+    }
 }

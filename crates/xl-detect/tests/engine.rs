@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use xl_core::clock::{RealClocks, SimulatedClocks};
 use xl_core::frame::{Frame, PooledBuf};
 use xl_core::ids::CameraId;
 use xl_detect::engine::{
@@ -74,7 +75,13 @@ fn close(a: &BBox, b: &BBox, tol: f32) -> bool {
 #[test]
 fn persons_faces_and_embeddings_on_decoded_frames() {
     let sink = Arc::new(Collect::default());
-    let engine = Engine::start(config(1, true), &runtime::default_library(), sink.clone()).unwrap();
+    let engine = Engine::start(
+        config(1, true),
+        &runtime::default_library(),
+        sink.clone(),
+        RealClocks::shared(),
+    )
+    .unwrap();
     let plan = CameraPlan {
         rate: 0.0,
         faces: FaceMode::Frame,
@@ -205,7 +212,13 @@ fn overload_serves_every_camera_in_turn_and_replaces_waiting_frames() {
     let sink = Arc::new(Count(Mutex::new(HashMap::new())));
     let mut cfg = config(1, false);
     cfg.face = None;
-    let engine = Engine::start(cfg, &runtime::default_library(), sink.clone()).unwrap();
+    let engine = Engine::start(
+        cfg,
+        &runtime::default_library(),
+        sink.clone(),
+        RealClocks::shared(),
+    )
+    .unwrap();
     let cams: Vec<CameraId> = (0..8).map(|i| cam(&format!("c{i}"))).collect();
     for c in &cams {
         engine.set_camera(
@@ -292,7 +305,13 @@ fn a_camera_with_a_rate_is_not_served_more_often() {
     let sink = Arc::new(Collect::default());
     let mut cfg = config(1, false);
     cfg.face = None;
-    let engine = Engine::start(cfg, &runtime::default_library(), sink.clone()).unwrap();
+    let engine = Engine::start(
+        cfg,
+        &runtime::default_library(),
+        sink.clone(),
+        RealClocks::shared(),
+    )
+    .unwrap();
     engine.set_camera(
         cam("slow"),
         CameraPlan {
@@ -341,6 +360,7 @@ fn a_provider_missing_from_the_runtime_fails_at_start_with_its_name() {
             cfg,
             &runtime::default_library(),
             Arc::new(Collect::default()),
+            RealClocks::shared(),
         ) {
             Ok(_) => panic!("{provider:?} started on a CPU-only ONNX Runtime"),
             Err(e) => e.to_string(),
@@ -360,6 +380,7 @@ fn a_missing_model_file_is_named() {
         cfg,
         &runtime::default_library(),
         Arc::new(Collect::default()),
+        RealClocks::shared(),
     )
     .err()
     .unwrap()
@@ -383,6 +404,7 @@ fn a_model_of_another_kind_is_refused_at_start() {
         cfg,
         &runtime::default_library(),
         Arc::new(Collect::default()),
+        RealClocks::shared(),
     ) {
         Ok(_) => panic!("started with a wrong model"),
         Err(e) => e.to_string(),
@@ -408,8 +430,13 @@ fn a_model_of_another_kind_is_refused_at_start() {
 #[test]
 fn faces_are_found_on_the_upper_part_of_persons() {
     let sink = Arc::new(Collect::default());
-    let engine =
-        Engine::start(config(1, false), &runtime::default_library(), sink.clone()).unwrap();
+    let engine = Engine::start(
+        config(1, false),
+        &runtime::default_library(),
+        sink.clone(),
+        RealClocks::shared(),
+    )
+    .unwrap();
     let plan = CameraPlan {
         rate: 0.0,
         faces: FaceMode::Persons,
@@ -484,4 +511,60 @@ fn the_every_frame_ceiling_runs_each_model_and_sums_a_frames_runs() {
         "{p:?}"
     );
     assert_eq!((p.face_per_second, p.embed_per_second), (0.0, 0.0));
+}
+
+#[test]
+fn a_camera_with_a_rate_is_due_again_on_the_engines_clocks_not_on_real_time() {
+    let clocks = SimulatedClocks::new("2024-03-01T08:00:00Z".parse().unwrap());
+    let sink = Arc::new(Collect::default());
+    let mut cfg = config(1, false);
+    cfg.face = None;
+    let engine = Engine::start(
+        cfg,
+        &runtime::default_library(),
+        sink.clone(),
+        clocks.shared(),
+    )
+    .unwrap();
+    engine.set_camera(
+        cam("slow"),
+        CameraPlan {
+            rate: 4.0,
+            faces: FaceMode::Off,
+            embed: false,
+            lossless: false,
+        },
+    );
+    let frame = photo_frame("basketball1.png", "slow");
+    let offer = || {
+        engine.offer(
+            &cam("slow"),
+            Job {
+                frame: frame.clone(),
+                crops: vec![],
+            },
+        )
+    };
+    let delivered = || sink.0.lock().unwrap().len();
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while delivered() < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        delivered()
+    };
+    // due at once
+    offer();
+    assert_eq!(wait_for(1), 1);
+    // then not again however much real time passes while the clocks stand still ...
+    offer();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(delivered(), 1, "served again on real time");
+    clocks.advance(Duration::from_millis(249));
+    offer();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(delivered(), 1, "served again before 1/rate on the clocks");
+    // ... and as soon as 1/rate (250 ms) has passed on them
+    clocks.advance(Duration::from_millis(1));
+    assert_eq!(wait_for(2), 2);
 }

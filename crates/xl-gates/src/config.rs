@@ -11,7 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 pub use xl_core::mqtt::BrokerAddr;
 use xl_core::mqtt::has_pem_certificate;
-use xl_core::{CameraId, CommunityId, GateId};
+use xl_core::{CameraId, CommunityId, GateId, GridId};
 use xl_fw_generic::GenericConfig;
 
 use crate::adapters;
@@ -311,7 +311,15 @@ impl<'de> Deserialize<'de> for GateFrom {
 pub struct GateConfig {
     /// Unique id: letters, digits, `_`, `-`, `.`.
     pub id: GateId,
+    /// Display name (东门门禁). Default: the id. Not used by ingest: the hub's topology
+    /// carries it.
+    #[serde(default)]
+    pub name: Option<String>,
     pub community: CommunityId,
+    /// A grid (`[[grids]]` of the hub's config) of the same community. Default: none. Not
+    /// used by ingest: the hub's topology carries it.
+    #[serde(default)]
+    pub grid: Option<GridId>,
     /// The firmware the gate speaks (`hikvision-isapi`, `dahua`, `zkteco-adms`, `esp-rfid`,
     /// `zigbee2mqtt`, `esphome`, or the name of a `[[gate_ingest.generic]]` dialect).
     pub firmware: String,
@@ -391,7 +399,9 @@ impl fmt::Debug for GateConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GateConfig")
             .field("id", &self.id)
+            .field("name", &self.name)
             .field("community", &self.community)
+            .field("grid", &self.grid)
             .field("firmware", &self.firmware)
             .field("device", &self.device)
             .field("camera", &self.camera)

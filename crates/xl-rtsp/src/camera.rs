@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, info, info_span, trace, warn};
 use url::Url;
 use xl_core::CameraId;
 use xl_core::camera::{CameraStats, CameraStatus, DropReason, VideoCodec};
+use xl_core::clock::Clocks;
 use xl_core::frame::{AccessUnit, AccessUnitSink};
 
 use crate::{Backoff, RtspError};
@@ -125,10 +126,14 @@ fn percent_decode(s: &str) -> String {
 
 /// Pulls one camera until `shutdown` is cancelled. Never returns an error: failures are logged
 /// once, shown in the camera's status and retried.
+///
+/// Each access unit is stamped with `clocks` when it arrives (its `received_at`, the time of the
+/// frame it decodes to). Timeouts and backoff are on real time.
 pub async fn run_camera(
     source: CameraSource,
     sink: Arc<dyn AccessUnitSink>,
     stats: Arc<CameraStats>,
+    clocks: Arc<dyn Clocks>,
     shutdown: CancellationToken,
 ) {
     let span = info_span!("camera", camera = %source.id);
@@ -144,7 +149,7 @@ pub async fn run_camera(
             first = false;
             set_status(&stats, CameraStatus::Connecting);
             let outcome = tokio::select! {
-                r = session(&source, sink.as_ref(), &stats) => r,
+                r = session(&source, sink.as_ref(), &stats, clocks.as_ref()) => r,
                 () = shutdown.cancelled() => return,
             };
             let err = match outcome {
@@ -196,9 +201,10 @@ async fn session(
     source: &CameraSource,
     sink: &dyn AccessUnitSink,
     stats: &CameraStats,
+    clocks: &dyn Clocks,
 ) -> Result<bool, (RtspError, bool)> {
     let mut online = false;
-    let r = session_inner(source, sink, stats, &mut online).await;
+    let r = session_inner(source, sink, stats, clocks, &mut online).await;
     r.map(|()| online).map_err(|e| (e, online))
 }
 
@@ -206,6 +212,7 @@ async fn session_inner(
     source: &CameraSource,
     sink: &dyn AccessUnitSink,
     stats: &CameraStats,
+    clocks: &dyn Clocks,
     online: &mut bool,
 ) -> Result<(), RtspError> {
     let t = source.timeouts;
@@ -239,7 +246,8 @@ async fn session_inner(
         let CodecItem::VideoFrame(frame) = item else {
             continue;
         };
-        let now = jiff::Timestamp::now();
+        // the frame's time: when its access unit arrived, on the injected clocks
+        let now = clocks.realtime();
         stats.record_frame_in(frame.data().len(), now);
         if frame.loss() > 0 {
             stats.rtp_packets_lost.fetch_add(

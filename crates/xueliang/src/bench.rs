@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use xl_core::camera::{CameraStats, CameraStatus, DecodePolicy, DropReason};
+use xl_core::clock::RealClocks;
 use xl_core::frame::{Frame, FrameSink};
 use xl_core::ids::CameraId;
 use xl_decode::{DecodeConfig, DecodePool, FileSource, Pacing};
@@ -180,11 +181,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             zones: Vec::new(),
         })
         .collect();
+    // The hub's clocks: frames stamped and detection scheduled on real time.
+    let clocks = RealClocks::shared();
     let vision = Arc::new(Vision::start_with(
         &cfg,
         engine_cfg.clone(),
         &cameras,
         every,
+        Arc::clone(&clocks),
     )?);
     let sizes = Arc::new(SizeProbe {
         inner: Arc::clone(&vision),
@@ -198,7 +202,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         },
         ..DecodeConfig::default()
     };
-    let pool = DecodePool::new(&decode_cfg, sizes.clone())?;
+    let pool = DecodePool::new(&decode_cfg, sizes.clone(), clocks)?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut stats = Vec::new();
     let mut threads = Vec::new();

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use xl_core::camera::{CameraNetwork, DecodePolicy};
-use xl_core::{CameraId, CommunityId};
+use xl_core::{CameraId, CommunityId, GridId, StationId};
 use xl_decode::DecodeConfig;
 use xl_rtsp::TransportKind;
 
@@ -40,6 +40,17 @@ pub struct Config {
     pub decode: DecodeConfig,
     #[serde(default)]
     pub rtsp: RtspConfig,
+    /// `[[stations]]`: police stations (派出所). Default none.
+    #[serde(default)]
+    pub stations: Vec<StationConfig>,
+    /// `[[communities]]`: communities (小区/社区), each optionally of a station. A community
+    /// that a camera, gate or grid names but no `[[communities]]` declares is implied, with its
+    /// id as its name and no station (see `crate::topology`).
+    #[serde(default)]
+    pub communities: Vec<CommunityConfig>,
+    /// `[[grids]]`: grids (网格), each a part of one community. Default none.
+    #[serde(default)]
+    pub grids: Vec<GridConfig>,
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
     /// `[mqtt]`: the broker gate events arrive on, or `embedded = true` (see
@@ -155,7 +166,7 @@ impl Config {
                     .unwrap_or_default(),
                 // never the URL: it may carry credentials
                 extras: serde_json::json!({
-                    "source": if c.file.is_some() { "file" } else { "rtsp" },
+                    "source": if c.analysis_file().is_some() { "file" } else { "rtsp" },
                     "zones": c.zones.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(),
                 }),
             })
@@ -360,44 +371,117 @@ impl Default for RtspConfig {
     }
 }
 
-/// `[[cameras]]`: one camera. Exactly one of `url` and `file`.
-#[derive(Deserialize)]
+/// `[[stations]]`: one police station (派出所).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationConfig {
+    /// Unique id: letters, digits, `_`, `-`, `.`; at most 64 characters.
+    pub id: StationId,
+    /// Display name (城关派出所); at most 64 characters. Required.
+    pub name: String,
+}
+
+/// `[[communities]]`: one community (小区/社区).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityConfig {
+    /// Unique id, what cameras and gates name in `community`.
+    pub id: CommunityId,
+    /// Display name (幸福小区); at most 64 characters. Required.
+    pub name: String,
+    /// The station it belongs to, a `[[stations]]` id. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<StationId>,
+}
+
+/// `[[grids]]`: one grid (网格), a part of one community.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// Unique id (among all grids), what cameras and gates name in `grid`.
+    pub id: GridId,
+    /// The community it is a part of.
+    pub community: CommunityId,
+    /// Display name (第三网格); at most 64 characters. Required.
+    pub name: String,
+}
+
+/// `[[cameras]]`: one camera, with a sub stream (`url` or `file`, analysed), a main stream
+/// (`main_url` or `main_file`, full resolution), or both. At most one of `url` and `file`,
+/// at most one of `main_url` and `main_file`, and at least one stream.
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// Unique id: letters, digits, `_`, `-`, `.`; at most 64 characters.
     pub id: CameraId,
     /// Display name. Default: the id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub community: CommunityId,
+    /// A `[[grids]]` id of the same community. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<GridId>,
     /// `community` (default), `skynet` or `private`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub network: CameraNetwork,
-    /// `rtsp://host[:port]/path` of the sub-stream used for analysis. May carry
-    /// `user:password@`, which is moved out of the URL and never logged.
-    #[serde(default)]
+    /// `rtsp://host[:port]/path` of the sub stream, the one decoded for analysis. May carry
+    /// `user:password@`, which is moved out of the URL and never logged. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// A video file played in a loop at its own frame rate, standing in for a camera.
-    #[serde(default)]
+    /// A video file played in a loop at its own frame rate, standing in for the sub stream.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
-    #[serde(default)]
+    /// `rtsp://host[:port]/path` of the main stream (full resolution: evidence and live view,
+    /// not decoded yet). May carry `user:password@` like `url` (the same login, if both do).
+    /// Analysis decodes it only when the camera has no sub stream. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_url: Option<String>,
+    /// A video file standing in for the main stream. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_file: Option<PathBuf>,
+    /// The camera's login, for both streams. Default: the URL's `user@`, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// Never logged or shown by the API.
-    #[serde(default)]
+    /// Never logged, shown by the API or exported. Default: the URL's `:password@`, else none.
+    #[serde(default, skip_serializing)]
     pub password: Option<String>,
     /// Overrides `[rtsp] transport`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<TransportKind>,
     /// `all` (default), `skip-non-reference` or `key-frames`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub decode: DecodePolicy,
     /// `[cameras.detect]`: rate, motion gating and faces for this camera.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub detect: crate::vision::CameraDetect,
     /// `[[cameras.zones]]`: polygons (normalised image coordinates) with optional weekly
     /// schedules, dwell and count limits.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<xl_vision::zone::ZoneConfig>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl CameraConfig {
+    /// The RTSP URL the hub decodes for analysis: the sub stream's, else the main one's (when
+    /// the camera has no sub stream at all).
+    pub fn analysis_url(&self) -> Option<&str> {
+        match (&self.url, &self.file) {
+            (None, None) => self.main_url.as_deref(),
+            _ => self.url.as_deref(),
+        }
+    }
+
+    /// The file the hub plays for analysis, chosen as [`CameraConfig::analysis_url`] is.
+    pub fn analysis_file(&self) -> Option<&Path> {
+        match (&self.url, &self.file) {
+            (None, None) => self.main_file.as_deref(),
+            _ => self.file.as_deref(),
+        }
+    }
 }
 
 impl fmt::Debug for CameraConfig {
@@ -407,6 +491,11 @@ impl fmt::Debug for CameraConfig {
             .field("community", &self.community)
             .field("url", &self.url.as_deref().map(xl_rtsp::redact_url))
             .field("file", &self.file)
+            .field(
+                "main_url",
+                &self.main_url.as_deref().map(xl_rtsp::redact_url),
+            )
+            .field("main_file", &self.main_file)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
@@ -426,10 +515,10 @@ impl Config {
             config.server.data_dir = base.join(&config.server.data_dir);
         }
         for c in &mut config.cameras {
-            if let Some(f) = &mut c.file
-                && f.is_relative()
-            {
-                *f = base.join(&*f);
+            for f in [&mut c.file, &mut c.main_file].into_iter().flatten() {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
             }
         }
         Ok(config)
@@ -452,25 +541,32 @@ impl Config {
             }
             match (&c.url, &c.file) {
                 (Some(_), Some(_)) => bail!("{at}: set either `url` or `file`, not both"),
-                (None, None) => bail!("{at}: set `url` (rtsp://...) or `file` (a video file)"),
-                (Some(url), None) => {
-                    let parsed = url::Url::parse(url).map_err(|e| {
-                        anyhow::anyhow!(
-                            "{at}: `url` {:?} is not a URL: {e}",
-                            xl_rtsp::redact_url(url)
-                        )
-                    })?;
-                    if parsed.scheme() != "rtsp" {
-                        bail!(
-                            "{at}: `url` must start with rtsp:// (got {}://)",
-                            parsed.scheme()
-                        );
-                    }
-                    if parsed.host_str().is_none_or(str::is_empty) {
-                        bail!("{at}: `url` has no host");
-                    }
+                (None, None) if c.main_url.is_none() && c.main_file.is_none() => bail!(
+                    "{at}: set `url` (rtsp://...) or `file` (a video file) for the sub stream, \
+                     or `main_url` / `main_file` for the main stream"
+                ),
+                _ => {}
+            }
+            if c.main_url.is_some() && c.main_file.is_some() {
+                bail!("{at}: set either `main_url` or `main_file`, not both");
+            }
+            for (key, url) in [("`url`", &c.url), ("`main_url`", &c.main_url)] {
+                let Some(url) = url else { continue };
+                let parsed = url::Url::parse(url).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{at}: {key} {:?} is not a URL: {e}",
+                        xl_rtsp::redact_url(url)
+                    )
+                })?;
+                if parsed.scheme() != "rtsp" {
+                    bail!(
+                        "{at}: {key} must start with rtsp:// (got {}://)",
+                        parsed.scheme()
+                    );
                 }
-                (None, Some(_)) => {}
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    bail!("{at}: {key} has no host");
+                }
             }
             if c.password.is_some() && c.username.is_none() {
                 bail!("{at}: `password` is set without `username`");
@@ -532,6 +628,7 @@ impl Config {
                 );
             }
         }
+        self.topology()?;
         Ok(())
     }
 }

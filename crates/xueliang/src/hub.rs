@@ -69,22 +69,30 @@ impl Hub {
             return Self::start_with_sink(config, Arc::new(DiscardFrames)).await;
         }
         let detect = config.detect.clone();
+        // The one clock of the pipelines; see xl_core::clock.
+        let clocks = RealClocks::shared();
+        let vision_clocks = Arc::clone(&clocks);
         // Loading the models takes a second or two: off the async threads.
-        let vision =
-            tokio::task::spawn_blocking(move || Vision::start(&detect, &analysed, false)).await??;
+        let vision = tokio::task::spawn_blocking(move || {
+            Vision::start(&detect, &analysed, false, vision_clocks)
+        })
+        .await??;
         let vision = Arc::new(vision);
-        Self::start_inner(config, vision.clone(), Some(vision)).await
+        Self::start_inner(config, vision.clone(), Some(vision), clocks).await
     }
 
     /// Like [`Hub::start`] without detection, decoded frames going to `sink`.
     pub async fn start_with_sink(config: Config, sink: Arc<dyn FrameSink>) -> anyhow::Result<Hub> {
-        Self::start_inner(config, sink, None).await
+        Self::start_inner(config, sink, None, RealClocks::shared()).await
     }
 
+    /// `clocks`: the one clock of the pipelines (frames, detection's schedule, gate ingest,
+    /// alerts, retention); see xl_core::clock.
     async fn start_inner(
         config: Config,
         sink: Arc<dyn FrameSink>,
         vision: Option<Arc<Vision>>,
+        clocks: Arc<dyn Clocks>,
     ) -> anyhow::Result<Hub> {
         let token = api_token(&config)?;
         let limits = config.server.limits()?;
@@ -109,9 +117,10 @@ impl Hub {
                 config.server.data_dir.display()
             )
         })?;
-        // The one clock of the pipelines (gate ingest, alerts, retention); see xl_core::clock.
-        let clocks = RealClocks::shared();
         let store = open_store(&config).await?;
+        // Recorded only: the hub still runs from the config below (issue 16's next step moves
+        // it to the store).
+        crate::topology::apply(&store, &config, clocks.realtime()).await?;
         if let Some(admin) = &config.admin {
             crate::users::ensure_admin(&store, admin).await?;
         }
@@ -126,7 +135,7 @@ impl Hub {
             }),
             _ => sink,
         };
-        let pool = DecodePool::new(&config.decode, sink)?;
+        let pool = DecodePool::new(&config.decode, sink, Arc::clone(&clocks))?;
         let cameras = Arc::new(CameraRegistry::default());
         let shutdown = CancellationToken::new();
         let file_stop = Arc::new(AtomicBool::new(false));
@@ -298,16 +307,16 @@ impl Hub {
         };
         self.cameras.insert(info, Arc::clone(&stats));
         let input = pool.add_camera(Arc::clone(&stats));
-        if let Some(path) = &cam.file {
+        if let Some(path) = cam.analysis_file() {
             let source = FileSource {
-                path: path.clone(),
+                path: path.to_owned(),
                 looped: true,
                 pacing: Pacing::RealTime,
             };
             let t = xl_decode::spawn_file_source(source, input, Arc::clone(&self.file_stop))
                 .context("cannot start a file source thread")?;
             self.file_threads.push(t);
-        } else if let Some(url) = &cam.url {
+        } else if let Some(url) = cam.analysis_url() {
             let credentials = cam.username.clone().map(|username| Credentials {
                 username,
                 password: cam.password.clone().unwrap_or_default(),
@@ -325,6 +334,7 @@ impl Hub {
                 source,
                 Arc::new(input),
                 stats,
+                Arc::clone(pool.clocks()),
                 self.shutdown.child_token(),
             )));
         }
@@ -431,7 +441,25 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// The configured store, or the SQLite file in the data directory.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let url = match &config.store.database_url {
+    let url = store_url(config)?;
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the store {}", xl_store::redact_url(&url)))?;
+    store
+        .upsert_cameras(&config.camera_rows())
+        .await
+        .context("cannot record the cameras in the store")?;
+    store
+        .upsert_gates(&config.gate_rows())
+        .await
+        .context("cannot record the gates in the store")?;
+    Ok(store)
+}
+
+/// The store's URL: `[store] database_url`, or the SQLite file `<data_dir>/xueliang.db` (the
+/// data directory made if missing).
+pub fn store_url(config: &Config) -> anyhow::Result<String> {
+    Ok(match &config.store.database_url {
         Some(u) => u.clone(),
         None => {
             let dir = &config.server.data_dir;
@@ -446,19 +474,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
                 .with_context(|| format!("cannot resolve {}", dir.display()))?;
             format!("sqlite://{}", dir.join("xueliang.db").display())
         }
-    };
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("cannot open the store {}", xl_store::redact_url(&url)))?;
-    store
-        .upsert_cameras(&config.camera_rows())
-        .await
-        .context("cannot record the cameras in the store")?;
-    store
-        .upsert_gates(&config.gate_rows())
-        .await
-        .context("cannot record the gates in the store")?;
-    Ok(store)
+    })
 }
 
 /// Rings for the cameras gates name (decoded frames copied in) and, with detection, for the

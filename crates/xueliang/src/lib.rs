@@ -11,5 +11,6 @@ pub mod gate_decode;
 pub mod gate_store;
 pub mod hub;
 pub mod logging;
+pub mod topology;
 pub mod users;
 pub mod vision;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use xl_detect::engine::FaceMode;
 use xueliang::config::{Config, LogConfig};
@@ -97,6 +98,17 @@ enum Command {
     },
     /// Validates a configuration file without starting anything.
     CheckConfig { file: PathBuf },
+    /// Writes the store's topology (stations, communities, grids, cameras with their zones,
+    /// gates) as TOML in the config's own schema, which `run` and `check-config` accept.
+    /// Secrets are not exported: a comment names each camera or gate that has one.
+    Export {
+        /// The config naming the store (as `run` uses it); nothing else is started.
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Manages dashboard users in the hub's store.
     User {
         #[command(subcommand)]
@@ -181,6 +193,7 @@ fn main() -> ExitCode {
             mqtt_listen,
         }),
         Command::CheckConfig { file } => check_config(file),
+        Command::Export { config, output } => export(config, output),
         Command::User {
             command:
                 UserCommand::Add {
@@ -344,7 +357,35 @@ fn demo(options: &xueliang::demo::Options) -> anyhow::Result<()> {
 
 fn check_config(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
-    println!("{}: ok ({} cameras)", path.display(), config.cameras.len());
+    let topology = config.topology()?;
+    println!(
+        "{}: ok ({} stations, {} communities, {} grids, {} cameras, {} gates)",
+        path.display(),
+        topology.stations.len(),
+        topology.communities.len(),
+        topology.grids.len(),
+        topology.cameras.len(),
+        topology.gates.len()
+    );
+    let implied = config.implied_communities();
+    if !implied.is_empty() {
+        let ids: Vec<&str> = implied.iter().map(|c| c.as_str()).collect();
+        println!(
+            "communities implied (named, not in [[communities]]; the id is the name): {}",
+            ids.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn export(config: PathBuf, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(&config)?;
+    let text = runtime()?.block_on(xueliang::topology::export(&config))?;
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tracing::debug;
+use xl_core::clock::Clocks;
 use xl_core::frame::{Frame, FrameSink};
 use xl_core::ids::CameraId;
 use xl_detect::engine::{
@@ -354,13 +355,15 @@ pub struct Vision {
 }
 
 impl Vision {
-    /// Loads the models and starts the inference workers for `cameras`.
+    /// Loads the models and starts the inference workers for `cameras`, scheduling them on
+    /// `clocks` (the clocks the decode pool stamps frames with).
     pub fn start(
         cfg: &DetectConfig,
         cameras: &[CameraAnalysis],
         lossless: bool,
+        clocks: Arc<dyn Clocks>,
     ) -> anyhow::Result<Vision> {
-        Self::start_with(cfg, cfg.engine(), cameras, lossless)
+        Self::start_with(cfg, cfg.engine(), cameras, lossless, clocks)
     }
 
     /// Like [`Vision::start`] with the engine configuration given (the bench adjusts it).
@@ -369,6 +372,7 @@ impl Vision {
         engine: EngineConfig,
         cameras: &[CameraAnalysis],
         lossless: bool,
+        clocks: Arc<dyn Clocks>,
     ) -> anyhow::Result<Vision> {
         cfg.validate()?;
         let tz = cfg.zone()?;
@@ -402,7 +406,7 @@ impl Vision {
             events: events.clone(),
             rings: Arc::clone(&rings),
         });
-        let engine = Engine::start(engine, &cfg.library(), sink)
+        let engine = Engine::start(engine, &cfg.library(), sink, clocks)
             .context("cannot start detection ([detect])")?;
         for c in cameras.iter().filter(|c| c.detect.enabled) {
             let plan = CameraPlan {
