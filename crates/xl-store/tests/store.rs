@@ -3,7 +3,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`, and dropped afterwards).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -13,140 +12,18 @@ use xl_core::{
     Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, ErrorKind, GateId, Role, Severity,
 };
 use xl_store::{
-    AlertFilter, AuditFilter, Backend, CameraRow, Change, Commit, GateEventFilter, GateRow,
-    NewAudit, NewDeadLetter, NewGateEvent, NewSnapshot, NewVisionEvent, Retention, SessionRow,
-    Store, StoreError, UserRow, VisionEventFilter,
+    AlertFilter, AuditFilter, CameraRow, Change, Commit, GateEventFilter, GateRow, NewAudit,
+    NewDeadLetter, NewGateEvent, NewSnapshot, NewVisionEvent, Retention, SessionRow, Store,
+    StoreError, UserRow, VisionEventFilter,
 };
 
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+#[macro_use]
+mod common;
 
-/// A fresh database and a scratch directory; a PostgreSQL database is dropped on drop.
-struct TestDb {
-    store: Store,
-    url: String,
-    dir: tempfile::TempDir,
-    pg: Option<PgDrop>,
-}
+use common::TestDb;
 
-struct PgDrop {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDrop {
-    fn drop(&mut self) {
-        // Best effort, on its own runtime (the test's may be gone); FORCE ends the pool's
-        // connections.
-        let admin = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut c = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    sqlx::AnyConnection::connect(&admin),
-                )
-                .await
-                .ok()?
-                .ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut c)
-                    .await
-                    .ok()?;
-                c.close().await.ok()
-            })
-        })
-        .join();
-    }
-}
-
-impl TestDb {
-    async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/db/hub.sqlite", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.backend(), Backend::Sqlite);
-        TestDb {
-            store,
-            url,
-            dir,
-            pg: None,
-        }
-    }
-
-    async fn postgres() -> TestDb {
-        sqlx::any::install_default_drivers();
-        let admin_url =
-            std::env::var("XUELIANG_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned());
-        let shown = xl_store::redact_url(&admin_url);
-        let how = "PostgreSQL tests need a server: set XUELIANG_TEST_DATABASE_URL to a \
-                   database on a server where this user may CREATE DATABASE \
-                   (default postgres://postgres@127.0.0.1:5432/test)";
-        let mut admin = match tokio::time::timeout(
-            Duration::from_secs(5),
-            sqlx::AnyConnection::connect(&admin_url),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => panic!("cannot connect to {shown}: {e}. {how}"),
-            Err(_) => panic!("connecting to {shown} timed out. {how}"),
-        };
-        let name = format!("xl_test_{:016x}", rand::random::<u64>());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE on {shown}: {e}. {how}"));
-        admin.close().await.ok();
-        let pg = PgDrop {
-            admin_url: admin_url.clone(),
-            name: name.clone(),
-        };
-        let mut url = url::Url::parse(&admin_url).expect("XUELIANG_TEST_DATABASE_URL is a URL");
-        url.set_path(&name);
-        let url = url.to_string();
-        let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.backend(), Backend::Postgres);
-        TestDb {
-            store,
-            url,
-            dir: tempfile::tempdir().unwrap(),
-            pg: Some(pg),
-        }
-    }
-
-    fn snapshot_dir(&self) -> PathBuf {
-        self.dir.path().join("snapshots")
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        drop(self.pg);
-    }
-}
-
-/// Runs `$name(&TestDb)` once on SQLite and once on PostgreSQL.
-macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::TestDb::sqlite().await;
-                super::$name(&db).await;
-                db.finish().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = super::TestDb::postgres().await;
-                super::$name(&db).await;
-                db.finish().await;
-            }
-        }
-    )+};
+fn snapshot_dir(db: &TestDb) -> PathBuf {
+    db.dir.path().join("snapshots")
 }
 
 both_backends!(
@@ -1316,7 +1193,7 @@ async fn purge_deletes_old_data_and_keeps_the_rest(db: &TestDb) {
     let s = &db.store;
     let day = 86_400;
     let now = T0 + 400 * day;
-    let dir = db.snapshot_dir();
+    let dir = snapshot_dir(db);
     // Snapshots: 40 days old (gone), 10 days old with faces (gone by the 7-day faces
     // period), 10 days old without faces (kept), fresh with faces (kept).
     let old = snapshot("old", "cam-1", now - 40 * day, false);
@@ -1487,7 +1364,7 @@ async fn numbering_goes_on_after_a_purge_empties_a_table(db: &TestDb) {
     let s = &db.store;
     let day = 86_400;
     let now = T0 + 400 * day;
-    let dir = db.snapshot_dir();
+    let dir = snapshot_dir(db);
     let seqs = |rows: Vec<xl_store::GateEventRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
     s.insert_gate_batch(
         &[

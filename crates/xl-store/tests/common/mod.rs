@@ -1,7 +1,10 @@
 //! A fresh database per test, on SQLite and on PostgreSQL: a SQLite file in a scratch
 //! directory, or a database created on the server at `XUELIANG_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`) and dropped afterwards. The same scheme as
-//! `tests/store.rs`, shared here for the newer test files.
+//! `postgres://postgres@127.0.0.1:5432/test`) and dropped afterwards. Shared by the store's
+//! test files.
+
+// Each test file uses what it needs of this.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -10,10 +13,13 @@ use xl_store::{Backend, Store};
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A fresh database; a PostgreSQL one is dropped on drop.
+/// A fresh database and a scratch directory (the SQLite file's, or an empty one); a
+/// PostgreSQL database is dropped on drop.
 pub struct TestDb {
     pub store: Store,
-    _dir: Option<tempfile::TempDir>,
+    /// What the store was opened with (to open it again).
+    pub url: String,
+    pub dir: tempfile::TempDir,
     pg: Option<PgDrop>,
 }
 
@@ -60,7 +66,8 @@ impl TestDb {
         assert_eq!(store.backend(), Backend::Sqlite);
         TestDb {
             store,
-            _dir: Some(dir),
+            url,
+            dir,
             pg: None,
         }
     }
@@ -95,11 +102,13 @@ impl TestDb {
         };
         let mut url = url::Url::parse(&admin_url).expect("XUELIANG_TEST_DATABASE_URL is a URL");
         url.set_path(&name);
-        let store = Store::open(url.as_str()).await.unwrap();
+        let url = url.to_string();
+        let store = Store::open(&url).await.unwrap();
         assert_eq!(store.backend(), Backend::Postgres);
         TestDb {
             store,
-            _dir: None,
+            url,
+            dir: tempfile::tempdir().unwrap(),
             pg: Some(pg),
         }
     }
