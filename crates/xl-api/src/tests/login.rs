@@ -126,11 +126,20 @@ async fn a_burst_of_wrong_logins_verifies_at_most_the_limit() {
         )),
         "{statuses:?}"
     );
-    // The burst locked only that address out of that account.
+    // Each 401 was counted; the 503s (verifications already at their bound) were not, so on
+    // a machine with few cores the burst may stop short of the limit. At the limit, the burst
+    // locked that address out of that account; short of it, the right password still works.
+    let after = if unauthorized == limit as usize {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::OK
+    };
     assert_eq!(
         login(&state, "duty1", PASSWORD, "10.1.0.1:1001").await,
-        StatusCode::TOO_MANY_REQUESTS
+        after,
+        "{unauthorized} answers 401"
     );
+    // Never another address.
     assert_eq!(
         login(&state, "duty1", PASSWORD, "10.1.0.2:1000").await,
         StatusCode::OK
