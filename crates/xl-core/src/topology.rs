@@ -632,6 +632,17 @@ pub enum GateTransport {
     Both,
 }
 
+impl GateTransport {
+    /// `explicit`, or the default: HTTP push only for a gate with push settings, else MQTT.
+    pub fn resolve(explicit: Option<GateTransport>, takes_push: bool) -> GateTransport {
+        match explicit {
+            Some(t) => t,
+            None if takes_push => GateTransport::HttpPush,
+            None => GateTransport::Mqtt,
+        }
+    }
+}
+
 fn default_offline_after_secs() -> u64 {
     300
 }
@@ -697,11 +708,7 @@ impl Gate {
 
     /// `transport`, or its default.
     pub fn transport(&self) -> GateTransport {
-        match self.transport {
-            Some(t) => t,
-            None if self.takes_push() => GateTransport::HttpPush,
-            None => GateTransport::Mqtt,
-        }
+        GateTransport::resolve(self.transport, self.takes_push())
     }
 
     pub fn validate(&self) -> Result<(), TopologyError> {

@@ -353,17 +353,8 @@ pub struct GateConfig {
     pub transport: Option<GateTransport>,
 }
 
-/// How a gate's payloads may arrive (`[[gates]] transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GateTransport {
-    /// Over MQTT only (the broker's access rules say who may speak for it).
-    Mqtt,
-    /// HTTP push only (`push_secret` or `push_allow_from` say who may).
-    HttpPush,
-    /// Either.
-    Both,
-}
+/// How a gate's payloads may arrive (`[[gates]] transport`): the topology's own type.
+pub use xl_core::topology::GateTransport;
 
 fn default_offline_after() -> u64 {
     300
@@ -382,11 +373,7 @@ impl GateConfig {
 
     /// `transport`, or its default.
     pub fn transport(&self) -> GateTransport {
-        match self.transport {
-            Some(t) => t,
-            None if self.takes_push() => GateTransport::HttpPush,
-            None => GateTransport::Mqtt,
-        }
+        GateTransport::resolve(self.transport, self.takes_push())
     }
 
     /// Whether payloads for this gate may arrive over MQTT.

@@ -304,11 +304,7 @@ fn gate_entry(g: &xl_gates::GateConfig) -> Result<Gate, KeyError> {
         firmware: g.firmware.clone(),
         device: g.device.clone(),
         camera: g.camera.clone(),
-        transport: g.transport.map(|t| match t {
-            xl_gates::config::GateTransport::Mqtt => GateTransport::Mqtt,
-            xl_gates::config::GateTransport::HttpPush => GateTransport::HttpPush,
-            xl_gates::config::GateTransport::Both => GateTransport::Both,
-        }),
+        transport: g.transport,
         push_secret: g.push_secret.clone().map(Secret::new),
         push_allow_from,
         timezone: g.timezone.clone(),
