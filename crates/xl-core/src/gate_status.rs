@@ -197,6 +197,24 @@ impl GateRegistry {
         stats
     }
 
+    /// Sets what gate `info.id` is, keeping its figures (health, counts) when it is already
+    /// here (a gate edited while running), else with new ones; returns its figures.
+    pub fn upsert(&self, info: GateInfo) -> Arc<GateStats> {
+        let mut g = self.gates.write().unwrap_or_else(PoisonError::into_inner);
+        let stats = g
+            .get(&info.id)
+            .map(|(_, s)| Arc::clone(s))
+            .unwrap_or_default();
+        g.insert(info.id.clone(), (info, Arc::clone(&stats)));
+        stats
+    }
+
+    /// Forgets a gate removed while running.
+    pub fn remove(&self, id: &GateId) -> Option<GateEntry> {
+        let mut g = self.gates.write().unwrap_or_else(PoisonError::into_inner);
+        g.remove(id)
+    }
+
     pub fn get(&self, id: &GateId) -> Option<GateEntry> {
         let g = self.gates.read().unwrap_or_else(PoisonError::into_inner);
         g.get(id).cloned()
@@ -282,6 +300,29 @@ mod tests {
         assert!(!s.is_online());
         assert!(s.record_seen(ts("2026-01-01T00:03:00Z")));
         assert_eq!(s.offline_transitions.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_gate_edited_keeps_its_figures_and_a_removed_one_goes() {
+        let r = GateRegistry::default();
+        let info = |camera: Option<&str>| GateInfo {
+            id: GateId::new("east-door").unwrap(),
+            community: CommunityId::new("xingfu").unwrap(),
+            firmware: "dahua".into(),
+            camera: camera.map(|c| CameraId::new(c).unwrap()),
+            offline_after_secs: 300,
+        };
+        let first = r.upsert(info(None));
+        assert!(first.record_seen(ts("2026-01-01T00:00:00Z")));
+        let again = r.upsert(info(Some("east-cam")));
+        assert!(Arc::ptr_eq(&first, &again));
+        let (now, stats) = r.get(&info(None).id).unwrap();
+        assert_eq!(now.camera, info(Some("east-cam")).camera);
+        assert!(stats.is_online());
+        assert!(r.remove(&info(None).id).is_some());
+        assert!(r.is_empty() && r.remove(&info(None).id).is_none());
+        // Added again: a new gate as far as its figures go.
+        assert!(!r.upsert(info(None)).is_online());
     }
 
     #[test]

@@ -188,6 +188,9 @@ struct Slot {
     deliver_seq: u64,
     done: BTreeMap<u64, Detections>,
     deliver: Arc<Mutex<()>>,
+    /// Removed ([`Engine::remove_camera`]): offers are refused. The slot stays (workers name
+    /// slots by index while a batch is in flight) and is reused if the camera comes back.
+    retired: bool,
 }
 
 impl Slot {
@@ -228,6 +231,7 @@ impl State {
             deliver_seq: 0,
             done: BTreeMap::new(),
             deliver: Arc::new(Mutex::new(())),
+            retired: false,
         });
     }
 }
@@ -327,6 +331,7 @@ impl Engine {
         let st = self.shared.state.lock().unwrap();
         st.slots
             .iter()
+            .filter(|s| !s.retired)
             .map(|s| (s.camera.clone(), s.next_seq, s.superseded))
             .collect()
     }
@@ -336,22 +341,47 @@ impl Engine {
         let mut st = self.shared.state.lock().unwrap();
         if let Some(&i) = st.index.get(&camera) {
             st.slots[i].plan = plan;
+            st.slots[i].retired = false;
             return;
         }
         st.add(camera, plan, self.shared.clocks.monotonic());
+    }
+
+    /// Removes a camera: its waiting frames are dropped and its offers refused from now on;
+    /// frames already in a model run are still delivered.
+    pub fn remove_camera(&self, camera: &CameraId) {
+        let mut st = self.shared.state.lock().unwrap();
+        if let Some(&i) = st.index.get(camera) {
+            st.slots[i].retired = true;
+            st.slots[i].pending.clear();
+        }
+        drop(st);
+        // a lossless offer of this camera may be waiting for room
+        self.shared.space.notify_all();
     }
 
     /// Offers a frame of `camera`. Never blocks unless the camera is lossless.
     pub fn offer(&self, camera: &CameraId, job: Job) -> Offer {
         let sh = &self.shared;
         let mut st = sh.state.lock().unwrap();
-        let Some(&i) = st.index.get(camera) else {
+        let Some(i) = st
+            .index
+            .get(camera)
+            .copied()
+            .filter(|&i| !st.slots[i].retired)
+        else {
             return Offer::UnknownCamera;
         };
         let mut outcome = Offer::Queued;
         if st.slots[i].plan.lossless {
-            while !st.stopping && st.slots[i].pending.len() >= sh.workers * sh.batch {
+            while !st.stopping
+                && !st.slots[i].retired
+                && st.slots[i].pending.len() >= sh.workers * sh.batch
+            {
                 st = sh.space.wait(st).unwrap();
+            }
+            if st.slots[i].retired {
+                return Offer::UnknownCamera;
             }
         } else if st.slots[i].pending.pop_front().is_some() {
             sh.stats.superseded.fetch_add(1, Ordering::Relaxed);

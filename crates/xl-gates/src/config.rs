@@ -306,7 +306,7 @@ impl<'de> Deserialize<'de> for GateFrom {
 }
 
 /// `[[gates]]`: one gate.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateConfig {
     /// Unique id: letters, digits, `_`, `-`, `.`.
@@ -493,6 +493,40 @@ impl GatesConfig {
     /// Checks what serde cannot: references between sections, names, filters, windows.
     /// Errors name the key path and the fix.
     pub fn validate(&self) -> Result<(), String> {
+        let firmware = self.firmware_names()?;
+        for (key, secs, min) in [
+            ("dedup_window_secs", self.ingest.dedup_window_secs, 1),
+            ("resend_window_secs", self.ingest.resend_window_secs, 0),
+        ] {
+            if !(min..=MAX_WINDOW_SECS).contains(&secs) {
+                return Err(format!(
+                    "gate_ingest.{key} must be from {min} to {MAX_WINDOW_SECS} (30 days), not {secs}"
+                ));
+            }
+        }
+        let ids = self.validate_gate_list(&firmware)?;
+        if let Some(m) = &self.mqtt {
+            m.validate(&firmware)?;
+            m.validate_gate_references(&ids)?;
+        }
+        Ok(())
+    }
+
+    /// The checks of [`GatesConfig::validate`] that a new `[[gates]]` list must pass while the
+    /// rest of the config stays as it started (`Gates::set_gates`): each gate (firmware known,
+    /// ids and devices unique, zone, push settings, transport), and every gate that `[mqtt]`
+    /// names (an account's `gates`, a subscription's `gate_from`) still there. Reads no file.
+    pub fn validate_gates(&self) -> Result<(), String> {
+        let firmware = self.firmware_names()?;
+        let ids = self.validate_gate_list(&firmware)?;
+        if let Some(m) = &self.mqtt {
+            m.validate_gate_references(&ids)?;
+        }
+        Ok(())
+    }
+
+    /// The built-in firmware names and those of the configured dialects.
+    fn firmware_names(&self) -> Result<HashSet<String>, String> {
         let mut firmware: HashSet<String> =
             adapters::BUILT_IN.iter().map(|s| (*s).to_owned()).collect();
         for (i, g) in self.ingest.generic.iter().enumerate() {
@@ -506,21 +540,12 @@ impl GatesConfig {
                 .map_err(|e| format!("gate_ingest.generic[{i}]: {e}"))?;
             firmware.insert(g.name.clone());
         }
-        let known = || {
-            let mut v: Vec<_> = firmware.iter().cloned().collect();
-            v.sort();
-            v.join(", ")
-        };
-        for (key, secs, min) in [
-            ("dedup_window_secs", self.ingest.dedup_window_secs, 1),
-            ("resend_window_secs", self.ingest.resend_window_secs, 0),
-        ] {
-            if !(min..=MAX_WINDOW_SECS).contains(&secs) {
-                return Err(format!(
-                    "gate_ingest.{key} must be from {min} to {MAX_WINDOW_SECS} (30 days), not {secs}"
-                ));
-            }
-        }
+        Ok(firmware)
+    }
+
+    /// Checks each `[[gates]]` entry on its own and against the others; returns their ids.
+    fn validate_gate_list(&self, firmware: &HashSet<String>) -> Result<HashSet<&GateId>, String> {
+        let known = || known_firmware(firmware);
         let mut ids = HashSet::new();
         let mut devices: HashMap<(&str, &str), &GateId> = HashMap::new();
         for (i, g) in self.gates.iter().enumerate() {
@@ -573,65 +598,102 @@ impl GatesConfig {
                 _ => {}
             }
         }
-        if let Some(m) = &self.mqtt {
-            m.broker().map_err(|e| format!("mqtt: {e}"))?;
-            if m.embedded && m.url.is_some() {
-                return Err("mqtt: set either `url` or `embedded = true`, not both".into());
-            }
-            #[cfg(not(feature = "embedded-broker"))]
-            if m.embedded {
-                return Err(
-                    "mqtt: embedded = true, but this hub was built without the embedded broker \
-                     (feature `embedded-broker`); set `url` to an external broker"
-                        .into(),
-                );
-            }
-            if m.ca_file.is_some() && !m.broker().is_ok_and(|b| b.tls) {
-                return Err("mqtt: `ca_file` is set, but `url` is not mqtts://".into());
-            }
-            m.ca_pem().map_err(|e| format!("mqtt: {e}"))?;
-            if m.password.is_some() && m.username.is_none() {
-                return Err("mqtt: `password` is set without `username`".into());
-            }
-            if m.client_id.is_empty() || m.client_id.len() > 64 {
-                return Err("mqtt: client_id must be 1 to 64 characters".into());
-            }
-            let (initial, max) = (m.backoff_initial_secs, m.backoff_max_secs);
-            if !(initial > 0.0 && initial <= max && max <= MAX_BACKOFF_SECS) {
+        Ok(ids)
+    }
+}
+
+/// The firmware names, sorted, for an error message.
+fn known_firmware(firmware: &HashSet<String>) -> String {
+    let mut v: Vec<_> = firmware.iter().cloned().collect();
+    v.sort();
+    v.join(", ")
+}
+
+impl MqttConfig {
+    /// `[mqtt]` on its own, its accounts and its subscriptions' filters and firmware. The
+    /// gates it names are checked by [`MqttConfig::validate_gate_references`].
+    fn validate(&self, firmware: &HashSet<String>) -> Result<(), String> {
+        let m = self;
+        m.broker().map_err(|e| format!("mqtt: {e}"))?;
+        if m.embedded && m.url.is_some() {
+            return Err("mqtt: set either `url` or `embedded = true`, not both".into());
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        if m.embedded {
+            return Err(
+                "mqtt: embedded = true, but this hub was built without the embedded broker \
+                 (feature `embedded-broker`); set `url` to an external broker"
+                    .into(),
+            );
+        }
+        if m.ca_file.is_some() && !m.broker().is_ok_and(|b| b.tls) {
+            return Err("mqtt: `ca_file` is set, but `url` is not mqtts://".into());
+        }
+        m.ca_pem().map_err(|e| format!("mqtt: {e}"))?;
+        if m.password.is_some() && m.username.is_none() {
+            return Err("mqtt: `password` is set without `username`".into());
+        }
+        if m.client_id.is_empty() || m.client_id.len() > 64 {
+            return Err("mqtt: client_id must be 1 to 64 characters".into());
+        }
+        let (initial, max) = (m.backoff_initial_secs, m.backoff_max_secs);
+        if !(initial > 0.0 && initial <= max && max <= MAX_BACKOFF_SECS) {
+            return Err(format!(
+                "mqtt: backoff_initial_secs ({initial}) must be positive and at most \
+                 backoff_max_secs ({max}), itself at most {MAX_BACKOFF_SECS}"
+            ));
+        }
+        if m.subscriptions.is_empty() {
+            return Err(
+                "mqtt: no [[mqtt.subscriptions]]; add one (filter = \"gates/#\", firmware = ...)"
+                    .into(),
+            );
+        }
+        m.validate_access()?;
+        for (i, s) in m.subscriptions.iter().enumerate() {
+            let at = format!("mqtt.subscriptions[{i}] (filter {:?})", s.filter);
+            if !topic_filter_is_valid(&s.filter) {
                 return Err(format!(
-                    "mqtt: backoff_initial_secs ({initial}) must be positive and at most \
-                     backoff_max_secs ({max}), itself at most {MAX_BACKOFF_SECS}"
+                    "{at}: not a valid MQTT topic filter ('+' and '#' stand alone between \
+                     '/', '#' only last)"
                 ));
             }
-            if m.subscriptions.is_empty() {
-                return Err(
-                    "mqtt: no [[mqtt.subscriptions]]; add one (filter = \"gates/#\", firmware = ...)"
-                        .into(),
-                );
+            if !firmware.contains(&s.firmware) {
+                return Err(format!(
+                    "{at}: unknown firmware {:?}; expected one of {}",
+                    s.firmware,
+                    known_firmware(firmware)
+                ));
             }
-            m.validate_access(&ids)?;
-            for (i, s) in m.subscriptions.iter().enumerate() {
-                let at = format!("mqtt.subscriptions[{i}] (filter {:?})", s.filter);
-                if !topic_filter_is_valid(&s.filter) {
+        }
+        Ok(())
+    }
+
+    /// Every gate an account's `gates` or a subscription's `gate_from` names is in `ids`.
+    /// Also while running: a gate that an account still names cannot be removed (its id
+    /// given to a new gate later would let that account speak for it).
+    fn validate_gate_references(&self, ids: &HashSet<&GateId>) -> Result<(), String> {
+        for (i, a) in self.accounts.iter().enumerate() {
+            for g in &a.gates {
+                if g != "*" && !ids.iter().any(|id| id.as_str() == g) {
                     return Err(format!(
-                        "{at}: not a valid MQTT topic filter ('+' and '#' stand alone between \
-                         '/', '#' only last)"
+                        "mqtt.accounts[{i}] (username {:?}): gates names {g:?}, not in \
+                         [[gates]] (or \"*\" for any MQTT gate)",
+                        a.username
                     ));
                 }
-                if !firmware.contains(&s.firmware) {
-                    return Err(format!(
-                        "{at}: unknown firmware {:?}; expected one of {}",
-                        s.firmware,
-                        known()
-                    ));
-                }
-                if let GateFrom::Gate(g) = &s.gate_from
-                    && !ids.contains(g)
-                {
-                    return Err(format!(
-                        "{at}: gate_from names gate {g:?}, not in [[gates]]"
-                    ));
-                }
+            }
+        }
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            if let GateFrom::Gate(g) = &s.gate_from
+                && !ids.contains(g)
+            {
+                return Err(format!(
+                    "mqtt.subscriptions[{i}] (filter {:?}): gate_from names gate {:?}, not in \
+                     [[gates]]",
+                    s.filter,
+                    g.as_str()
+                ));
             }
         }
         Ok(())
@@ -647,7 +709,7 @@ const MIN_ACCOUNT_PASSWORD: usize = 16;
 impl MqttConfig {
     /// `accounts` and `allow_anonymous`: embedded broker only, and an embedded broker that
     /// anyone on the network reaches needs one or the other.
-    fn validate_access(&self, gates: &HashSet<&GateId>) -> Result<(), String> {
+    fn validate_access(&self) -> Result<(), String> {
         if !self.embedded {
             if !self.accounts.is_empty() {
                 return Err(
@@ -711,13 +773,6 @@ impl MqttConfig {
                     "{at}: password is shorter than {MIN_ACCOUNT_PASSWORD} characters; use a \
                      long random one"
                 ));
-            }
-            for g in &a.gates {
-                if g != "*" && !gates.iter().any(|id| id.as_str() == g) {
-                    return Err(format!(
-                        "{at}: gates names {g:?}, not in [[gates]] (or \"*\" for any MQTT gate)"
-                    ));
-                }
             }
             for (key, filters) in [("subscribe", &a.subscribe), ("publish", &a.publish)] {
                 if let Some(f) = filters.iter().find(|f| !topic_filter_is_valid(f)) {
@@ -959,6 +1014,53 @@ mod tests {
         assert!(!g.gates[0].takes_mqtt());
         let g = parse(gate).unwrap();
         assert!(g.gates[0].takes_mqtt());
+    }
+
+    /// A new list of gates while running: checked against the `[mqtt]` it started with,
+    /// without reading its files again (a CA file moved since start does not block it).
+    #[test]
+    fn a_new_gate_list_is_checked_against_the_gates_mqtt_names() {
+        let mqtt = |extra: &str| -> MqttConfig {
+            toml::from_str(&format!(
+                "url = \"mqtts://h\"\nca_file = \"/nonexistent/xl-ca.pem\"\n\
+                 [[subscriptions]]\nfilter = \"a\"\nfirmware = \"dahua\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        let gates = |ids: &[&str]| -> Vec<GateConfig> {
+            ids.iter()
+                .map(|id| {
+                    toml::from_str(&format!(
+                        "id = \"{id}\"\ncommunity = \"c\"\nfirmware = \"dahua\""
+                    ))
+                    .unwrap()
+                })
+                .collect()
+        };
+        let with = |m: MqttConfig, ids: &[&str]| GatesConfig {
+            mqtt: Some(m),
+            gates: gates(ids),
+            ingest: IngestConfig::default(),
+        };
+        let c = with(mqtt(""), &["a", "b"]);
+        assert!(c.validate().unwrap_err().contains("ca_file"));
+        c.validate_gates().unwrap();
+        let fixed = mqtt(
+            "[[subscriptions]]\nfilter = \"b\"\nfirmware = \"dahua\"\ngate_from = { gate = \"b\" }\n",
+        );
+        with(fixed.clone(), &["a", "b"]).validate_gates().unwrap();
+        let e = with(fixed, &["a"]).validate_gates().unwrap_err();
+        assert!(
+            e.contains("mqtt.subscriptions[1] (filter \"b\"): gate_from names gate \"b\""),
+            "{e}"
+        );
+        let mut c = with(mqtt(""), &["a", "b"]);
+        c.gates[1].firmware = "dahau".into();
+        let e = c.validate_gates().unwrap_err();
+        assert!(
+            e.contains("gates[1] (id \"b\"): unknown firmware \"dahau\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ use xl_core::GateId;
 use xl_core::gate::PayloadMeta;
 use xl_core::throttle::LogThrottle;
 
-use crate::ingest::{GateHint, GateRt, Incoming, Ingest};
+use crate::ingest::{GateHint, GateRt, GateTable, Incoming, Ingest};
 use crate::journal::TransportKind;
 
 /// Largest push body (a face terminal's JSON plus a picture).
@@ -106,7 +106,8 @@ impl Refusal {
 
 /// Rate limit of the refusal warnings, per configured gate plus one bucket for requests that
 /// name no configured gate: a stranger's flood costs at most one line a minute, and cannot
-/// hide a misconfigured device's own warning. Bounded by the number of configured gates.
+/// hide a misconfigured device's own warning. Bounded by the number of configured gates (those
+/// of gates removed while running are forgotten).
 #[derive(Debug, Default)]
 struct RefusalLog {
     /// Per gate (`None`: unknown gates and serials).
@@ -126,15 +127,29 @@ impl RefusalLog {
             .admit(now)
     }
 
+    /// Forgets the limits of gates that `table` no longer has, once there are more limits
+    /// than its gates (and the one of unknown gates).
+    fn forget_removed(&self, table: &GateTable) {
+        let mut map = self.per_gate.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > table.len() + 1 {
+            map.retain(|g, _| match g {
+                Some(id) => table.gate(id).is_some(),
+                None => true,
+            });
+        }
+    }
+
     /// Logs a refusal: always at DEBUG, at WARN when the rate limit lets it through.
     fn refuse(
         &self,
+        table: &GateTable,
         route: &str,
         peer: SocketAddr,
         named: &str,
         gate: Option<&GateId>,
         why: Refusal,
     ) -> Response {
+        self.forget_removed(table);
         debug!(%peer, route, named = %named.escape_debug(), reason = why.as_str(), "device push refused");
         if let Some(unlogged) = self.take(gate, Instant::now()) {
             warn!(
@@ -243,9 +258,12 @@ async fn hikvision(
 ) -> Response {
     let arrived = Instant::now();
     let ingest = &push.ingest;
+    // The gates as of this request: it is authorized, and its events stored, by these, even
+    // if the gates are replaced meanwhile.
+    let table = ingest.gates();
     let known = GateId::new(gate.as_str())
         .ok()
-        .and_then(|id| ingest.gate(&id));
+        .and_then(|id| table.gate(&id));
     let g = match authorize(
         known,
         xl_fw_hikvision::NAME,
@@ -256,7 +274,9 @@ async fn hikvision(
         Ok(g) => g,
         Err(why) => {
             let id = known.map(|g| &g.cfg.id);
-            return push.refusals.refuse("hikvision", peer, &gate, id, why);
+            return push
+                .refusals
+                .refuse(&table, "hikvision", peer, &gate, id, why);
         }
     };
     let body = match read_body(body).await {
@@ -281,7 +301,7 @@ async fn hikvision(
         peer: Some(peer),
         arrived,
     };
-    let done = ingest.ingest(&inc).await;
+    let done = ingest.ingest_in(&table, &inc).await;
     debug!(gate = %id, events = done.events, dead_letters = done.dead_letters, duplicates = done.duplicates, "hikvision push");
     match done.outcome {
         Ok(()) => reply(StatusCode::OK, "OK\n"),
@@ -312,7 +332,9 @@ async fn adms(
     let Some(sn) = probe.query_param("SN").filter(|s| !s.trim().is_empty()) else {
         return reply(StatusCode::BAD_REQUEST, "missing SN\n");
     };
-    let known = ingest.gate_by_device(xl_fw_zkteco::NAME, sn.trim());
+    // As for Hikvision: authorized and stored by the same gates.
+    let table = ingest.gates();
+    let known = table.gate_by_device(xl_fw_zkteco::NAME, sn.trim());
     let g = match authorize(
         known,
         xl_fw_zkteco::NAME,
@@ -323,7 +345,9 @@ async fn adms(
         Ok(g) => g,
         Err(why) => {
             let id = known.map(|g| &g.cfg.id);
-            return push.refusals.refuse("zkteco-adms", peer, &sn, id, why);
+            return push
+                .refusals
+                .refuse(&table, "zkteco-adms", peer, &sn, id, why);
         }
     };
     let body = match read_body(body).await {
@@ -344,7 +368,7 @@ async fn adms(
         peer: Some(peer),
         arrived,
     };
-    let done = ingest.ingest(&inc).await;
+    let done = ingest.ingest_in(&table, &inc).await;
     if let Err(e) = done.outcome {
         warn!(gate = %id, error = %e, "cannot store ADMS records");
         return reply(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n");

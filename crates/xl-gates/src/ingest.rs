@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -28,6 +28,173 @@ pub(crate) struct GateRt {
     pub cfg: GateConfig,
     pub stats: Arc<GateStats>,
     pub tz: TimeZone,
+}
+
+/// The configured gates as of one moment. Never changed in place: a new list of gates makes
+/// a new table ([`Ingest::set_gates`]), and each payload is handled against the one table it
+/// took when it arrived, so no payload sees half of a change.
+pub(crate) struct GateTable {
+    gates: HashMap<GateId, GateRt>,
+    /// (firmware, device identifier) to gate.
+    by_device: HashMap<(String, String), GateId>,
+}
+
+impl GateTable {
+    /// `gates` (checked by [`GatesConfig::validate_gates`]) with their figures from `stats`.
+    fn new(
+        gates: Vec<(GateConfig, TimeZone)>,
+        mut stats: impl FnMut(GateInfo) -> Arc<GateStats>,
+    ) -> GateTable {
+        let mut table = GateTable {
+            gates: HashMap::with_capacity(gates.len()),
+            by_device: HashMap::with_capacity(gates.len()),
+        };
+        for (g, tz) in gates {
+            let stats = stats(GateInfo {
+                id: g.id.clone(),
+                community: g.community.clone(),
+                firmware: g.firmware.clone(),
+                camera: g.camera.clone(),
+                offline_after_secs: g.offline_after_secs,
+            });
+            table.by_device.insert(
+                (g.firmware.clone(), g.device_key().to_owned()),
+                g.id.clone(),
+            );
+            table
+                .gates
+                .insert(g.id.clone(), GateRt { cfg: g, stats, tz });
+        }
+        table
+    }
+
+    pub(crate) fn gate(&self, id: &GateId) -> Option<&GateRt> {
+        self.gates.get(id)
+    }
+
+    /// The gate whose `device` is `device` for `firmware`.
+    pub(crate) fn gate_by_device(&self, firmware: &str, device: &str) -> Option<&GateRt> {
+        let id = self
+            .by_device
+            .get(&(firmware.to_owned(), device.to_owned()))?;
+        self.gates.get(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.gates.len()
+    }
+
+    /// The gate of event `e` of `inc`, found as its subscription says.
+    fn find_gate<'s>(
+        &'s self,
+        inc: &Incoming<'_>,
+        e: &GateEvent,
+        json: &mut Option<Option<Value>>,
+    ) -> Result<&'s GateRt, String> {
+        let GateHint::From(from) = inc.gate else {
+            return Err("no gate".into());
+        };
+        let where_ = || match inc.meta.topic {
+            Some(t) => format!("topic {t:?}"),
+            None => "the payload".into(),
+        };
+        let device: String = match from {
+            GateFrom::Gate(id) => {
+                return self
+                    .gates
+                    .get(id)
+                    .ok_or_else(|| format!("gate {id} is not configured"));
+            }
+            GateFrom::DeviceId => e.device_id.clone().ok_or_else(|| {
+                format!(
+                    "the {} payload on {} names no device; set gate_from on its subscription",
+                    inc.firmware,
+                    where_()
+                )
+            })?,
+            GateFrom::TopicSegment(i) => inc
+                .meta
+                .topic
+                .and_then(|t| t.split('/').nth(*i))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{} has no segment {i}", where_()))?,
+            GateFrom::PayloadField(ptr) => {
+                let v = json.get_or_insert_with(|| serde_json::from_slice(inc.payload).ok());
+                v.as_ref()
+                    .and_then(|v| v.pointer(ptr))
+                    .and_then(|v| match v {
+                        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .ok_or_else(|| format!("no text at {ptr} in the payload on {}", where_()))?
+            }
+        };
+        let g = self
+            .by_device
+            .get(&(inc.firmware.to_owned(), device.clone()))
+            .and_then(|id| self.gates.get(id))
+            .ok_or_else(|| {
+                format!(
+                    "no [[gates]] entry with firmware {:?} and device {device:?} (from {})",
+                    inc.firmware,
+                    where_()
+                )
+            })?;
+        Ok(g)
+    }
+}
+
+/// Each gate with the zone of its clock; an unknown zone is an error naming the gate.
+fn with_zones(gates: Vec<GateConfig>) -> Result<Vec<(GateConfig, TimeZone)>, String> {
+    gates
+        .into_iter()
+        .map(|g| {
+            let tz = match &g.timezone {
+                Some(name) => TimeZone::get(name)
+                    .map_err(|e| format!("gate {}: timezone {name:?}: {e}", g.id))?,
+                None => TimeZone::system(),
+            };
+            Ok((g, tz))
+        })
+        .collect()
+}
+
+/// What a new list of gates changed, by gate id, each sorted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GateChanges {
+    pub added: Vec<GateId>,
+    /// Still there, with other settings.
+    pub changed: Vec<GateId>,
+    pub removed: Vec<GateId>,
+}
+
+impl GateChanges {
+    fn between(old: &GateTable, new: &GateTable) -> GateChanges {
+        let mut c = GateChanges::default();
+        for (id, g) in &new.gates {
+            match old.gates.get(id) {
+                None => c.added.push(id.clone()),
+                Some(o) if o.cfg != g.cfg => c.changed.push(id.clone()),
+                Some(_) => {}
+            }
+        }
+        c.removed = old
+            .gates
+            .keys()
+            .filter(|id| !new.gates.contains_key(*id))
+            .cloned()
+            .collect();
+        for v in [&mut c.added, &mut c.changed, &mut c.removed] {
+            v.sort();
+        }
+        c
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
 }
 
 /// Which gate a payload is from, as far as the transport knows before decoding.
@@ -115,9 +282,14 @@ pub struct Ingested {
 /// The shared core of the gate transports.
 pub struct Ingest {
     adapters: Adapters,
-    gates: HashMap<GateId, GateRt>,
-    /// (firmware, device identifier) to gate.
-    by_device: HashMap<(String, String), GateId>,
+    /// Read once per payload (and per health check, per batch stored); replaced whole.
+    table: RwLock<Arc<GateTable>>,
+    /// Held while a new list of gates replaces the table and the registry's entries, so two
+    /// replacements cannot interleave.
+    replacing: Mutex<()>,
+    /// The config the transports started with, less its gates: what a new list of gates is
+    /// checked against.
+    checks: GatesConfig,
     dedup: Mutex<Dedup>,
     registry: Arc<GateRegistry>,
     writer: Writer,
@@ -135,33 +307,13 @@ impl Ingest {
         clocks: Arc<dyn Clocks>,
     ) -> Result<Ingest, String> {
         let adapters = Adapters::new(&cfg.ingest.generic)?;
-        let mut gates = HashMap::new();
-        let mut by_device = HashMap::new();
-        for g in &cfg.gates {
-            let tz = match &g.timezone {
-                Some(name) => TimeZone::get(name).map_err(|e| format!("gate {}: {e}", g.id))?,
-                None => TimeZone::system(),
-            };
-            let stats = registry.insert(GateInfo {
-                id: g.id.clone(),
-                community: g.community.clone(),
-                firmware: g.firmware.clone(),
-                camera: g.camera.clone(),
-                offline_after_secs: g.offline_after_secs,
-            });
-            by_device.insert(
-                (g.firmware.clone(), g.device_key().to_owned()),
-                g.id.clone(),
-            );
-            gates.insert(
-                g.id.clone(),
-                GateRt {
-                    cfg: g.clone(),
-                    stats,
-                    tz,
-                },
-            );
-        }
+        // At start every gate gets new figures, as it always has.
+        let table = GateTable::new(with_zones(cfg.gates.clone())?, |info| registry.insert(info));
+        let checks = GatesConfig {
+            mqtt: cfg.mqtt.clone(),
+            gates: Vec::new(),
+            ingest: cfg.ingest.clone(),
+        };
         let mut dedup = Dedup::new(
             Duration::from_secs(cfg.ingest.dedup_window_secs),
             Duration::from_secs(cfg.ingest.resend_window_secs),
@@ -174,8 +326,9 @@ impl Ingest {
         let (events_tx, _) = broadcast::channel(8192);
         Ok(Ingest {
             adapters,
-            gates,
-            by_device,
+            table: RwLock::new(Arc::new(table)),
+            replacing: Mutex::new(()),
+            checks,
             dedup: Mutex::new(dedup),
             registry,
             writer,
@@ -200,16 +353,57 @@ impl Ingest {
         self.events_tx.subscribe()
     }
 
-    pub(crate) fn gate(&self, id: &GateId) -> Option<&GateRt> {
-        self.gates.get(id)
+    /// The gates as of now. A transport that checks a payload against its gate before
+    /// handing it over (HTTP push) keeps this table for [`Ingest::ingest_in`].
+    pub(crate) fn gates(&self) -> Arc<GateTable> {
+        Arc::clone(&self.table.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The gate whose `device` is `device` for `firmware`.
-    pub(crate) fn gate_by_device(&self, firmware: &str, device: &str) -> Option<&GateRt> {
-        let id = self
-            .by_device
-            .get(&(firmware.to_owned(), device.to_owned()))?;
-        self.gates.get(id)
+    /// The ids of the gates as of now, sorted.
+    pub fn gate_ids(&self) -> Vec<GateId> {
+        let mut ids: Vec<GateId> = self.gates().gates.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Checks `gates` as a complete new list of gates, as [`Ingest::set_gates`] would, without
+    /// applying it. The error names the gate (or the `[mqtt]` entry) and the field.
+    pub fn check_gates(&self, gates: &[GateConfig]) -> Result<(), String> {
+        self.checked(gates.to_vec()).map(|_| ())
+    }
+
+    fn checked(&self, gates: Vec<GateConfig>) -> Result<Vec<(GateConfig, TimeZone)>, String> {
+        let cfg = GatesConfig {
+            mqtt: self.checks.mqtt.clone(),
+            gates,
+            ingest: self.checks.ingest.clone(),
+        };
+        cfg.validate_gates()?;
+        with_zones(cfg.gates)
+    }
+
+    /// Replaces the gates with `gates`, the complete new list, checked as at start; a list
+    /// that fails is refused whole and the gates stay as they were. Every transport takes the
+    /// new table with its next payload; nothing is reconnected or restarted. A gate that
+    /// stays (its id) keeps its figures and health, changed or not; a new one is added to the
+    /// registry, a removed one leaves it, and its payloads are from then on those of an
+    /// unknown gate. Dedup keys stay.
+    pub fn set_gates(&self, gates: Vec<GateConfig>) -> Result<GateChanges, String> {
+        let zoned = self.checked(gates)?;
+        let _one_at_a_time = self
+            .replacing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = self.gates();
+        // A gate that stays keeps the figures the registry has for it; a new one gets new
+        // ones, and is listed before any payload can be taken as its.
+        let table = GateTable::new(zoned, |info| self.registry.upsert(info));
+        let changes = GateChanges::between(&old, &table);
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+        for id in &changes.removed {
+            self.registry.remove(id);
+        }
+        Ok(changes)
     }
 
     /// Decodes `inc` and turns it into records. Duplicates are counted here and left out.
@@ -221,10 +415,20 @@ impl Ingest {
     /// (`None`: any). Events of other gates, and MQTT events of gates that take HTTP push
     /// only, are left out and listed in [`Prepared::refused`].
     pub fn prepare_from(&self, inc: &Incoming<'_>, allowed: Option<&GateSet>) -> Prepared {
+        self.prepare_in(&self.gates(), inc, allowed)
+    }
+
+    /// [`Ingest::prepare_from`] against the gates of `table`.
+    fn prepare_in(
+        &self,
+        table: &GateTable,
+        inc: &Incoming<'_>,
+        allowed: Option<&GateSet>,
+    ) -> Prepared {
         let mut out = Prepared::default();
         let received_at = inc.meta.received_at;
         let known = match inc.gate {
-            GateHint::Known(id) => self.gates.get(id),
+            GateHint::Known(id) => table.gates.get(id),
             GateHint::From(_) => None,
         };
         if let Some(g) = known {
@@ -251,7 +455,7 @@ impl Ingest {
         for mut e in events {
             let gate = match known {
                 Some(g) => Ok(g),
-                None => self.find_gate(inc, &e, &mut json),
+                None => table.find_gate(inc, &e, &mut json),
             };
             let g = match gate {
                 Ok(g) => g,
@@ -371,7 +575,16 @@ impl Ingest {
 
     /// [`Ingest::prepare`] then [`Ingest::submit`], waiting until the records are durable.
     pub async fn ingest(self: &Arc<Self>, inc: &Incoming<'_>) -> Ingested {
-        let prepared = self.prepare(inc);
+        self.ingest_in(&self.gates(), inc).await
+    }
+
+    /// [`Ingest::ingest`] against the gates of `table`: those its sender was authorized by.
+    pub(crate) async fn ingest_in(
+        self: &Arc<Self>,
+        table: &GateTable,
+        inc: &Incoming<'_>,
+    ) -> Ingested {
+        let prepared = self.prepare_in(table, inc, None);
         let mut summary = Ingested {
             events: prepared.events(),
             dead_letters: prepared.dead_letters(),
@@ -390,10 +603,12 @@ impl Ingest {
 
     fn committed(&self, records: Vec<Record>, latency: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
+        // A gate removed since its events were decoded has no figures to count them in.
+        let table = self.gates();
         for r in records {
             match r {
                 Record::Event(e) => {
-                    if let Some(g) = self.gates.get(&e.gate) {
+                    if let Some(g) = table.gates.get(&e.gate) {
                         g.stats.events.fetch_add(1, Relaxed);
                         g.stats.latency.record(latency);
                         g.stats.record_exception(&e.event);
@@ -401,7 +616,7 @@ impl Ingest {
                     let _ = self.events_tx.send(Arc::from(e));
                 }
                 Record::DeadLetter(d) => {
-                    let stats = match d.gate.as_ref().and_then(|g| self.gates.get(g)) {
+                    let stats = match d.gate.as_ref().and_then(|g| table.gates.get(g)) {
                         Some(g) => Arc::clone(&g.stats),
                         None => self
                             .registry
@@ -424,7 +639,7 @@ impl Ingest {
     /// after advancing simulated clocks.
     pub fn check_health(&self) {
         let now = self.clocks.realtime();
-        for g in self.gates.values() {
+        for g in self.gates().gates.values() {
             if g.stats
                 .check_silence(now, Duration::from_secs(g.cfg.offline_after_secs))
             {
@@ -435,66 +650,6 @@ impl Ingest {
                 );
             }
         }
-    }
-
-    fn find_gate<'s>(
-        &'s self,
-        inc: &Incoming<'_>,
-        e: &GateEvent,
-        json: &mut Option<Option<Value>>,
-    ) -> Result<&'s GateRt, String> {
-        let GateHint::From(from) = inc.gate else {
-            return Err("no gate".into());
-        };
-        let where_ = || match inc.meta.topic {
-            Some(t) => format!("topic {t:?}"),
-            None => "the payload".into(),
-        };
-        let device: String = match from {
-            GateFrom::Gate(id) => {
-                return self
-                    .gates
-                    .get(id)
-                    .ok_or_else(|| format!("gate {id} is not configured"));
-            }
-            GateFrom::DeviceId => e.device_id.clone().ok_or_else(|| {
-                format!(
-                    "the {} payload on {} names no device; set gate_from on its subscription",
-                    inc.firmware,
-                    where_()
-                )
-            })?,
-            GateFrom::TopicSegment(i) => inc
-                .meta
-                .topic
-                .and_then(|t| t.split('/').nth(*i))
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{} has no segment {i}", where_()))?,
-            GateFrom::PayloadField(ptr) => {
-                let v = json.get_or_insert_with(|| serde_json::from_slice(inc.payload).ok());
-                v.as_ref()
-                    .and_then(|v| v.pointer(ptr))
-                    .and_then(|v| match v {
-                        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .ok_or_else(|| format!("no text at {ptr} in the payload on {}", where_()))?
-            }
-        };
-        let g = self
-            .by_device
-            .get(&(inc.firmware.to_owned(), device.clone()))
-            .and_then(|id| self.gates.get(id))
-            .ok_or_else(|| {
-                format!(
-                    "no [[gates]] entry with firmware {:?} and device {device:?} (from {})",
-                    inc.firmware,
-                    where_()
-                )
-            })?;
-        Ok(g)
     }
 
     fn dead_letter(&self, inc: &Incoming<'_>, gate: Option<&GateId>, error: String) -> Record {

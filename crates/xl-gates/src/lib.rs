@@ -42,7 +42,7 @@ use xl_core::gate_status::GateRegistry;
 #[cfg(feature = "embedded-broker")]
 pub use broker::is_rumqttd_disconnect_noise;
 pub use config::{GateConfig, GateFrom, GatesConfig, IngestConfig, MqttConfig, SubscriptionConfig};
-pub use ingest::{GateHint, Incoming, Ingest, Ingested};
+pub use ingest::{GateChanges, GateHint, Incoming, Ingest, Ingested};
 pub use journal::{
     DeadLetter, GateEventSink, JsonlJournal, Record, SinkError, StoredGateEvent, TransportKind,
 };
@@ -181,6 +181,40 @@ impl Gates {
             writer_thread: Some(writer_thread),
             journal_dir,
         })
+    }
+
+    /// Replaces the gates with `gates`, the complete new list, while everything runs (a
+    /// topology change). The list is checked as [`Gates::start`] checks it, against the
+    /// `[mqtt]` and `[gate_ingest]` the transports started with (an account's `gates` and a
+    /// subscription's `gate_from` must still name gates that are there); a list that fails is
+    /// refused whole, with an error naming the gate (or entry) and the field, and the gates
+    /// stay as they were.
+    ///
+    /// Every transport (MQTT ingest, the embedded broker's front and its access decisions,
+    /// HTTP push) takes the new gates with its next payload: no connection or session is
+    /// dropped and the broker is not restarted. A payload for a removed gate is one for an
+    /// unknown gate (a dead letter over MQTT, 403 over HTTP push); one for an added gate is
+    /// taken from then on; a gate whose `transport` no longer takes MQTT is refused there.
+    /// Gates that stay keep their health and figures in the registry; added ones are listed,
+    /// removed ones are not; remembered dedup keys stay.
+    pub fn set_gates(&self, gates: Vec<GateConfig>) -> Result<(), GatesError> {
+        let changes = self.ingest.set_gates(gates).map_err(GatesError::Config)?;
+        if !changes.is_empty() {
+            info!(
+                gates = self.ingest.gate_ids().len(),
+                added = ?changes.added,
+                changed = ?changes.changed,
+                removed = ?changes.removed,
+                "gates replaced while running"
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks `gates` as [`Gates::set_gates`] would, without applying them (to refuse a
+    /// topology change before it is saved).
+    pub fn check_gates(&self, gates: &[GateConfig]) -> Result<(), GatesError> {
+        self.ingest.check_gates(gates).map_err(GatesError::Config)
     }
 
     /// The device-facing HTTP push routes (mounted without the API token; see [`http`]).

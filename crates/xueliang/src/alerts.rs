@@ -8,7 +8,7 @@
 //! batch into an engine restored from the committed alerts; a crash after it finds the batch
 //! done. Vision events and health changes are not durable inputs (a restart starts them afresh).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,8 @@ use xl_core::alert::{AlertAction, By};
 use xl_core::camera::{CameraRegistry, CameraStatus};
 use xl_core::clock::Clocks;
 use xl_core::gate_status::GateRegistry;
-use xl_core::{Alert, AlertId, CameraId, CommunityId, GateId};
+use xl_core::topology::Topology;
+use xl_core::{Alert, AlertId, CameraId, GateId};
 use xl_gates::StoredGateEvent;
 use xl_rules::{Decision, Engine, GateInput, Input, RulesConfig, ZoneInput, ZoneWhat};
 use xl_store::{Change, Commit, NewSnapshot, NewVisionEvent, Store};
@@ -35,14 +36,6 @@ pub const GATE_CURSOR: &str = xl_store::GATE_EVENTS_READER;
 
 /// Gate events read from the store per transaction.
 const BATCH: u32 = 256;
-
-/// What the processor needs to know about cameras (communities, zones to draw).
-#[derive(Default, Clone)]
-pub struct Topology {
-    pub camera_community: HashMap<CameraId, CommunityId>,
-    /// Zone outlines per camera and zone id, drawn on camera snapshots.
-    pub zones: HashMap<(CameraId, String), Vec<[f32; 2]>>,
-}
 
 /// A person's action on an alert (through the API, committed), so the engine applies it to
 /// its copy too: it stops escalating an alert acknowledged or escalated, and forgets one
@@ -119,7 +112,8 @@ pub struct Setup {
     pub rings: Option<Arc<Rings>>,
     /// Where snapshot files go (`<data_dir>/snapshots`).
     pub snapshot_dir: PathBuf,
-    pub topology: Topology,
+    /// The running topology: a camera's community, the zone outlines drawn on snapshots.
+    pub topology: watch::Receiver<Arc<Topology>>,
     /// The processor's tick (escalation deadlines, debounced offline conditions, health
     /// changes) and people's actions read the time here (see [`xl_core::clock`]).
     pub clocks: Arc<dyn Clocks>,
@@ -182,7 +176,7 @@ struct Processor {
     rings: Option<Arc<Rings>>,
     evidence: EvidenceConfig,
     snapshot_dir: PathBuf,
-    topology: Topology,
+    topology: watch::Receiver<Arc<Topology>>,
     /// Per gate, the smallest `received_at - device_time` seen lately: the device clock's skew
     /// plus the least transport delay.
     skew: HashMap<GateId, SkewEstimate>,
@@ -359,8 +353,13 @@ impl Processor {
 
     async fn vision_event(&mut self, v: VisionEvent) {
         let camera = v.camera().clone();
-        let Some(community) = self.topology.camera_community.get(&camera).cloned() else {
-            return;
+        let community = {
+            let topology = self.topology.borrow();
+            match topology.cameras.get(&camera) {
+                Some(c) => c.community.clone(),
+                // removed while its frames were being analysed
+                None => return,
+            }
         };
         let what = match &v {
             VisionEvent::EnteredZone {
@@ -594,11 +593,12 @@ impl Processor {
         let Some(still) = rings.nearest(&from.camera, from.at, from.boxes) else {
             return Ok(None);
         };
-        let zone = from
-            .zone
-            .as_ref()
-            .and_then(|z| self.topology.zones.get(&(from.camera.clone(), z.clone())))
-            .cloned();
+        let zone = from.zone.as_ref().and_then(|z| {
+            let topology = self.topology.borrow();
+            let camera = topology.cameras.get(&from.camera)?;
+            let zone = camera.zones.iter().find(|zone| zone.id.as_str() == z)?;
+            Some(zone.polygon.clone())
+        });
         let quality = self.evidence.jpeg_quality;
         let day = still.at.strftime("%Y-%m-%d").to_string();
         let rel = format!("{day}/{alert}.jpg");
@@ -688,7 +688,15 @@ struct Health {
 impl Health {
     fn poll(&mut self, s: &Sources, now: Timestamp) -> Vec<Input> {
         let mut out = Vec::new();
-        for (info, stats) in s.cameras.snapshot() {
+        let cameras = s.cameras.snapshot();
+        let gates = s.gates.snapshot();
+        // Cameras and gates removed while running: a camera added back later with the same id
+        // starts afresh.
+        let camera_ids: HashSet<&CameraId> = cameras.iter().map(|(info, _)| &info.id).collect();
+        let gate_ids: HashSet<&GateId> = gates.iter().map(|(info, _)| &info.id).collect();
+        self.cameras.retain(|id, _| camera_ids.contains(id));
+        self.gates.retain(|id, _| gate_ids.contains(id));
+        for (info, stats) in cameras {
             let online = match stats.status() {
                 CameraStatus::Online => true,
                 CameraStatus::Offline { .. } => false,
@@ -703,7 +711,7 @@ impl Health {
                 });
             }
         }
-        for (info, stats) in s.gates.snapshot() {
+        for (info, stats) in gates {
             let online = stats.is_online();
             let before = self.gates.insert(info.id.clone(), online);
             // A gate never heard from is not a transition (it may be switched off on purpose).

@@ -21,6 +21,8 @@ pub struct StoreBackend {
     pub alerts: Arc<Alerts>,
     /// Where snapshot files are (`<data_dir>/snapshots`).
     pub snapshot_dir: PathBuf,
+    /// The running topology (scope, names) and the runtime's wake-up after a write.
+    pub topology: crate::runtime::TopologyFeed,
 }
 
 fn api(e: StoreError) -> ApiError {

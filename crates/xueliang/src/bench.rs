@@ -189,6 +189,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         &cameras,
         every,
         Arc::clone(&clocks),
+        tokio::sync::broadcast::channel(4096).0,
     )?);
     let sizes = Arc::new(SizeProbe {
         inner: Arc::clone(&vision),

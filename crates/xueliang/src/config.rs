@@ -152,42 +152,6 @@ impl Config {
         Some(out)
     }
 
-    /// The cameras as the store records them.
-    pub fn camera_rows(&self) -> Vec<xl_store::CameraRow> {
-        self.cameras
-            .iter()
-            .map(|c| xl_store::CameraRow {
-                id: c.id.clone(),
-                community: c.community.clone(),
-                name: c.name.clone().unwrap_or_else(|| c.id.to_string()),
-                network: serde_json::to_value(c.network)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                // never the URL: it may carry credentials
-                extras: serde_json::json!({
-                    "source": if c.analysis_file().is_some() { "file" } else { "rtsp" },
-                    "zones": c.zones.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(),
-                }),
-            })
-            .collect()
-    }
-
-    /// The gates as the store records them.
-    pub fn gate_rows(&self) -> Vec<xl_store::GateRow> {
-        self.gates
-            .iter()
-            .map(|g| xl_store::GateRow {
-                id: g.id.clone(),
-                community: g.community.clone(),
-                name: g.id.to_string(),
-                firmware: g.firmware.clone(),
-                camera: g.camera.clone(),
-                extras: serde_json::json!({ "device": g.device }),
-            })
-            .collect()
-    }
-
     /// The gate sections, as `xl_gates::Gates::start` takes them.
     pub fn gates_config(&self) -> xl_gates::GatesConfig {
         xl_gates::GatesConfig {
@@ -344,7 +308,7 @@ pub enum LogFormat {
 }
 
 /// `[rtsp]`: defaults for every RTSP camera.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtspConfig {
     /// `tcp` (default, RTP interleaved on the RTSP connection) or `udp` (LAN only).

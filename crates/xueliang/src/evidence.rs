@@ -7,8 +7,8 @@
 //! Memory: `ring_secs * ring_fps` frames at the analysis size per such camera (640x360 I420 is
 //! 346 kB; the defaults keep 8, 2.8 MB a camera).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
 use image::codecs::jpeg::JpegEncoder;
 use jiff::{SignedDuration, Timestamp};
@@ -83,62 +83,82 @@ struct Ring {
     last_copy: Option<Timestamp>,
 }
 
-/// The rings of every camera that keeps one.
+/// One camera's ring.
+struct CameraRing {
+    /// Decoded frames are copied in (a gate's camera); otherwise only the frames detection
+    /// looked at.
+    copied: bool,
+    ring: Mutex<Ring>,
+}
+
+/// The rings of every camera that keeps one. Cameras come and go while the hub runs
+/// ([`Rings::set_camera`]).
 pub struct Rings {
-    cameras: HashMap<CameraId, Mutex<Ring>>,
-    /// Cameras whose decoded frames are copied in (gate cameras); the others get only the
-    /// frames detection looked at.
-    copied: HashSet<CameraId>,
+    cameras: RwLock<HashMap<CameraId, Arc<CameraRing>>>,
     len: usize,
     spacing: SignedDuration,
     max_gap: SignedDuration,
 }
 
 impl Rings {
-    /// Rings for `copied` cameras (decoded frames copied in) and `detected` cameras (analysed
-    /// frames only).
-    pub fn new(
-        cfg: &EvidenceConfig,
-        copied: impl IntoIterator<Item = CameraId>,
-        detected: impl IntoIterator<Item = CameraId>,
-    ) -> Rings {
-        let copied: HashSet<CameraId> = copied.into_iter().collect();
+    /// Rings for no camera yet.
+    pub fn new(cfg: &EvidenceConfig) -> Rings {
         Rings {
-            cameras: copied
-                .iter()
-                .cloned()
-                .chain(detected)
-                .map(|c| (c, Mutex::new(Ring::default())))
-                .collect(),
-            copied,
+            cameras: RwLock::default(),
             len: cfg.len(),
             spacing: SignedDuration::from_secs_f64(1.0 / cfg.ring_fps),
             max_gap: SignedDuration::from_secs_f64(cfg.max_gap_secs),
         }
     }
 
+    /// Keeps a ring for `camera` when its decoded frames are `copied` in (a gate names it) or
+    /// when it is `detected` (analysed frames with their boxes), and none otherwise. A ring
+    /// that stays keeps its frames.
+    pub fn set_camera(&self, camera: &CameraId, copied: bool, detected: bool) {
+        let mut cameras = self.cameras.write().unwrap_or_else(|e| e.into_inner());
+        if !copied && !detected {
+            cameras.remove(camera);
+            return;
+        }
+        match cameras.get(camera) {
+            Some(r) if r.copied == copied => {}
+            Some(r) => {
+                let ring = std::mem::take(&mut *r.ring.lock().unwrap_or_else(|e| e.into_inner()));
+                cameras.insert(
+                    camera.clone(),
+                    Arc::new(CameraRing {
+                        copied,
+                        ring: Mutex::new(ring),
+                    }),
+                );
+            }
+            None => {
+                cameras.insert(
+                    camera.clone(),
+                    Arc::new(CameraRing {
+                        copied,
+                        ring: Mutex::default(),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn ring(&self, camera: &CameraId) -> Option<Arc<CameraRing>> {
+        let cameras = self.cameras.read().unwrap_or_else(|e| e.into_inner());
+        cameras.get(camera).cloned()
+    }
+
     pub fn keeps(&self, camera: &CameraId) -> bool {
-        self.cameras.contains_key(camera)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cameras.is_empty()
-    }
-
-    /// Whether any camera's decoded frames are copied in.
-    pub fn copies_any(&self) -> bool {
-        !self.copied.is_empty()
+        self.ring(camera).is_some()
     }
 
     /// A decoded frame: copied into the ring when the last copy is older than the spacing.
     pub fn offer(&self, frame: &Frame) {
-        if !self.copied.contains(&frame.camera) {
-            return;
-        }
-        let Some(ring) = self.cameras.get(&frame.camera) else {
+        let Some(r) = self.ring(&frame.camera).filter(|r| r.copied) else {
             return;
         };
-        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ring = r.ring.lock().unwrap_or_else(|e| e.into_inner());
         if ring
             .last_copy
             .is_some_and(|t| frame.received_at.duration_since(t) < self.spacing)
@@ -166,10 +186,10 @@ impl Rings {
 
     /// A frame detection looked at, with the persons found (no copy: the frame is shared).
     pub fn record_detections(&self, at: Timestamp, frame: Arc<Frame>, boxes: Vec<NormRect>) {
-        let Some(ring) = self.cameras.get(&frame.camera) else {
+        let Some(r) = self.ring(&frame.camera) else {
             return;
         };
-        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ring = r.ring.lock().unwrap_or_else(|e| e.into_inner());
         self.push(
             &mut ring,
             Still {
@@ -192,8 +212,8 @@ impl Rings {
     /// The kept frame closest to `at`, within the configured gap; with `boxes`, only frames
     /// detection looked at (a camera alert shows the persons).
     pub fn nearest(&self, camera: &CameraId, at: Timestamp, boxes: bool) -> Option<Still> {
-        let ring = self.cameras.get(camera)?;
-        let ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.ring(camera)?;
+        let ring = r.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.stills
             .iter()
             .filter(|s| !boxes || s.boxes.is_some())
@@ -346,7 +366,8 @@ mod tests {
     fn rings_keep_spaced_frames_and_find_the_nearest_within_the_gap() {
         let cfg = EvidenceConfig::default(); // 8 frames, 500 ms apart, 2 s gap
         let cam = CameraId::new("gate-cam").unwrap();
-        let rings = Rings::new(&cfg, [cam.clone()], []);
+        let rings = Rings::new(&cfg);
+        rings.set_camera(&cam, true, false);
         // 25 fps for 6 s: a frame is kept when 500 ms have passed since the last kept one (every
         // 520 ms at 40 ms a frame); the ring holds the last 8: 2080, 2600, ..., 5720 ms.
         for i in 0..150 {
@@ -363,6 +384,26 @@ mod tests {
         rings.record_detections(ts(5_100), Arc::new(frame("gate-cam", ts(5_100), 9)), vec![]);
         assert_eq!(rings.nearest(&cam, ts(4_000), true).unwrap().at, ts(5_100));
         assert_eq!(rings.nearest(&cam, ts(4_000), false).unwrap().at, ts(4_160));
+    }
+
+    #[test]
+    fn a_camera_changed_while_running_keeps_its_ring_and_a_removed_one_loses_it() {
+        let rings = Rings::new(&EvidenceConfig::default());
+        let cam = CameraId::new("cam").unwrap();
+        rings.offer(&frame("cam", ts(0), 1));
+        assert!(!rings.keeps(&cam), "no ring before set_camera");
+        rings.set_camera(&cam, true, false);
+        rings.offer(&frame("cam", ts(0), 1));
+        // detection switched on as well: the ring stays, frames and all
+        rings.set_camera(&cam, true, true);
+        assert_eq!(rings.nearest(&cam, ts(0), false).unwrap().at, ts(0));
+        // only detection now: decoded frames are no longer copied in
+        rings.set_camera(&cam, false, true);
+        rings.offer(&frame("cam", ts(1_000), 2));
+        assert_eq!(rings.nearest(&cam, ts(1_000), false).unwrap().at, ts(0));
+        rings.set_camera(&cam, false, false);
+        assert!(!rings.keeps(&cam));
+        assert!(rings.nearest(&cam, ts(0), false).is_none());
     }
 
     #[test]

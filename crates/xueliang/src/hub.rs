@@ -12,19 +12,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xl_api::{ApiState, ApiToken};
-use xl_core::camera::{CameraInfo, CameraRegistry, CameraStats};
+use xl_core::camera::CameraRegistry;
 use xl_core::clock::{Clocks, RealClocks};
 use xl_core::frame::{DiscardFrames, FrameSink};
-use xl_decode::{DecodePool, FileSource, Pacing};
-use xl_rtsp::{CameraSource, Credentials, Timeouts};
+use xl_decode::DecodePool;
+use xl_store::Store;
 
 use crate::alerts::{self, Alerts};
 use crate::api_backend::StoreBackend;
-use crate::config::{CameraConfig, Config, RtspConfig};
+use crate::config::Config;
 use crate::evidence::{EvidenceSink, Rings};
 use crate::gate_store::StoreSink;
-use crate::vision::{CameraAnalysis, Vision};
-use xl_store::Store;
+use crate::runtime::{self, LazyVision, Runtime, TopologyFeed};
+use crate::vision::Vision;
 
 /// How long requests in flight may finish after shutdown starts.
 const HTTP_DRAIN: Duration = Duration::from_secs(2);
@@ -35,63 +35,45 @@ pub struct Hub {
     /// Where the API actually listens (useful with port 0).
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    file_stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
-    file_threads: Vec<std::thread::JoinHandle<()>>,
-    pool: Option<DecodePool>,
-    /// Gate ingest (MQTT, HTTP push), when gates or `[mqtt]` are configured.
-    gates: Option<xl_gates::Gates>,
+    /// Gate ingest (MQTT, HTTP push); shared with the runtime, which applies gate changes.
+    gates: Arc<xl_gates::Gates>,
     pub gate_registry: Arc<xl_core::gate_status::GateRegistry>,
-    /// Detection, tracking and zones, when `[detect]` is on (see [`Vision::subscribe`]).
-    pub vision: Option<Arc<Vision>>,
+    /// Detection, tracking and zones, started with the first analysed camera unless
+    /// `[detect] enabled = false` or frames go to a sink of the caller's.
+    vision: Option<Arc<LazyVision>>,
     pub store: Store,
     /// Rules, alerts and their publishers.
     pub alerts: Arc<Alerts>,
     webhooks: Option<xl_notify::Webhooks>,
     /// MQTT out (alerts, camera status, hub status), when configured.
     pub mqtt_out: Option<xl_notify::MqttOut>,
+    /// The topology as applied, and the runtime's wake-up.
+    pub topology: TopologyFeed,
 }
 
 impl Hub {
-    /// Starts every camera, detection (unless `[detect] enabled = false`) and the API; returns
-    /// once the API listens.
+    /// Starts every camera of the topology, detection (unless `[detect] enabled = false`) and
+    /// the API; returns once the API listens.
     pub async fn start(config: Config) -> anyhow::Result<Hub> {
-        let analysed: Vec<CameraAnalysis> = config
-            .cameras
-            .iter()
-            .map(|c| CameraAnalysis {
-                id: c.id.clone(),
-                detect: c.detect.clone(),
-                zones: c.zones.clone(),
-            })
-            .collect();
-        if !config.detect.enabled || !analysed.iter().any(|c| c.detect.enabled) {
-            return Self::start_with_sink(config, Arc::new(DiscardFrames)).await;
-        }
-        let detect = config.detect.clone();
-        // The one clock of the pipelines; see xl_core::clock.
-        let clocks = RealClocks::shared();
-        let vision_clocks = Arc::clone(&clocks);
-        // Loading the models takes a second or two: off the async threads.
-        let vision = tokio::task::spawn_blocking(move || {
-            Vision::start(&detect, &analysed, false, vision_clocks)
-        })
-        .await??;
-        let vision = Arc::new(vision);
-        Self::start_inner(config, vision.clone(), Some(vision), clocks).await
+        Self::start_inner(config, None, RealClocks::shared()).await
     }
 
     /// Like [`Hub::start`] without detection, decoded frames going to `sink`.
     pub async fn start_with_sink(config: Config, sink: Arc<dyn FrameSink>) -> anyhow::Result<Hub> {
-        Self::start_inner(config, sink, None, RealClocks::shared()).await
+        Self::start_inner(config, Some(sink), RealClocks::shared()).await
+    }
+
+    /// Detection, once an analysed camera has started it.
+    pub fn vision(&self) -> Option<Arc<Vision>> {
+        self.vision.as_ref().and_then(|v| v.get().cloned())
     }
 
     /// `clocks`: the one clock of the pipelines (frames, detection's schedule, gate ingest,
     /// alerts, retention); see xl_core::clock.
     async fn start_inner(
         config: Config,
-        sink: Arc<dyn FrameSink>,
-        vision: Option<Arc<Vision>>,
+        sink: Option<Arc<dyn FrameSink>>,
         clocks: Arc<dyn Clocks>,
     ) -> anyhow::Result<Hub> {
         let token = api_token(&config)?;
@@ -118,31 +100,39 @@ impl Hub {
             )
         })?;
         let store = open_store(&config).await?;
-        // Recorded only: the hub still runs from the config below (issue 16's next step moves
-        // it to the store).
+        // The config file's entries, then the store's topology is what runs.
         crate::topology::apply(&store, &config, clocks.realtime()).await?;
         if let Some(admin) = &config.admin {
             crate::users::ensure_admin(&store, admin).await?;
         }
-        let rings = evidence_rings(&config, vision.is_some());
-        if let (Some(v), Some(r)) = (&vision, &rings) {
-            v.attach_evidence(Arc::clone(r));
-        }
-        let sink: Arc<dyn FrameSink> = match &rings {
-            Some(r) if r.copies_any() => Arc::new(EvidenceSink {
-                rings: Arc::clone(r),
-                inner: sink,
-            }),
-            _ => sink,
+        let (applied_tx, applied) = tokio::sync::watch::channel(Arc::default());
+        let feed = TopologyFeed {
+            applied,
+            changed: Arc::default(),
         };
+        let rings = Arc::new(Rings::new(&config.evidence));
+        let vision = (sink.is_none() && config.detect.enabled).then(|| {
+            Arc::new(LazyVision::new(
+                config.detect.clone(),
+                Arc::clone(&clocks),
+                Arc::clone(&rings),
+            ))
+        });
+        let inner: Arc<dyn FrameSink> = match (&sink, &vision) {
+            (Some(s), _) => Arc::clone(s),
+            (None, Some(v)) => Arc::clone(v) as _,
+            (None, None) => Arc::new(DiscardFrames),
+        };
+        let sink: Arc<dyn FrameSink> = Arc::new(EvidenceSink {
+            rings: Arc::clone(&rings),
+            inner,
+        });
         let pool = DecodePool::new(&config.decode, sink, Arc::clone(&clocks))?;
         let cameras = Arc::new(CameraRegistry::default());
         let shutdown = CancellationToken::new();
-        let file_stop = Arc::new(AtomicBool::new(false));
         let gate_registry: Arc<xl_core::gate_status::GateRegistry> = Arc::default();
-        let mut gates = None;
-        let mut device_routes = axum::Router::new();
-        if !config.gates.is_empty() || config.mqtt.is_some() {
+        // Always running: gates may be added through the API at any time.
+        let gates = {
             let dir = xl_gates::Gates::journal_dir(&config.server.data_dir);
             let window = Duration::from_secs(config.gate_ingest.dedup_window_secs);
             let sink = StoreSink::open(store.clone(), dir.clone(), window, clocks.realtime())
@@ -157,21 +147,21 @@ impl Hub {
             )
             .await
             .context("cannot start gate ingest")?;
-            device_routes = g.push_router();
-            gates = Some(g);
-        }
+            Arc::new(g)
+        };
+        let device_routes = gates.push_router();
         let (alerts, alerts_task) = alerts::start(
             alerts::Setup {
                 store: store.clone(),
                 rules: config.rules.clone(),
                 evidence: config.evidence.clone(),
-                rings,
+                rings: Some(Arc::clone(&rings)),
                 snapshot_dir: config.server.data_dir.join("snapshots"),
-                topology: topology(&config),
+                topology: feed.applied.clone(),
                 clocks: Arc::clone(&clocks),
             },
             alerts::Sources {
-                gate_events: gates.as_ref().map(|g| g.subscribe()),
+                gate_events: Some(gates.subscribe()),
                 vision: vision.as_ref().map(|v| v.subscribe()),
                 cameras: Arc::clone(&cameras),
                 gates: Arc::clone(&gate_registry),
@@ -199,14 +189,26 @@ impl Hub {
             mqtt_out = Some(out);
             mqtt_task = Some(task);
         }
+        let decode_threads = pool.threads();
+        let mut runtime = Runtime::new(runtime::Parts {
+            store: store.clone(),
+            pool,
+            cameras: Arc::clone(&cameras),
+            vision: vision.clone(),
+            rings,
+            gates: Some(Arc::clone(&gates)),
+            alerts: Arc::clone(&alerts),
+            rtsp: config.rtsp.clone(),
+            applied: applied_tx,
+        });
+        // The first pass before the API answers: cameras start and gates are known.
+        runtime.reload().await?;
+        info!(cameras = cameras.len(), decode_threads, "cameras started");
         let mut hub = Hub {
             cameras: Arc::clone(&cameras),
             addr,
             shutdown: shutdown.clone(),
-            file_stop,
             tasks: vec![alerts_task],
-            file_threads: Vec::new(),
-            pool: None,
             gates,
             gate_registry,
             vision: vision.clone(),
@@ -214,7 +216,11 @@ impl Hub {
             alerts,
             webhooks,
             mqtt_out: mqtt_out.clone(),
+            topology: feed.clone(),
         };
+        hub.tasks.push(tokio::spawn(
+            runtime.run(Arc::clone(&feed.changed), shutdown.child_token()),
+        ));
         hub.tasks.extend(mqtt_task);
         if let Some(out) = mqtt_out {
             hub.tasks.push(tokio::spawn(publish_camera_status(
@@ -231,15 +237,6 @@ impl Hub {
             config.server.data_dir.join("snapshots"),
             shutdown.child_token(),
         )));
-        for cam in &config.cameras {
-            hub.add_camera(&pool, cam, &config.rtsp)?;
-        }
-        info!(
-            cameras = config.cameras.len(),
-            decode_threads = pool.threads(),
-            "cameras started"
-        );
-        hub.pool = Some(pool);
         hub.tasks.push(tokio::spawn(sample_rates(
             Arc::clone(&cameras),
             shutdown.clone(),
@@ -260,6 +257,7 @@ impl Hub {
                     store: hub.store.clone(),
                     alerts: Arc::clone(&hub.alerts),
                     snapshot_dir: config.server.data_dir.join("snapshots"),
+                    topology: feed,
                 }),
                 settings: xl_api::ApiSettings {
                     secure_cookies: config.server.secure_cookies,
@@ -292,76 +290,22 @@ impl Hub {
         Ok(hub)
     }
 
-    fn add_camera(
-        &mut self,
-        pool: &DecodePool,
-        cam: &CameraConfig,
-        rtsp: &RtspConfig,
-    ) -> anyhow::Result<()> {
-        let stats = Arc::new(CameraStats::new(cam.id.clone(), cam.decode));
-        let info = CameraInfo {
-            id: cam.id.clone(),
-            name: cam.name.clone().unwrap_or_else(|| cam.id.to_string()),
-            community: cam.community.clone(),
-            network: cam.network,
-        };
-        self.cameras.insert(info, Arc::clone(&stats));
-        let input = pool.add_camera(Arc::clone(&stats));
-        if let Some(path) = cam.analysis_file() {
-            let source = FileSource {
-                path: path.to_owned(),
-                looped: true,
-                pacing: Pacing::RealTime,
-            };
-            let t = xl_decode::spawn_file_source(source, input, Arc::clone(&self.file_stop))
-                .context("cannot start a file source thread")?;
-            self.file_threads.push(t);
-        } else if let Some(url) = cam.analysis_url() {
-            let credentials = cam.username.clone().map(|username| Credentials {
-                username,
-                password: cam.password.clone().unwrap_or_default(),
-            });
-            let mut source = CameraSource::new(cam.id.clone(), url, credentials)
-                .with_context(|| format!("camera {}: bad url", cam.id))?;
-            source.transport = cam.transport.unwrap_or(rtsp.transport);
-            source.timeouts = Timeouts {
-                request: Duration::from_secs(rtsp.request_timeout_secs),
-                frame: Duration::from_secs(rtsp.frame_timeout_secs),
-            };
-            source.backoff_initial = Duration::from_secs_f64(rtsp.backoff_initial_secs);
-            source.backoff_max = Duration::from_secs_f64(rtsp.backoff_max_secs);
-            self.tasks.push(tokio::spawn(xl_rtsp::run_camera(
-                source,
-                Arc::new(input),
-                stats,
-                Arc::clone(pool.clocks()),
-                self.shutdown.child_token(),
-            )));
-        }
-        Ok(())
-    }
-
     /// Stops every camera and the API, and waits for them.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        self.file_stop.store(true, Ordering::Relaxed);
+        // the runtime's task stops the cameras and drops its share of the gate ingest
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        if let Some(gates) = self.gates.take() {
-            gates.stop().await;
+        match Arc::try_unwrap(self.gates) {
+            Ok(gates) => gates.stop().await,
+            Err(_) => warn!("gate ingest still shared at shutdown; not waited for"),
         }
         if let Some(w) = self.webhooks.take() {
             w.join().await;
         }
-        let threads = std::mem::take(&mut self.file_threads);
-        let pool = self.pool.take();
         let vision = self.vision.take();
         let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-            drop(pool);
             // the inference workers stop when the last handle goes
             drop(vision);
         })
@@ -445,14 +389,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&url)
         .await
         .with_context(|| format!("cannot open the store {}", xl_store::redact_url(&url)))?;
-    store
-        .upsert_cameras(&config.camera_rows())
-        .await
-        .context("cannot record the cameras in the store")?;
-    store
-        .upsert_gates(&config.gate_rows())
-        .await
-        .context("cannot record the gates in the store")?;
     Ok(store)
 }
 
@@ -475,40 +411,6 @@ pub fn store_url(config: &Config) -> anyhow::Result<String> {
             format!("sqlite://{}", dir.join("xueliang.db").display())
         }
     })
-}
-
-/// Rings for the cameras gates name (decoded frames copied in) and, with detection, for the
-/// analysed cameras (analysed frames with their boxes).
-fn evidence_rings(config: &Config, detecting: bool) -> Option<Arc<Rings>> {
-    let copied: Vec<_> = config
-        .gates
-        .iter()
-        .filter_map(|g| g.camera.clone())
-        .collect();
-    let detected: Vec<_> = if detecting {
-        config
-            .cameras
-            .iter()
-            .filter(|c| c.detect.enabled)
-            .map(|c| c.id.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let rings = Rings::new(&config.evidence, copied, detected);
-    (!rings.is_empty()).then(|| Arc::new(rings))
-}
-
-fn topology(config: &Config) -> alerts::Topology {
-    let mut t = alerts::Topology::default();
-    for c in &config.cameras {
-        t.camera_community.insert(c.id.clone(), c.community.clone());
-        for z in &c.zones {
-            t.zones
-                .insert((c.id.clone(), z.id.as_str().to_owned()), z.polygon.clone());
-        }
-    }
-    t
 }
 
 /// The store as the publishers' outbox.

@@ -3,10 +3,10 @@
 //! into vision events. `[detect]` and each camera's `[cameras.detect]` and `[[cameras.zones]]`
 //! configure it; `xueliang bench` runs the very same path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -288,7 +288,7 @@ impl TrackState {
 
 /// The detection side: tracker and zones per camera, events out.
 struct Tracking {
-    cameras: HashMap<CameraId, Mutex<TrackState>>,
+    cameras: RwLock<HashMap<CameraId, Arc<Mutex<TrackState>>>>,
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
     /// Where analysed frames and their person boxes go for evidence, once attached.
@@ -297,7 +297,12 @@ struct Tracking {
 
 impl DetectionSink for Tracking {
     fn on_detections(&self, d: Detections) {
-        let Some(state) = self.cameras.get(&d.camera) else {
+        let state = {
+            let cameras = self.cameras.read().unwrap_or_else(|e| e.into_inner());
+            cameras.get(&d.camera).cloned()
+        };
+        // a camera removed while its frame was in a model run
+        let Some(state) = state else {
             return;
         };
         let start = Instant::now();
@@ -343,12 +348,17 @@ impl DetectionSink for Tracking {
     }
 }
 
-/// The running analysis: a `FrameSink` for the decode pool.
+/// The running analysis: a `FrameSink` for the decode pool. Cameras are added, changed and
+/// removed while it runs ([`Vision::set_camera`], [`Vision::remove_camera`]).
 pub struct Vision {
     engine: Arc<Engine>,
-    /// Cameras with detection on; frames of the others are dropped here.
-    analysed: HashSet<CameraId>,
-    motion: HashMap<CameraId, Mutex<MotionState>>,
+    /// Cameras with detection on, with their motion gate when motion gating is on; frames of
+    /// the others are dropped here.
+    cameras: RwLock<HashMap<CameraId, Option<Arc<Mutex<MotionState>>>>>,
+    tracking: Arc<Tracking>,
+    cfg: DetectConfig,
+    tz: TimeZone,
+    lossless: bool,
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
     rings: Arc<OnceLock<Arc<Rings>>>,
@@ -363,76 +373,112 @@ impl Vision {
         lossless: bool,
         clocks: Arc<dyn Clocks>,
     ) -> anyhow::Result<Vision> {
-        Self::start_with(cfg, cfg.engine(), cameras, lossless, clocks)
+        let (events, _) = broadcast::channel(4096);
+        Self::start_with(cfg, cfg.engine(), cameras, lossless, clocks, events)
     }
 
-    /// Like [`Vision::start`] with the engine configuration given (the bench adjusts it).
+    /// Like [`Vision::start`] with the engine configuration given (the bench adjusts it) and
+    /// vision events sent on `events`.
     pub fn start_with(
         cfg: &DetectConfig,
         engine: EngineConfig,
         cameras: &[CameraAnalysis],
         lossless: bool,
         clocks: Arc<dyn Clocks>,
+        events: broadcast::Sender<VisionEvent>,
     ) -> anyhow::Result<Vision> {
         cfg.validate()?;
         let tz = cfg.zone()?;
         let stats = Arc::new(VisionStats::default());
-        let (events, _) = broadcast::channel(4096);
-        let mut tracking = HashMap::new();
-        let mut motion = HashMap::new();
-        for c in cameras.iter().filter(|c| c.detect.enabled) {
-            let tracker = Tracker::new(c.id.clone(), cfg.tracker.clone())?;
-            let zones = Zones::new(c.id.clone(), tz.clone(), &c.zones)
-                .with_context(|| format!("camera {}", c.id))?;
-            let state = TrackState {
-                tracker,
-                zones,
-                detections: Vec::new(),
-                events: Vec::new(),
-                media_clock: None,
-                lossless,
-            };
-            tracking.insert(c.id.clone(), Mutex::new(state));
-            if c.detect.motion {
-                let gate = MotionGate::new(cfg.motion.clone())?;
-                let planner = CropPlanner::new(cfg.crop.clone())?;
-                motion.insert(c.id.clone(), Mutex::new(MotionState { gate, planner }));
-            }
-        }
         let rings = Arc::new(OnceLock::new());
-        let sink = Arc::new(Tracking {
-            cameras: tracking,
+        let tracking = Arc::new(Tracking {
+            cameras: RwLock::default(),
             stats: Arc::clone(&stats),
             events: events.clone(),
             rings: Arc::clone(&rings),
         });
+        let sink: Arc<dyn DetectionSink> = Arc::clone(&tracking) as _;
         let engine = Engine::start(engine, &cfg.library(), sink, clocks)
             .context("cannot start detection ([detect])")?;
-        for c in cameras.iter().filter(|c| c.detect.enabled) {
-            let plan = CameraPlan {
-                rate: c.detect.rate.unwrap_or(cfg.rate),
-                faces: if cfg.faces {
-                    c.detect.faces
-                } else {
-                    FaceMode::Off
-                },
-                embed: c.detect.embed.unwrap_or(cfg.embeddings),
-                lossless,
-            };
-            engine.set_camera(c.id.clone(), plan);
-        }
-        Ok(Vision {
+        let vision = Vision {
             engine: Arc::new(engine),
-            analysed: cameras
-                .iter()
-                .filter(|c| c.detect.enabled)
-                .map(|c| c.id.clone())
-                .collect(),
-            motion,
+            cameras: RwLock::default(),
+            tracking,
+            cfg: cfg.clone(),
+            tz,
+            lossless,
             stats,
             events,
             rings,
-        })
+        };
+        for c in cameras {
+            vision.set_camera(c)?;
+        }
+        Ok(vision)
+    }
+
+    /// Starts analysing a camera, or applies its changed settings and zones (its tracks start
+    /// afresh); a camera with detection off is removed. Refused (nothing changed): zones or
+    /// settings the tracker or zones cannot take.
+    pub fn set_camera(&self, c: &CameraAnalysis) -> anyhow::Result<()> {
+        if !c.detect.enabled {
+            self.remove_camera(&c.id);
+            return Ok(());
+        }
+        let cfg = &self.cfg;
+        let tracker = Tracker::new(c.id.clone(), cfg.tracker.clone())?;
+        let zones = Zones::new(c.id.clone(), self.tz.clone(), &c.zones)
+            .with_context(|| format!("camera {}", c.id))?;
+        let motion = if c.detect.motion {
+            let gate = MotionGate::new(cfg.motion.clone())?;
+            let planner = CropPlanner::new(cfg.crop.clone())?;
+            Some(Arc::new(Mutex::new(MotionState { gate, planner })))
+        } else {
+            None
+        };
+        let state = TrackState {
+            tracker,
+            zones,
+            detections: Vec::new(),
+            events: Vec::new(),
+            media_clock: None,
+            lossless: self.lossless,
+        };
+        let plan = CameraPlan {
+            rate: c.detect.rate.unwrap_or(cfg.rate),
+            faces: if cfg.faces {
+                c.detect.faces
+            } else {
+                FaceMode::Off
+            },
+            embed: c.detect.embed.unwrap_or(cfg.embeddings),
+            lossless: self.lossless,
+        };
+        self.tracking
+            .cameras
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.id.clone(), Arc::new(Mutex::new(state)));
+        self.engine.set_camera(c.id.clone(), plan);
+        self.cameras
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.id.clone(), motion);
+        Ok(())
+    }
+
+    /// Stops analysing a camera: its frames are dropped from now on and its tracks forgotten.
+    pub fn remove_camera(&self, id: &CameraId) {
+        self.cameras
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        self.engine.remove_camera(id);
+        self.tracking
+            .cameras
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Analysed frames and their person boxes go to `rings` from now on (evidence for camera
@@ -457,11 +503,15 @@ impl Vision {
 
 impl FrameSink for Vision {
     fn on_frame(&self, frame: Frame) {
-        if !self.analysed.contains(&frame.camera) {
-            return;
-        }
+        let motion = {
+            let cameras = self.cameras.read().unwrap_or_else(|e| e.into_inner());
+            match cameras.get(&frame.camera) {
+                Some(m) => m.clone(),
+                None => return,
+            }
+        };
         let mut crops = Vec::new();
-        if let Some(m) = self.motion.get(&frame.camera) {
+        if let Some(m) = motion {
             let start = Instant::now();
             let mut m = m.lock().unwrap();
             let MotionState { gate, planner } = &mut *m;

@@ -49,7 +49,7 @@ async fn people_in_a_replayed_video_become_tracks_and_zone_entries() {
         data = data.display(),
     );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
-    let vision = hub.vision.clone().expect("detection is on by default");
+    let vision = hub.vision().expect("detection is on by default");
     let mut events = vision.subscribe();
     let (mut started, mut entered) = (0, 0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
