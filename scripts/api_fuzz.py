@@ -41,8 +41,11 @@ PASSWORD = secrets.token_urlsafe(18)
 API_TOKEN = secrets.token_urlsafe(24)
 
 # Not fuzzed: logout ends the session the run uses; the alert stream never ends (its
-# answer is an endless event stream, covered by the Rust tests).
-EXCLUDED = ["/api/v1/auth/logout", "/api/v1/alerts/stream"]
+# answer is an endless event stream, covered by the Rust tests); the camera probe dials
+# whatever URL it is given, and a camera that cannot be reached is a 502 by design, which
+# not_a_server_error counts as a failure (crates/xueliang/tests/topology_api.rs probes the
+# real RTSP server).
+EXCLUDED = ["/api/v1/auth/logout", "/api/v1/alerts/stream", "/api/v1/cameras/probe"]
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",

@@ -29,9 +29,10 @@
 // otherwise; 2 for bad arguments.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync, existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+
+import { StepError, fail, logIn, runInBrowser } from "./lib.mjs";
 
 let opts;
 try {
@@ -74,29 +75,6 @@ const executablePath = opts.chromium || process.env.CHROMIUM || "/usr/bin/chromi
 const timeout = Math.max(1, Number(opts.timeout) || 20) * 1000;
 const kind = opts.kind;
 
-mkdirSync(artifacts, { recursive: true });
-if (!existsSync(executablePath)) {
-  console.error(`console test: FAILED: no browser at ${executablePath} (run scripts/setup-browser)`);
-  process.exit(1);
-}
-
-let chromium;
-try {
-  ({ chromium } = await import("playwright-core"));
-} catch (e) {
-  console.error(`console test: FAILED: playwright-core is not installed (run scripts/setup-browser): ${e.message}`);
-  process.exit(1);
-}
-
-const log = (msg) => console.error(`console test: ${msg}`);
-const pageLog = [];
-let step = "start";
-
-class StepError extends Error {}
-const fail = (msg) => {
-  throw new StepError(msg);
-};
-
 /** Runs the publish command; resolves with its output, rejects on a non-zero exit or timeout. */
 function runPublish(cmd) {
   return new Promise((resolvePromise, reject) => {
@@ -120,135 +98,87 @@ function runPublish(cmd) {
   });
 }
 
-const headless = !opts.headed;
-const args = [];
-if (process.getuid && process.getuid() === 0) args.push("--no-sandbox");
-let browser;
-let page;
-let exitCode = 0;
-try {
-  step = "launch chromium";
-  browser = await chromium.launch({ executablePath, headless, args, timeout: 60_000 });
-  const context = await browser.newContext({
-    viewport: { width: 1920, height: 1080 },
-    locale: "zh-CN",
-    timezoneId: process.env.TZ || "Asia/Shanghai",
-  });
-  page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  const cspViolations = [];
-  page.on("console", (m) => {
-    const line = `[${m.type()}] ${m.text()}`;
-    pageLog.push(line);
-    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  page.on("pageerror", (e) => pageLog.push(`[pageerror] ${e.stack || e.message}`));
-  page.on("requestfailed", (r) => pageLog.push(`[requestfailed] ${r.url()} ${r.failure()?.errorText}`));
+const exitCode = await runInBrowser(
+  { name: "console test", executablePath, headed: opts.headed, artifacts },
+  async (ctx) => {
+    const { page } = ctx;
+    page.setDefaultTimeout(timeout);
+    await logIn(ctx, { baseUrl, user: opts.user, password, before: "01-login.png" });
 
-  step = "open the console";
-  log(`opening ${baseUrl}/ with ${executablePath}`);
-  const resp = await page.goto(`${baseUrl}/`, { waitUntil: "domcontentloaded" });
-  if (!resp || !resp.ok()) fail(`GET / answered ${resp ? resp.status() : "nothing"}`);
-  await page.getByTestId("login-username").waitFor({ state: "visible" });
-  await page.getByTestId("login-username").fill(opts.user);
-  await page.getByTestId("login-password").fill(password);
-  await page.screenshot({ path: join(artifacts, "01-login.png") });
+    ctx.step = "wait for the live alert list";
+    await page.locator('[data-testid="alert-list"][data-loaded="true"]').waitFor({ state: "attached" });
+    await page.locator('[data-testid="stream-status"][data-state="live"]').waitFor();
+    const before = await page
+      .locator(`[data-testid="alert-row"][data-kind="${kind}"]`)
+      .evaluateAll((rows) => rows.map((r) => r.dataset.alertId));
+    if (before.length) ctx.log(`note: ${before.length} ${kind} alert(s) already listed; waiting for a new one`);
+    await page.evaluate(() => {
+      window.__xlNoReload = true;
+    });
 
-  step = "log in";
-  await page.getByTestId("login-submit").click();
-  const loggedIn = await Promise.race([
-    page.getByTestId("app-view").waitFor({ state: "visible" }).then(() => true),
-    page.getByTestId("login-error").waitFor({ state: "visible" }).then(() => false),
-  ]);
-  if (!loggedIn) fail(`login refused: ${await page.getByTestId("login-error").textContent()}`);
+    ctx.step = "publish";
+    ctx.log(`running the publish command`);
+    const out = await runPublish(opts["publish-cmd"]);
+    if (out.trim()) ctx.log(`publish output: ${out.trim()}`);
 
-  step = "wait for the live alert list";
-  await page.locator('[data-testid="alert-list"][data-loaded="true"]').waitFor({ state: "attached" });
-  await page.locator('[data-testid="stream-status"][data-state="live"]').waitFor();
-  const before = await page
-    .locator(`[data-testid="alert-row"][data-kind="${kind}"]`)
-    .evaluateAll((rows) => rows.map((r) => r.dataset.alertId));
-  if (before.length) log(`note: ${before.length} ${kind} alert(s) already listed; waiting for a new one`);
-  await page.evaluate(() => {
-    window.__xlNoReload = true;
-  });
+    ctx.step = `wait for a new ${kind} alert without reloading`;
+    const rowHandle = await page
+      .waitForFunction(
+        ({ kind, before }) => {
+          const rows = document.querySelectorAll(`[data-testid="alert-row"][data-kind="${kind}"]`);
+          for (const r of rows) if (!before.includes(r.dataset.alertId)) return r.dataset.alertId;
+          return null;
+        },
+        { kind, before },
+        { timeout },
+      )
+      .catch(() =>
+        fail(`no new ${kind} alert appeared in the list within ${timeout / 1000}s of the publish command`),
+      );
+    const alertId = await rowHandle.jsonValue();
+    if (!(await page.evaluate(() => window.__xlNoReload === true))) fail("the page reloaded");
+    ctx.log(`alert ${alertId} appeared live`);
+    const row = page.locator(`[data-testid="alert-row"][data-alert-id="${alertId}"]`);
+    await page.waitForTimeout(300); // let the row's highlight settle for the picture
+    await ctx.shot("02-alert-live.png");
 
-  step = "publish";
-  log(`running the publish command`);
-  const out = await runPublish(opts["publish-cmd"]);
-  if (out.trim()) log(`publish output: ${out.trim()}`);
+    ctx.step = "open the alert";
+    await row.click();
+    await page.locator(`[data-testid="alert-detail"][data-alert-id="${alertId}"]`).waitFor({ state: "attached" });
+    await page.getByTestId("alert-title").waitFor({ state: "visible" });
+    const snapshot = page.getByTestId("alert-snapshot");
+    try {
+      await page.waitForFunction(
+        () => {
+          const img = document.querySelector('[data-testid="alert-snapshot"]');
+          return !!img && img.dataset.loaded === "true" && img.complete && img.naturalWidth > 0;
+        },
+        null,
+        { timeout },
+      );
+      const size = await snapshot.evaluate((img) => `${img.naturalWidth}x${img.naturalHeight}`);
+      ctx.log(`snapshot loaded (${size})`);
+    } catch (e) {
+      const loaded = await snapshot.getAttribute("data-loaded").catch(() => null);
+      const msg = loaded === "error" ? "the snapshot failed to load" : "the alert shows no snapshot";
+      if (!opts["allow-no-snapshot"]) fail(msg);
+      ctx.log(`warning: ${msg}`);
+    }
+    await ctx.shot("03-detail.png");
 
-  step = `wait for a new ${kind} alert without reloading`;
-  const rowHandle = await page
-    .waitForFunction(
-    ({ kind, before }) => {
-      const rows = document.querySelectorAll(`[data-testid="alert-row"][data-kind="${kind}"]`);
-      for (const r of rows) if (!before.includes(r.dataset.alertId)) return r.dataset.alertId;
-      return null;
-    },
-    { kind, before },
-    { timeout },
-    )
-    .catch(() =>
-      fail(`no new ${kind} alert appeared in the list within ${timeout / 1000}s of the publish command`),
-    );
-  const alertId = await rowHandle.jsonValue();
-  if (!(await page.evaluate(() => window.__xlNoReload === true))) fail("the page reloaded");
-  log(`alert ${alertId} appeared live`);
-  const row = page.locator(`[data-testid="alert-row"][data-alert-id="${alertId}"]`);
-  await page.waitForTimeout(300); // let the row's highlight settle for the picture
-  await page.screenshot({ path: join(artifacts, "02-alert-live.png") });
-
-  step = "open the alert";
-  await row.click();
-  await page.locator(`[data-testid="alert-detail"][data-alert-id="${alertId}"]`).waitFor({ state: "attached" });
-  await page.getByTestId("alert-title").waitFor({ state: "visible" });
-  const snapshot = page.getByTestId("alert-snapshot");
-  try {
-    await page.waitForFunction(
-      () => {
-        const img = document.querySelector('[data-testid="alert-snapshot"]');
-        return !!img && img.dataset.loaded === "true" && img.complete && img.naturalWidth > 0;
-      },
-      null,
-      { timeout },
-    );
-    const size = await snapshot.evaluate((img) => `${img.naturalWidth}x${img.naturalHeight}`);
-    log(`snapshot loaded (${size})`);
-  } catch (e) {
-    const loaded = await snapshot.getAttribute("data-loaded").catch(() => null);
-    const msg = loaded === "error" ? "the snapshot failed to load" : "the alert shows no snapshot";
-    if (!opts["allow-no-snapshot"]) fail(msg);
-    log(`warning: ${msg}`);
-  }
-  await page.screenshot({ path: join(artifacts, "03-detail.png") });
-
-  step = "acknowledge with a note";
-  const note = `浏览器测试：已到现场查看 (browser test ${new Date().toISOString()})`;
-  await page.getByTestId("alert-note").fill(note);
-  const ack = page.getByTestId("alert-acknowledge");
-  if (!(await ack.isEnabled())) fail("the acknowledge button is disabled");
-  await ack.click();
-  await page.locator('[data-testid="alert-state"][data-state="acknowledged"]').waitFor();
-  await page.locator(`[data-testid="alert-row"][data-alert-id="${alertId}"][data-state="acknowledged"]`).waitFor({
-    state: "attached",
-  });
-  await page.getByTestId("alert-history").getByText(note, { exact: false }).waitFor();
-  log(`alert ${alertId} acknowledged, the note is in its history`);
-  await page.screenshot({ path: join(artifacts, "04-acknowledged.png") });
-
-  step = "check the page for errors";
-  const pageErrors = pageLog.filter((l) => l.startsWith("[pageerror]"));
-  if (pageErrors.length) fail(`uncaught errors in the page:\n${pageErrors.join("\n")}`);
-  if (cspViolations.length) fail(`Content Security Policy violations:\n${cspViolations.join("\n")}`);
-  console.error(`console test: ok (screenshots in ${artifacts})`);
-} catch (e) {
-  exitCode = 1;
-  const msg = e instanceof StepError ? e.message : e.stack || String(e);
-  console.error(`console test: FAILED at step "${step}": ${msg}`);
-  if (page) await page.screenshot({ path: join(artifacts, "failure.png") }).catch(() => {});
-} finally {
-  writeFileSync(join(artifacts, "console.log"), pageLog.join("\n") + "\n");
-  if (browser) await browser.close().catch(() => {});
-}
+    ctx.step = "acknowledge with a note";
+    const note = `浏览器测试：已到现场查看 (browser test ${new Date().toISOString()})`;
+    await page.getByTestId("alert-note").fill(note);
+    const ack = page.getByTestId("alert-acknowledge");
+    if (!(await ack.isEnabled())) fail("the acknowledge button is disabled");
+    await ack.click();
+    await page.locator('[data-testid="alert-state"][data-state="acknowledged"]').waitFor();
+    await page.locator(`[data-testid="alert-row"][data-alert-id="${alertId}"][data-state="acknowledged"]`).waitFor({
+      state: "attached",
+    });
+    await page.getByTestId("alert-history").getByText(note, { exact: false }).waitFor();
+    ctx.log(`alert ${alertId} acknowledged, the note is in its history`);
+    await ctx.shot("04-acknowledged.png");
+  },
+);
 process.exit(exitCode);

@@ -1,8 +1,12 @@
 // The hub's duty console: plain ES module, no framework, no build step. Talks to the JSON API
 // on the same origin with the cookie session (X-CSRF-Token on every non-GET request) and keeps
-// the alert list live through the SSE stream.
+// the alert list live through the SSE stream. Shared helpers are in ui.js, display names in
+// topology.js, the admins' pages in admin.js (and their zone editor in zones.js).
 
 import { t, tOr, getLang, setLang, applyStatic } from "./i18n.js";
+import { $, $$, h, s, api, toast, pad, parseTime, fmtTime, setUnauthorizedHandler } from "./ui.js";
+import { loadTopology, onTopology, clearTopology, nameOf, nameAndId } from "./topology.js";
+import { showAdminPage, rerenderAdmin, resetAdmin, renderAdminRows } from "./admin.js";
 
 const SEVERITY_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
 const OPEN_STATES = ["open", "acknowledged", "escalated"];
@@ -33,61 +37,6 @@ const state = {
 };
 
 // ---------------------------------------------------------------- helpers
-
-const $ = (sel, root = document) => root.querySelector(sel);
-const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-
-/** Builds an element: h("div", {class: "x", dataset: {id: 1}, onclick: f}, "text", child). */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  if (attrs) {
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === "class") el.className = v;
-      else if (k === "dataset") Object.assign(el.dataset, v);
-      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-      else if (k === "text") el.textContent = v;
-      else el.setAttribute(k, v === true ? "" : String(v));
-    }
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const svgNS = "http://www.w3.org/2000/svg";
-function s(tag, attrs, ...children) {
-  const el = document.createElementNS(svgNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
-}
-
-function cookie(name) {
-  for (const part of document.cookie.split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return decodeURIComponent(v.join("="));
-  }
-  return "";
-}
-
-const pad = (n) => String(n).padStart(2, "0");
-
-function parseTime(v) {
-  if (!v) return null;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? null : d;
-}
-
-function fmtTime(v, withDate = true) {
-  const d = parseTime(v);
-  if (!d) return "—";
-  const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  if (!withDate) return hms;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms}`;
-}
 
 function fmtShort(v) {
   const d = parseTime(v);
@@ -124,58 +73,6 @@ function fmtMins(secs) {
 const kindLabel = (kind) => tOr(`kind.${kind}`, kind || "?");
 const sevLabel = (sev) => tOr(`severity.${sev}`, sev || "?");
 const stateLabel = (st) => tOr(`state.${st}`, st || "?");
-
-let toastTimer = null;
-function toast(msg, kind = "info") {
-  const el = $("#toast");
-  el.textContent = msg;
-  el.dataset.kind = kind;
-  el.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (el.hidden = true), 4000);
-}
-
-// ---------------------------------------------------------------- API
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET" && method !== "HEAD") {
-    const csrf = cookie("xl_csrf");
-    if (csrf) headers["X-CSRF-Token"] = csrf;
-  }
-  const init = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch (e) {
-    throw new ApiError(0, t("error.network"));
-  }
-  if (!res.ok) {
-    let msg = `HTTP ${res.status}`;
-    try {
-      const j = await res.json();
-      msg = j?.error?.message || j?.message || (typeof j?.error === "string" ? j.error : msg);
-    } catch (_) {
-      /* not JSON */
-    }
-    if (res.status === 401 && !path.endsWith("/auth/login")) onUnauthorized();
-    throw new ApiError(res.status, msg);
-  }
-  if (res.status === 204) return null;
-  const ct = res.headers.get("content-type") || "";
-  return ct.includes("json") ? res.json() : res.text();
-}
 
 // ---------------------------------------------------------------- sound
 
@@ -292,12 +189,18 @@ async function logout() {
   showLogin();
 }
 
+const isAdmin = () => state.user?.role === "admin";
+
 async function startConsole(user) {
   state.user = user;
+  resetAdmin(user);
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
+  if (state.tab === "admin" && !isAdmin()) state.tab = "detail";
   renderHeader();
   selectTab(state.tab);
+  // Display names for the ids alerts carry; the list shows ids until they come.
+  loadTopology();
   await loadAlerts();
   connectStream();
   tick();
@@ -315,6 +218,8 @@ function stopLive() {
   state.rows.clear();
   state.selectedId = null;
   state.detail = null;
+  clearTopology();
+  resetAdmin();
   $("#alert-list").replaceChildren();
   $("#alert-list").dataset.loaded = "false";
   renderDetail();
@@ -325,7 +230,11 @@ function renderHeader() {
   const role = u.role ? tOr(`role.${u.role}`, u.role) : "";
   $("#user-name").textContent = [u.username, role && `(${role})`].filter(Boolean).join(" ");
   const comms = Array.isArray(u.communities) ? u.communities : [];
-  $("#station-name").textContent = comms.length ? comms.join(" · ") : t("app.subtitle");
+  $("#station-name").textContent = comms.length
+    ? comms.map((c) => nameOf("communities", c)).join(" · ")
+    : t("app.subtitle");
+  // The admin pages are for admins; the API refuses the others anyway.
+  $("[data-tab=admin]").hidden = !isAdmin();
   for (const b of $$(".lang-btn")) b.classList.toggle("active", b.dataset.lang === getLang());
   renderSoundToggle();
   renderStreamStatus();
@@ -414,7 +323,16 @@ function fillRow(li, a) {
   if (a.severity === "critical" && a.state !== "acknowledged") li.classList.add("alarm");
   if (state.selectedId === id) li.classList.add("selected");
   if (state.fresh.has(id)) li.classList.add("fresh");
-  const where = [a.community, a.gate || a.camera, a.zone].filter(Boolean).join(" · ");
+  li.dataset.community = a.community || "";
+  li.dataset.camera = a.camera || "";
+  li.dataset.gate = a.gate || "";
+  const where = [
+    nameOf("communities", a.community),
+    a.gate ? nameOf("gates", a.gate) : nameOf("cameras", a.camera),
+    a.zone,
+  ]
+    .filter(Boolean)
+    .join(" · ");
   li.replaceChildren(
     h("div", { class: "row-sev" }, h("span", { class: `sev-badge sev-${a.severity}` }, sevLabel(a.severity))),
     h(
@@ -613,9 +531,9 @@ function renderDetail() {
 
   $("#detail-facts").replaceChildren(
     ...fact(t("detail.kind"), `${kindLabel(a.kind)} (${a.kind})`),
-    ...fact(t("detail.community"), a.community),
-    ...fact(t("detail.gate"), a.gate),
-    ...fact(t("detail.camera"), a.camera),
+    ...fact(t("detail.community"), a.community && nameAndId("communities", a.community)),
+    ...fact(t("detail.gate"), a.gate && nameAndId("gates", a.gate)),
+    ...fact(t("detail.camera"), a.camera && nameAndId("cameras", a.camera)),
     ...fact(t("detail.zone"), a.zone),
     ...fact(t("detail.raised_at"), a.raised_at && `${fmtTime(a.raised_at)} (${fmtAgo(a.raised_at)})`),
     ...fact(t("detail.last_seen_at"), a.last_seen_at && a.count > 1 ? fmtTime(a.last_seen_at) : null),
@@ -721,7 +639,7 @@ function renderSnapshot(d) {
                 renderDetail();
               },
             },
-            `${fmtTime(x.taken_at, false)}${x.camera ? ` · ${x.camera}` : ""}`,
+            `${fmtTime(x.taken_at, false)}${x.camera ? ` · ${nameOf("cameras", x.camera)}` : ""}`,
           ),
         )
       : []),
@@ -780,6 +698,7 @@ function selectTab(tab) {
   if (tab === "cameras") loadCameras();
   if (tab === "gates") loadGates();
   if (tab === "figures") loadFigures();
+  if (tab === "admin") showAdminPage();
 }
 
 // ---------------------------------------------------------------- cameras
@@ -835,7 +754,9 @@ function renderCameras() {
           h(
             "span",
             { class: "cam-meta muted" },
-            [c.community, c.network && tOr(`network.${c.network}`, c.network)].filter(Boolean).join(" · "),
+            [nameOf("communities", c.community), c.network && tOr(`network.${c.network}`, c.network)]
+              .filter(Boolean)
+              .join(" · "),
           ),
         ),
       );
@@ -881,7 +802,13 @@ async function loadCamerasQuietly() {
   try {
     const list = await api("GET", "/api/v1/cameras");
     if (!Array.isArray(list)) return;
+    // A camera added or removed while the hub runs: draw the wall again.
+    const before = new Set(state.cameras.map((c) => String(c.id)));
     state.cameras = list;
+    if (list.length !== before.size || list.some((c) => !before.has(String(c.id)))) {
+      if (state.tab === "cameras") renderCameras();
+      return;
+    }
     for (const c of list) updateCameraCard(String(c.id), camState(c), c.status?.reason);
     const online = list.filter((c) => camState(c) === "online").length;
     $("#camera-summary").textContent = t("cameras.summary", { online, total: list.length });
@@ -907,6 +834,7 @@ function onCameraStatus(msg) {
   const status = typeof msg.status === "string" ? { state: msg.status } : msg.status || {};
   const c = state.cameras.find((x) => String(x.id) === id);
   if (c) c.status = status;
+  else if (state.tab === "cameras") loadCamerasQuietly(); // one the wall does not show yet
   if (state.tab === "cameras") {
     updateCameraCard(id, status.state || "offline", status.reason);
     const online = state.cameras.filter((x) => camState(x) === "online").length;
@@ -948,7 +876,16 @@ function renderGates() {
           },
         },
         h("span", { class: `gate-dot gs-${st}` }),
-        h("div", { class: "gate-main" }, h("div", { class: "gate-name" }, g.name || g.id), h("div", { class: "muted" }, [g.community, g.firmware && `${t("gates.firmware")} ${g.firmware}`].filter(Boolean).join(" · "))),
+        h(
+          "div",
+          { class: "gate-main" },
+          h("div", { class: "gate-name" }, g.name || nameOf("gates", g.id)),
+          h(
+            "div",
+            { class: "muted" },
+            [nameOf("communities", g.community), g.firmware && `${t("gates.firmware")} ${g.firmware}`].filter(Boolean).join(" · "),
+          ),
+        ),
         h(
           "div",
           { class: "gate-side" },
@@ -1035,7 +972,7 @@ function renderFigures() {
       h(
         "tr",
         {},
-        h("td", {}, r.community || "—"),
+        h("td", {}, r.community ? nameOf("communities", r.community) : "—"),
         h("td", {}, kindLabel(r.kind)),
         h("td", { class: "num" }, r.raised ?? 0),
         h("td", { class: "num" }, stat(r.to_acknowledge)),
@@ -1127,11 +1064,25 @@ function rerenderAll() {
     }
   }
   if (state.tab === "figures" && state.figures) renderFigures();
+  if (state.tab === "admin") rerenderAdmin();
+}
+
+/** New display names (a load at sign-in, or an admin's change): show them where ids are. */
+function onNames() {
+  if (!state.user) return;
+  renderHeader();
+  for (const [id, li] of state.rows) fillRow(li, state.alerts.get(id));
+  renderDetail();
+  if (state.tab === "cameras") renderCameras();
+  if (state.tab === "gates") renderGates();
+  if (state.tab === "admin") renderAdminRows();
 }
 
 // ---------------------------------------------------------------- start
 
 function wire() {
+  setUnauthorizedHandler(onUnauthorized);
+  onTopology(onNames);
   $("#login-form").addEventListener("submit", onLoginSubmit);
   $("#logout").addEventListener("click", logout);
   for (const b of $$(".lang-btn")) {
@@ -1161,6 +1112,7 @@ function wire() {
     });
   }
   for (const b of $$("[data-action]")) b.addEventListener("click", () => doAction(b.dataset.action));
+  for (const b of $$("[data-admin-page]")) b.addEventListener("click", () => showAdminPage(b.dataset.adminPage));
   const boxes = $("#boxes-toggle");
   boxes.checked = localStorage.getItem("xl.boxes") === "1";
   boxes.addEventListener("change", () => {

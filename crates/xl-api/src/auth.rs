@@ -8,11 +8,13 @@
 //! only their hex SHA-256. Passwords are argon2 PHC strings. Failed logins are limited per
 //! username and address, per address and per username by [`LoginLimiter`].
 //!
-//! [`Caller`] is who is asking and what they may see: admin, duty and police see everything;
-//! property users only their communities (and of cameras only the community network, of alerts
-//! only those routed to property).
+//! [`Caller`] is who is asking and what they may see: admins see everything; duty and police
+//! users everything too, unless they are limited to stations (`User::stations`), then the
+//! communities of those stations in the running topology; property users only their
+//! communities (and of cameras only the community network, of alerts only those routed to
+//! property).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +40,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use xl_core::alert::Alert;
 use xl_core::camera::{CameraInfo, CameraNetwork};
 use xl_core::gate_status::GateInfo;
-use xl_core::{CommunityId, ErrorKind, Role};
+use xl_core::topology::Topology;
+use xl_core::{CommunityId, ErrorKind, Role, StationId};
 
 use crate::backend::{AuditEntry, SessionRecord, User};
 use crate::routes::{Access, Route};
@@ -115,6 +118,9 @@ pub(crate) fn routes() -> Vec<Route> {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub user: User,
+    /// What the caller is limited to (`None`: everything), resolved from the user and the
+    /// running topology when the caller is built ([`Caller::new`]).
+    scope: Option<Scope>,
     /// The session's token hash (absent for the API token).
     pub session: Option<String>,
     pub expires_at: Option<Timestamp>,
@@ -122,22 +128,92 @@ pub(crate) struct Caller {
     pub peer: Option<String>,
 }
 
+/// The communities (and stations) a limited caller sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    communities: BTreeSet<CommunityId>,
+    /// The stations the caller sees: a station-scoped user's own (even one with no community
+    /// yet), or the stations of a property user's communities.
+    stations: BTreeSet<StationId>,
+}
+
+impl Scope {
+    /// `user`'s scope in `topology`, `None` when unlimited. A station-scoped user's
+    /// communities are looked up at every request (and every re-check of the alert stream),
+    /// so a community moved to or from their station applies at once; a station unknown to the
+    /// topology gives no community, so the scope fails closed.
+    fn of(user: &User, topology: &Topology) -> Option<Scope> {
+        let station_of =
+            |c: &CommunityId| topology.communities.get(c).and_then(|c| c.station.clone());
+        match user.role {
+            Role::Admin => None,
+            Role::Duty | Role::Police if user.stations.is_empty() => None,
+            Role::Duty | Role::Police => {
+                let stations: BTreeSet<StationId> = user.stations.iter().cloned().collect();
+                let communities = topology
+                    .communities
+                    .values()
+                    .filter(|c| c.station.as_ref().is_some_and(|s| stations.contains(s)))
+                    .map(|c| c.id.clone())
+                    .collect();
+                Some(Scope {
+                    communities,
+                    stations,
+                })
+            }
+            Role::Property => Some(Scope {
+                communities: user.communities.iter().cloned().collect(),
+                stations: user.communities.iter().filter_map(station_of).collect(),
+            }),
+        }
+    }
+}
+
 impl Caller {
+    /// The caller `user`, limited as [`Scope::of`] says in `topology`.
+    pub fn new(
+        user: User,
+        topology: &Topology,
+        session: Option<String>,
+        expires_at: Option<Timestamp>,
+        peer: Option<String>,
+    ) -> Caller {
+        Caller {
+            scope: Scope::of(&user, topology),
+            user,
+            session,
+            expires_at,
+            peer,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.user.username
     }
 
+    /// Whether the caller sees everything (admins, and duty and police users without
+    /// stations): no filter of any kind applies. False for a station-scoped user too.
     pub fn sees_all(&self) -> bool {
-        self.user.role != Role::Property
+        self.scope.is_none()
     }
 
     pub fn sees_community(&self, c: &CommunityId) -> bool {
-        self.sees_all() || self.user.communities.contains(c)
+        self.scope
+            .as_ref()
+            .is_none_or(|s| s.communities.contains(c))
+    }
+
+    /// A station is visible when it is one of the caller's stations, or, for a property
+    /// user, the station of one of their communities.
+    pub fn sees_station(&self, s: &StationId) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|scope| scope.stations.contains(s))
     }
 
     pub fn sees_camera(&self, info: &CameraInfo) -> bool {
-        self.sees_all()
-            || (info.network == CameraNetwork::Community && self.sees_community(&info.community))
+        self.sees_community(&info.community)
+            && (self.user.role != Role::Property || info.network == CameraNetwork::Community)
     }
 
     pub fn sees_gate(&self, info: &GateInfo) -> bool {
@@ -145,20 +221,30 @@ impl Caller {
     }
 
     pub fn sees_alert(&self, alert: &Alert) -> bool {
-        self.sees_all()
-            || (self.sees_community(&alert.community) && alert.roles.contains(&Role::Property))
+        self.sees_community(&alert.community)
+            && self
+                .alerts_routed_to()
+                .is_none_or(|r| alert.roles.contains(&r))
+    }
+
+    /// The role an alert must be routed to for this caller to get it: `property` for property
+    /// users; `None` (any alert of the communities they see) for the others.
+    pub fn alerts_routed_to(&self) -> Option<Role> {
+        (self.user.role == Role::Property).then_some(Role::Property)
     }
 
     /// The communities a query may cover: those asked for (all when `None`) that the caller
     /// sees. `None` means no condition.
     pub fn communities(&self, asked: Option<Vec<CommunityId>>) -> Option<Vec<CommunityId>> {
-        if self.sees_all() {
+        let Some(scope) = &self.scope else {
             return asked;
-        }
-        let mine = &self.user.communities;
+        };
         Some(match asked {
-            None => mine.clone(),
-            Some(asked) => asked.into_iter().filter(|c| mine.contains(c)).collect(),
+            None => scope.communities.iter().cloned().collect(),
+            Some(asked) => asked
+                .into_iter()
+                .filter(|c| scope.communities.contains(c))
+                .collect(),
         })
     }
 
@@ -286,16 +372,13 @@ pub(crate) async fn require_auth(
         }
     };
     if !via_cookie && state.token.matches(token) {
-        let caller = Caller {
-            user: User {
-                username: TOKEN_USER.to_owned(),
-                role: Role::Admin,
-                communities: vec![],
-            },
-            session: None,
-            expires_at: None,
-            peer,
+        let user = User {
+            username: TOKEN_USER.to_owned(),
+            role: Role::Admin,
+            communities: vec![],
+            stations: vec![],
         };
+        let caller = Caller::new(user, &Topology::default(), None, None, peer);
         req.extensions_mut().insert(caller);
         return Ok(next.run(req).await);
     }
@@ -325,19 +408,21 @@ pub(crate) async fn require_auth(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| unauthenticated("invalid or expired session"))?;
-    let caller = Caller {
-        user: record.user,
-        session: Some(hash),
-        expires_at: Some(session.expires_at),
+    let caller = Caller::new(
+        record.user,
+        &state.backend.topology_view(),
+        Some(hash),
+        Some(session.expires_at),
         peer,
-    };
+    );
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }
 
 /// The caller as the store has them now, for long-lived requests (the alert stream): `None`
 /// once the session has expired or ended or the user is disabled or gone; otherwise with the
-/// user's current role and communities. The API token's caller does not change.
+/// user's current role, communities and stations, resolved in the topology running now. The
+/// API token's caller does not change.
 pub(crate) async fn recheck(state: &ApiState, caller: &Caller) -> Result<Option<Caller>, ApiError> {
     let Some(hash) = &caller.session else {
         return Ok(Some(caller.clone()));
@@ -350,11 +435,14 @@ pub(crate) async fn recheck(state: &ApiState, caller: &Caller) -> Result<Option<
         .user(&session.username)
         .await?
         .filter(|u| !u.disabled);
-    Ok(user.map(|record| Caller {
-        user: record.user,
-        session: Some(hash.clone()),
-        expires_at: Some(session.expires_at),
-        peer: caller.peer.clone(),
+    Ok(user.map(|record| {
+        Caller::new(
+            record.user,
+            &state.backend.topology_view(),
+            Some(hash.clone()),
+            Some(session.expires_at),
+            caller.peer.clone(),
+        )
     }))
 }
 

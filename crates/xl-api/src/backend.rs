@@ -5,13 +5,16 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use xl_core::alert::AlertAction;
+use xl_core::topology::{Entry, EntryId, EntryMeta, Secret, Topology};
 use xl_core::{
-    Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, GateId, OutboxEntry, Role,
+    Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, ErrorKind, GateId, OutboxEntry,
+    Role, StationId,
 };
 
 use crate::ApiError;
@@ -24,8 +27,12 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send
 pub struct User {
     pub username: String,
     pub role: Role,
-    /// The communities a property user manages (ignored for the other roles, which see all).
+    /// The communities a property user manages (ignored for the other roles).
     pub communities: Vec<CommunityId>,
+    /// The stations a duty or police user is limited to: they see those stations'
+    /// communities only (empty: all; ignored for admin and property users).
+    #[serde(default)]
+    pub stations: Vec<StationId>,
 }
 
 /// A user as stored: with the argon2 PHC string and whether the account is disabled.
@@ -167,6 +174,48 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+/// A topology entry as the store has it: the entry (its secret withheld: the serialiser skips
+/// secrets, and reads leave them out) and what the store knows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologyItem {
+    pub entry: Entry,
+    pub meta: EntryMeta,
+}
+
+/// Who makes a topology change, for the audit entry the store writes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub actor: String,
+    /// The client's address.
+    pub peer: Option<String>,
+}
+
+/// What to probe: an `rtsp://` URL without credentials, and the credentials beside it (so
+/// that they never travel in a URL that might be logged). `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// What a probe found in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    /// `h264` or `h265`.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// From the RTP timestamps; `None` when too few frames came.
+    pub fps: Option<f64>,
+    /// Frames from one key frame to the next, and the time between them; `None` when a
+    /// second key frame did not come within the probe's time.
+    pub gop_frames: Option<u32>,
+    pub gop_secs: Option<f64>,
+    /// A JPEG of the first key frame, decoded.
+    pub snapshot_jpeg: Vec<u8>,
+}
+
 /// Everything the API reads from or writes to beyond the live registries.
 pub trait Backend: Send + Sync + 'static {
     // Users, sessions, audit.
@@ -224,4 +273,85 @@ pub trait Backend: Send + Sync + 'static {
     fn gate_events(&self, query: EventQuery) -> BoxFut<'_, Vec<serde_json::Value>>;
     /// Stored vision events as JSON objects (`kind`, `camera`, `zone`, `at`...).
     fn vision_events(&self, query: EventQuery) -> BoxFut<'_, Vec<serde_json::Value>>;
+
+    // Topology.
+    /// The topology the hub runs now (secrets removed): which station each community belongs
+    /// to decides what a station-scoped user sees (`auth::Caller`). Empty by default, so a
+    /// station-scoped user of a backend without one sees nothing.
+    fn topology_view(&self) -> Arc<Topology> {
+        Arc::new(Topology::default())
+    }
+
+    // The topology as stored, and its changes (the store checks every entry and reference,
+    // refuses changes to entries from the config file and stale revisions, and audits each
+    // change with its before and after). The defaults answer that this backend keeps none.
+    /// Every entry, each kind by id; secrets withheld.
+    fn topology(&self) -> BoxFut<'_, Vec<TopologyItem>> {
+        no_topology()
+    }
+    /// One entry, secret withheld.
+    fn topology_entry(&self, id: &EntryId) -> BoxFut<'_, Option<TopologyItem>> {
+        let _ = id;
+        no_topology()
+    }
+    /// A new entry (revision 1). A taken id is `InvalidInput` naming the field `id`.
+    fn create_entry(&self, entry: Entry, by: Author) -> BoxFut<'_, TopologyItem> {
+        let _ = (entry, by);
+        no_topology()
+    }
+    /// Entries created together, all or nothing. A refusal is `InvalidInput` whose `rows`
+    /// name each refused entry by its position in `entries`, from 1.
+    fn create_entries(&self, entries: Vec<Entry>, by: Author) -> BoxFut<'_, Vec<TopologyItem>> {
+        let _ = (entries, by);
+        no_topology()
+    }
+    /// Replaces an entry still at `expected_revision` (else `Conflict`); an entry without its
+    /// secret keeps the stored one.
+    fn update_entry(
+        &self,
+        entry: Entry,
+        expected_revision: u64,
+        by: Author,
+    ) -> BoxFut<'_, TopologyItem> {
+        let _ = (entry, expected_revision, by);
+        no_topology()
+    }
+    /// Disables (or enables) an entry still at `expected_revision`.
+    fn set_entry_disabled(
+        &self,
+        id: &EntryId,
+        disabled: bool,
+        expected_revision: u64,
+        by: Author,
+    ) -> BoxFut<'_, TopologyItem> {
+        let _ = (id, disabled, expected_revision, by);
+        no_topology()
+    }
+    /// Deletes an entry still at `expected_revision` that nothing refers to (else
+    /// `Conflict`, naming the referrer).
+    fn delete_entry(&self, id: &EntryId, expected_revision: u64, by: Author) -> BoxFut<'_, ()> {
+        let _ = (id, expected_revision, by);
+        no_topology()
+    }
+    /// Connects to a camera and reports its stream, within a bounded time. A camera that
+    /// cannot be reached or streams nothing usable is `Upstream`, saying why (never with the
+    /// credentials).
+    fn probe_camera(&self, request: ProbeRequest) -> BoxFut<'_, ProbeResult> {
+        let _ = request;
+        Box::pin(async {
+            Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "this backend cannot probe cameras",
+            ))
+        })
+    }
+}
+
+fn no_topology<'a, T: Send + 'a>() -> BoxFut<'a, T> {
+    Box::pin(async {
+        Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "this backend keeps no topology",
+        ))
+    })
 }

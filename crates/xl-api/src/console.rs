@@ -42,6 +42,26 @@ static ASSETS: &[Asset] = &[
         body: include_str!("../console/i18n.js"),
     },
     Asset {
+        path: "/console/ui.js",
+        content_type: JS,
+        body: include_str!("../console/ui.js"),
+    },
+    Asset {
+        path: "/console/topology.js",
+        content_type: JS,
+        body: include_str!("../console/topology.js"),
+    },
+    Asset {
+        path: "/console/admin.js",
+        content_type: JS,
+        body: include_str!("../console/admin.js"),
+    },
+    Asset {
+        path: "/console/zones.js",
+        content_type: JS,
+        body: include_str!("../console/zones.js"),
+    },
+    Asset {
         path: "/console/style.css",
         content_type: CSS,
         body: include_str!("../console/style.css"),

@@ -3,14 +3,46 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use xl_core::ErrorKind;
+use xl_core::topology::{Kind, TopologyError};
 
-/// Every API error, as one JSON shape: `{"error": {"code": "...", "message": "..."}}`.
-/// Internal and unavailable errors are logged here, once, with their detail, and answered with
-/// a generic message and an `id` that names the log line: a client never sees a database's
-/// error text or a file path.
+/// Every API error, as one JSON shape: `{"error": {"code": "...", "message": "..."}}`, with
+/// `field` and `entry` in `error` when the error is about one (a 400 naming `sub.url` of
+/// camera `cam-1`), and `rows` beside `error` for a refused import. Internal and unavailable
+/// errors are logged here, once, with their detail, and answered with a generic message and
+/// an `id` that names the log line: a client never sees a database's error text or a file
+/// path.
 #[derive(Debug)]
 pub struct ApiError {
     pub kind: ErrorKind,
+    pub message: String,
+    /// What the error is about, when it names a field, an entry or rows.
+    pub detail: Option<Box<ErrorDetail>>,
+}
+
+/// The parts of the request an error is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorDetail {
+    /// The field, relative to the entry or body (`sub.url`, `zones[2].polygon`, `If-Match`).
+    pub field: Option<String>,
+    /// The topology entry.
+    pub entry: Option<EntryRef>,
+    /// Each refused row of an import.
+    pub rows: Vec<RowError>,
+}
+
+/// A topology entry named by an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryRef {
+    pub kind: Kind,
+    pub id: String,
+}
+
+/// Why one row of an import was refused. `row` counts data rows from 1 (the header is not
+/// one); `field` is the column, when one is to blame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub row: usize,
+    pub field: Option<String>,
     pub message: String,
 }
 
@@ -19,7 +51,38 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    fn detail_mut(&mut self) -> &mut ErrorDetail {
+        self.detail.get_or_insert_with(Box::default)
+    }
+
+    /// The same error, naming the field it is about.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.detail_mut().field = Some(field.into());
+        self
+    }
+
+    /// The same error, naming the topology entry it is about.
+    pub fn with_entry(mut self, kind: Kind, id: impl Into<String>) -> Self {
+        self.detail_mut().entry = Some(EntryRef {
+            kind,
+            id: id.into(),
+        });
+        self
+    }
+
+    /// The same error, with the refused rows of an import.
+    pub fn with_rows(mut self, rows: Vec<RowError>) -> Self {
+        self.detail_mut().rows = rows;
+        self
+    }
+
+    /// The field named, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.detail.as_ref().and_then(|d| d.field.as_deref())
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -81,6 +144,8 @@ fn retry_later(status: StatusCode, code: &str, message: &str, retry_after_secs: 
 #[derive(Serialize)]
 struct Body<'a> {
     error: Inner<'a>,
+    #[serde(skip_serializing_if = "<[RowError]>::is_empty")]
+    rows: &'a [RowError],
 }
 
 #[derive(Serialize)]
@@ -90,6 +155,27 @@ struct Inner<'a> {
     /// The id of an internal or unavailable error in the hub's log.
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<&'a EntryRef>,
+}
+
+/// A topology entry refused: 400 naming the entry and the field, or 409 for an entry still
+/// referred to (the message names the referrer).
+impl From<TopologyError> for ApiError {
+    fn from(e: TopologyError) -> Self {
+        let kind = match e {
+            TopologyError::InUse { .. } => ErrorKind::Conflict,
+            _ => e.kind(),
+        };
+        let (entry_kind, id) = e.entry();
+        let mut err = ApiError::new(kind, e.to_string()).with_entry(entry_kind, id);
+        if let Some(field) = e.field() {
+            err = err.with_field(field);
+        }
+        err
+    }
 }
 
 /// Eight random bytes in hex: enough to find one failure in a day's log.
@@ -112,6 +198,9 @@ impl IntoResponse for ApiError {
             ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
         };
         // What went wrong inside (a database's error text, a file path) is for the log, once,
         // under an id the client can quote; the client hears only that it happened.
@@ -128,12 +217,18 @@ impl IntoResponse for ApiError {
             }
             _ => (self.message, None),
         };
+        // Only errors about the request name its parts; an internal one says nothing more.
+        let detail = self.detail.filter(|_| id.is_none());
+        let detail = detail.as_deref();
         let body = Json(Body {
             error: Inner {
                 code: self.kind,
                 message: &message,
                 id: id.as_deref(),
+                field: detail.and_then(|d| d.field.as_deref()),
+                entry: detail.and_then(|d| d.entry.as_ref()),
             },
+            rows: detail.map_or(&[], |d| &d.rows),
         });
         let mut resp = (status, body).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -179,5 +274,48 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["message"], "`severity`: unknown value");
         assert!(body["error"].get("id").is_none());
+    }
+
+    #[tokio::test]
+    async fn entry_errors_name_the_entry_and_the_field() {
+        let e = TopologyError::InvalidField {
+            kind: Kind::Camera,
+            id: "cam-1".into(),
+            field: "sub.url".into(),
+            reason: "has no host".into(),
+        };
+        let (status, body) = body_of(e.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["field"], "sub.url");
+        assert_eq!(body["error"]["entry"]["kind"], "camera");
+        assert_eq!(body["error"]["entry"]["id"], "cam-1");
+        assert!(body.get("rows").is_none(), "{body}");
+
+        let in_use = TopologyError::InUse {
+            kind: Kind::Community,
+            id: "xingfu".into(),
+            by: xl_core::topology::EntryId::Camera(xl_core::CameraId::new("cam-1").unwrap()),
+            field: "community",
+        };
+        let (status, body) = body_of(in_use.into()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("cam-1"),
+            "{body}"
+        );
+
+        let rows = vec![RowError {
+            row: 3,
+            field: Some("main_url".into()),
+            message: "bad".into(),
+        }];
+        let (status, body) = body_of(ApiError::invalid("refused").with_rows(rows)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["rows"][0]["row"], 3);
+        assert_eq!(body["rows"][0]["field"], "main_url");
+
+        // An internal error never carries what it was about.
+        let (_, body) = body_of(ApiError::internal("x").with_field("secret_path")).await;
+        assert!(body["error"].get("field").is_none(), "{body}");
     }
 }

@@ -9,7 +9,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
-use xl_core::{CameraId, CommunityId, GateId, Role};
+use xl_core::{CameraId, CommunityId, GateId};
 
 use crate::auth::Caller;
 use crate::backend::{EventQuery, ResponseTimes, SnapshotInfo};
@@ -252,7 +252,7 @@ async fn response_times(
     };
     let communities = caller.communities(None);
     // Of the alerts the caller gets (see `Caller::sees_alert`).
-    let routed_to = (!caller.sees_all()).then_some(Role::Property);
+    let routed_to = caller.alerts_routed_to();
     let rows = state
         .backend
         .response_times(from, to, communities, routed_to)

@@ -24,6 +24,7 @@ mod proxy;
 mod routes;
 mod schema;
 pub mod server;
+mod topology;
 mod users;
 
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use xl_core::gate_status::GateRegistry;
 
 pub use auth::{ApiToken, LoginLimiter, hash_password};
 pub use backend::Backend;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorDetail, RowError};
 pub use gates::GateDto;
 pub use proxy::{SocketPeer, TrustedProxies};
 pub use users::{MIN_PASSWORD_CHARS, check_username};

@@ -17,6 +17,7 @@ fn param_schema(name: &str, at: In) -> Value {
             json!({ "type": "integer", "minimum": 0 })
         }
         ("from" | "to" | "before", _) => json!({ "type": "string", "format": "date-time" }),
+        ("If-Match", _) => json!({ "type": "string", "pattern": "^\"[0-9]+\"$" }),
         (_, In::Path) => json!({ "type": "string", "minLength": 1 }),
         _ => json!({ "type": "string" }),
     }
@@ -66,6 +67,9 @@ pub(crate) fn document() -> Value {
         if r.params.iter().any(|p| p.at == In::Path) {
             responses.insert("404".into(), error.clone());
         }
+        for status in &r.errors {
+            responses.insert(status.to_string(), error.clone());
+        }
         if r.path == "/api/v1/auth/login" {
             responses.insert("401".into(), error.clone());
             responses.insert("429".into(), error.clone());
@@ -96,8 +100,16 @@ pub(crate) fn document() -> Value {
                 json!([{ "bearer": [] }, { "cookie": [], "csrf": [] }])
             }
         };
-        if r.access == Access::Admin {
-            op["description"] = json!("Admins only.");
+        let admins = (r.access == Access::Admin).then_some("Admins only.");
+        let description: Vec<&str> = admins.into_iter().chain(r.description).collect();
+        if !description.is_empty() {
+            op["description"] = json!(description.join(" "));
+        }
+        if let Some(content_type) = r.text_body {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { (content_type): { "schema": { "type": "string" } } },
+            });
         }
         if r.json_body {
             let schema = r

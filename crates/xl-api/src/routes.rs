@@ -54,6 +54,12 @@ pub(crate) struct Route {
     pub produces: &'static str,
     /// The JSON Schema of a successful JSON answer.
     pub answer_schema: Option<fn() -> Value>,
+    /// The content type of a body that is not JSON (`text/csv`): a string in the document.
+    pub text_body: Option<&'static str>,
+    /// More than the summary says (the document's `description`).
+    pub description: Option<&'static str>,
+    /// Error statuses beyond those the document infers (409, 428, 502...).
+    pub errors: Vec<u16>,
     pub handler: MethodRouter<ApiState>,
 }
 
@@ -87,6 +93,9 @@ impl Route {
             ok_status: 200,
             produces: "application/json",
             answer_schema: None,
+            text_body: None,
+            description: None,
+            errors: Vec::new(),
             handler,
         }
     }
@@ -140,6 +149,23 @@ impl Route {
         self.produces = content_type;
         self
     }
+
+    /// A required body of `content_type` that is not JSON (`text/csv`).
+    pub fn text_body(mut self, content_type: &'static str) -> Route {
+        self.text_body = Some(content_type);
+        self
+    }
+
+    pub fn describe(mut self, description: &'static str) -> Route {
+        self.description = Some(description);
+        self
+    }
+
+    /// An error status the route may answer beyond those the document infers.
+    pub fn responds(mut self, status: u16) -> Route {
+        self.errors.push(status);
+        self
+    }
 }
 
 /// Every route of the API, in document order.
@@ -184,5 +210,6 @@ pub(crate) fn table() -> Vec<Route> {
     t.extend(crate::alerts::routes());
     t.extend(crate::evidence::routes());
     t.extend(crate::users::routes());
+    t.extend(crate::topology::routes());
     t
 }

@@ -54,7 +54,8 @@ pub(crate) fn login_request() -> Value {
 }
 
 /// `POST /api/v1/users` (`users::AddUser`, `deny_unknown_fields`; `check_username`,
-/// `check_password`, `check_scope`).
+/// `check_password`, `check_scope`; each of `stations` must be a station of the running
+/// topology, `check_stations`).
 pub(crate) fn add_user_request() -> Value {
     json!({
         "type": "object",
@@ -65,6 +66,15 @@ pub(crate) fn add_user_request() -> Value {
             "password": password(),
             "role": role(),
             "communities": { "type": "array", "items": id() },
+            "stations": stations(),
+        },
+        // Only duty and police users may be limited to stations.
+        "not": {
+            "required": ["role", "stations"],
+            "properties": {
+                "role": { "enum": ["admin", "property"] },
+                "stations": { "type": "array", "minItems": 1 },
+            },
         },
         // A property user needs at least one community.
         "anyOf": [
@@ -100,7 +110,8 @@ fn password() -> Value {
 }
 
 /// `PATCH /api/v1/users/{username}` (`users::UpdateUser`, `deny_unknown_fields`). At least one
-/// field; a property user must keep at least one community (checked against the stored user).
+/// field; a property user must keep at least one community, and only a duty or police user may
+/// have stations (both checked against the stored user with the change applied).
 pub(crate) fn update_user_request() -> Value {
     json!({
         "type": "object",
@@ -109,9 +120,20 @@ pub(crate) fn update_user_request() -> Value {
         "properties": {
             "role": role(),
             "communities": { "type": "array", "items": id() },
+            "stations": stations(),
             "disabled": { "type": "boolean" },
             "password": password(),
         },
+    })
+}
+
+/// A duty or police user's stations (`User::stations`): empty for all.
+fn stations() -> Value {
+    json!({
+        "type": "array",
+        "items": id(),
+        "description": "stations of the running topology (400 naming `stations` for another); \
+                        a duty or police user with stations sees only their communities",
     })
 }
 
@@ -167,9 +189,30 @@ pub(crate) fn error() -> Value {
             "properties": {
                 "code": one_of_names([
                     "invalid_input", "not_found", "unauthenticated", "permission_denied",
-                    "unavailable", "internal", "rate_limited",
+                    "unavailable", "internal", "rate_limited", "conflict",
+                    "precondition_required", "upstream",
                 ]),
                 "message": { "type": "string" },
+                "id": { "type": "string", "description": "of an internal error, in the hub's log" },
+                "field": { "type": "string", "description": "the field the error is about: sub.url, zones[2].polygon, If-Match" },
+                "entry": {
+                    "type": "object",
+                    "required": ["kind", "id"],
+                    "properties": { "kind": entry_kind(), "id": { "type": "string" } },
+                },
+            },
+        },
+        "rows": {
+            "type": "array",
+            "description": "a refused import: each refused row (data rows counted from 1)",
+            "items": {
+                "type": "object",
+                "required": ["row", "field", "message"],
+                "properties": {
+                    "row": { "type": "integer", "minimum": 1 },
+                    "field": nullable(json!({ "type": "string" })),
+                    "message": { "type": "string" },
+                },
             },
         } },
     })
@@ -183,11 +226,12 @@ fn array(items: Value) -> Value {
 fn user() -> Value {
     json!({
         "type": "object",
-        "required": ["username", "role", "communities"],
+        "required": ["username", "role", "communities", "stations"],
         "properties": {
             "username": { "type": "string" },
             "role": role(),
             "communities": array(id()),
+            "stations": array(id()),
         },
     })
 }
@@ -212,11 +256,12 @@ pub(crate) fn me() -> Value {
 pub(crate) fn user_dto() -> Value {
     json!({
         "type": "object",
-        "required": ["username", "role", "communities", "disabled", "created_at"],
+        "required": ["username", "role", "communities", "stations", "disabled", "created_at"],
         "properties": {
             "username": { "type": "string" },
             "role": role(),
             "communities": array(id()),
+            "stations": array(id()),
             "disabled": { "type": "boolean" },
             "created_at": time(),
         },
@@ -413,5 +458,346 @@ pub(crate) fn openapi() -> Value {
         "type": "object",
         "required": ["openapi", "info", "paths"],
         "properties": { "openapi": { "type": "string" } },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topology (`xl_core::topology`, `topology.rs`). The entries' structs have
+// `deny_unknown_fields`, and their `Option` fields take `null` as absent. What the schemas
+// cannot say (a name of only spaces is refused by its `\S` pattern; a polygon's crossing
+// edges, a URL's host, references between entries) the store checks and answers 400 naming
+// the field.
+
+fn entry_kind() -> Value {
+    one_of_names(xl_core::topology::Kind::ALL.iter().map(|k| k.as_str()))
+}
+
+/// A display name: 1 to 64 characters, not only spaces.
+fn display_name() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": xl_core::topology::MAX_NAME_CHARS,
+        "pattern": "\\S",
+    })
+}
+
+fn flag() -> Value {
+    json!({ "type": "boolean" })
+}
+
+/// `StreamSource`: `{"kind": "rtsp", "url"}` (no credentials in it) or `{"kind": "file", "path"}`.
+fn stream_source() -> Value {
+    let max = xl_core::topology::MAX_SOURCE_BYTES;
+    nullable(json!({
+        "type": "object",
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["kind", "url"],
+                "additionalProperties": false,
+                "properties": {
+                    "kind": { "type": "string", "enum": ["rtsp"] },
+                    "url": { "type": "string", "maxLength": max, "pattern": "^rtsps?://[^/@]+(/|$)" },
+                },
+            },
+            {
+                "type": "object",
+                "required": ["kind", "path"],
+                "additionalProperties": false,
+                "properties": {
+                    "kind": { "type": "string", "enum": ["file"] },
+                    "path": { "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S" },
+                },
+            },
+        ],
+    }))
+}
+
+/// `xl_core::zone::Zone`.
+fn zone() -> Value {
+    let fraction = json!({ "type": "number", "minimum": 0, "maximum": 1 });
+    let secs = json!({ "type": "number", "minimum": 0, "maximum": 604_800 });
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    json!({
+        "type": "object",
+        "required": ["id", "polygon"],
+        "additionalProperties": false,
+        "properties": {
+            "id": id(),
+            "polygon": {
+                "type": "array",
+                "minItems": 3,
+                "description": "corners [x, y], fractions of the image from its top left; edges must not cross",
+                "items": { "type": "array", "minItems": 2, "items": fraction, "description": "[x, y]" },
+            },
+            "classes": {
+                "type": "array",
+                "minItems": 1,
+                "items": one_of_names(["person", "face", "vehicle", "other"]),
+            },
+            "schedule": array(json!({
+                "type": "object",
+                "required": ["days", "start", "end"],
+                "additionalProperties": false,
+                "properties": {
+                    "days": { "type": "array", "minItems": 1, "items": one_of_names(days) },
+                    "start": { "type": "string", "description": "local time, HH:MM or HH:MM:SS" },
+                    "end": { "type": "string", "description": "local time, HH:MM or HH:MM:SS" },
+                },
+            })),
+            "dwell_limit_secs": nullable(secs.clone()),
+            "count_limit": nullable(json!({ "type": "integer", "minimum": 0 })),
+            "count_limit_secs": secs.clone(),
+            "leave_after_secs": secs,
+        },
+    })
+}
+
+/// `xl_core::camera::CameraDetect`.
+fn camera_detect() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "enabled": flag(),
+            "rate": nullable(json!({
+                "type": "number",
+                "minimum": 0,
+                "description": "detections a second: 0 (no limit) or at least 0.001",
+            })),
+            "motion": flag(),
+            "faces": one_of_names(["off", "persons", "frame"]),
+            "embed": nullable(flag()),
+        },
+    })
+}
+
+/// One kind's entry: its fields (the secret among them), which are required, and the secret's
+/// field (never in an answer).
+struct EntrySchema {
+    properties: Value,
+    required: &'static [&'static str],
+    secret: Option<&'static str>,
+}
+
+fn entry_schema(kind: xl_core::topology::Kind) -> EntrySchema {
+    use xl_core::topology::Kind;
+    let opt_id = || nullable(id());
+    match kind {
+        Kind::Station => EntrySchema {
+            properties: json!({ "id": id(), "name": display_name(), "disabled": flag() }),
+            required: &["id", "name"],
+            secret: None,
+        },
+        Kind::Community => EntrySchema {
+            properties: json!({
+                "id": id(), "name": display_name(), "station": opt_id(), "disabled": flag(),
+            }),
+            required: &["id", "name"],
+            secret: None,
+        },
+        Kind::Grid => EntrySchema {
+            properties: json!({
+                "id": id(), "community": id(), "name": display_name(), "disabled": flag(),
+            }),
+            required: &["id", "community", "name"],
+            secret: None,
+        },
+        Kind::Camera => EntrySchema {
+            properties: json!({
+                "id": id(),
+                "name": display_name(),
+                "community": id(),
+                "grid": opt_id(),
+                "network": one_of_names(["community", "skynet", "private"]),
+                "main": stream_source(),
+                "sub": stream_source(),
+                "username": nullable(json!({
+                    "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^:]*$",
+                })),
+                "password": nullable(json!({
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": xl_core::topology::MAX_SECRET_CHARS,
+                    "description": "write-only: never in an answer (meta.secret_set says whether one is stored); left out of an update, the stored one stays",
+                })),
+                "transport": nullable(one_of_names(["tcp", "udp"])),
+                "decode": one_of_names(
+                    xl_core::camera::DecodePolicy::ALL.iter().map(|p| p.as_str())
+                ),
+                "detect": camera_detect(),
+                "zones": array(zone()),
+                "disabled": flag(),
+            }),
+            required: &["id", "name", "community"],
+            secret: Some("password"),
+        },
+        Kind::Gate => EntrySchema {
+            properties: json!({
+                "id": id(),
+                "name": display_name(),
+                "community": id(),
+                "grid": opt_id(),
+                "firmware": {
+                    "type": "string", "minLength": 1, "maxLength": 64,
+                    "pattern": "^[A-Za-z0-9._-]+$",
+                },
+                "device": nullable(json!({ "type": "string", "minLength": 1, "maxLength": 128 })),
+                "camera": opt_id(),
+                "transport": nullable(one_of_names(["mqtt", "http-push", "both"])),
+                "push_secret": nullable(json!({
+                    "type": "string",
+                    "minLength": xl_core::topology::MIN_PUSH_SECRET_CHARS,
+                    "maxLength": xl_core::topology::MAX_SECRET_CHARS,
+                    "description": "write-only: never in an answer; left out of an update, the stored one stays",
+                })),
+                "push_allow_from": {
+                    "type": "array",
+                    "items": { "type": "string", "description": "an address or a network: 10.0.0.5, 10.0.0.0/24" },
+                },
+                "timezone": nullable(json!({
+                    "type": "string", "minLength": 1, "maxLength": 64,
+                    "pattern": "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$",
+                })),
+                "offline_after_secs": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": xl_core::topology::MAX_OFFLINE_AFTER_SECS,
+                },
+                "disabled": flag(),
+            }),
+            required: &["id", "name", "community", "firmware"],
+            secret: Some("push_secret"),
+        },
+    }
+}
+
+/// `POST /api/v1/topology/{kind}`: the whole entry (`id` required).
+pub(crate) fn entry_create(kind: xl_core::topology::Kind) -> Value {
+    let e = entry_schema(kind);
+    json!({
+        "type": "object",
+        "required": e.required,
+        "additionalProperties": false,
+        "properties": e.properties,
+    })
+}
+
+/// `PUT /api/v1/topology/{kind}/{id}`: the whole entry; `id` may be left out (the path's).
+pub(crate) fn entry_update(kind: xl_core::topology::Kind) -> Value {
+    let e = entry_schema(kind);
+    let required: Vec<&str> = e.required.iter().copied().filter(|f| *f != "id").collect();
+    json!({
+        "type": "object",
+        "required": required,
+        "additionalProperties": false,
+        "properties": e.properties,
+    })
+}
+
+/// `topology::item`: `{"kind", "entry", "meta"}`; the entry without its secret, every field
+/// present (`null` where unset).
+pub(crate) fn topology_item(kind: xl_core::topology::Kind) -> Value {
+    let e = entry_schema(kind);
+    let mut properties = e.properties;
+    if let (Some(secret), Some(p)) = (e.secret, properties.as_object_mut()) {
+        p.remove(secret);
+    }
+    let required: Vec<&String> = properties
+        .as_object()
+        .map_or(vec![], |p| p.keys().collect());
+    json!({
+        "type": "object",
+        "required": ["kind", "entry", "meta"],
+        "properties": {
+            "kind": { "type": "string", "enum": [kind.as_str()] },
+            "entry": {
+                "type": "object",
+                "required": required,
+                // No secret, ever.
+                "additionalProperties": false,
+                "properties": properties,
+            },
+            "meta": {
+                "type": "object",
+                "required": ["origin", "revision", "created_at", "updated_at", "secret_set"],
+                "properties": {
+                    "origin": one_of_names(["config", "store"]),
+                    "revision": { "type": "integer", "minimum": 1 },
+                    "created_at": time(),
+                    "updated_at": time(),
+                    "secret_set": flag(),
+                },
+            },
+        },
+    })
+}
+
+pub(crate) fn topology_items(kind: xl_core::topology::Kind) -> Value {
+    array(topology_item(kind))
+}
+
+/// `GET /api/v1/topology`.
+pub(crate) fn topology() -> Value {
+    use xl_core::topology::Kind;
+    json!({
+        "type": "object",
+        "required": ["stations", "communities", "grids", "cameras", "gates"],
+        "properties": {
+            "stations": topology_items(Kind::Station),
+            "communities": topology_items(Kind::Community),
+            "grids": topology_items(Kind::Grid),
+            "cameras": topology_items(Kind::Camera),
+            "gates": topology_items(Kind::Gate),
+        },
+    })
+}
+
+/// `POST /api/v1/cameras/probe` (`topology::ProbeBody`).
+pub(crate) fn probe_request() -> Value {
+    json!({
+        "type": "object",
+        "required": ["url"],
+        "additionalProperties": false,
+        "properties": {
+            "url": {
+                "type": "string",
+                "maxLength": xl_core::topology::MAX_SOURCE_BYTES,
+                "pattern": "^rtsps?://[^/@]+(/|$)",
+                "description": "rtsp://host[:port]/path, without credentials",
+            },
+            "username": nullable(json!({
+                "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^:]*$",
+            })),
+            "password": nullable(json!({
+                "type": "string", "minLength": 1, "maxLength": xl_core::topology::MAX_SECRET_CHARS,
+            })),
+        },
+    })
+}
+
+pub(crate) fn probe_response() -> Value {
+    json!({
+        "type": "object",
+        "required": ["codec", "width", "height", "fps", "gop_frames", "gop_secs", "snapshot"],
+        "properties": {
+            "codec": one_of_names(["h264", "h265"]),
+            "width": count(),
+            "height": count(),
+            "fps": nullable(json!({ "type": "number", "minimum": 0 })),
+            "gop_frames": nullable(count()),
+            "gop_secs": nullable(json!({ "type": "number", "minimum": 0 })),
+            "snapshot": { "type": "string", "pattern": "^data:image/jpeg;base64,", "description": "the first key frame, decoded" },
+        },
+    })
+}
+
+/// `POST /api/v1/cameras/import`'s answer.
+pub(crate) fn import_response() -> Value {
+    json!({
+        "type": "object",
+        "required": ["created", "ids"],
+        "properties": { "created": count(), "ids": array(id()) },
     })
 }

@@ -5,6 +5,8 @@ mod dashboard;
 mod fake;
 mod login;
 mod schemas;
+mod scope;
+mod topology;
 mod trace;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, patch, post};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use xl_core::{CommunityId, Role};
+use xl_core::{CommunityId, Role, StationId};
 
 use crate::auth::{Caller, hash_password};
 use crate::backend::{AuditEntry, AuditQuery, User, UserRecord};
@@ -33,7 +33,7 @@ pub(crate) fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/users",
             Access::Admin,
-            "Add a user: {username, password, role, communities}",
+            "Add a user: {username, password, role, communities, stations}",
             post(add),
         )
         .body(schema::add_user_request)
@@ -43,7 +43,7 @@ pub(crate) fn routes() -> Vec<Route> {
             Method::PATCH,
             "/api/v1/users/{username}",
             Access::Admin,
-            "Change a user's role, communities, disabled flag or password",
+            "Change a user's role, communities, stations, disabled flag or password",
             patch(update),
         )
         .body(schema::update_user_request)
@@ -71,6 +71,7 @@ struct UserDto {
     username: String,
     role: Role,
     communities: Vec<CommunityId>,
+    stations: Vec<StationId>,
     disabled: bool,
     created_at: Timestamp,
 }
@@ -81,6 +82,7 @@ impl From<UserRecord> for UserDto {
             username: r.user.username,
             role: r.user.role,
             communities: r.user.communities,
+            stations: r.user.stations,
             disabled: r.disabled,
             created_at: r.created_at,
         }
@@ -115,13 +117,42 @@ pub fn check_username(u: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_scope(role: Role, communities: &[CommunityId]) -> Result<(), ApiError> {
+/// A user's scope: a property user needs communities; only duty and police users may be
+/// limited to stations (an admin sees everything, a property user is limited by communities).
+fn check_scope(
+    role: Role,
+    communities: &[CommunityId],
+    stations: &[StationId],
+) -> Result<(), ApiError> {
     if role == Role::Property && communities.is_empty() {
         return Err(ApiError::invalid(
             "a property user needs at least one community in `communities`",
         ));
     }
+    if !stations.is_empty() && matches!(role, Role::Admin | Role::Property) {
+        return Err(ApiError::invalid(format!(
+            "`stations`: only duty and police users may be limited to stations, not {role} \
+             users; send `\"stations\": []`"
+        )));
+    }
     Ok(())
+}
+
+/// Stations given in a request must exist in the running topology (one removed later leaves
+/// its users seeing none of its former communities: the scope fails closed). Duplicates are
+/// dropped, keeping the first.
+fn check_stations(state: &ApiState, stations: Vec<StationId>) -> Result<Vec<StationId>, ApiError> {
+    let topology = state.backend.topology_view();
+    let mut out: Vec<StationId> = Vec::with_capacity(stations.len());
+    for s in stations {
+        if !topology.stations.contains_key(&s) {
+            return Err(ApiError::invalid(format!("`stations`: no station \"{s}\"")));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -132,6 +163,8 @@ struct AddUser {
     role: Role,
     #[serde(default)]
     communities: Vec<CommunityId>,
+    #[serde(default)]
+    stations: Vec<StationId>,
 }
 
 fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -152,12 +185,14 @@ async fn add(
     let req: AddUser = json(&body)?;
     check_username(&req.username)?;
     check_password(&req.password)?;
-    check_scope(req.role, &req.communities)?;
+    check_scope(req.role, &req.communities, &req.stations)?;
+    let stations = check_stations(&state, req.stations)?;
     let record = UserRecord {
         user: User {
             username: req.username,
             role: req.role,
             communities: req.communities,
+            stations,
         },
         password_hash: hash(req.password).await?,
         disabled: false,
@@ -169,7 +204,11 @@ async fn add(
             &state,
             "user.add",
             Some(record.user.username.clone()),
-            serde_json::json!({ "role": record.user.role, "communities": record.user.communities }),
+            serde_json::json!({
+                "role": record.user.role,
+                "communities": record.user.communities,
+                "stations": record.user.stations,
+            }),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(UserDto::from(record))))
@@ -180,6 +219,7 @@ async fn add(
 struct UpdateUser {
     role: Option<Role>,
     communities: Option<Vec<CommunityId>>,
+    stations: Option<Vec<StationId>>,
     disabled: Option<bool>,
     password: Option<String>,
 }
@@ -206,6 +246,11 @@ async fn update(
         changed.insert("communities".into(), serde_json::json!(c));
         record.user.communities = c;
     }
+    if let Some(s) = req.stations {
+        let s = check_stations(&state, s)?;
+        changed.insert("stations".into(), serde_json::json!(s));
+        record.user.stations = s;
+    }
     if let Some(d) = req.disabled {
         record.disabled = d;
         changed.insert("disabled".into(), serde_json::json!(d));
@@ -217,10 +262,14 @@ async fn update(
     }
     if changed.is_empty() {
         return Err(ApiError::invalid(
-            "nothing to change: give `role`, `communities`, `disabled` or `password`",
+            "nothing to change: give `role`, `communities`, `stations`, `disabled` or `password`",
         ));
     }
-    check_scope(record.user.role, &record.user.communities)?;
+    check_scope(
+        record.user.role,
+        &record.user.communities,
+        &record.user.stations,
+    )?;
     state.backend.update_user(record.clone()).await?;
     if changed.contains_key("password") {
         // A new password ends the sessions opened with the old one (a stolen token too).

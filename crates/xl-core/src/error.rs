@@ -17,6 +17,16 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A peer or resource is temporarily unreachable; retry with backoff.
     Unavailable,
+    /// The request conflicts with the current state: a change made against a revision that
+    /// is no longer current, or the removal of something still referred to. Read again and
+    /// redo the change.
+    Conflict,
+    /// A change that must say which revision it was made against (HTTP `If-Match`) did not.
+    PreconditionRequired,
+    /// A device the hub was asked to reach for the caller (a camera being probed) could not
+    /// be reached or answered wrongly. Unlike [`ErrorKind::Unavailable`], the message is about
+    /// that device, says why, and is meant for the caller.
+    Upstream,
     /// A bug or an unexpected state in the hub itself.
     Internal,
 }

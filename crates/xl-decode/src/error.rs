@@ -25,6 +25,12 @@ pub enum DecodeError {
         path: String,
         source: ffmpeg_next::Error,
     },
+    /// A single key frame (a camera probe's) that does not decode to a picture.
+    #[error("the {codec} key frame does not decode: {source}")]
+    KeyFrame {
+        codec: String,
+        source: ffmpeg_next::Error,
+    },
 }
 
 impl DecodeError {
@@ -32,9 +38,9 @@ impl DecodeError {
         match self {
             DecodeError::Init(_) | DecodeError::NoDecoder { .. } => ErrorKind::Internal,
             DecodeError::Open { .. } | DecodeError::Read { .. } => ErrorKind::Unavailable,
-            DecodeError::NoVideo { .. } | DecodeError::OpenDecoder { .. } => {
-                ErrorKind::InvalidInput
-            }
+            DecodeError::NoVideo { .. }
+            | DecodeError::OpenDecoder { .. }
+            | DecodeError::KeyFrame { .. } => ErrorKind::InvalidInput,
         }
     }
 }

@@ -13,12 +13,14 @@ mod nal;
 mod pool;
 mod queue;
 mod scale;
+mod still;
 mod worker;
 
 pub use error::DecodeError;
 pub use file::{FileSource, Pacing, spawn_file_source};
 pub use nal::is_reference;
 pub use pool::{CameraInput, DecodeConfig, DecodePool};
+pub use still::decode_key_frame;
 
 /// Initialises FFmpeg once per process (idempotent) and quiets its logging to errors.
 pub fn init() -> Result<(), DecodeError> {

@@ -233,7 +233,7 @@ impl CameraDecoder {
     }
 }
 
-fn open_decoder(spec: StreamSpec) -> Result<ffmpeg_next::decoder::Video, DecodeError> {
+pub(crate) fn open_decoder(spec: StreamSpec) -> Result<ffmpeg_next::decoder::Video, DecodeError> {
     let mut ctx = match spec {
         StreamSpec::AnnexB(c) => {
             let id = match c {

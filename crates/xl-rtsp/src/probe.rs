@@ -2,10 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use retina::client::PlayOptions;
 use retina::codec::{CodecItem, ParametersRef};
 use serde::Serialize;
+use xl_core::camera::VideoCodec;
 
 use crate::camera::{describe_and_setup, with_timeout};
 use crate::{CameraSource, RtspError};
@@ -24,13 +26,22 @@ pub struct ProbeReport {
     pub fps: Option<f64>,
     /// Frames from one key frame to the next, when two were seen.
     pub gop_frames: Option<u32>,
+    /// Seconds from one key frame to the next (RTP timestamps), when two were seen.
+    pub gop_secs: Option<f64>,
     pub audio: Option<String>,
     pub frames_read: u32,
     /// The server's `a=tool` SDP attribute, when it sends one.
     pub server_tool: Option<String>,
+    /// The codec, typed (what `codec` names).
+    #[serde(skip)]
+    pub video_codec: VideoCodec,
+    /// The first key frame, Annex B with its parameter sets, for a snapshot.
+    #[serde(skip)]
+    pub key_frame: Option<Bytes>,
 }
 
-/// Reads the stream until two key frames have been seen (or `max_wait` passes).
+/// Reads the stream until two key frames have been seen or `max_wait` has passed since PLAY
+/// (then reports what it saw). A camera silent for the source's frame timeout is an error.
 pub async fn probe(source: &CameraSource, max_wait: Duration) -> Result<ProbeReport, RtspError> {
     let t = source.timeouts;
     let (session, stream_i, codec) = describe_and_setup(source).await?;
@@ -46,10 +57,15 @@ pub async fn probe(source: &CameraSource, max_wait: Duration) -> Result<ProbeRep
         .map_err(|e| RtspError::from_retina("PLAY", e))?;
     let started = Instant::now();
     let mut frames = 0u32;
-    let mut key_at: Vec<u32> = Vec::new();
+    let mut key_at: Vec<(u32, i64)> = Vec::new();
+    let mut key_frame = None;
     let (mut first_ts, mut last_ts) = (None, 0i64);
-    while key_at.len() < 2 && started.elapsed() < max_wait {
-        let item = match tokio::time::timeout(t.frame, demuxed.next()).await {
+    while key_at.len() < 2 {
+        let Some(left) = max_wait.checked_sub(started.elapsed()) else {
+            break;
+        };
+        let item = match tokio::time::timeout(t.frame.min(left), demuxed.next()).await {
+            Err(_) if left <= t.frame => break,
             Err(_) => {
                 return Err(RtspError::Timeout {
                     stage: "streaming",
@@ -61,13 +77,16 @@ pub async fn probe(source: &CameraSource, max_wait: Duration) -> Result<ProbeRep
             Ok(Some(Ok(item))) => item,
         };
         if let CodecItem::VideoFrame(f) = item {
-            if f.is_random_access_point() {
-                key_at.push(frames);
-            }
             let ts = f.timestamp().elapsed();
+            if f.is_random_access_point() {
+                key_at.push((frames, ts));
+            }
             first_ts.get_or_insert(ts);
             last_ts = ts;
             frames += 1;
+            if key_frame.is_none() && f.is_random_access_point() {
+                key_frame = Some(Bytes::from(f.into_data()));
+            }
         }
     }
     let (width, height, codec_profile) = match demuxed.streams()[stream_i].parameters() {
@@ -87,9 +106,12 @@ pub async fn probe(source: &CameraSource, max_wait: Duration) -> Result<ProbeRep
         width,
         height,
         fps,
-        gop_frames: (key_at.len() == 2).then(|| key_at[1] - key_at[0]),
+        gop_frames: (key_at.len() == 2).then(|| key_at[1].0 - key_at[0].0),
+        gop_secs: (key_at.len() == 2).then(|| (key_at[1].1 - key_at[0].1) as f64 / 90_000.0),
         audio,
         frames_read: frames,
         server_tool,
+        video_codec: codec,
+        key_frame,
     })
 }

@@ -67,6 +67,16 @@ pub enum StoreError {
         expected: u64,
         current: u64,
     },
+    /// Entries written together ([`crate::Store::create_entries`]) refused: each refusal
+    /// with the entry's position among them (from 0). Nothing was written.
+    #[error("{} of {total} entries refused, nothing stored; the first: entry {}: {}",
+        refused.len(),
+        refused.first().map_or(0, |(i, _)| i + 1),
+        refused.first().map_or(String::new(), |(_, e)| e.to_string()))]
+    Batch {
+        total: usize,
+        refused: Vec<(usize, StoreError)>,
+    },
     /// A change through the store's API of a topology entry the config file declares.
     #[error("{entry} is declared in the config file and read-only here; change it there")]
     ReadOnly { entry: String },
@@ -101,9 +111,12 @@ impl StoreError {
             | StoreError::Duplicate { .. }
             | StoreError::IllegalTransition { .. }
             | StoreError::Invalid(_)
-            | StoreError::Topology(_)
-            // A conflict (HTTP 409) once ErrorKind has one.
-            | StoreError::StaleRevision { .. } => ErrorKind::InvalidInput,
+            | StoreError::Batch { .. } => ErrorKind::InvalidInput,
+            // An entry still referred to can go once the referrer changes: a conflict with
+            // the current state, not bad input.
+            StoreError::Topology(TopologyError::InUse { .. }) => ErrorKind::Conflict,
+            StoreError::Topology(e) => e.kind(),
+            StoreError::StaleRevision { .. } => ErrorKind::Conflict,
             StoreError::ReadOnly { .. } => ErrorKind::PermissionDenied,
             StoreError::NotFound { .. } => ErrorKind::NotFound,
             StoreError::Connect { .. } | StoreError::ConnectTimeout { .. } => {

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use xl_core::{AlertId, CameraId, CommunityId, GateId, Role};
+use xl_core::{AlertId, CameraId, CommunityId, GateId, Role, StationId};
 
 use crate::gates::dup_or;
 use crate::sql::{Arg, Filter, Reader, db, json_text, ms};
@@ -64,6 +64,8 @@ pub struct UserRow {
     pub role: Role,
     /// The communities a property user sees (empty for the other roles).
     pub communities: Vec<CommunityId>,
+    /// The stations a duty or police user is limited to (empty: all).
+    pub stations: Vec<StationId>,
     pub disabled: bool,
     pub created_at: Timestamp,
 }
@@ -75,6 +77,7 @@ impl std::fmt::Debug for UserRow {
             .field("password_hash", &"***")
             .field("role", &self.role)
             .field("communities", &self.communities)
+            .field("stations", &self.stations)
             .field("disabled", &self.disabled)
             .field("created_at", &self.created_at)
             .finish()
@@ -211,12 +214,14 @@ fn user_row(row: &AnyRow, op: &'static str) -> Result<UserRow, StoreError> {
         password_hash: r.text("password_hash")?,
         role: r.parse("role")?,
         communities: r.json("communities")?,
+        stations: r.json("stations")?,
         disabled: r.bool("disabled")?,
         created_at: r.ts("created_at")?,
     })
 }
 
-const USER_COLS: &str = "username, password_hash, role, communities, disabled, created_at";
+const USER_COLS: &str =
+    "username, password_hash, role, communities, stations, disabled, created_at";
 
 impl Store {
     /// Stores a snapshot's metadata (a duplicate id fails).
@@ -356,13 +361,15 @@ impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), StoreError> {
         const OP: &str = "storing a user";
         sqlx::query(
-            "INSERT INTO users (username, password_hash, role, communities, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users \
+             (username, password_hash, role, communities, stations, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(u.username.clone())
         .bind(u.password_hash.clone())
         .bind(u.role.as_str())
         .bind(json_text(&u.communities))
+        .bind(json_text(&u.stations))
         .bind(i64::from(u.disabled))
         .bind(ms(u.created_at))
         .execute(&self.pool)
@@ -394,18 +401,19 @@ impl Store {
         rows.iter().map(|r| user_row(r, OP)).collect()
     }
 
-    /// Replaces a user's hash, role, communities and disabled flag (`created_at` is kept);
-    /// a missing user fails with `NotFound`.
+    /// Replaces a user's hash, role, communities, stations and disabled flag (`created_at` is
+    /// kept); a missing user fails with `NotFound`.
     pub async fn update_user(&self, u: &UserRow) -> Result<(), StoreError> {
         const OP: &str = "updating a user";
         let done = sqlx::query(
-            "UPDATE users SET password_hash = $2, role = $3, communities = $4, disabled = $5 \
-             WHERE username = $1",
+            "UPDATE users SET password_hash = $2, role = $3, communities = $4, stations = $5, \
+             disabled = $6 WHERE username = $1",
         )
         .bind(u.username.clone())
         .bind(u.password_hash.clone())
         .bind(u.role.as_str())
         .bind(json_text(&u.communities))
+        .bind(json_text(&u.stations))
         .bind(i64::from(u.disabled))
         .execute(&self.pool)
         .await

@@ -7,7 +7,8 @@
 //! - Writes, each one transaction holding the topology's write lock, with its audit entry
 //!   (before and after, secrets never in them: [`Entry`] serialises without them):
 //!   [`Store::create_entry`], [`Store::update_entry`], [`Store::set_entry_disabled`],
-//!   [`Store::delete_entry`], for every kind. Each checks the entry
+//!   [`Store::delete_entry`], for every kind, and [`Store::create_entries`] (an import: all
+//!   or nothing, every refusal listed). Each checks the entry
 //!   ([`Entry::validate`]) and the references of the topology it would make
 //!   ([`Topology::check_references`], [`Topology::check_remove`]), refuses entries the config
 //!   file declares ([`StoreError::ReadOnly`]) and a stale revision
@@ -166,6 +167,99 @@ impl Store {
         audit(&mut tx, OP, by, at, "create", &meta, None, Some(&entry)).await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(meta)
+    }
+
+    /// Adds many entries made through the API (a camera import) in one transaction: all or
+    /// nothing. Every entry is checked on its own, for an id already stored or given twice,
+    /// and for the references of the topology they make together with what is stored; when
+    /// any is refused, nothing is written and [`StoreError::Batch`] lists every refusal with
+    /// the entry's position in `entries`. One audit entry per entry, as
+    /// [`Store::create_entry`] writes.
+    pub async fn create_entries(
+        &self,
+        entries: Vec<Entry>,
+        by: &Author,
+        at: Timestamp,
+    ) -> Result<Vec<EntryMeta>, StoreError> {
+        const OP: &str = "creating topology entries";
+        let total = entries.len();
+        let mut refused: Vec<(usize, StoreError)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Err(err) = check_entry(e) {
+                refused.push((i, err));
+            }
+        }
+        let mut tx = self.begin_write(OP, &WRITE_TABLES).await?;
+        let mut stored = load(&mut tx, OP, true).await?;
+        let before = reference_errors(&stored.topology);
+        // Where each id of the batch is, for the reference errors, which name the entry.
+        let mut position: BTreeMap<EntryId, usize> = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if refused.iter().any(|(r, _)| *r == i) {
+                continue;
+            }
+            let id = e.id();
+            if stored.topology.contains(&id) && !position.contains_key(&id) {
+                refused.push((
+                    i,
+                    StoreError::Duplicate {
+                        what: id.kind().as_str(),
+                        id: id.as_str().to_owned(),
+                    },
+                ));
+                continue;
+            }
+            if let Some(first) = position.get(&id) {
+                refused.push((
+                    i,
+                    TopologyError::InvalidField {
+                        kind: id.kind(),
+                        id: id.as_str().to_owned(),
+                        field: "id".to_owned(),
+                        reason: format!("given twice (also entry {})", first + 1),
+                    }
+                    .into(),
+                ));
+                continue;
+            }
+            position.insert(id, i);
+            stored.topology.insert(e.clone());
+        }
+        for err in reference_errors(&stored.topology) {
+            if before.contains(&err) {
+                continue;
+            }
+            let (kind, id) = err.entry();
+            let at_entry = EntryId::parse(kind, id)
+                .ok()
+                .and_then(|id| position.get(&id).copied());
+            match at_entry {
+                Some(i) => refused.push((i, err.into())),
+                // Every new problem is about an entry of the batch; anything else is refused
+                // as a whole.
+                None => return Err(err.into()),
+            }
+        }
+        if !refused.is_empty() {
+            refused.sort_by_key(|(i, _)| *i);
+            tx.rollback().await.map_err(db(OP))?;
+            return Err(StoreError::Batch { total, refused });
+        }
+        let mut metas = Vec::with_capacity(total);
+        for entry in &entries {
+            let meta = EntryMeta {
+                origin: Origin::Store,
+                revision: 1,
+                created_at: at,
+                updated_at: at,
+                secret_set: entry.secret().is_some(),
+            };
+            write_row(&mut tx, OP, entry, &meta, Write::Insert).await?;
+            audit(&mut tx, OP, by, at, "create", &meta, None, Some(entry)).await?;
+            metas.push(meta);
+        }
+        tx.commit().await.map_err(db(OP))?;
+        Ok(metas)
     }
 
     /// Replaces an entry made through the API, if it is still at `expected_revision`; its

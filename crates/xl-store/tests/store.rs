@@ -9,7 +9,8 @@ use serde_json::json;
 use sqlx::Connection;
 use xl_core::alert::AlertAction;
 use xl_core::{
-    Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, ErrorKind, GateId, Role, Severity,
+    Alert, AlertId, AlertKind, AlertState, CameraId, CommunityId, ErrorKind, GateId, Role,
+    Severity, StationId,
 };
 use xl_store::{
     AlertFilter, AuditFilter, CameraRow, Change, Commit, GateEventFilter, GateRow, NewAudit,
@@ -978,6 +979,7 @@ async fn users_sessions_and_duplicates(db: &TestDb) {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         role: Role::Property,
         communities: vec![community("c1"), community("c2")],
+        stations: vec![],
         disabled: false,
         created_at: ts(T0),
     };
@@ -990,15 +992,20 @@ async fn users_sessions_and_duplicates(db: &TestDb) {
     assert!(!format!("{u:?}").contains("argon2"));
 
     let mut changed = u.clone();
-    changed.role = Role::Duty;
+    changed.role = Role::Police;
     changed.communities = vec![];
+    changed.stations = vec![
+        StationId::new("chengguan").unwrap(),
+        StationId::new("xincheng").unwrap(),
+    ];
     changed.disabled = true;
     changed.created_at = ts(T0 + 999); // not updated
     s.update_user(&changed).await.unwrap();
     let back = s.user("wang.li").await.unwrap().unwrap();
-    assert_eq!(back.role, Role::Duty);
+    assert_eq!(back.role, Role::Police);
     assert!(back.disabled);
     assert!(back.communities.is_empty());
+    assert_eq!(back.stations, changed.stations);
     assert_eq!(back.created_at, ts(T0));
     let mut ghost = u.clone();
     ghost.username = "ghost".to_owned();
@@ -1010,6 +1017,7 @@ async fn users_sessions_and_duplicates(db: &TestDb) {
         username: "admin".to_owned(),
         role: Role::Admin,
         communities: vec![],
+        stations: vec![],
         ..u.clone()
     };
     s.insert_user(&admin).await.unwrap();

@@ -26,6 +26,8 @@ both_backends!(
     changes_are_audited_with_before_and_after_and_no_secret,
     secrets_are_stored_but_absent_from_api_reads,
     the_database_refuses_broken_references_at_commit,
+    an_import_is_all_or_nothing_with_every_refusal_named,
+    an_import_writes_every_entry_with_its_audit_entry,
 );
 
 const CAMERA_PASSWORD: &str = "cam-pass-7f3a9c";
@@ -263,6 +265,7 @@ async fn a_stale_revision_is_refused(db: &TestDb) {
         "{err:?}"
     );
     assert!(err.to_string().contains("camera \"cam-east\""), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "HTTP 409");
     let err = s
         .set_entry_disabled(&id, true, 1, &admin(), ts(11))
         .await
@@ -583,7 +586,8 @@ async fn references_are_enforced_with_the_field_named(db: &TestDb) {
         panic!("{err:?}")
     };
     assert_eq!(user.kind(), Kind::Grid, "{err}");
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // A conflict with what is stored (HTTP 409), not bad input.
+    assert_eq!(err.kind(), ErrorKind::Conflict);
     let err = s
         .delete_entry(&cam_id("cam-east"), 1, &by, ts(14))
         .await
@@ -841,4 +845,106 @@ async fn the_database_refuses_broken_references_at_commit(db: &TestDb) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// The refusals of `create_entries`: each entry's position and what its error names.
+fn batch_refusals(err: StoreError) -> Vec<(usize, ErrorKind, String)> {
+    match err {
+        StoreError::Batch { refused, .. } => refused
+            .into_iter()
+            .map(|(i, e)| {
+                let what = match &e {
+                    StoreError::Topology(t) => t.field().unwrap_or("").to_owned(),
+                    StoreError::Duplicate { .. } => "duplicate".to_owned(),
+                    other => other.to_string(),
+                };
+                (i, e.kind(), what)
+            })
+            .collect(),
+        other => panic!("expected a batch refusal, got {other:?}"),
+    }
+}
+
+async fn an_import_is_all_or_nothing_with_every_refusal_named(db: &TestDb) {
+    let s = &db.store;
+    create_all(db, &sample()).await;
+    let before = s.topology_for_runtime().await.unwrap();
+    let audit_before = audit_log(db).await.len();
+    let mut bad_url = camera("imp-2", "xingfu");
+    bad_url.main = Some(StreamSource::Rtsp {
+        url: "http://10.0.0.9/x".into(),
+    });
+    let mut other_grid = camera("imp-4", "hexie");
+    other_grid.grid = Some(GridId::new("g3").unwrap());
+    let batch = vec![
+        Entry::Camera(camera("imp-1", "xingfu")),
+        Entry::Camera(bad_url),
+        // Already stored.
+        Entry::Camera(camera("cam-east", "xingfu")),
+        // A grid of another community (hexie is made by this batch too).
+        Entry::Camera(other_grid),
+        Entry::Community(community("hexie", None)),
+        // Given twice.
+        Entry::Camera(camera("imp-1", "xingfu")),
+        // No such community.
+        Entry::Camera(camera("imp-7", "nowhere")),
+    ];
+    let err = s.create_entries(batch, &admin(), ts(50)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("nothing stored"), "{err}");
+    assert_eq!(
+        batch_refusals(err),
+        [
+            (1, ErrorKind::InvalidInput, "main.url".to_owned()),
+            (2, ErrorKind::InvalidInput, "duplicate".to_owned()),
+            (3, ErrorKind::InvalidInput, "grid".to_owned()),
+            (5, ErrorKind::InvalidInput, "id".to_owned()),
+            (6, ErrorKind::InvalidInput, "community".to_owned()),
+        ]
+    );
+    assert_eq!(
+        s.topology_for_runtime().await.unwrap(),
+        before,
+        "nothing stored"
+    );
+    assert_eq!(audit_log(db).await.len(), audit_before, "nothing audited");
+}
+
+async fn an_import_writes_every_entry_with_its_audit_entry(db: &TestDb) {
+    let s = &db.store;
+    create_all(db, &sample()).await;
+    let audit_before = audit_log(db).await.len();
+    // A community and its cameras in one batch; the cameras may come first.
+    let batch: Vec<Entry> = (0..300)
+        .map(|i| Entry::Camera(camera(&format!("imp-{i:03}"), "hexie")))
+        .chain([Entry::Community(community("hexie", None))])
+        .collect();
+    let metas = s
+        .create_entries(batch.clone(), &admin(), ts(60))
+        .await
+        .unwrap();
+    assert_eq!(metas.len(), 301);
+    assert!(
+        metas
+            .iter()
+            .all(|m| m.revision == 1 && m.origin == Origin::Store && m.created_at == ts(60))
+    );
+    assert!(metas[0].secret_set && !metas[300].secret_set);
+    let stored = s.topology_for_runtime().await.unwrap();
+    for e in &batch {
+        assert_eq!(stored.topology.get(&e.id()).as_ref(), Some(e), "{}", e.id());
+    }
+    let audit = audit_log(db).await;
+    assert_eq!(audit.len(), audit_before + 301);
+    assert_eq!(audit[audit_before].action, "camera.create");
+    assert_eq!(audit[audit_before].target.as_deref(), Some("imp-000"));
+    assert!(
+        audit[audit_before..]
+            .iter()
+            .all(|a| !a.detail.to_string().contains(CAMERA_PASSWORD))
+    );
+    // The same batch again: every entry is taken, nothing changes.
+    let err = s.create_entries(batch, &admin(), ts(61)).await.unwrap_err();
+    assert_eq!(batch_refusals(err).len(), 301);
+    assert_eq!(audit_log(db).await.len(), audit_before + 301);
 }

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio::sync::watch;
 use xl_api::ApiError;
+use xl_api::RowError;
 use xl_api::backend::{
-    AlertQuery, AlertView, AuditEntry, AuditQuery, Backend, BoxFut, DurationFigures, EventQuery,
-    HistoryEntry, ResponseTimes, SessionRecord, SnapshotInfo, User, UserRecord,
+    AlertQuery, AlertView, AuditEntry, AuditQuery, Author as ApiAuthor, Backend, BoxFut,
+    DurationFigures, EventQuery, HistoryEntry, ProbeRequest, ProbeResult, ResponseTimes,
+    SessionRecord, SnapshotInfo, TopologyItem, User, UserRecord,
 };
+use xl_core::ErrorKind;
 use xl_core::alert::AlertAction;
+use xl_core::topology::{Entry, EntryId, EntryMeta, Kind};
 use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
+use xl_store::{Author, SecretUpdate};
 use xl_store::{Store, StoreError};
 
 use crate::alerts::Alerts;
@@ -35,6 +40,7 @@ fn user_record(u: xl_store::UserRow) -> UserRecord {
             username: u.username,
             role: u.role,
             communities: u.communities,
+            stations: u.stations,
         },
         password_hash: u.password_hash,
         disabled: u.disabled,
@@ -48,6 +54,7 @@ fn user_row(u: UserRecord) -> xl_store::UserRow {
         password_hash: u.password_hash,
         role: u.user.role,
         communities: u.user.communities,
+        stations: u.user.stations,
         disabled: u.disabled,
         created_at: u.created_at,
     }
@@ -365,6 +372,218 @@ impl Backend for StoreBackend {
                 })
                 .collect())
         })
+    }
+
+    fn topology_view(&self) -> Arc<xl_core::topology::Topology> {
+        self.topology.applied.borrow().clone()
+    }
+
+    fn topology(&self) -> BoxFut<'_, Vec<TopologyItem>> {
+        Box::pin(async move {
+            let stored = self.store.topology().await.map_err(api)?;
+            Ok(stored
+                .topology
+                .entries()
+                .into_iter()
+                .filter_map(|entry| {
+                    let meta = stored.meta.get(&entry.id())?.clone();
+                    Some(TopologyItem { entry, meta })
+                })
+                .collect())
+        })
+    }
+
+    fn topology_entry(&self, id: &EntryId) -> BoxFut<'_, Option<TopologyItem>> {
+        let id = id.clone();
+        Box::pin(async move {
+            let found = self.store.topology_entry(&id).await.map_err(api)?;
+            Ok(found.map(|(entry, meta)| TopologyItem { entry, meta }))
+        })
+    }
+
+    fn create_entry(&self, entry: Entry, by: ApiAuthor) -> BoxFut<'_, TopologyItem> {
+        Box::pin(async move {
+            let meta = self
+                .store
+                .create_entry(entry.clone(), &author(by), Timestamp::now())
+                .await
+                .map_err(topology_error)?;
+            self.topology.changed.notify_one();
+            Ok(shown(entry, meta))
+        })
+    }
+
+    fn create_entries(&self, entries: Vec<Entry>, by: ApiAuthor) -> BoxFut<'_, Vec<TopologyItem>> {
+        Box::pin(async move {
+            let metas = self
+                .store
+                .create_entries(entries.clone(), &author(by), Timestamp::now())
+                .await
+                .map_err(topology_error)?;
+            self.topology.changed.notify_one();
+            Ok(entries
+                .into_iter()
+                .zip(metas)
+                .map(|(entry, meta)| shown(entry, meta))
+                .collect())
+        })
+    }
+
+    fn update_entry(
+        &self,
+        entry: Entry,
+        expected_revision: u64,
+        by: ApiAuthor,
+    ) -> BoxFut<'_, TopologyItem> {
+        Box::pin(async move {
+            let meta = self
+                .store
+                .update_entry(
+                    entry.clone(),
+                    expected_revision,
+                    SecretUpdate::KeepUnlessGiven,
+                    &author(by),
+                    Timestamp::now(),
+                )
+                .await
+                .map_err(topology_error)?;
+            self.topology.changed.notify_one();
+            Ok(shown(entry, meta))
+        })
+    }
+
+    fn set_entry_disabled(
+        &self,
+        id: &EntryId,
+        disabled: bool,
+        expected_revision: u64,
+        by: ApiAuthor,
+    ) -> BoxFut<'_, TopologyItem> {
+        let id = id.clone();
+        Box::pin(async move {
+            self.store
+                .set_entry_disabled(
+                    &id,
+                    disabled,
+                    expected_revision,
+                    &author(by),
+                    Timestamp::now(),
+                )
+                .await
+                .map_err(topology_error)?;
+            self.topology.changed.notify_one();
+            // The entry as stored now (a change made since comes with its own revision, so
+            // the answer and its ETag agree).
+            let (entry, meta) = self
+                .store
+                .topology_entry(&id)
+                .await
+                .map_err(api)?
+                .ok_or_else(|| ApiError::not_found(format!("no {id}")))?;
+            Ok(TopologyItem { entry, meta })
+        })
+    }
+
+    fn delete_entry(&self, id: &EntryId, expected_revision: u64, by: ApiAuthor) -> BoxFut<'_, ()> {
+        let id = id.clone();
+        Box::pin(async move {
+            self.store
+                .delete_entry(&id, expected_revision, &author(by), Timestamp::now())
+                .await
+                .map_err(topology_error)?;
+            self.topology.changed.notify_one();
+            Ok(())
+        })
+    }
+
+    fn probe_camera(&self, request: ProbeRequest) -> BoxFut<'_, ProbeResult> {
+        Box::pin(async move {
+            let credentials = request.username.map(|username| xl_rtsp::Credentials {
+                username,
+                password: request
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose().to_owned())
+                    .unwrap_or_default(),
+            });
+            let source = crate::probe::source(
+                &request.url,
+                credentials,
+                xl_rtsp::TransportKind::Tcp,
+                crate::probe::API_LIMIT / 3,
+            )
+            .map_err(|e| ApiError::invalid(format!("{e:#}")).with_field("url"))?;
+            let Ok(_permit) = PROBES.try_acquire() else {
+                return Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "too many camera probes at once",
+                ));
+            };
+            let found = crate::probe::probe_bounded(&source).await.map_err(|e| {
+                tracing::info!(url = %source.url, error = %e, "camera probe failed");
+                ApiError::new(e.kind(), e.to_string())
+            })?;
+            let r = found.report;
+            Ok(ProbeResult {
+                codec: r.codec,
+                width: r.width,
+                height: r.height,
+                fps: r.fps,
+                gop_frames: r.gop_frames,
+                gop_secs: r.gop_secs,
+                snapshot_jpeg: found.snapshot.bytes,
+            })
+        })
+    }
+}
+
+/// Probes at once: each holds an RTSP session and, for a moment, a decoder.
+static PROBES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+fn author(by: ApiAuthor) -> Author {
+    Author {
+        actor: by.actor,
+        peer: by.peer,
+    }
+}
+
+/// An entry written as the API answers it: without its secret.
+fn shown(mut entry: Entry, meta: EntryMeta) -> TopologyItem {
+    entry.set_secret(None);
+    TopologyItem { entry, meta }
+}
+
+/// A topology write's refusal, naming the entry and the field (an id already taken is about
+/// `id`); an import's, each entry by its position from 1.
+fn topology_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Topology(e) => e.into(),
+        StoreError::Duplicate { what, id } => {
+            let err = ApiError::invalid(format!("{what} {id:?} already exists")).with_field("id");
+            match Kind::ALL.into_iter().find(|k| k.as_str() == what) {
+                Some(kind) => err.with_entry(kind, id),
+                None => err,
+            }
+        }
+        StoreError::Batch { total, refused } => {
+            let message = format!(
+                "{} of {total} entries refused; nothing was stored",
+                refused.len()
+            );
+            let rows = refused
+                .into_iter()
+                .map(|(i, e)| {
+                    let e = topology_error(e);
+                    RowError {
+                        row: i + 1,
+                        field: e.field().map(str::to_owned),
+                        message: e.message,
+                    }
+                })
+                .collect();
+            ApiError::invalid(message).with_rows(rows)
+        }
+        e => api(e),
     }
 }
 

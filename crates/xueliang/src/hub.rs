@@ -190,6 +190,7 @@ impl Hub {
             mqtt_task = Some(task);
         }
         let decode_threads = pool.threads();
+        let runtime_stats = Arc::new(runtime::RuntimeStats::default());
         let mut runtime = Runtime::new(runtime::Parts {
             store: store.clone(),
             pool,
@@ -200,6 +201,7 @@ impl Hub {
             alerts: Arc::clone(&alerts),
             rtsp: config.rtsp.clone(),
             applied: applied_tx,
+            stats: Arc::clone(&runtime_stats),
         });
         // The first pass before the API answers: cameras start and gates are known.
         runtime.reload().await?;
@@ -252,6 +254,7 @@ impl Hub {
                 extra_metrics: vision
                     .into_iter()
                     .map(|v| v as Arc<dyn xl_core::metrics::MetricsSource>)
+                    .chain([runtime_stats as Arc<dyn xl_core::metrics::MetricsSource>])
                     .collect(),
                 backend: Arc::new(StoreBackend {
                     store: hub.store.clone(),

@@ -11,6 +11,7 @@ pub mod gate_decode;
 pub mod gate_store;
 pub mod hub;
 pub mod logging;
+pub mod probe;
 pub mod runtime;
 pub mod topology;
 pub mod users;

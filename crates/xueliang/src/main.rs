@@ -157,6 +157,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Write a JPEG of the first key frame here.
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
     },
 }
 
@@ -285,7 +288,16 @@ fn main() -> ExitCode {
             transport,
             seconds,
             json,
-        } => probe(url, username, password_stdin, &transport, seconds, json),
+            snapshot,
+        } => probe(
+            url,
+            username,
+            password_stdin,
+            &transport,
+            seconds,
+            json,
+            snapshot,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -389,6 +401,7 @@ fn export(config: PathBuf, output: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn probe(
     url: String,
     username: Option<String>,
@@ -396,6 +409,7 @@ fn probe(
     transport: &str,
     seconds: u64,
     json: bool,
+    snapshot: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     xueliang::logging::init(&LogConfig {
         filter: "warn".into(),
@@ -414,15 +428,26 @@ fn probe(
         }
         None => None,
     };
-    let id = xl_core::CameraId::new("probe")?;
-    let mut source = xl_rtsp::CameraSource::new(id, &url, credentials)
-        .map_err(|e| anyhow::anyhow!("{:?} is not a URL: {e}", xl_rtsp::redact_url(&url)))?;
-    source.transport = match transport {
+    let transport = match transport {
         "tcp" => xl_rtsp::TransportKind::Tcp,
         "udp" => xl_rtsp::TransportKind::Udp,
         other => anyhow::bail!("--transport {other:?}: expected tcp or udp"),
     };
-    let report = runtime()?.block_on(xl_rtsp::probe(&source, Duration::from_secs(seconds)))?;
+    let source = xueliang::probe::source(
+        &url,
+        credentials,
+        transport,
+        xl_rtsp::Timeouts::default().request,
+    )?;
+    let found = runtime()?.block_on(xueliang::probe::probe(
+        &source,
+        Duration::from_secs(seconds),
+    ))?;
+    if let Some(path) = &snapshot {
+        std::fs::write(path, &found.snapshot.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let report = found.report;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -441,7 +466,12 @@ fn probe(
     );
     println!(
         "GOP:        {}",
-        or_unknown(report.gop_frames.map(|g| format!("{g} frames")))
+        or_unknown(
+            report
+                .gop_frames
+                .zip(report.gop_secs)
+                .map(|(g, s)| format!("{g} frames, {s:.2} s"))
+        )
     );
     println!("audio:      {}", report.audio.as_deref().unwrap_or("none"));
     println!("frames read: {}", report.frames_read);

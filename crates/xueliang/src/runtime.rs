@@ -13,7 +13,7 @@
 //! the next wake-up or within [`RETRY`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -125,6 +125,47 @@ impl xl_core::metrics::MetricsSource for LazyVision {
     }
 }
 
+/// What the runtime has applied, for `/metrics` (and the benchmark that times a change from the
+/// API's answer to its effect).
+#[derive(Default)]
+pub struct RuntimeStats {
+    /// Passes over the store's topology.
+    reloads: AtomicU64,
+    /// Entries added, changed or removed by those passes.
+    changes: AtomicU64,
+    /// Passes that could not read the store.
+    failures: AtomicU64,
+}
+
+impl xl_core::metrics::MetricsSource for RuntimeStats {
+    fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        for (name, help, v) in [
+            (
+                "xueliang_topology_reloads_total",
+                "Passes applying the store's topology to what runs.",
+                &self.reloads,
+            ),
+            (
+                "xueliang_topology_changes_applied_total",
+                "Stations, communities, grids, cameras and gates added, changed or removed while running.",
+                &self.changes,
+            ),
+            (
+                "xueliang_topology_reload_failures_total",
+                "Passes that could not read the topology from the store (retried).",
+                &self.failures,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
 /// A running camera: how to stop it.
 struct CameraHandle {
     /// The RTSP session's.
@@ -163,6 +204,7 @@ pub struct Parts {
     pub alerts: Arc<Alerts>,
     pub rtsp: RtspConfig,
     pub applied: watch::Sender<Arc<Topology>>,
+    pub stats: Arc<RuntimeStats>,
 }
 
 /// The running cameras and gates, and the topology they were started from.
@@ -185,12 +227,14 @@ impl Runtime {
     /// Reads the store's topology and applies what differs from what runs. A camera that
     /// cannot be started (a bad zone for the tracker) is logged and left out; the rest goes on.
     pub async fn reload(&mut self) -> anyhow::Result<()> {
-        let stored = self
-            .parts
-            .store
-            .topology_for_runtime()
-            .await
-            .context("cannot read the topology from the store")?;
+        let stats = Arc::clone(&self.parts.stats);
+        let stored = match self.parts.store.topology_for_runtime().await {
+            Ok(s) => s,
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e).context("cannot read the topology from the store");
+            }
+        };
         let full = stored.topology;
         let next = runnable(&full);
         let changes = Topology::diff(&self.running, &next);
@@ -248,6 +292,10 @@ impl Runtime {
         self.parts
             .applied
             .send_replace(Arc::new(full.without_secrets()));
+        stats.reloads.fetch_add(1, Ordering::Relaxed);
+        stats
+            .changes
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 

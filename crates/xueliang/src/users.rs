@@ -53,6 +53,9 @@ pub async fn add(
             password_hash: hash,
             role,
             communities,
+            // Station scope is set through the users API (it checks the stations against the
+            // running topology, which this command does not start).
+            stations: Vec::new(),
             disabled: false,
             created_at: jiff::Timestamp::now(),
         })
@@ -97,6 +100,7 @@ pub async fn ensure_admin(store: &Store, admin: &AdminConfig) -> anyhow::Result<
             password_hash: admin.password_hash.clone(),
             role: Role::Admin,
             communities: Vec::new(),
+            stations: Vec::new(),
             disabled: false,
             created_at: jiff::Timestamp::now(),
         })

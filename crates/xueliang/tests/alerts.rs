@@ -531,7 +531,7 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
             evidence: config.evidence.clone(),
             rings: None,
             snapshot_dir: data.join("snapshots"),
-            topology: xueliang::alerts::Topology::default(),
+            topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
             clocks: clocks.shared(),
         },
         xueliang::alerts::Sources {

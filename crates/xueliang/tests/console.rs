@@ -3,11 +3,14 @@
 //! payload is published to the real Mosquitto, the alert appears without a reload, it is opened
 //! (snapshot loaded) and acknowledged with a note. Screenshots go to
 //! `target/browser-artifacts/`. Needs `scripts/setup` (it runs `scripts/setup-browser`).
+//!
+//! Also the admin pages (`tests/browser/admin.test.mjs`): a camera added, tested, given a zone
+//! and raising person.intrusion while the hub runs; and the console's strings in both languages.
 
 use std::path::Path;
 use std::process::Command;
 
-use xl_core::{AlertKind, AlertState, CameraId, Role};
+use xl_core::{AlertKind, AlertState, CameraId, CommunityId, GateId, GridId, Role, StationId};
 use xl_store::AlertFilter;
 use xueliang::config::Config;
 use xueliang::hub::Hub;
@@ -132,4 +135,290 @@ async fn duty_sees_a_forced_door_live_in_the_console_and_acknowledges_it() {
     );
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The admin pages in the browser (`tests/browser/admin.test.mjs`) against the real hub and
+/// the real RTSP test server: an admin adds a camera whose sub stream shows people walking,
+/// tests the connection (codec, resolution and a preview from the stream), saves it, draws a
+/// zone over most of its frame with an all-week schedule and saves that; then, with no restart,
+/// the camera comes online on the camera wall and a person.intrusion alert of it appears in
+/// the live list. The store holds what the browser made. Needs `scripts/setup` (the browser,
+/// the test clips, the detection models).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
+    use xl_core::topology::StreamSource;
+    use xl_core::zone::{Day, ScheduleWindow};
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "tests/browser has no node_modules: run scripts/setup (scripts/setup-browser)"
+    );
+    // vtest.avi's people walking, as H.264 from a real RTSP server.
+    let server = tokio::task::spawn_blocking(|| {
+        let clip = xl_testkit::test_clip(xl_testkit::H264_720P)?;
+        xl_testkit::RtspServer::start(&[("walk", clip)])
+    })
+    .await
+    .unwrap()
+    .expect("the RTSP test server (scripts/setup installs gst-rtsp-server and the clips)");
+    let sub_url = server.url("walk");
+
+    let data = temp_dir("console-admin");
+    let community = format!("c{:x}", rand::random::<u32>());
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        data_dir = "{data}"
+        [detect]
+        workers = 1
+        rate = 4
+        [[stations]]
+        id = "chengguan"
+        name = "城关派出所"
+        [[communities]]
+        id = "{community}"
+        name = "幸福小区"
+        station = "chengguan"
+        [[cameras]]
+        id = "lobby-cam"
+        name = "大堂门口"
+        community = "{community}"
+        file = "{video}"
+        [cameras.detect]
+        enabled = false
+        "#,
+        data = data.display(),
+        video = vtest(),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let password = "admin-password-2026";
+    xueliang::users::add(&hub.store, "admin", password, Role::Admin, vec![], "test")
+        .await
+        .unwrap();
+
+    let camera = "walk-cam";
+    let artifacts = root.join("target/browser-artifacts/admin");
+    let url = format!("http://{}", hub.addr);
+    let test = root.join("tests/browser/admin.test.mjs");
+    let args = [
+        "--url",
+        url.as_str(),
+        "--user",
+        "admin",
+        "--camera-id",
+        camera,
+        "--camera-name",
+        "东门步道",
+        "--community",
+        community.as_str(),
+        "--sub-url",
+        sub_url.as_str(),
+        "--zone-id",
+        "yard",
+        "--config-camera",
+        "lobby-cam",
+    ]
+    .map(str::to_owned);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(test)
+            .args(args)
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .env("XL_CONSOLE_PASSWORD", password)
+            .output()
+            .expect("run node (scripts/setup installs it)")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "browser test failed: {stderr}\nRTSP server log:\n{}",
+        server.log_tail()
+    );
+
+    // What the browser made is in the store: the camera, its sub stream and its zone.
+    let stored = hub.store.topology().await.unwrap();
+    let cam = stored
+        .topology
+        .cameras
+        .get(&CameraId::new(camera).unwrap())
+        .expect("the camera the console added");
+    assert_eq!(cam.name, "东门步道");
+    assert_eq!(cam.community.as_str(), community);
+    assert_eq!(cam.sub, Some(StreamSource::Rtsp { url: sub_url }));
+    assert_eq!(cam.zones.len(), 1, "{:?}", cam.zones);
+    let zone = &cam.zones[0];
+    assert_eq!(zone.id.as_str(), "yard");
+    assert_eq!(zone.polygon.len(), 4);
+    assert!(xl_core::zone::polygon_area(&zone.polygon) > 0.8, "{zone:?}");
+    let midnight = jiff::civil::time(0, 0, 0, 0);
+    assert_eq!(
+        zone.schedule,
+        vec![ScheduleWindow {
+            days: vec![
+                Day::Mon,
+                Day::Tue,
+                Day::Wed,
+                Day::Thu,
+                Day::Fri,
+                Day::Sat,
+                Day::Sun
+            ],
+            start: midnight,
+            end: midnight,
+        }]
+    );
+    // And the alert the browser saw is the camera's, in that zone.
+    let alerts = hub
+        .store
+        .list_alerts(&AlertFilter {
+            kinds: Some(vec![AlertKind::PersonIntrusion]),
+            limit: 10,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.camera.as_ref().is_some_and(|c| c.as_str() == camera)
+                && a.zone.as_deref() == Some("yard")),
+        "{alerts:#?}"
+    );
+    hub.stop().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The other admin pages in the browser (`tests/browser/admin-pages.test.mjs`) against the
+/// real hub and its real API: a station, a community of it, a grid, a camera (write-only
+/// password), a gate watched by it (write-only push secret), a police user limited to the
+/// station and a property user, each made through its form; a rename, disable and enable; the
+/// API's refusals (a gate without push settings, a grid still in use, a stale edit, a CSV
+/// with a bad row) shown where they belong; a good CSV imported. The store holds the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_manages_the_topology_and_users_in_the_console() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "tests/browser has no node_modules: run scripts/setup (scripts/setup-browser)"
+    );
+    let data = temp_dir("console-pages");
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        data_dir = "{data}"
+        [detect]
+        enabled = false
+        [[communities]]
+        id = "xingfu"
+        name = "幸福小区"
+        "#,
+        data = data.display(),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let password = "admin-password-2026";
+    xueliang::users::add(&hub.store, "admin", password, Role::Admin, vec![], "test")
+        .await
+        .unwrap();
+    let artifacts = root.join("target/browser-artifacts/admin-pages");
+    let url = format!("http://{}", hub.addr);
+    let test = root.join("tests/browser/admin-pages.test.mjs");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(test)
+            .args(["--url", &url, "--user", "admin", "--prefix", "t"])
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .env("XL_CONSOLE_PASSWORD", password)
+            .output()
+            .expect("run node (scripts/setup installs it)")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "browser test failed: {stderr}");
+
+    // What the forms made is in the store, secrets included (they are write-only, not lost).
+    let stored = hub.store.topology_for_runtime().await.unwrap().topology;
+    let community = &stored.communities[&CommunityId::new("t-community").unwrap()];
+    assert_eq!(community.name, "安乐家园");
+    assert_eq!(
+        community.station.as_ref().map(|s| s.as_str()),
+        Some("t-station")
+    );
+    assert!(!stored.stations[&StationId::new("t-station").unwrap()].disabled);
+    assert_eq!(
+        stored.grids[&GridId::new("t-grid").unwrap()]
+            .community
+            .as_str(),
+        "t-community"
+    );
+    let camera = &stored.cameras[&CameraId::new("t-cam").unwrap()];
+    assert_eq!(camera.grid.as_ref().map(|g| g.as_str()), Some("t-grid"));
+    assert_eq!(camera.username.as_deref(), Some("viewer"));
+    assert_eq!(
+        camera.password.as_ref().map(|p| p.expose()),
+        Some("camera-secret-1")
+    );
+    assert!(!camera.detect.enabled);
+    assert!(camera.disabled, "disabled by the other admin, then left so");
+    let gate = &stored.gates[&GateId::new("t-gate").unwrap()];
+    assert_eq!(gate.camera.as_ref().map(|c| c.as_str()), Some("t-cam"));
+    assert_eq!(
+        gate.push_secret.as_ref().map(|p| p.expose()),
+        Some("gate-push-secret-0123456789")
+    );
+    assert_eq!(gate.offline_after_secs, 120);
+    assert!(
+        !stored
+            .gates
+            .contains_key(&GateId::new("t-gate-bad").unwrap())
+    );
+    for id in ["t-csv-1", "t-csv-2"] {
+        assert!(
+            stored.cameras.contains_key(&CameraId::new(id).unwrap()),
+            "{id}"
+        );
+    }
+    let police = hub.store.user("t-police").await.unwrap().expect("t-police");
+    assert_eq!(police.role, Role::Police);
+    assert_eq!(police.stations, vec![StationId::new("t-station").unwrap()]);
+    let property = hub
+        .store
+        .user("t-property")
+        .await
+        .unwrap()
+        .expect("t-property");
+    assert_eq!(
+        property.communities,
+        vec![CommunityId::new("t-community").unwrap()]
+    );
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Every string of the console is in both languages, and every key its files use exists
+/// (`tests/browser/i18n.test.mjs`; node only, no browser).
+#[test]
+fn console_strings_exist_in_both_languages() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/i18n.test.mjs"))
+        .output()
+        .expect("run node (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -203,3 +203,127 @@ async fn the_audit_log_pages_past_its_newest_ten_thousand_entries() {
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Station scope through the real hub: the topology from the config (two stations, a
+/// community each), a police user limited to one station made through the users API, who then
+/// logs in and lists cameras, gates and alerts of that station's community only; an unknown
+/// station is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_police_user_limited_to_a_station_sees_only_its_communities() {
+    const TOKEN: &str = "station-scope-token-0123456789";
+    let data = temp_dir("station-scope");
+    let n = rand::random::<u32>();
+    let (s1, s2) = (format!("s1-{n:x}"), format!("s2-{n:x}"));
+    let (c1, c2) = (format!("c1-{n:x}"), format!("c2-{n:x}"));
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\napi_token = \"{TOKEN}\"\n\
+         [detect]\nenabled = false\n\
+         [[stations]]\nid = \"{s1}\"\nname = \"城关派出所\"\n\
+         [[stations]]\nid = \"{s2}\"\nname = \"新城派出所\"\n\
+         [[communities]]\nid = \"{c1}\"\nname = \"幸福小区\"\nstation = \"{s1}\"\n\
+         [[communities]]\nid = \"{c2}\"\nname = \"和平小区\"\nstation = \"{s2}\"\n",
+        data.display()
+    );
+    for c in [&c1, &c2] {
+        // Nothing listens on port 9: the cameras stay offline and cost nothing. The gates take
+        // HTTP pushes from this host, to raise one alert in each community.
+        text.push_str(&format!(
+            "[[cameras]]\nid = \"{c}-cam\"\ncommunity = \"{c}\"\nnetwork = \"skynet\"\n\
+             url = \"rtsp://127.0.0.1:9/{c}\"\n\
+             [[gates]]\nid = \"{c}-door\"\ncommunity = \"{c}\"\nfirmware = \"hikvision-isapi\"\n\
+             push_allow_from = [\"127.0.0.1\"]\n"
+        ));
+    }
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let base = format!("http://{}", hub.addr);
+    let http = reqwest::Client::new();
+    for (serial, c) in [(1, &c1), (2, &c2)] {
+        let resp = http
+            .post(format!("{base}/gates/push/hikvision/{c}-door"))
+            .header("content-type", "application/json")
+            .body(common::forced_open(serial))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{c}");
+    }
+    let get = |path: &str, token: &str| {
+        let req = http.get(format!("{base}{path}")).bearer_auth(token);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Vec<serde_json::Value>>().await.unwrap()
+        }
+    };
+    // The communities the items are of (cameras going offline may raise alerts too).
+    let communities = |items: &[serde_json::Value]| {
+        let mut c: Vec<String> = items
+            .iter()
+            .map(|i| i["community"].as_str().unwrap().to_owned())
+            .collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while communities(&get("/api/v1/alerts", TOKEN).await) != [c1.clone(), c2.clone()] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an alert in each community"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let add = |body: serde_json::Value| {
+        http.post(format!("{base}/api/v1/users"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let password = "police-password-2026";
+    let resp = add(serde_json::json!({
+        "username": "police-s1", "password": password, "role": "police", "stations": [s1],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(created["stations"], serde_json::json!([s1]));
+    let resp = add(serde_json::json!({
+        "username": "police-x", "password": password, "role": "police", "stations": ["no-such-station"],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let refusal: serde_json::Value = resp.json().await.unwrap();
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`stations`"), "{message}");
+
+    let resp = login(&base, "police-s1", password).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["user"]["stations"], serde_json::json!([s1]));
+    let token = body["token"].as_str().unwrap().to_owned();
+    for path in ["/api/v1/cameras", "/api/v1/gates", "/api/v1/alerts"] {
+        assert_eq!(
+            communities(&get(path, &token).await),
+            std::slice::from_ref(&c1),
+            "{path}"
+        );
+        // The admin sees both.
+        assert_eq!(
+            communities(&get(path, TOKEN).await),
+            [c1.clone(), c2.clone()],
+            "{path}"
+        );
+    }
+    let other = http
+        .get(format!("{base}/api/v1/cameras/{c2}-cam"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

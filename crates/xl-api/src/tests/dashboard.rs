@@ -51,6 +51,7 @@ fn user(name: &str, role: Role, communities: &[&str], disabled: bool) -> UserRec
             username: name.into(),
             role,
             communities: communities.iter().map(|c| cid(c)).collect(),
+            stations: vec![],
         },
         password_hash: password_hash(),
         disabled,
@@ -1476,7 +1477,15 @@ async fn the_openapi_document_covers_every_route() {
         )
         .await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
-        assert!(r.status != StatusCode::NOT_FOUND, "{m} {p}: {}", r.body);
+        // A handler's "not found" (a topology entry this world lacks) is the API's JSON
+        // error; routing's is not.
+        let handled =
+            r.body.contains("\"code\":\"not_found\"") && p.starts_with("/api/v1/topology/");
+        assert!(
+            r.status != StatusCode::NOT_FOUND || handled,
+            "{m} {p}: {}",
+            r.body
+        );
     }
     // ...and the check can fail: an undocumented method is refused.
     let r = call(

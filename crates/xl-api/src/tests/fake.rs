@@ -10,8 +10,10 @@ use tokio::sync::watch;
 use xl_core::alert::{AlertAction, By};
 use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
 
-use crate::ApiError;
+use xl_core::topology::{Entry, EntryId, EntryMeta, Origin, Topology};
+
 use crate::backend::*;
+use crate::{ApiError, RowError};
 
 #[derive(Default)]
 pub(crate) struct Data {
@@ -24,6 +26,12 @@ pub(crate) struct Data {
     pub gate_events: Vec<Value>,
     pub vision_events: Vec<Value>,
     pub times: Vec<ResponseTimes>,
+    /// What `topology_view` answers: the stations of communities, for station scope.
+    pub topology: xl_core::topology::Topology,
+    /// The topology's store (`topology`, `create_entry`...): entries with their secrets.
+    pub stored: Vec<TopologyItem>,
+    /// Every probe asked for.
+    pub probes: Vec<ProbeRequest>,
 }
 
 pub(crate) struct Fake {
@@ -327,5 +335,196 @@ impl Backend for Fake {
 
     fn vision_events(&self, q: EventQuery) -> BoxFut<'_, Vec<Value>> {
         ready(Ok(events(&self.lock().vision_events, &q, "at")))
+    }
+
+    fn topology_view(&self) -> std::sync::Arc<xl_core::topology::Topology> {
+        std::sync::Arc::new(self.lock().topology.clone())
+    }
+
+    // The topology's store, as `xl_store` behaves where the API's tests look: revisions,
+    // read-only config entries, secrets kept unless given and never read back, an entry in
+    // use refused. References between entries are the store's tests' business.
+    fn topology(&self) -> BoxFut<'_, Vec<TopologyItem>> {
+        let mut items: Vec<TopologyItem> = self.lock().stored.iter().map(without_secret).collect();
+        items.sort_by_key(|i| i.entry.id());
+        ready(Ok(items))
+    }
+
+    fn topology_entry(&self, id: &EntryId) -> BoxFut<'_, Option<TopologyItem>> {
+        let found = self
+            .lock()
+            .stored
+            .iter()
+            .find(|i| &i.entry.id() == id)
+            .map(without_secret);
+        ready(Ok(found))
+    }
+
+    fn create_entry(&self, entry: Entry, _by: Author) -> BoxFut<'_, TopologyItem> {
+        ready(self.create(entry).map(|i| without_secret(&i)))
+    }
+
+    fn create_entries(&self, entries: Vec<Entry>, _by: Author) -> BoxFut<'_, Vec<TopologyItem>> {
+        let mut d = self.lock();
+        let mut taken: std::collections::HashSet<EntryId> =
+            d.stored.iter().map(|i| i.entry.id()).collect();
+        let mut rows = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Err(err) = e.validate() {
+                rows.push(RowError {
+                    row: i + 1,
+                    field: err.field().map(str::to_owned),
+                    message: err.to_string(),
+                });
+            }
+            if !taken.insert(e.id()) {
+                rows.push(RowError {
+                    row: i + 1,
+                    field: Some("id".into()),
+                    message: format!("{} already exists", e.id()),
+                });
+            }
+        }
+        if !rows.is_empty() {
+            return ready(Err(ApiError::invalid("refused").with_rows(rows)));
+        }
+        let at = Timestamp::now();
+        let mut created = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let item = TopologyItem {
+                meta: EntryMeta {
+                    origin: Origin::Store,
+                    revision: 1,
+                    created_at: at,
+                    updated_at: at,
+                    secret_set: entry.secret().is_some(),
+                },
+                entry,
+            };
+            created.push(without_secret(&item));
+            d.stored.push(item);
+        }
+        ready(Ok(created))
+    }
+
+    fn update_entry(&self, entry: Entry, expected: u64, _by: Author) -> BoxFut<'_, TopologyItem> {
+        let id = entry.id();
+        ready(self.change(&id, expected, |old| {
+            let mut new = entry;
+            if new.secret().is_none() {
+                new.set_secret(old.secret().cloned());
+            }
+            *old = new;
+        }))
+    }
+
+    fn set_entry_disabled(
+        &self,
+        id: &EntryId,
+        disabled: bool,
+        expected: u64,
+        _by: Author,
+    ) -> BoxFut<'_, TopologyItem> {
+        ready(self.change(id, expected, |e| e.set_disabled(disabled)))
+    }
+
+    fn delete_entry(&self, id: &EntryId, expected: u64, _by: Author) -> BoxFut<'_, ()> {
+        let r = self.writable(id, expected).and_then(|_| {
+            let mut d = self.lock();
+            let all = Topology::from_entries(d.stored.iter().map(|i| i.entry.clone()));
+            all.check_remove(id).map_err(ApiError::from)?;
+            d.stored.retain(|i| &i.entry.id() != id);
+            Ok(())
+        });
+        ready(r)
+    }
+
+    fn probe_camera(&self, request: ProbeRequest) -> BoxFut<'_, ProbeResult> {
+        let unreachable = request.url.contains("unreachable");
+        self.lock().probes.push(request);
+        if unreachable {
+            return ready(Err(ApiError::new(
+                xl_core::ErrorKind::Upstream,
+                "DESCRIBE failed: Connection refused",
+            )));
+        }
+        ready(Ok(ProbeResult {
+            codec: "h264".into(),
+            width: 640,
+            height: 360,
+            fps: Some(10.0),
+            gop_frames: Some(20),
+            gop_secs: Some(2.0),
+            snapshot_jpeg: vec![0xff, 0xd8, 0xff, 0xd9],
+        }))
+    }
+}
+
+fn without_secret(item: &TopologyItem) -> TopologyItem {
+    let mut item = item.clone();
+    item.entry.set_secret(None);
+    item
+}
+
+impl Fake {
+    fn create(&self, entry: Entry) -> Result<TopologyItem, ApiError> {
+        entry.validate()?;
+        let mut d = self.lock();
+        if d.stored.iter().any(|i| i.entry.id() == entry.id()) {
+            return Err(
+                ApiError::invalid(format!("{} already exists", entry.id())).with_field("id")
+            );
+        }
+        let at = Timestamp::now();
+        let item = TopologyItem {
+            meta: EntryMeta {
+                origin: Origin::Store,
+                revision: 1,
+                created_at: at,
+                updated_at: at,
+                secret_set: entry.secret().is_some(),
+            },
+            entry,
+        };
+        d.stored.push(item.clone());
+        Ok(item)
+    }
+
+    fn writable(&self, id: &EntryId, expected: u64) -> Result<(), ApiError> {
+        let d = self.lock();
+        let Some(item) = d.stored.iter().find(|i| &i.entry.id() == id) else {
+            return Err(ApiError::not_found(format!("no {id}")));
+        };
+        if item.meta.origin == Origin::Config {
+            return Err(ApiError::new(
+                xl_core::ErrorKind::PermissionDenied,
+                format!("{id} is declared in the config file and read-only here"),
+            ));
+        }
+        if item.meta.revision != expected {
+            return Err(ApiError::new(
+                xl_core::ErrorKind::Conflict,
+                format!("{id} is at revision {}", item.meta.revision),
+            ));
+        }
+        Ok(())
+    }
+
+    fn change(
+        &self,
+        id: &EntryId,
+        expected: u64,
+        f: impl FnOnce(&mut Entry),
+    ) -> Result<TopologyItem, ApiError> {
+        self.writable(id, expected)?;
+        let mut d = self.lock();
+        let Some(item) = d.stored.iter_mut().find(|i| &i.entry.id() == id) else {
+            return Err(ApiError::not_found(format!("no {id}")));
+        };
+        f(&mut item.entry);
+        item.entry.validate()?;
+        item.meta.revision += 1;
+        item.meta.secret_set = item.entry.secret().is_some();
+        Ok(without_secret(item))
     }
 }

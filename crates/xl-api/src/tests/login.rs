@@ -34,6 +34,7 @@ fn user(name: &str, role: Role) -> UserRecord {
             username: name.into(),
             role,
             communities: vec![],
+            stations: vec![],
         },
         password_hash: password_hash(),
         disabled: false,

@@ -254,6 +254,7 @@ fn world() -> ApiState {
             username: name.into(),
             role,
             communities: vec![],
+            stations: vec![],
         },
         password_hash: hash_password(PASSWORD).unwrap(),
         disabled: false,
@@ -267,6 +268,19 @@ fn world() -> ApiState {
             history: vec![],
             snapshots: vec![],
         }],
+        topology: {
+            // One station, for the users' `stations`.
+            let mut t = xl_core::topology::Topology::default();
+            let id = xl_core::StationId::new("chengguan").unwrap();
+            let name = "城关派出所".to_owned();
+            let station = xl_core::topology::Station {
+                id: id.clone(),
+                name,
+                disabled: false,
+            };
+            t.stations.insert(id, station);
+            t
+        },
         ..Data::default()
     };
     ApiState {
@@ -385,6 +399,9 @@ async fn add_user_schema_matches_the_handler() {
             json!({"username": "p1", "password": "0123456789", "role": "property", "communities": ["xingfu"]}),
             json!({"username": "a2", "password": "0123456789", "role": "admin", "communities": []}),
             json!({"username": "police-2", "password": "0123456789", "role": "police"}),
+            json!({"username": "police-3", "password": "0123456789", "role": "police", "stations": ["chengguan"]}),
+            json!({"username": "duty-3", "password": "0123456789", "role": "duty", "stations": []}),
+            json!({"username": "a3", "password": "0123456789", "role": "admin", "stations": []}),
         ],
         &[
             json!({}),
@@ -401,6 +418,10 @@ async fn add_user_schema_matches_the_handler() {
             json!({"username": "u6", "password": "0123456789", "role": "duty", "communities": ["bad id"]}),
             json!({"username": "u7", "password": "0123456789", "role": "duty", "disabled": false}),
             json!({"username": "u8", "password": "0123456789"}),
+            json!({"username": "u9", "password": "0123456789", "role": "admin", "stations": ["chengguan"]}),
+            json!({"username": "u10", "password": "0123456789", "role": "property", "communities": ["xingfu"], "stations": ["chengguan"]}),
+            json!({"username": "u11", "password": "0123456789", "role": "duty", "stations": ["bad id"]}),
+            json!({"username": "u12", "password": "0123456789", "role": "duty", "stations": "chengguan"}),
         ],
         false,
     )
@@ -418,6 +439,9 @@ async fn update_user_schema_matches_the_handler() {
             json!({"role": "police"}),
             json!({"communities": []}),
             json!({"password": "0123456789"}),
+            // In order, on one user: a property user may not keep stations.
+            json!({"stations": ["chengguan"]}),
+            json!({"stations": []}),
             json!({"role": "property", "communities": ["xingfu"]}),
         ],
         &[
@@ -426,6 +450,7 @@ async fn update_user_schema_matches_the_handler() {
             json!({"disabled": "yes"}),
             json!({"password": "short"}),
             json!({"communities": ["bad id"]}),
+            json!({"stations": ["bad id"]}),
             json!({"username": "other"}),
         ],
         false,
