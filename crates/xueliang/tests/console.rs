@@ -7,7 +7,7 @@
 //! Also the admin pages (`tests/browser/admin.test.mjs`): a camera added, tested, given a zone
 //! and raising person.intrusion while the hub runs; and the console's strings in both languages.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use xl_core::{AlertKind, AlertState, CameraId, CommunityId, GateId, GridId, Role, StationId};
@@ -18,15 +18,52 @@ use xueliang::hub::Hub;
 mod common;
 use common::{broker, forced_open, temp_dir, vtest};
 
+/// The repository root, once the browser test's packages are known to be installed.
+fn browser_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "tests/browser has no node_modules: run scripts/setup (scripts/setup-browser)"
+    );
+    root
+}
+
+/// Runs `tests/browser/{script}` against the hub at `url` with `args`, logged in as `user`
+/// with `password`, screenshots under `target/browser-artifacts/{artifacts}`. Prints its
+/// output; returns whether it passed and its stderr.
+async fn run_browser(
+    root: &Path,
+    script: &str,
+    url: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    artifacts: &str,
+) -> (bool, String) {
+    let mut command = Command::new("node");
+    command
+        .arg(root.join("tests/browser").join(script))
+        .args(["--url", url, "--user", user])
+        .args(args)
+        .arg("--artifacts")
+        .arg(root.join("target/browser-artifacts").join(artifacts))
+        .env("XL_CONSOLE_PASSWORD", password);
+    let out = tokio::task::spawn_blocking(move || {
+        command
+            .output()
+            .expect("run node (scripts/setup installs it)")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    (out.status.success(), stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duty_sees_a_forced_door_live_in_the_console_and_acknowledges_it() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let browser = root.join("tests/browser");
-    assert!(
-        browser.join("node_modules/playwright-core").is_dir(),
-        "{} has no node_modules: run scripts/setup (scripts/setup-browser)",
-        browser.display()
-    );
+    let root = browser_root();
     let data = temp_dir("console");
     let prefix = format!("xl-console-{:x}", rand::random::<u32>());
     let community = format!("c{:x}", rand::random::<u32>());
@@ -91,24 +128,18 @@ async fn duty_sees_a_forced_door_live_in_the_console_and_acknowledges_it() {
         "mosquitto_pub -h {host} -p {port} -q 1 -t {prefix}/lobby/event -f {}",
         payload.display()
     );
-    let artifacts = root.join("target/browser-artifacts");
     let url = format!("http://{}", hub.addr);
-    let test = root.join("tests/browser/console.test.mjs");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(test)
-            .args(["--url", &url, "--user", "duty", "--publish-cmd", &publish])
-            .arg("--artifacts")
-            .arg(&artifacts)
-            .env("XL_CONSOLE_PASSWORD", password)
-            .output()
-            .expect("run node (scripts/setup installs it)")
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
-    assert!(out.status.success(), "browser test failed: {stderr}");
+    let (passed, stderr) = run_browser(
+        &root,
+        "console.test.mjs",
+        &url,
+        "duty",
+        password,
+        &["--publish-cmd", &publish],
+        "",
+    )
+    .await;
+    assert!(passed, "browser test failed: {stderr}");
 
     // What the browser did is in the store: the alert acknowledged by duty, with the note.
     let alerts = hub
@@ -149,12 +180,7 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
     use xl_core::topology::StreamSource;
     use xl_core::zone::{Day, ScheduleWindow};
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .is_dir(),
-        "tests/browser has no node_modules: run scripts/setup (scripts/setup-browser)"
-    );
+    let root = browser_root();
     // vtest.avi's people walking, as H.264 from a real RTSP server.
     let server = tokio::task::spawn_blocking(|| {
         let clip = xl_testkit::test_clip(xl_testkit::H264_720P)?;
@@ -200,14 +226,8 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
         .unwrap();
 
     let camera = "walk-cam";
-    let artifacts = root.join("target/browser-artifacts/admin");
     let url = format!("http://{}", hub.addr);
-    let test = root.join("tests/browser/admin.test.mjs");
     let args = [
-        "--url",
-        url.as_str(),
-        "--user",
-        "admin",
         "--camera-id",
         camera,
         "--camera-name",
@@ -220,24 +240,19 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
         "yard",
         "--config-camera",
         "lobby-cam",
-    ]
-    .map(str::to_owned);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(test)
-            .args(args)
-            .arg("--artifacts")
-            .arg(&artifacts)
-            .env("XL_CONSOLE_PASSWORD", password)
-            .output()
-            .expect("run node (scripts/setup installs it)")
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    ];
+    let (passed, stderr) = run_browser(
+        &root,
+        "admin.test.mjs",
+        &url,
+        "admin",
+        password,
+        &args,
+        "admin",
+    )
+    .await;
     assert!(
-        out.status.success(),
+        passed,
         "browser test failed: {stderr}\nRTSP server log:\n{}",
         server.log_tail()
     );
@@ -304,12 +319,7 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
 /// with a bad row) shown where they belong; a good CSV imported. The store holds the result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_manages_the_topology_and_users_in_the_console() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .is_dir(),
-        "tests/browser has no node_modules: run scripts/setup (scripts/setup-browser)"
-    );
+    let root = browser_root();
     let data = temp_dir("console-pages");
     let text = format!(
         r#"
@@ -329,24 +339,18 @@ async fn admin_manages_the_topology_and_users_in_the_console() {
     xueliang::users::add(&hub.store, "admin", password, Role::Admin, vec![], "test")
         .await
         .unwrap();
-    let artifacts = root.join("target/browser-artifacts/admin-pages");
     let url = format!("http://{}", hub.addr);
-    let test = root.join("tests/browser/admin-pages.test.mjs");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(test)
-            .args(["--url", &url, "--user", "admin", "--prefix", "t"])
-            .arg("--artifacts")
-            .arg(&artifacts)
-            .env("XL_CONSOLE_PASSWORD", password)
-            .output()
-            .expect("run node (scripts/setup installs it)")
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
-    assert!(out.status.success(), "browser test failed: {stderr}");
+    let (passed, stderr) = run_browser(
+        &root,
+        "admin-pages.test.mjs",
+        &url,
+        "admin",
+        password,
+        &["--prefix", "t"],
+        "admin-pages",
+    )
+    .await;
+    assert!(passed, "browser test failed: {stderr}");
 
     // What the forms made is in the store, secrets included (they are write-only, not lost).
     let stored = hub.store.topology_for_runtime().await.unwrap().topology;

@@ -87,6 +87,16 @@ fn id(s: &str) -> CameraId {
     CameraId::new(s).unwrap()
 }
 
+/// The revision a write names, as the API reads it first.
+async fn revision_of(store: &xl_store::Store, camera: &str) -> u64 {
+    let (_, meta) = store
+        .topology_entry(&EntryId::Camera(id(camera)))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.revision
+}
+
 fn stats(hub: &Hub, camera: &str) -> Option<Arc<CameraStats>> {
     hub.cameras.get(&id(camera)).map(|(_, s)| s)
 }
@@ -209,15 +219,11 @@ async fn one_camera_added_edited_and_removed_among_32_leaves_the_other_29_stream
         .await
         .unwrap();
     hub.topology.changed.notify_one();
-    let (_, meta) = store
-        .topology_entry(&EntryId::Camera(id("edit-me")))
-        .await
-        .unwrap()
-        .unwrap();
+    let revision = revision_of(store, "edit-me").await;
     store
         .update_entry(
             Entry::Camera(camera("edit-me", &server.url("hd"))),
-            meta.revision,
+            revision,
             xl_store::SecretUpdate::KeepUnlessGiven,
             &admin(),
             at,
@@ -225,18 +231,9 @@ async fn one_camera_added_edited_and_removed_among_32_leaves_the_other_29_stream
         .await
         .unwrap();
     hub.topology.changed.notify_one();
-    let (_, meta) = store
-        .topology_entry(&EntryId::Camera(id("remove-me")))
-        .await
-        .unwrap()
-        .unwrap();
+    let revision = revision_of(store, "remove-me").await;
     store
-        .delete_entry(
-            &EntryId::Camera(id("remove-me")),
-            meta.revision,
-            &admin(),
-            at,
-        )
+        .delete_entry(&EntryId::Camera(id("remove-me")), revision, &admin(), at)
         .await
         .unwrap();
     hub.topology.changed.notify_one();
@@ -359,13 +356,9 @@ async fn a_removed_cameras_open_alert_is_resolved_and_a_disabled_camera_stops_un
     };
     assert_eq!(alert.state, AlertState::Open);
 
-    let (_, meta) = store
-        .topology_entry(&EntryId::Camera(id("dead")))
-        .await
-        .unwrap()
-        .unwrap();
+    let revision = revision_of(store, "dead").await;
     store
-        .delete_entry(&EntryId::Camera(id("dead")), meta.revision, &admin(), at)
+        .delete_entry(&EntryId::Camera(id("dead")), revision, &admin(), at)
         .await
         .unwrap();
     hub.topology.changed.notify_one();
@@ -400,9 +393,8 @@ async fn a_removed_cameras_open_alert_is_resolved_and_a_disabled_camera_stops_un
     )
     .await;
     let live = EntryId::Camera(id("live"));
-    let (_, meta) = store.topology_entry(&live).await.unwrap().unwrap();
     let meta = store
-        .set_entry_disabled(&live, true, meta.revision, &admin(), at)
+        .set_entry_disabled(&live, true, revision_of(store, "live").await, &admin(), at)
         .await
         .unwrap();
     hub.topology.changed.notify_one();
