@@ -21,6 +21,7 @@
 //   --community ID         the community to pick for it (it must exist)            [required]
 //   --sub-url URL          its sub stream, an rtsp:// URL where people walk        [required]
 //   --zone-id ID           the zone to draw                                  (default: yard)
+//   --zone-name NAME       its display name, which the alert then shows          (default: none)
 //   --config-camera ID     a camera the config file declares: its row must say "from config"
 //                          and offer no delete
 //   --artifacts DIR        screenshots (01-login.png ... 07-alert.png), the page's console.log,
@@ -50,6 +51,7 @@ try {
       community: { type: "string" },
       "sub-url": { type: "string" },
       "zone-id": { type: "string", default: "yard" },
+      "zone-name": { type: "string" },
       "config-camera": { type: "string" },
       artifacts: { type: "string", default: "artifacts" },
       chromium: { type: "string" },
@@ -81,6 +83,7 @@ const timeout = Math.max(1, Number(opts.timeout) || 20) * 1000;
 const liveTimeout = Math.max(1, Number(opts["live-timeout"]) || 60) * 1000;
 const cameraId = opts["camera-id"];
 const zoneId = opts["zone-id"];
+const zoneName = opts["zone-name"];
 
 const exitCode = await runInBrowser(
   {
@@ -169,7 +172,20 @@ const exitCode = await runInBrowser(
       fail(`the zone has ${await canvas.getAttribute("data-points")} corners, closed: ${await canvas.getAttribute("data-closed")}`);
     }
     await page.getByTestId("zone-id").fill(zoneId);
+    if (zoneName) await page.getByTestId("zone-name").fill(` ${zoneName} `);
     await page.getByTestId("zone-all-week").click();
+    // Times are 24-hour text, whatever the browser's locale; a bad one is marked, "0:00" is
+    // written back as "00:00" (the all-week range stays what it was).
+    const start = page.locator('[data-testid="zone-schedule"] [data-testid="zone-start"]').first();
+    if ((await start.getAttribute("type")) !== "text") fail(`the schedule's time input is ${await start.getAttribute("type")}`);
+    if ((await start.inputValue()) !== "00:00") fail(`the all-week range starts at ${await start.inputValue()}`);
+    await start.fill("24:00");
+    if ((await start.getAttribute("aria-invalid")) !== "true") fail("24:00 is taken for a time");
+    await start.fill("0:00");
+    await start.press("Tab");
+    if ((await start.inputValue()) !== "00:00" || (await start.getAttribute("aria-invalid")) !== "false") {
+      fail(`"0:00" reads ${await start.inputValue()} (invalid: ${await start.getAttribute("aria-invalid")})`);
+    }
     await ctx.shot("04-zone.png");
 
     ctx.step = "save the zones";
@@ -181,6 +197,10 @@ const exitCode = await runInBrowser(
     if (!zoneSaved) fail(`saving the zone was refused: ${await page.getByTestId("zone-error").textContent()}`);
     const summary = await page.locator(`[data-testid="zone-row"][data-zone-id="${zoneId}"]`).textContent();
     ctx.log(`zone saved: ${summary}`);
+    if (zoneName) {
+      const shown = await page.locator(`[data-testid="zone-row"][data-zone-id="${zoneId}"] [data-testid="zone-row-name"]`).textContent();
+      if (shown !== zoneName) fail(`the saved zone's name reads "${shown}", not "${zoneName}" (trimmed)`);
+    }
 
     ctx.step = `wait for ${cameraId} online on the camera wall (no restart, no reload)`;
     await page.getByTestId("tab-cameras").click();
@@ -203,6 +223,7 @@ const exitCode = await runInBrowser(
     if (!(await page.evaluate(() => window.__xlNoReload === true))) fail("the page reloaded");
     const where = await alertRow.locator(".row-sub").textContent();
     if (!where.includes(opts["camera-name"])) fail(`the alert row names the camera as "${where}", not by its name`);
+    if (zoneName && !where.includes(zoneName)) fail(`the alert row names the zone as "${where}", not by its name`);
     await ctx.shot("06-alert-live.png");
 
     ctx.step = "open the alert";
@@ -210,6 +231,7 @@ const exitCode = await runInBrowser(
     await page.getByTestId("alert-title").waitFor({ state: "visible" });
     const facts = await page.getByTestId("alert-facts").textContent();
     if (!facts.includes(opts["camera-name"]) || !facts.includes(zoneId)) fail(`the alert's facts lack the camera's name or the zone: ${facts}`);
+    if (zoneName && !facts.includes(`${zoneName} (${zoneId})`)) fail(`the alert's facts lack the zone's name: ${facts}`);
     await ctx.shot("07-alert.png");
   },
 );

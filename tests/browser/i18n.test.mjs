@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The console's strings: both languages have the same keys, and every key the console's files
-// name (t("..."), data-i18n="...", a field's label) exists, so no label shows as its key.
+// name (t("..."), data-i18n="...", a field's label) exists, so no label shows as its key; and
+// every alert kind the console names has a title template (alert-text.js).
 // No browser needed: `node tests/browser/i18n.test.mjs` (crates/xueliang/tests/console.rs runs
 // it). Exit status 0 when all hold; 1 with the missing keys on stderr.
 
@@ -10,6 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const consoleDir = join(dirname(fileURLToPath(import.meta.url)), "../../crates/xl-api/console");
 const { keys, LANGS } = await import(join(consoleDir, "i18n.js"));
+const { TITLE_FIELDS } = await import(join(consoleDir, "alert-text.js"));
 
 const problems = [];
 const [first, ...others] = LANGS;
@@ -38,7 +40,13 @@ const built = {
   role: ["admin", "duty", "police", "property"],
   network: ["community", "skynet", "private"],
   "admin.state": ["enabled", "disabled"],
+  // alert-text.js: one title per kind of the catalog (its TITLE_FIELDS).
+  title: Object.keys(TITLE_FIELDS),
 };
+// Every kind the console names has a title of its own in the console's language.
+for (const k of base) {
+  if (k.startsWith("kind.") && !(k.slice(5) in TITLE_FIELDS)) problems.push(`"${k.slice(5)}" has no title (alert-text.js TITLE_FIELDS)`);
+}
 for (const [prefix, values] of Object.entries(built)) for (const v of values) used.add(`${prefix}.${v}\t(built)`);
 for (const entry of used) {
   const [k, file] = entry.split("\t");

@@ -12,13 +12,14 @@ export const fail = (msg) => {
 };
 
 /**
- * Runs `body(ctx)` in a fresh page of a headless chromium (1920x1080, zh-CN) and resolves with
+ * Runs `body(ctx)` in a fresh page of a headless chromium (1920x1080, the browser's locale
+ * `locale`, zh-CN unless given; the console's own language is its choice) and resolves with
  * the exit status: 0 when it and the final checks (no uncaught error, no CSP violation in the
  * page) passed; 1 with "`name`: FAILED at step "...": why" on stderr. `ctx` has `page`, `log`,
  * `shot(file)` (a screenshot into `artifacts`) and `step`, which the body sets as it goes so a
  * failure names it. The page's console goes to `artifacts/console.log`.
  */
-export async function runInBrowser({ name, executablePath, headed = false, artifacts }, body) {
+export async function runInBrowser({ name, executablePath, headed = false, artifacts, locale = "zh-CN" }, body) {
   const log = (msg) => console.error(`${name}: ${msg}`);
   mkdirSync(artifacts, { recursive: true });
   if (!existsSync(executablePath)) {
@@ -40,7 +41,8 @@ export async function runInBrowser({ name, executablePath, headed = false, artif
     log,
     shot: (file) => ctx.page.screenshot({ path: join(artifacts, file) }),
   };
-  const args = [];
+  // Live video autoplays muted; headless chromium still wants the policy said (TOOLCHAIN.md).
+  const args = ["--autoplay-policy=no-user-gesture-required"];
   if (process.getuid && process.getuid() === 0) args.push("--no-sandbox");
   let browser;
   let exitCode = 0;
@@ -48,7 +50,7 @@ export async function runInBrowser({ name, executablePath, headed = false, artif
     browser = await chromium.launch({ executablePath, headless: !headed, args, timeout: 60_000 });
     const context = await browser.newContext({
       viewport: { width: 1920, height: 1080 },
-      locale: "zh-CN",
+      locale,
       timezoneId: process.env.TZ || "Asia/Shanghai",
     });
     const page = await context.newPage();

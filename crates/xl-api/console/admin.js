@@ -922,8 +922,12 @@ function openZones(cameraId) {
     readOnly: isConfig(it),
     probeFrame: admin.probeFrames.get(String(cameraId)) || null,
     grabFrame: (body) => api("POST", "/api/v1/cameras/probe", body),
-    save: (entry, base) =>
-      api("PUT", `/api/v1/topology/cameras/${enc(cameraId)}`, entry, { headers: ifMatch(base) }),
+    save: async (entry, base) => {
+      const saved = await api("PUT", `/api/v1/topology/cameras/${enc(cameraId)}`, entry, { headers: ifMatch(base) });
+      // The alert list and detail name zones from the topology: give them the new ones.
+      loadTopology();
+      return saved;
+    },
     reload: async () => {
       await loadTopology();
       return item("cameras", cameraId) || null;

@@ -1,16 +1,18 @@
 // The hub's duty console: plain ES module, no framework, no build step. Talks to the JSON API
 // on the same origin with the cookie session (X-CSRF-Token on every non-GET request) and keeps
 // the alert list live through the SSE stream. Shared helpers are in ui.js, display names in
-// topology.js, the admins' pages in admin.js (and their zone editor in zones.js).
+// topology.js, the admins' pages in admin.js (and their zone editor in zones.js), the camera
+// wall in wall.js (its live players in player.js).
 
 import { t, tOr, getLang, setLang, applyStatic } from "./i18n.js";
 import { $, $$, h, s, api, toast, pad, parseTime, fmtTime, setUnauthorizedHandler } from "./ui.js";
 import { loadTopology, onTopology, clearTopology, nameOf, nameAndId } from "./topology.js";
 import { showAdminPage, rerenderAdmin, resetAdmin, renderAdminRows } from "./admin.js";
+import { alertTitle, alertWhere, zoneNameAndId, foldHistory, repeatsText, actorText, noteText } from "./alert-text.js";
+import { initWall, showWall, hideWall, stopWall, renderWall, onWallCameraStatus, openWallCamera, liveCameraOf } from "./wall.js";
 
 const SEVERITY_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
 const OPEN_STATES = ["open", "acknowledged", "escalated"];
-const CAMERA_REFRESH_MS = 10_000;
 const ALARM_REMIND_MS = 30_000;
 
 const state = {
@@ -23,9 +25,6 @@ const state = {
   snapshotId: null,
   filter: "all",
   tab: "detail",
-  cameras: [],
-  camFilter: "all",
-  camVisible: new Set(),
   gates: [],
   gateId: null,
   gateEvents: null,
@@ -205,7 +204,6 @@ async function startConsole(user) {
   connectStream();
   tick();
   state.timers.push(setInterval(tick, 1000));
-  state.timers.push(setInterval(refreshCameraImages, CAMERA_REFRESH_MS));
   state.timers.push(setInterval(remindAlarm, 5000));
 }
 
@@ -220,6 +218,7 @@ function stopLive() {
   state.detail = null;
   clearTopology();
   resetAdmin();
+  stopWall();
   $("#alert-list").replaceChildren();
   $("#alert-list").dataset.loaded = "false";
   renderDetail();
@@ -326,13 +325,8 @@ function fillRow(li, a) {
   li.dataset.community = a.community || "";
   li.dataset.camera = a.camera || "";
   li.dataset.gate = a.gate || "";
-  const where = [
-    nameOf("communities", a.community),
-    a.gate ? nameOf("gates", a.gate) : nameOf("cameras", a.camera),
-    a.zone,
-  ]
-    .filter(Boolean)
-    .join(" · ");
+  const where = alertWhere(a);
+  const title = alertTitle(a);
   li.replaceChildren(
     h("div", { class: "row-sev" }, h("span", { class: `sev-badge sev-${a.severity}` }, sevLabel(a.severity))),
     h(
@@ -341,7 +335,7 @@ function fillRow(li, a) {
       h(
         "div",
         { class: "row-title" },
-        h("span", { class: "title-text" }, a.title || kindLabel(a.kind)),
+        h("span", { class: "title-text", "data-testid": "alert-row-title", title: title }, title),
         a.count > 1 ? h("span", { class: "repeat" }, t("alerts.repeat", { n: a.count })) : null,
       ),
       h("div", { class: "row-sub muted" }, h("span", {}, kindLabel(a.kind)), where ? h("span", {}, where) : null),
@@ -443,7 +437,7 @@ function connectStream() {
   });
   es.addEventListener("camera", (e) => {
     try {
-      onCameraStatus(JSON.parse(e.data));
+      onWallCameraStatus(JSON.parse(e.data));
     } catch (err) {
       console.warn("bad camera event", err);
     }
@@ -523,18 +517,21 @@ function renderDetail() {
   const sev = $("#detail-severity");
   sev.className = `sev-badge big sev-${a.severity}`;
   sev.textContent = sevLabel(a.severity);
-  $("#detail-title").textContent = a.title || kindLabel(a.kind);
+  $("#detail-title").textContent = alertTitle(a);
   const st = $("#detail-state");
   st.className = `state-badge big st-${a.state}`;
   st.dataset.state = a.state || "";
   st.textContent = stateLabel(a.state);
+  const live = liveCameraOf(a);
+  $("#detail-live").hidden = !live;
+  $("#detail-live").dataset.camera = live || "";
 
   $("#detail-facts").replaceChildren(
     ...fact(t("detail.kind"), `${kindLabel(a.kind)} (${a.kind})`),
     ...fact(t("detail.community"), a.community && nameAndId("communities", a.community)),
     ...fact(t("detail.gate"), a.gate && nameAndId("gates", a.gate)),
     ...fact(t("detail.camera"), a.camera && nameAndId("cameras", a.camera)),
-    ...fact(t("detail.zone"), a.zone),
+    ...fact(t("detail.zone"), a.zone && zoneNameAndId(a.camera, a.zone)),
     ...fact(t("detail.raised_at"), a.raised_at && `${fmtTime(a.raised_at)} (${fmtAgo(a.raised_at)})`),
     ...fact(t("detail.last_seen_at"), a.last_seen_at && a.count > 1 ? fmtTime(a.last_seen_at) : null),
     ...fact(t("detail.count"), a.count > 1 ? String(a.count) : null),
@@ -554,28 +551,43 @@ function renderDetail() {
 
   renderSnapshot(d);
 
-  const hist = d.history.slice().sort((x, y) => (parseTime(x.at)?.getTime() ?? 0) - (parseTime(y.at)?.getTime() ?? 0));
+  // Consecutive repeats (a person lingering, a door alarm ringing on) fold into one line.
+  const lines = foldHistory(d.history);
   $("#detail-history").replaceChildren(
-    ...(hist.length
-      ? hist.map((e) =>
-          h(
-            "li",
-            { class: `hist hist-${e.action}` },
-            h("span", { class: "hist-time" }, fmtTime(e.at)),
-            h("span", { class: "hist-action" }, tOr(`change.${e.action}`, e.action || "")),
-            e.from_state || e.to_state
-              ? h(
-                  "span",
-                  { class: "hist-states muted" },
-                  `${e.from_state ? stateLabel(e.from_state) : "—"} → ${e.to_state ? stateLabel(e.to_state) : "—"}`,
-                )
-              : null,
-            h("span", { class: "hist-actor" }, e.actor || ""),
-            e.note ? h("div", { class: "hist-note" }, e.note) : null,
-          ),
+    ...(lines.length
+      ? lines.map(({ entry: e, repeats }) =>
+          repeats
+            ? h(
+                "li",
+                { class: "hist hist-repeated", "data-testid": "history-repeats", dataset: { count: repeats.length } },
+                h("span", { class: "hist-time" }, fmtTime(repeats[0].at)),
+                h("span", { class: "hist-action" }, repeatsText(repeats)),
+                h("span", { class: "hist-actor" }, actorText(repeats[0])),
+              )
+            : h(
+                "li",
+                { class: `hist hist-${e.action}`, "data-testid": "history-entry", dataset: { action: e.action || "" } },
+                h("span", { class: "hist-time" }, fmtTime(e.at)),
+                h("span", { class: "hist-action" }, tOr(`change.${e.action}`, e.action || "")),
+                e.from_state || e.to_state
+                  ? h(
+                      "span",
+                      { class: "hist-states muted" },
+                      `${e.from_state ? stateLabel(e.from_state) : "—"} → ${e.to_state ? stateLabel(e.to_state) : "—"}`,
+                    )
+                  : null,
+                h("span", { class: "hist-actor" }, actorText(e)),
+                e.note ? histNote(e, a) : null,
+              ),
         )
       : [h("li", { class: "empty" }, t("detail.no_history"))]),
   );
+}
+
+/** A history entry's note; the rules engine's English original, when retold, as its tooltip. */
+function histNote(e, a) {
+  const text = noteText(e, a);
+  return h("div", { class: "hist-note", title: text !== e.note ? e.note : null }, text);
 }
 
 function renderSnapshot(d) {
@@ -695,7 +707,8 @@ function selectTab(tab) {
     b.setAttribute("aria-selected", b.dataset.tab === tab ? "true" : "false");
   }
   for (const p of $$(".tab-panel")) p.hidden = p.dataset.panel !== tab;
-  if (tab === "cameras") loadCameras();
+  if (tab === "cameras") showWall();
+  else hideWall();
   if (tab === "gates") loadGates();
   if (tab === "figures") loadFigures();
   if (tab === "admin") showAdminPage();
@@ -703,143 +716,14 @@ function selectTab(tab) {
 
 // ---------------------------------------------------------------- cameras
 
-let camObserver = null;
+// The camera wall is wall.js (its players, player.js); the tab switch, the alert stream's
+// camera events, the language and new names reach it from here.
 
-async function loadCameras() {
-  try {
-    const list = await api("GET", "/api/v1/cameras");
-    state.cameras = Array.isArray(list) ? list : [];
-    renderCameras();
-  } catch (e) {
-    if (e.status !== 401) toast(e.message, "error");
-  }
-}
-
-const camState = (c) => c?.status?.state || (typeof c?.status === "string" ? c.status : "offline");
-
-function renderCameras() {
-  const grid = $("#camera-grid");
-  if (camObserver) camObserver.disconnect();
-  camObserver = new IntersectionObserver(
-    (entries) => {
-      for (const e of entries) {
-        const id = e.target.dataset.cameraId;
-        if (e.isIntersecting) {
-          if (!state.camVisible.has(id)) {
-            state.camVisible.add(id);
-            if (!e.target.dataset.loadedOnce) loadThumb(e.target);
-          }
-        } else state.camVisible.delete(id);
-      }
-    },
-    { root: null, rootMargin: "200px" },
-  );
-  const sorted = state.cameras.slice().sort((a, b) => {
-    const r = { offline: 0, connecting: 1, online: 2 };
-    return (r[camState(a)] ?? 0) - (r[camState(b)] ?? 0) || String(a.name || a.id).localeCompare(String(b.name || b.id));
-  });
-  const shown = state.camFilter === "offline" ? sorted.filter((c) => camState(c) !== "online") : sorted;
-  grid.replaceChildren(
-    ...shown.map((c) => {
-      const st = camState(c);
-      const card = h(
-        "figure",
-        { class: `cam-card cam-${st}`, "data-testid": "camera-card", dataset: { cameraId: String(c.id), state: st } },
-        h("div", { class: "cam-thumb" }, h("span", { class: "cam-placeholder" }, t("cameras.no_image"))),
-        h(
-          "figcaption",
-          {},
-          h("span", { class: "cam-name", title: String(c.id) }, c.name || c.id),
-          h("span", { class: `cam-status cam-${st}`, title: c.status?.reason || "" }, tOr(`camstate.${st}`, st)),
-          h(
-            "span",
-            { class: "cam-meta muted" },
-            [nameOf("communities", c.community), c.network && tOr(`network.${c.network}`, c.network)]
-              .filter(Boolean)
-              .join(" · "),
-          ),
-        ),
-      );
-      camObserver.observe(card);
-      return card;
-    }),
-  );
-  const online = state.cameras.filter((c) => camState(c) === "online").length;
-  $("#camera-summary").textContent = t("cameras.summary", { online, total: state.cameras.length });
-  $("#camera-empty").hidden = shown.length > 0;
-  for (const b of $$(".seg-btn[data-camfilter]")) b.classList.toggle("active", b.dataset.camfilter === state.camFilter);
-}
-
-function loadThumb(card) {
-  const id = card.dataset.cameraId;
-  card.dataset.loadedOnce = "1";
-  const img = new Image();
-  img.alt = "";
-  img.onload = () => {
-    const box = card.querySelector(".cam-thumb");
-    box.replaceChildren(img);
-    card.classList.remove("no-image");
-  };
-  img.onerror = () => {
-    card.classList.add("no-image");
-    const box = card.querySelector(".cam-thumb");
-    if (!box.querySelector(".cam-placeholder")) {
-      box.replaceChildren(h("span", { class: "cam-placeholder" }, t("cameras.no_image")));
-    }
-  };
-  img.src = `/api/v1/cameras/${encodeURIComponent(id)}/snapshot?t=${Date.now()}`;
-}
-
-function refreshCameraImages() {
-  if (state.tab !== "cameras" || document.hidden) return;
-  for (const card of $$("#camera-grid .cam-card")) {
-    if (state.camVisible.has(card.dataset.cameraId)) loadThumb(card);
-  }
-  loadCamerasQuietly();
-}
-
-async function loadCamerasQuietly() {
-  try {
-    const list = await api("GET", "/api/v1/cameras");
-    if (!Array.isArray(list)) return;
-    // A camera added or removed while the hub runs: draw the wall again.
-    const before = new Set(state.cameras.map((c) => String(c.id)));
-    state.cameras = list;
-    if (list.length !== before.size || list.some((c) => !before.has(String(c.id)))) {
-      if (state.tab === "cameras") renderCameras();
-      return;
-    }
-    for (const c of list) updateCameraCard(String(c.id), camState(c), c.status?.reason);
-    const online = list.filter((c) => camState(c) === "online").length;
-    $("#camera-summary").textContent = t("cameras.summary", { online, total: list.length });
-  } catch (_) {
-    /* next time */
-  }
-}
-
-function updateCameraCard(id, st, reason) {
-  const card = $(`#camera-grid .cam-card[data-camera-id="${CSS.escape(id)}"]`);
-  if (!card || card.dataset.state === st) return;
-  card.dataset.state = st;
-  card.className = card.className.replace(/\bcam-(online|connecting|offline)\b/g, "").trim() + ` cam-${st}`;
-  const badge = card.querySelector(".cam-status");
-  badge.className = `cam-status cam-${st}`;
-  badge.textContent = tOr(`camstate.${st}`, st);
-  badge.title = reason || "";
-}
-
-function onCameraStatus(msg) {
-  const id = String(msg?.camera ?? "");
-  if (!id) return;
-  const status = typeof msg.status === "string" ? { state: msg.status } : msg.status || {};
-  const c = state.cameras.find((x) => String(x.id) === id);
-  if (c) c.status = status;
-  else if (state.tab === "cameras") loadCamerasQuietly(); // one the wall does not show yet
-  if (state.tab === "cameras") {
-    updateCameraCard(id, status.state || "offline", status.reason);
-    const online = state.cameras.filter((x) => camState(x) === "online").length;
-    $("#camera-summary").textContent = t("cameras.summary", { online, total: state.cameras.length });
-  }
+/** The alert detail's live button: that camera alone on the wall, playing its main stream. */
+function openLive(cameraId) {
+  if (!cameraId) return;
+  openWallCamera(cameraId);
+  selectTab("cameras");
 }
 
 // ---------------------------------------------------------------- gates
@@ -939,6 +823,14 @@ function dateInput(d) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
+/** Local midnight of a "YYYY-MM-DD" (a day that exists), else null. */
+function parseDate(v) {
+  const m = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$/.exec(v);
+  if (!m) return null;
+  const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  return d.getMonth() === Number(m[2]) - 1 && d.getDate() === Number(m[3]) ? d : null;
+}
+
 async function loadFigures() {
   const fromEl = $("#figures-from");
   const toEl = $("#figures-to");
@@ -947,8 +839,14 @@ async function loadFigures() {
     toEl.value = dateInput(now);
     fromEl.value = dateInput(new Date(now.getTime() - 6 * 86400_000));
   }
-  const from = new Date(`${fromEl.value}T00:00:00`);
-  const to = new Date(`${toEl.value}T00:00:00`);
+  const from = parseDate(fromEl.value);
+  const to = parseDate(toEl.value);
+  fromEl.classList.toggle("invalid", !from);
+  toEl.classList.toggle("invalid", !to);
+  if (!from || !to) {
+    toast(t("figures.bad_date"), "error");
+    return;
+  }
   to.setDate(to.getDate() + 1);
   const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
   try {
@@ -987,7 +885,7 @@ function renderFigures() {
 function barChart(rows) {
   const data = rows.slice(0, 24).map((r) => ({
     label: kindLabel(r.kind),
-    sub: r.community || "",
+    sub: r.community ? nameOf("communities", r.community) : "",
     p50: r.to_acknowledge?.p50_secs != null ? r.to_acknowledge.p50_secs / 60 : null,
     p90: r.to_acknowledge?.p90_secs != null ? r.to_acknowledge.p90_secs / 60 : null,
   }));
@@ -1054,7 +952,7 @@ function rerenderAll() {
   for (const [id, li] of state.rows) fillRow(li, state.alerts.get(id));
   renderAlertList();
   renderDetail();
-  if (state.tab === "cameras") renderCameras();
+  if (state.tab === "cameras") renderWall();
   if (state.tab === "gates") {
     renderGates();
     if (state.gateId) {
@@ -1073,7 +971,7 @@ function onNames() {
   renderHeader();
   for (const [id, li] of state.rows) fillRow(li, state.alerts.get(id));
   renderDetail();
-  if (state.tab === "cameras") renderCameras();
+  if (state.tab === "cameras") renderWall();
   if (state.tab === "gates") renderGates();
   if (state.tab === "admin") renderAdminRows();
 }
@@ -1105,12 +1003,8 @@ function wire() {
       renderAlertList();
     });
   }
-  for (const b of $$(".seg-btn[data-camfilter]")) {
-    b.addEventListener("click", () => {
-      state.camFilter = b.dataset.camfilter;
-      renderCameras();
-    });
-  }
+  initWall();
+  $("#detail-live").addEventListener("click", (e) => openLive(e.currentTarget.dataset.camera));
   for (const b of $$("[data-action]")) b.addEventListener("click", () => doAction(b.dataset.action));
   for (const b of $$("[data-admin-page]")) b.addEventListener("click", () => showAdminPage(b.dataset.adminPage));
   const boxes = $("#boxes-toggle");

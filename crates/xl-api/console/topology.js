@@ -37,11 +37,19 @@ export function item(kind, id) {
 export function nameOf(kind, id) {
   if (id === undefined || id === null || id === "") return "";
   const it = item(kind, id);
-  if (!it && cache.loaded && Date.now() - cache.lastUnknownReload > UNKNOWN_RELOAD_MS) {
+  if (!it) reloadForUnknown();
+  return it?.entry?.name || String(id);
+}
+
+/**
+ * Something an alert names is not in the loaded topology (an id, or a zone of a known camera):
+ * reloads it, at most every 30 s.
+ */
+export function reloadForUnknown() {
+  if (cache.loaded && Date.now() - cache.lastUnknownReload > UNKNOWN_RELOAD_MS) {
     cache.lastUnknownReload = Date.now();
     loadTopology();
   }
-  return it?.entry?.name || String(id);
 }
 
 /** "name (id)" when the name says something the id does not; else the id. */

@@ -2,7 +2,8 @@
 // its last "test connection", else a grey 16:9 canvas; the zones are drawn over it. A click adds
 // a corner to the zone being drawn, in normalised image coordinates (0 to 1, origin top left,
 // as xl_core::zone::Zone keeps them); close, undo and clear finish or correct it. Each zone has
-// an id and a weekly schedule (windows of days and a local start and end time; none = always).
+// an id, an optional display name (what alerts show instead of the id) and a weekly schedule
+// (windows of days and a local start and end time; none = always).
 // Saving sends the whole camera with all its zones (PUT, If-Match: the revision read); the
 // API's checks (fewer than three corners, crossing edges, duplicate ids) come back as its 400
 // message, shown beside the form.
@@ -11,6 +12,9 @@ import { t } from "./i18n.js";
 import { h, fill } from "./ui.js";
 
 export const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/** What people read for a zone: its name, else its id. */
+const shownName = (zone) => zone.name || zone.id || "?";
+
 /** Clicks this close (CSS pixels) to the first corner close the polygon. */
 const CLOSE_RADIUS_PX = 12;
 /** The picture's size when there is no frame: 16:9. */
@@ -23,6 +27,50 @@ const clamp01 = (v) => Math.min(1, Math.max(0, v));
 function hhmm(v) {
   const s = String(v || "");
   return s.length >= 8 && s.slice(5, 8) !== ":00" ? s.slice(0, 8) : s.slice(0, 5);
+}
+
+/**
+ * A time typed as 24-hour text ("8:00", "08:00", "18:30:15") the way the API takes it
+ * ("08:00", "18:30:15"), or null when it is not one. The schedule uses text inputs, not
+ * <input type="time">, which shows 12:00 AM in an English browser whatever the console's
+ * language.
+ */
+export function parseHhmm(v) {
+  const m = /^\s*([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\s*$/.exec(String(v ?? ""));
+  if (!m) return null;
+  return `${m[1].padStart(2, "0")}:${m[2]}${m[3] && m[3] !== "00" ? `:${m[3]}` : ""}`;
+}
+
+/** A 24-hour "HH:MM" text input bound to `range[key]`, marked invalid while it is no time. */
+function timeInput(range, key, label, readOnly, onChange) {
+  const mark = (el) => {
+    const bad = parseHhmm(el.value) === null;
+    el.classList.toggle("invalid", bad);
+    el.setAttribute("aria-invalid", bad ? "true" : "false");
+  };
+  const el = h("input", {
+    type: "text",
+    class: "time-input",
+    inputmode: "numeric",
+    maxlength: "9",
+    placeholder: "HH:MM",
+    value: range[key],
+    "aria-label": label,
+    "data-testid": `zone-${key}`,
+    disabled: readOnly,
+    oninput: (e) => {
+      range[key] = e.target.value;
+      mark(e.target);
+      onChange();
+    },
+    // Leaving the field writes the time the way it is saved ("8:00" becomes "08:00").
+    onchange: (e) => {
+      const v = parseHhmm(e.target.value);
+      if (v) e.target.value = range[key] = v;
+    },
+  });
+  if (range[key]) mark(el);
+  return el;
 }
 
 /** One line about a schedule, for the zone list. */
@@ -88,27 +136,9 @@ function scheduleEditor(initial, readOnly, onChange) {
             h(
               "span",
               { class: "range" },
-              h("input", {
-                type: "time",
-                value: r.start,
-                "aria-label": t("zones.start"),
-                disabled: readOnly,
-                oninput: (e) => {
-                  r.start = e.target.value;
-                  onChange();
-                },
-              }),
+              timeInput(r, "start", t("zones.start"), readOnly, onChange),
               "–",
-              h("input", {
-                type: "time",
-                value: r.end,
-                "aria-label": t("zones.end"),
-                disabled: readOnly,
-                oninput: (e) => {
-                  r.end = e.target.value;
-                  onChange();
-                },
-              }),
+              timeInput(r, "end", t("zones.end"), readOnly, onChange),
               readOnly
                 ? null
                 : h("button", { type: "button", class: "btn btn-sm btn-ghost", title: t("zones.remove_range"), onclick: () => (perDay[d].splice(i, 1), changed()) }, "×"),
@@ -164,8 +194,11 @@ function scheduleEditor(initial, readOnly, onChange) {
     for (const d of DAYS) {
       for (const r of perDay[d]) {
         if (!r.start || !r.end) throw new Error(t("zones.err.range"));
-        const k = `${r.start}|${r.end}`;
-        if (!groups.has(k)) groups.set(k, { days: [], start: r.start, end: r.end });
+        const start = parseHhmm(r.start);
+        const end = parseHhmm(r.end);
+        if (!start || !end) throw new Error(t("zones.err.time", { value: start ? r.end : r.start }));
+        const k = `${start}|${end}`;
+        if (!groups.has(k)) groups.set(k, { days: [], start, end });
         const g = groups.get(k);
         if (!g.days.includes(d)) g.days.push(d);
       }
@@ -326,10 +359,10 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
           ctx.fill();
         });
       }
-      // The zone's id beside its first corner, inside the picture.
+      // The zone's name (else its id) beside its first corner, inside the picture.
       ctx.fillStyle = `rgb(${colour})`;
       const above = pts[0][1] > 24 * unit;
-      ctx.fillText(String(z.zone.id || "?"), Math.min(pts[0][0] + 8 * unit, W - 80 * unit), pts[0][1] + (above ? -8 : 20) * unit);
+      ctx.fillText(String(shownName(z.zone)), Math.min(pts[0][0] + 8 * unit, W - 80 * unit), pts[0][1] + (above ? -8 : 20) * unit);
     });
     canvas.dataset.points = String(st.zones[st.cur]?.zone.polygon.length ?? 0);
     canvas.dataset.closed = st.zones[st.cur]?.closed ? "true" : "false";
@@ -426,6 +459,7 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
         "tr",
         { class: i === st.cur ? "selected" : "", "data-testid": "zone-row", dataset: { zoneId: z.zone.id } },
         h("td", { class: "mono" }, z.zone.id || "?"),
+        h("td", { "data-testid": "zone-row-name" }, z.zone.name || "—"),
         h("td", { class: "num" }, String(z.zone.polygon.length)),
         h("td", {}, scheduleSummary(z.zone.schedule)),
         h(
@@ -441,7 +475,8 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
                   class: "btn btn-sm btn-danger-ghost",
                   "data-testid": "zone-delete",
                   onclick: () => {
-                    if (!window.confirm(t("zones.confirm_delete", { id: z.zone.id }))) return;
+                    const shown = z.zone.name ? `${z.zone.name} (${z.zone.id})` : z.zone.id;
+                    if (!window.confirm(t("zones.confirm_delete", { id: shown }))) return;
                     st.zones.splice(i, 1);
                     st.cur = Math.min(st.cur, st.zones.length - 1);
                     st.dirty = true;
@@ -466,7 +501,19 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
         ? h(
             "table",
             { class: "table" },
-            h("thead", {}, h("tr", {}, h("th", {}, t("zones.col.id")), h("th", {}, t("zones.col.corners")), h("th", {}, t("zones.col.schedule")), h("th", {}))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                h("th", {}, t("zones.col.id")),
+                h("th", {}, t("zones.col.name")),
+                h("th", {}, t("zones.col.corners")),
+                h("th", {}, t("zones.col.schedule")),
+                h("th", {}),
+              ),
+            ),
             h("tbody", {}, rows),
           )
         : h("p", { class: "muted" }, t(readOnly ? "zones.none" : "zones.none_draw")),
@@ -508,6 +555,22 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
           },
         }),
         h("small", { class: "field-help muted" }, t("zones.id_help")),
+      ),
+      h(
+        "label",
+        { class: "field" },
+        h("span", { class: "field-label" }, t("zones.col.name")),
+        h("input", {
+          value: z.zone.name ?? "",
+          "data-testid": "zone-name",
+          readonly: readOnly,
+          oninput: (e) => {
+            // Trimmed as the hub trims it; blank is no name (the id is shown).
+            z.zone.name = e.target.value.trim() || null;
+            changed();
+          },
+        }),
+        h("small", { class: "field-help muted" }, t("zones.name_help")),
       ),
       h("div", { class: "field" }, h("span", { class: "field-label" }, t("zones.schedule")), st.schedule.el),
     );

@@ -182,6 +182,17 @@ pub struct TopologyItem {
     pub meta: EntryMeta,
 }
 
+/// What a replacement does with the entry's stored secret (a camera's `password`, a gate's
+/// `push_secret`), which no answer carries, so a client that edits an entry does not have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretEdit {
+    /// The body left the field out: the stored secret stays (the entry carries none).
+    Keep,
+    /// The body gave the field: the entry's secret replaces the stored one, and none (JSON
+    /// `null`) removes it.
+    Replace,
+}
+
 /// Who makes a topology change, for the audit entry the store writes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Author {
@@ -284,7 +295,9 @@ pub trait Backend: Send + Sync + 'static {
 
     // The topology as stored, and its changes (the store checks every entry and reference,
     // refuses changes to entries from the config file and stale revisions, and audits each
-    // change with its before and after). The defaults answer that this backend keeps none.
+    // change with its before and after). A write whose result the hub could not run (its gate
+    // ingest would refuse the gates that would run) is refused as `Conflict`, saying why, and
+    // nothing is saved. The defaults answer that this backend keeps none.
     /// Every entry, each kind by id; secrets withheld.
     fn topology(&self) -> BoxFut<'_, Vec<TopologyItem>> {
         no_topology()
@@ -305,15 +318,16 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (entries, by);
         no_topology()
     }
-    /// Replaces an entry still at `expected_revision` (else `Conflict`); an entry without its
-    /// secret keeps the stored one.
+    /// Replaces an entry still at `expected_revision` (else `Conflict`); its stored secret as
+    /// `secret` says.
     fn update_entry(
         &self,
         entry: Entry,
         expected_revision: u64,
+        secret: SecretEdit,
         by: Author,
     ) -> BoxFut<'_, TopologyItem> {
-        let _ = (entry, expected_revision, by);
+        let _ = (entry, expected_revision, secret, by);
         no_topology()
     }
     /// Disables (or enables) an entry still at `expected_revision`.
@@ -328,7 +342,8 @@ pub trait Backend: Send + Sync + 'static {
         no_topology()
     }
     /// Deletes an entry still at `expected_revision` that nothing refers to (else
-    /// `Conflict`, naming the referrer).
+    /// `Conflict`, naming the referrer), and, for a station, that no user is scoped to (else
+    /// `Conflict`, naming the users).
     fn delete_entry(&self, id: &EntryId, expected_revision: u64, by: Author) -> BoxFut<'_, ()> {
         let _ = (id, expected_revision, by);
         no_topology()
@@ -344,6 +359,29 @@ pub trait Backend: Send + Sync + 'static {
                 "this backend cannot probe cameras",
             ))
         })
+    }
+    /// A live session of a camera's stream (the caller's scope is checked before). `h265`:
+    /// whether the viewer can play H.265 as it is. A camera with nothing to watch (not
+    /// running, a file source) is `NotFound`.
+    fn live(
+        &self,
+        camera: &CameraId,
+        stream: xl_core::live::StreamKind,
+        h265: bool,
+    ) -> BoxFut<'_, Box<dyn xl_core::live::LiveFeed>> {
+        let _ = (camera, stream, h265);
+        Box::pin(async {
+            Err(ApiError::new(
+                ErrorKind::NotFound,
+                "this backend has no live video",
+            ))
+        })
+    }
+    /// A JPEG of the camera's latest key frame; `None` when it has none (not running, a file
+    /// source, no key frame yet).
+    fn thumbnail(&self, camera: &CameraId) -> BoxFut<'_, Option<bytes::Bytes>> {
+        let _ = camera;
+        Box::pin(async { Ok(None) })
     }
 }
 

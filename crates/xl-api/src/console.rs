@@ -1,7 +1,8 @@
 //! The duty console: static files (`crates/xl-api/console/`) embedded in the binary and served
 //! at `/` and `/console/...`. Plain HTML, CSS and ES modules, no build step; the page talks to
 //! the JSON API on the same origin, so it needs nothing from the CSP beyond `'self'` (no inline
-//! script or style, no CDN). The files hold no data: merge this router outside the login check,
+//! script or style, no CDN; live video's WebSocket is same-origin, which `'self'` allows), and
+//! `blob:` in `media-src` for the Media Source Extensions player (player.js). The files hold no data: merge this router outside the login check,
 //! the page itself asks for a login when the API answers 401.
 
 use axum::Router;
@@ -52,6 +53,11 @@ static ASSETS: &[Asset] = &[
         body: include_str!("../console/topology.js"),
     },
     Asset {
+        path: "/console/alert-text.js",
+        content_type: JS,
+        body: include_str!("../console/alert-text.js"),
+    },
+    Asset {
         path: "/console/admin.js",
         content_type: JS,
         body: include_str!("../console/admin.js"),
@@ -60,6 +66,16 @@ static ASSETS: &[Asset] = &[
         path: "/console/zones.js",
         content_type: JS,
         body: include_str!("../console/zones.js"),
+    },
+    Asset {
+        path: "/console/wall.js",
+        content_type: JS,
+        body: include_str!("../console/wall.js"),
+    },
+    Asset {
+        path: "/console/player.js",
+        content_type: JS,
+        body: include_str!("../console/player.js"),
     },
     Asset {
         path: "/console/style.css",
@@ -132,6 +148,21 @@ mod tests {
                 "/console/i18n.js",
                 "text/javascript; charset=utf-8",
                 "已确认",
+            ),
+            (
+                "/console/alert-text.js",
+                "text/javascript; charset=utf-8",
+                "foldHistory",
+            ),
+            (
+                "/console/wall.js",
+                "text/javascript; charset=utf-8",
+                "LivePlayer",
+            ),
+            (
+                "/console/player.js",
+                "text/javascript; charset=utf-8",
+                "MediaSource",
             ),
             (
                 "/console/style.css",

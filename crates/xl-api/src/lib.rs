@@ -17,6 +17,7 @@ mod console;
 mod error;
 mod evidence;
 mod gates;
+pub mod live;
 mod metrics;
 mod openapi;
 mod params;
@@ -63,6 +64,9 @@ pub struct ApiState {
     pub settings: ApiSettings,
     /// Failed logins per client address and per username (in memory).
     pub login_limiter: Arc<LoginLimiter>,
+    /// Who looked at which camera's thumbnail lately, so that the audit log gets one line a
+    /// while, not one per refresh (in memory).
+    pub looks: Arc<live::RecentLooks>,
 }
 
 /// Tunables; [`Default`] is what the hub runs with.
@@ -161,8 +165,10 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
 }
 
 /// The console is served from the same origin; images may be data/blob URLs (snapshots drawn
-/// on a canvas), the alarm sound a data URL.
-const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data:; \
+/// on a canvas), the alarm sound a data URL, live video a MediaSource's blob URL. Live video's
+/// same-origin WebSocket (`ws:`/`wss:`) is allowed by `'self'` (CSP Level 3; checked in
+/// Chromium by the wall's browser test).
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; \
                    object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 /// One `http` span per request, named by its route template (never the path itself: ids in

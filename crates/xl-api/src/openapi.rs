@@ -41,7 +41,7 @@ pub(crate) fn document() -> Value {
             })
             .collect();
         let mut responses = Map::new();
-        let ok_content = if r.ok_status == 204 {
+        let ok_content = if matches!(r.ok_status, 101 | 204) {
             None
         } else if r.produces == "application/json" {
             let schema = r.answer_schema.map_or_else(|| json!({}), |f| f());
@@ -51,7 +51,12 @@ pub(crate) fn document() -> Value {
         } else {
             Some(json!({ (r.produces): { "schema": { "type": "string" } } }))
         };
-        let mut ok = json!({ "description": if r.ok_status == 201 { "Created" } else { "OK" } });
+        let described = match r.ok_status {
+            101 => "Switching Protocols (a WebSocket)",
+            201 => "Created",
+            _ => "OK",
+        };
+        let mut ok = json!({ "description": described });
         if let Some(content) = ok_content {
             ok["content"] = content;
         }

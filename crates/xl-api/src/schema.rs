@@ -463,7 +463,8 @@ pub(crate) fn openapi() -> Value {
 
 // ---------------------------------------------------------------------------------------------
 // Topology (`xl_core::topology`, `topology.rs`). The entries' structs have
-// `deny_unknown_fields`, and their `Option` fields take `null` as absent. What the schemas
+// `deny_unknown_fields`, and their `Option` fields take `null` as absent (but for a secret in
+// an update: absent keeps the stored one, `null` removes it). What the schemas
 // cannot say (a name of only spaces is refused by its `\S` pattern; a polygon's crossing
 // edges, a URL's host, references between entries) the store checks and answers 400 naming
 // the field.
@@ -525,6 +526,13 @@ fn zone() -> Value {
         "additionalProperties": false,
         "properties": {
             "id": id(),
+            "name": nullable(json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": xl_core::topology::MAX_NAME_CHARS,
+                "pattern": "\\S",
+                "description": "display name, shown instead of the id; spaces at either end are trimmed",
+            })),
             "polygon": {
                 "type": "array",
                 "minItems": 3,
@@ -620,7 +628,7 @@ fn entry_schema(kind: xl_core::topology::Kind) -> EntrySchema {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": xl_core::topology::MAX_SECRET_CHARS,
-                    "description": "write-only: never in an answer (meta.secret_set says whether one is stored); left out of an update, the stored one stays",
+                    "description": "write-only: never in an answer (meta.secret_set says whether one is stored); in an update, left out keeps the stored one, null removes it, a string replaces it",
                 })),
                 "transport": nullable(one_of_names(["tcp", "udp"])),
                 "decode": one_of_names(
@@ -650,7 +658,7 @@ fn entry_schema(kind: xl_core::topology::Kind) -> EntrySchema {
                     "type": "string",
                     "minLength": xl_core::topology::MIN_PUSH_SECRET_CHARS,
                     "maxLength": xl_core::topology::MAX_SECRET_CHARS,
-                    "description": "write-only: never in an answer; left out of an update, the stored one stays",
+                    "description": "write-only: never in an answer (meta.secret_set says whether one is stored); in an update, left out keeps the stored one, null removes it, a string replaces it",
                 })),
                 "push_allow_from": {
                     "type": "array",

@@ -92,6 +92,7 @@ fn state() -> ApiState {
         backend: Arc::new(fake::Fake::new(fake::Data::default())),
         settings: ApiSettings::default(),
         login_limiter: Arc::new(LoginLimiter::default()),
+        looks: Arc::default(),
     }
 }
 

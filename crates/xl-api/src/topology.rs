@@ -5,10 +5,13 @@
 //!
 //! Every answer item is `{"kind", "entry", "meta"}`; secrets (a camera's password, a gate's
 //! push secret) are accepted in bodies and never answered (`meta.secret_set` says whether one
-//! is stored). A change names the revision it was made against in `If-Match` (the `ETag` of
+//! is stored). In a replacement (`PUT`) a secret left out stays, `null` removes it and a string
+//! replaces it. A change names the revision it was made against in `If-Match` (the `ETag` of
 //! the read): without one it is 428, with a stale one 409, so two admins editing one camera
 //! cannot silently undo each other. Entries from the config file are read-only (403). The
-//! store checks each entry and the references between them and audits every change.
+//! store checks each entry and the references between them (a station that users are scoped
+//! to cannot be deleted) and audits every change; a change after which the hub's gate ingest
+//! would refuse the gates that would run is refused (409) and not saved.
 
 mod csv;
 
@@ -27,7 +30,7 @@ use xl_core::topology::{Camera, Entry, EntryId, Kind, Secret, StreamSource, Topo
 use xl_core::{CameraId, CommunityId, ErrorKind, GridId};
 
 use crate::auth::Caller;
-use crate::backend::{Author, ProbeRequest, TopologyItem};
+use crate::backend::{Author, ProbeRequest, SecretEdit, TopologyItem};
 use crate::error::RowError;
 use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
@@ -119,6 +122,15 @@ macro_rules! per_kind {
     };
 }
 
+/// The field of `kind`'s secret, for the kinds that have one.
+fn secret_field(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Camera => Some("password"),
+        Kind::Gate => Some("push_secret"),
+        Kind::Station | Kind::Community | Kind::Grid => None,
+    }
+}
+
 /// `kind`'s place in [`Kind::ALL`] (and in [`KINDS`] and the `per_kind!` arrays).
 fn index(kind: Kind) -> usize {
     Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
@@ -175,7 +187,8 @@ pub(crate) fn routes() -> Vec<Route> {
         .text_body("text/csv")
         .ok_status(201)
         .answers(schema::import_response)
-        .responds(400),
+        .responds(400)
+        .responds(409),
     ];
     for p in &KINDS {
         let kind = p.kind;
@@ -202,7 +215,8 @@ pub(crate) fn routes() -> Vec<Route> {
             )
             .body(create_schemas[i])
             .ok_status(201)
-            .answers(item_schemas[i]),
+            .answers(item_schemas[i])
+            .responds(409),
             Route::new(
                 Method::GET,
                 p.one,
@@ -290,10 +304,12 @@ fn summary(kind: Kind, what: &str) -> &'static str {
                     (Kind::$k, "create") => concat!("Create a ", $s, " (201, with its ETag)"),
                     (Kind::$k, "read") => concat!("One ", $s, ", with its revision as ETag"),
                     (Kind::$k, "update") => concat!(
-                        "Replace a ", $s, " (the whole entry; a secret left out stays)"
+                        "Replace a ", $s,
+                        " (the whole entry; a secret left out stays, null removes it)"
                     ),
                     (Kind::$k, "delete") => concat!(
-                        "Delete a ", $s, " (409 while another entry refers to it)"
+                        "Delete a ", $s,
+                        " (409 while another entry, or a user's stations, refers to it)"
                     ),
                     (Kind::$k, "disable") => concat!("Disable a ", $s, ": it stays, stopped"),
                     (Kind::$k, "enable") => concat!("Enable a ", $s, " again"),
@@ -564,11 +580,16 @@ async fn update(
             ));
         }
     }
+    // No answer carries the secret: left out, the stored one stays; `null` removes it.
+    let secret = match secret_field(kind) {
+        Some(field) if value.get(field).is_some() => SecretEdit::Replace,
+        _ => SecretEdit::Keep,
+    };
     let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
     let entry = parse_entry(kind, &bytes)?;
     let item = state
         .backend
-        .update_entry(entry, revision, author(&caller))
+        .update_entry(entry, revision, secret, author(&caller))
         .await?;
     item_response(StatusCode::OK, &item)
 }

@@ -65,6 +65,20 @@ impl Frame {
     }
 }
 
+/// One pixel of a [`Frame`] to RGB: BT.601 limited range, 8-bit fixed point (the classic
+/// 298/409/100/208/516 coefficients), as the detectors and snapshots see it.
+#[inline]
+pub fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
+    let c = 298 * (y - 16) + 128;
+    let (d, e) = (u - 128, v - 128);
+    let clip = |x: i32| (x >> 8).clamp(0, 255) as u8;
+    [
+        clip(c + 409 * e),
+        clip(c - 100 * d - 208 * e),
+        clip(c + 516 * d),
+    ]
+}
+
 /// Where decoded frames go (motion gate, detection scheduler, evidence ring). Called on a decode
 /// thread; must not block.
 pub trait FrameSink: Send + Sync {

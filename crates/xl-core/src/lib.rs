@@ -14,6 +14,7 @@ pub mod frame;
 pub mod gate;
 pub mod gate_status;
 pub mod ids;
+pub mod live;
 pub mod metrics;
 pub mod mqtt;
 pub mod throttle;

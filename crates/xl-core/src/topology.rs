@@ -314,7 +314,7 @@ fn bad_reference(kind: Kind, id: &str, field: &str, reason: String) -> TopologyE
 // Field checks
 
 /// A display name: not blank, at most [`MAX_NAME_CHARS`] characters, no control characters.
-fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
+pub(crate) fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
     if name.trim().is_empty() {
         return Err(FieldError::new(field, "empty; give it a display name"));
     }

@@ -4,10 +4,10 @@
 //! keeps them with their camera ([`crate::topology::Camera::zones`]).
 
 use jiff::civil::{self, Weekday};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crate::ids::ZoneId;
-use crate::topology::FieldError;
+use crate::topology::{FieldError, check_name};
 
 /// What a detection or a track is. Detectors map their own labels onto these (SSD's COCO
 /// "person" is [`ObjectClass::Person`]; YuNet's faces are [`ObjectClass::Face`]).
@@ -97,6 +97,11 @@ const MAX_ZONE_SECS: f64 = 86_400.0 * 7.0;
 pub struct Zone {
     /// Unique among the camera's zones; events and rules name the zone by it.
     pub id: ZoneId,
+    /// Display name (北门广场), shown to people instead of the id. Read with the spaces at
+    /// either end trimmed; then 1 to [`MAX_NAME_CHARS`](crate::topology::MAX_NAME_CHARS)
+    /// characters, no control characters. Default: none (the id is shown).
+    #[serde(default, deserialize_with = "trimmed")]
+    pub name: Option<String>,
     /// Corners as `[x, y]` in normalised image coordinates (0 to 1, origin top left), in order
     /// around the zone, either direction; concave shapes are fine; the last corner joins the
     /// first (do not repeat it). At least 3, at most [`MAX_ZONE_CORNERS`], with a non-zero
@@ -129,6 +134,7 @@ impl Zone {
     pub fn new(id: ZoneId, polygon: Vec<[f32; 2]>) -> Zone {
         Zone {
             id,
+            name: None,
             polygon,
             classes: default_classes(),
             schedule: Vec::new(),
@@ -142,6 +148,18 @@ impl Zone {
     /// Checks the polygon and settings. The error names the field within the zone
     /// (`polygon[3]`, `schedule[0].days`, `dwell_limit_secs`).
     pub fn validate(&self) -> Result<(), FieldError> {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() {
+                return Err(FieldError::new(
+                    "name",
+                    "empty; leave it out for a zone without a display name",
+                ));
+            }
+            if name.trim() != name {
+                return Err(FieldError::new("name", "has spaces at either end"));
+            }
+            check_name("name", name)?;
+        }
         let n = self.polygon.len();
         if n < 3 {
             return Err(FieldError::new(
@@ -222,6 +240,11 @@ impl Zone {
         }
         Ok(())
     }
+}
+
+/// An optional text with the spaces at either end trimmed (`" 北门 "` reads as `"北门"`).
+fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|s| s.trim().to_owned()))
 }
 
 /// Area of a simple polygon (shoelace formula), whichever way it winds.
@@ -433,6 +456,36 @@ mod tests {
             ),
             ("no classes", |z| z.classes.clear(), "classes", "empty"),
             (
+                "an empty name",
+                |z| z.name = Some(String::new()),
+                "name",
+                "empty; leave it out",
+            ),
+            (
+                "a name of spaces",
+                |z| z.name = Some(" \u{3000} ".into()),
+                "name",
+                "empty",
+            ),
+            (
+                "a name not trimmed",
+                |z| z.name = Some("北门 ".into()),
+                "name",
+                "spaces at either end",
+            ),
+            (
+                "a name too long",
+                |z| z.name = Some("广".repeat(65)),
+                "name",
+                "65 characters; at most 64",
+            ),
+            (
+                "a name with a control character",
+                |z| z.name = Some("北\n门".into()),
+                "name",
+                "control character",
+            ),
+            (
                 "a window without days",
                 |z| {
                     z.schedule.push(ScheduleWindow {
@@ -478,6 +531,34 @@ mod tests {
     }
 
     #[test]
+    fn a_display_name_is_optional_trimmed_and_at_most_64_characters() {
+        let mut z = zone(&SQUARE);
+        assert_eq!(z.name, None);
+        z.name = Some("北门广场".into());
+        assert_eq!(z.validate(), Ok(()));
+        z.name = Some("广".repeat(64));
+        assert_eq!(z.validate(), Ok(()), "64 characters (192 bytes) fit");
+        let read = |name: serde_json::Value| {
+            serde_json::from_value::<Zone>(serde_json::json!({
+                "id": "plaza", "name": name, "polygon": SQUARE,
+            }))
+            .unwrap()
+        };
+        assert_eq!(read(" 北门广场\t".into()).name.as_deref(), Some("北门广场"));
+        assert_eq!(read(serde_json::Value::Null).name, None);
+        let trimmed = read(format!("  {}  ", "广".repeat(64)).into());
+        assert_eq!(trimmed.validate(), Ok(()), "counted once trimmed");
+        let blank = read("   ".into());
+        assert_eq!(blank.name.as_deref(), Some(""));
+        assert_eq!(blank.validate().unwrap_err().field, "name");
+        // Kept with the zone as JSON (the store keeps zones inside their camera).
+        let named = read("北门广场".into());
+        let json = serde_json::to_value(&named).unwrap();
+        assert_eq!(json["name"], "北门广场");
+        assert_eq!(serde_json::from_value::<Zone>(json).unwrap(), named);
+    }
+
+    #[test]
     fn zones_read_from_toml_with_defaults_and_refuse_unknown_values() {
         let z: Zone = serde_json::from_value(serde_json::json!({
             "id": "bike-shed",
@@ -486,6 +567,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(z.classes, [ObjectClass::Person]);
+        assert_eq!(z.name, None);
         assert_eq!(z.leave_after_secs, 1.0);
         assert_eq!(z.schedule[0].start, civil::time(22, 0, 0, 0));
         // Serialised and read back unchanged (the store keeps zones as JSON).

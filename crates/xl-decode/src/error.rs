@@ -25,6 +25,15 @@ pub enum DecodeError {
         path: String,
         source: ffmpeg_next::Error,
     },
+    #[error("no FFmpeg encoder {codec} (is FFmpeg built with it?)")]
+    NoEncoder { codec: String },
+    #[error("cannot open the {codec} encoder for {width}x{height}: {source}")]
+    OpenEncoder {
+        codec: String,
+        width: u32,
+        height: u32,
+        source: ffmpeg_next::Error,
+    },
     /// A single key frame (a camera probe's) that does not decode to a picture.
     #[error("the {codec} key frame does not decode: {source}")]
     KeyFrame {
@@ -36,10 +45,13 @@ pub enum DecodeError {
 impl DecodeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            DecodeError::Init(_) | DecodeError::NoDecoder { .. } => ErrorKind::Internal,
+            DecodeError::Init(_)
+            | DecodeError::NoDecoder { .. }
+            | DecodeError::NoEncoder { .. } => ErrorKind::Internal,
             DecodeError::Open { .. } | DecodeError::Read { .. } => ErrorKind::Unavailable,
             DecodeError::NoVideo { .. }
             | DecodeError::OpenDecoder { .. }
+            | DecodeError::OpenEncoder { .. }
             | DecodeError::KeyFrame { .. } => ErrorKind::InvalidInput,
         }
     }

@@ -1,7 +1,8 @@
 //! FFmpeg decoding for the hub: a fixed pool of decode threads, each camera pinned to one thread
 //! with one single-threaded decoder, per-camera decode policies switchable while running, output
 //! scaled to the analysis size as pooled I420 frames. File sources (any video FFmpeg reads,
-//! looped, paced in real time) stand in for cameras.
+//! looped, paced in real time) stand in for cameras. A [`Transcoder`] makes an H.264 copy of a
+//! stream (H.265 for browsers that cannot play it) on its own thread.
 //!
 //! Invariants: this is the only crate that touches FFmpeg. Nothing here blocks the producer: each
 //! camera's input queue is bounded and drops its oldest access unit when full, counting the drop;
@@ -14,6 +15,7 @@ mod pool;
 mod queue;
 mod scale;
 mod still;
+mod transcode;
 mod worker;
 
 pub use error::DecodeError;
@@ -21,6 +23,7 @@ pub use file::{FileSource, Pacing, spawn_file_source};
 pub use nal::is_reference;
 pub use pool::{CameraInput, DecodeConfig, DecodePool};
 pub use still::decode_key_frame;
+pub use transcode::{TranscodeStats, Transcoder};
 
 /// Initialises FFmpeg once per process (idempotent) and quiets its logging to errors.
 pub fn init() -> Result<(), DecodeError> {

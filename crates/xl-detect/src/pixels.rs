@@ -3,6 +3,8 @@
 //! sampling arithmetic that is checked against the Python references on photos is the same code
 //! that runs on frames.
 
+pub use xl_core::frame::yuv_to_rgb;
+
 /// An image that can be sampled pixel by pixel as RGB.
 pub trait Pixels {
     fn width(&self) -> u32;
@@ -217,19 +219,6 @@ fn i420_row_planar_avx2(
     r: &mut [f32],
 ) {
     i420_row_planar(luma, u, v, b, g, r)
-}
-
-/// BT.601 limited range, 8-bit fixed point (the classic 298/409/100/208/516 coefficients).
-#[inline]
-pub fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
-    let c = 298 * (y - 16) + 128;
-    let (d, e) = (u - 128, v - 128);
-    let clip = |x: i32| (x >> 8).clamp(0, 255) as u8;
-    [
-        clip(c + 409 * e),
-        clip(c - 100 * d - 208 * e),
-        clip(c + 516 * d),
-    ]
 }
 
 /// Packed RGB to I420 (BT.601 limited range, chroma averaged over each 2x2 block), the inverse

@@ -351,6 +351,11 @@ pub struct GateConfig {
     /// when `push_secret` or `push_allow_from` is set, else `"mqtt"`.
     #[serde(default)]
     pub transport: Option<GateTransport>,
+    /// Stored and listed, but not run. Not used by ingest: the hub hands it only the gates
+    /// that run, so a disabled gate's payloads are an unknown gate's (a dead letter over MQTT,
+    /// 403 over HTTP push). Default false.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// How a gate's payloads may arrive (`[[gates]] transport`): the topology's own type.
@@ -399,6 +404,7 @@ impl fmt::Debug for GateConfig {
                 &self.push_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("transport", &self.transport)
+            .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use xl_core::ErrorKind;
 use xl_core::alert::NotAllowed;
-use xl_core::topology::TopologyError;
+use xl_core::topology::{EntryId, TopologyError};
 
 /// Everything that can go wrong in the store. Messages name the row or the (redacted) URL;
 /// no variant ever holds a database password.
@@ -77,6 +77,22 @@ pub enum StoreError {
         total: usize,
         refused: Vec<(usize, StoreError)>,
     },
+    /// A station that users are scoped to (their `stations`), which therefore cannot be
+    /// deleted: change their stations first, or disable the station.
+    #[error(
+        "station {station:?} is still in the stations of {}: change their stations first (or \
+         disable the station: they then see nothing of it)",
+        users_named(users)
+    )]
+    StationInScope { station: String, users: Vec<String> },
+    /// A topology write that the store's check refused ([`crate::TopologyCheck`]): what it
+    /// would leave cannot run (the hub's gate ingest would refuse the gates that would run).
+    /// `entry` is the entry written (`None` for an import). Nothing was written.
+    #[error("{}: {reason}", entry.as_ref().map_or_else(|| "these entries".to_owned(), ToString::to_string))]
+    Refused {
+        entry: Option<EntryId>,
+        reason: String,
+    },
     /// A change through the store's API of a topology entry the config file declares.
     #[error("{entry} is declared in the config file and read-only here; change it there")]
     ReadOnly { entry: String },
@@ -117,6 +133,9 @@ impl StoreError {
             StoreError::Topology(TopologyError::InUse { .. }) => ErrorKind::Conflict,
             StoreError::Topology(e) => e.kind(),
             StoreError::StaleRevision { .. } => ErrorKind::Conflict,
+            // Both hold until something else changes: the users' stations, the gates that
+            // must run.
+            StoreError::StationInScope { .. } | StoreError::Refused { .. } => ErrorKind::Conflict,
             StoreError::ReadOnly { .. } => ErrorKind::PermissionDenied,
             StoreError::NotFound { .. } => ErrorKind::NotFound,
             StoreError::Connect { .. } | StoreError::ConnectTimeout { .. } => {
@@ -126,6 +145,15 @@ impl StoreError {
             StoreError::Io { .. } => ErrorKind::Unavailable,
             StoreError::Database { source, .. } => sqlx_kind(source),
         }
+    }
+}
+
+/// `user "a"` or `users "a", "b"`.
+fn users_named(users: &[String]) -> String {
+    let names: Vec<String> = users.iter().map(|u| format!("{u:?}")).collect();
+    match names.len() {
+        1 => format!("user {}", names[0]),
+        _ => format!("users {}", names.join(", ")),
     }
 }
 

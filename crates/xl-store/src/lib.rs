@@ -46,7 +46,7 @@ pub use registry::{
     UserRow,
 };
 pub use retention::{PurgeReport, Retention};
-pub use topology::{ApplyReport, Author, SecretUpdate, StoredTopology};
+pub use topology::{ApplyReport, Author, SecretUpdate, StoredTopology, TopologyCheck};
 
 /// The cursor of the reader of stored gate events (the rules processor): retention keeps the
 /// gate events it has not read yet.
@@ -77,6 +77,8 @@ pub struct Store {
     backend: Backend,
     /// Redacted.
     url: String,
+    /// Run by the topology writes made for the API ([`Store::with_topology_check`]).
+    topology_check: Option<TopologyCheck>,
 }
 
 impl std::fmt::Debug for Store {
@@ -217,6 +219,7 @@ impl Store {
             pool,
             backend,
             url: redacted,
+            topology_check: None,
         })
     }
 

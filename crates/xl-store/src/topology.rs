@@ -10,12 +10,14 @@
 //!   [`Store::delete_entry`], for every kind, and [`Store::create_entries`] (an import: all
 //!   or nothing, every refusal listed). Each checks the entry
 //!   ([`Entry::validate`]) and the references of the topology it would make
-//!   ([`Topology::check_references`], [`Topology::check_remove`]), refuses entries the config
-//!   file declares ([`StoreError::ReadOnly`]) and a stale revision
-//!   ([`StoreError::StaleRevision`]).
+//!   ([`Topology::check_references`], [`Topology::check_remove`]; a station users are scoped
+//!   to), refuses entries the config file declares ([`StoreError::ReadOnly`]) and a stale
+//!   revision ([`StoreError::StaleRevision`]), then runs the store's [`TopologyCheck`] if it
+//!   has one ([`Store::with_topology_check`]).
 //! - [`Store::apply_config`]: the config file's entries, at each start.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -67,6 +69,14 @@ pub struct StoredTopology {
     pub meta: BTreeMap<EntryId, EntryMeta>,
 }
 
+/// A check of what a topology write made for the API would leave: called with the topology as
+/// stored and as it would be after the write (secrets included), inside the write's transaction,
+/// under the topology's write lock, after the store's own checks and before anything is
+/// written. An `Err` says why the result cannot be; the write is then refused
+/// ([`StoreError::Refused`]) and nothing is written. The hub's asks its gate ingest whether it
+/// would take the gates that would run ([`Store::with_topology_check`]).
+pub type TopologyCheck = Arc<dyn Fn(&Topology, &Topology) -> Result<(), String> + Send + Sync>;
+
 /// What [`Store::update_entry`] does with the entry's secret (a camera's password, a gate's
 /// push secret). The API never hands a secret out, so an edit that did not touch it comes back
 /// without one.
@@ -109,6 +119,39 @@ impl ApplyReport {
 }
 
 impl Store {
+    /// This store with `check` run by every topology write made for the API
+    /// ([`Store::create_entry`], [`Store::create_entries`], [`Store::update_entry`],
+    /// [`Store::set_entry_disabled`], [`Store::delete_entry`]) inside its transaction, so that
+    /// no other topology write comes between the check and the save. [`Store::apply_config`]
+    /// does not run it (the config file is checked whole before the hub starts). Clones of
+    /// the returned store share the check; the store it was made from has none.
+    pub fn with_topology_check(mut self, check: TopologyCheck) -> Store {
+        self.topology_check = Some(check);
+        self
+    }
+
+    /// The topology as stored, kept for [`Store::check_topology`] when there is a check.
+    fn before_check(&self, stored: &Topology) -> Option<Topology> {
+        self.topology_check.as_ref().map(|_| stored.clone())
+    }
+
+    /// Runs the [`TopologyCheck`], if any, on a write from `before` (as [`Store::before_check`]
+    /// kept it) to `after`; `entry` is the entry written (`None` for several).
+    fn check_topology(
+        &self,
+        before: Option<&Topology>,
+        after: &Topology,
+        entry: Option<&EntryId>,
+    ) -> Result<(), StoreError> {
+        let (Some(check), Some(before)) = (&self.topology_check, before) else {
+            return Ok(());
+        };
+        check(before, after).map_err(|reason| StoreError::Refused {
+            entry: entry.cloned(),
+            reason,
+        })
+    }
+
     /// The whole topology for the API: secrets withheld ([`EntryMeta::secret_set`] tells
     /// whether one is stored).
     pub async fn topology(&self) -> Result<StoredTopology, StoreError> {
@@ -154,8 +197,10 @@ impl Store {
             });
         }
         let before = reference_errors(&stored.topology);
+        let was = self.before_check(&stored.topology);
         stored.topology.insert(entry.clone());
         check_new_references(&stored.topology, &before)?;
+        self.check_topology(was.as_ref(), &stored.topology, Some(&id))?;
         let meta = EntryMeta {
             origin: Origin::Store,
             revision: 1,
@@ -192,6 +237,7 @@ impl Store {
         let mut tx = self.begin_write(OP, &WRITE_TABLES).await?;
         let mut stored = load(&mut tx, OP, true).await?;
         let before = reference_errors(&stored.topology);
+        let was = self.before_check(&stored.topology);
         // Where each id of the batch is, for the reference errors, which name the entry.
         let mut position: BTreeMap<EntryId, usize> = BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
@@ -245,6 +291,7 @@ impl Store {
             tx.rollback().await.map_err(db(OP))?;
             return Err(StoreError::Batch { total, refused });
         }
+        self.check_topology(was.as_ref(), &stored.topology, None)?;
         let mut metas = Vec::with_capacity(total);
         for entry in &entries {
             let meta = EntryMeta {
@@ -289,8 +336,10 @@ impl Store {
             return Ok(meta);
         }
         let before = reference_errors(&stored.topology);
+        let was = self.before_check(&stored.topology);
         stored.topology.insert(new.clone());
         check_new_references(&stored.topology, &before)?;
+        self.check_topology(was.as_ref(), &stored.topology, Some(&id))?;
         let meta = EntryMeta {
             revision: meta.revision + 1,
             updated_at: at,
@@ -316,13 +365,16 @@ impl Store {
     ) -> Result<EntryMeta, StoreError> {
         const OP: &str = "disabling a topology entry";
         let mut tx = self.begin_write(OP, &WRITE_TABLES).await?;
-        let stored = load(&mut tx, OP, true).await?;
+        let mut stored = load(&mut tx, OP, true).await?;
         let (old, meta) = writable(&stored, id, expected_revision)?;
         if old.disabled() == disabled {
             return Ok(meta);
         }
         let mut new = old.clone();
         new.set_disabled(disabled);
+        let was = self.before_check(&stored.topology);
+        stored.topology.insert(new.clone());
+        self.check_topology(was.as_ref(), &stored.topology, Some(id))?;
         let meta = EntryMeta {
             revision: meta.revision + 1,
             updated_at: at,
@@ -337,7 +389,9 @@ impl Store {
 
     /// Deletes an entry made through the API, if it is still at `expected_revision` and no
     /// other entry refers to it (a community with cameras, a camera a gate names: the error
-    /// names the first such entry). Events and alerts that name it stay.
+    /// names the first such entry), nor, for a station, any user's `stations`
+    /// ([`StoreError::StationInScope`] names them all; disabling the station is allowed: they
+    /// then see nothing of it). Events and alerts that name it stay.
     pub async fn delete_entry(
         &self,
         id: &EntryId,
@@ -347,9 +401,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "deleting a topology entry";
         let mut tx = self.begin_write(OP, &WRITE_TABLES).await?;
-        let stored = load(&mut tx, OP, true).await?;
+        let mut stored = load(&mut tx, OP, true).await?;
         let (old, meta) = writable(&stored, id, expected_revision)?;
         stored.topology.check_remove(id)?;
+        if let EntryId::Station(station) = id {
+            let users = users_scoped_to(&mut tx, OP, station.as_str()).await?;
+            if !users.is_empty() {
+                return Err(StoreError::StationInScope {
+                    station: station.as_str().to_owned(),
+                    users,
+                });
+            }
+        }
+        let was = self.before_check(&stored.topology);
+        stored.topology.remove(id);
+        self.check_topology(was.as_ref(), &stored.topology, Some(id))?;
         delete_row(&mut tx, OP, id).await?;
         audit(&mut tx, OP, by, at, "delete", &meta, Some(&old), None).await?;
         tx.commit().await.map_err(db(OP))?;
@@ -534,6 +600,27 @@ fn check_entry(entry: &Entry) -> Result<(), StoreError> {
         .into());
     }
     Ok(())
+}
+
+/// The users (disabled ones too) whose `stations` name `station`, by username.
+async fn users_scoped_to(
+    tx: &mut Tx,
+    op: &'static str,
+    station: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT username, stations FROM users ORDER BY username")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db(op))?;
+    let mut users = Vec::new();
+    for row in &rows {
+        let r = Reader { row, op };
+        let stations: Vec<String> = r.json("stations")?;
+        if stations.iter().any(|s| s == station) {
+            users.push(r.text("username")?);
+        }
+    }
+    Ok(users)
 }
 
 fn reference_errors(t: &Topology) -> Vec<TopologyError> {

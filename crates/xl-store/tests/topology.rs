@@ -28,6 +28,8 @@ both_backends!(
     the_database_refuses_broken_references_at_commit,
     an_import_is_all_or_nothing_with_every_refusal_named,
     an_import_writes_every_entry_with_its_audit_entry,
+    a_topology_check_refuses_api_writes_before_anything_is_written,
+    a_station_users_are_scoped_to_is_not_deleted,
 );
 
 const CAMERA_PASSWORD: &str = "cam-pass-7f3a9c";
@@ -76,6 +78,7 @@ fn camera(id: &str, community: &str) -> Camera {
         vec![[0.2, 0.2], [0.8, 0.2], [0.8, 0.8], [0.2, 0.8]],
     );
     zone.dwell_limit_secs = Some(60.0);
+    zone.name = Some("后院".into());
     Camera {
         id: CameraId::new(id).unwrap(),
         name: "东门入口".into(),
@@ -469,6 +472,22 @@ async fn apply_config_is_idempotent_and_follows_the_file(db: &TestDb) {
     );
     // And the result is stable.
     assert!(s.apply_config(&declared, ts(50)).await.unwrap().is_noop());
+
+    // `disabled = true` in the file: the entry is stored disabled (a change), still from
+    // config; taken out of the file again, enabled again.
+    let mut off = declared.clone();
+    off.grids
+        .get_mut(&GridId::new("g9").unwrap())
+        .unwrap()
+        .disabled = true;
+    let report = s.apply_config(&off, ts(51)).await.unwrap();
+    assert_eq!(report.changed, std::slice::from_ref(&g9_id));
+    let now = s.topology().await.unwrap();
+    assert!(now.topology.grids[&GridId::new("g9").unwrap()].disabled);
+    assert_eq!(now.meta[&g9_id].origin, Origin::Config);
+    let report = s.apply_config(&declared, ts(52)).await.unwrap();
+    assert_eq!(report.changed, std::slice::from_ref(&g9_id));
+    assert!(!s.topology().await.unwrap().topology.grids[&GridId::new("g9").unwrap()].disabled);
 
     // A file whose entries fail their checks, or whose references do not hold, changes
     // nothing.
@@ -947,4 +966,183 @@ async fn an_import_writes_every_entry_with_its_audit_entry(db: &TestDb) {
     let err = s.create_entries(batch, &admin(), ts(61)).await.unwrap_err();
     assert_eq!(batch_refusals(err).len(), 301);
     assert_eq!(audit_log(db).await.len(), audit_before + 301);
+}
+
+/// A store made `with_topology_check` runs the check in every write made for the API, with the
+/// topology as stored and as the write would leave it; a refusal is `Refused` (409), naming the
+/// entry, and writes nothing, audit included. `apply_config` and the store it was made from do
+/// not run it.
+async fn a_topology_check_refuses_api_writes_before_anything_is_written(db: &TestDb) {
+    use std::sync::{Arc, Mutex};
+    // Refused: a gate named 不可, a disabled community, and the loss of station "spare".
+    let calls: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+    let seen = Arc::clone(&calls);
+    let s = db.store.clone().with_topology_check(Arc::new(
+        move |before: &Topology, after: &Topology| {
+            seen.lock().unwrap().push((before.len(), after.len()));
+            if after.gates.values().any(|g| g.name == "不可") {
+                return Err("no gate may be called 不可".to_owned());
+            }
+            if after.communities.values().any(|c| c.disabled) {
+                return Err("communities stay enabled".to_owned());
+            }
+            let spare = StationId::new("spare").unwrap();
+            if before.stations.contains_key(&spare) && !after.stations.contains_key(&spare) {
+                return Err("station spare stays".to_owned());
+            }
+            Ok(())
+        },
+    ));
+    let mut entries = sample();
+    entries.push(Entry::Station(station("spare")));
+    for (i, e) in entries.iter().enumerate() {
+        s.create_entry(e.clone(), &admin(), ts(i as i64))
+            .await
+            .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+    }
+    let sizes: Vec<(usize, usize)> = (0..6).map(|n| (n, n + 1)).collect();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        sizes,
+        "once per write, before and after"
+    );
+
+    let refused_door = Gate {
+        name: "不可".into(),
+        ..gate("west-door", "xingfu", None)
+    };
+    let mut renamed = gate("east-door", "xingfu", Some("cam-east"));
+    renamed.name = "不可".into();
+    let xingfu = EntryId::Community(CommunityId::new("xingfu").unwrap());
+    let spare = EntryId::Station(StationId::new("spare").unwrap());
+    let before = s.topology_for_runtime().await.unwrap();
+    let audit_before = audit_log(db).await.len();
+    let refusals = [
+        (
+            Some(EntryId::Gate(refused_door.id.clone()).to_string()),
+            s.create_entry(Entry::Gate(refused_door.clone()), &admin(), ts(10))
+                .await,
+        ),
+        (
+            None,
+            s.create_entries(
+                vec![
+                    Entry::Camera(camera("cam-west", "xingfu")),
+                    Entry::Gate(refused_door),
+                ],
+                &admin(),
+                ts(11),
+            )
+            .await
+            .map(|_| before.meta[&xingfu].clone()),
+        ),
+        (
+            Some("gate \"east-door\"".to_owned()),
+            s.update_entry(
+                Entry::Gate(renamed),
+                1,
+                SecretUpdate::KeepUnlessGiven,
+                &admin(),
+                ts(12),
+            )
+            .await,
+        ),
+        (
+            Some(xingfu.to_string()),
+            s.set_entry_disabled(&xingfu, true, 1, &admin(), ts(13))
+                .await,
+        ),
+        (
+            Some(spare.to_string()),
+            s.delete_entry(&spare, 1, &admin(), ts(14))
+                .await
+                .map(|()| before.meta[&spare].clone()),
+        ),
+    ];
+    for (entry, result) in refusals {
+        let err = result.unwrap_err();
+        assert!(matches!(err, StoreError::Refused { .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        let text = err.to_string();
+        match entry {
+            Some(entry) => assert!(text.starts_with(&entry), "{text}"),
+            None => assert!(text.starts_with("these entries: "), "{text}"),
+        }
+    }
+    assert_eq!(s.topology_for_runtime().await.unwrap(), before);
+    assert_eq!(audit_log(db).await.len(), audit_before);
+    assert_eq!(calls.lock().unwrap().len(), 11);
+
+    // The config file is not checked here (it is before the hub starts).
+    let mut declared = Topology::default();
+    declared.insert(Entry::Gate(Gate {
+        name: "不可".into(),
+        ..gate("cfg-door", "xingfu", None)
+    }));
+    s.apply_config(&declared, ts(20)).await.unwrap();
+    assert_eq!(calls.lock().unwrap().len(), 11);
+    // Nor by the store the checked one was made from.
+    db.store
+        .set_entry_disabled(&xingfu, true, 1, &admin(), ts(21))
+        .await
+        .unwrap();
+    assert_eq!(calls.lock().unwrap().len(), 11);
+}
+
+/// A station that users are scoped to is not deleted: 409 naming every such user (disabled
+/// ones too), nothing written; disabling it is allowed, and once no user names it, it goes.
+async fn a_station_users_are_scoped_to_is_not_deleted(db: &TestDb) {
+    use xl_core::Role;
+    let s = &db.store;
+    create_all(db, &[Entry::Station(station("xincheng"))]).await;
+    let user = |name: &str, stations: &[&str], disabled: bool| xl_store::UserRow {
+        username: name.to_owned(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
+        role: Role::Duty,
+        communities: vec![],
+        stations: stations
+            .iter()
+            .map(|s| StationId::new(*s).unwrap())
+            .collect(),
+        disabled,
+        created_at: ts(0),
+    };
+    for u in [
+        user("duty-a", &["xincheng"], false),
+        user("duty-b", &["chengguan", "xincheng"], true),
+        user("duty-c", &["chengguan"], false),
+        user("duty-d", &[], false),
+    ] {
+        s.insert_user(&u).await.unwrap();
+    }
+    let id = EntryId::Station(StationId::new("xincheng").unwrap());
+    let audit_before = audit_log(db).await.len();
+    let err = s.delete_entry(&id, 1, &admin(), ts(1)).await.unwrap_err();
+    let StoreError::StationInScope { station, users } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(station, "xincheng");
+    assert_eq!(users, &["duty-a", "duty-b"]);
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(
+        err.to_string().contains("users \"duty-a\", \"duty-b\""),
+        "{err}"
+    );
+    assert!(s.topology().await.unwrap().topology.contains(&id));
+    assert_eq!(audit_log(db).await.len(), audit_before);
+
+    let meta = s
+        .set_entry_disabled(&id, true, 1, &admin(), ts(2))
+        .await
+        .unwrap();
+    for u in [
+        user("duty-a", &[], false),
+        user("duty-b", &["chengguan"], true),
+    ] {
+        s.update_user(&u).await.unwrap();
+    }
+    s.delete_entry(&id, meta.revision, &admin(), ts(3))
+        .await
+        .unwrap();
+    assert!(!s.topology().await.unwrap().topology.contains(&id));
 }

@@ -10,7 +10,7 @@ use xl_api::RowError;
 use xl_api::backend::{
     AlertQuery, AlertView, AuditEntry, AuditQuery, Author as ApiAuthor, Backend, BoxFut,
     DurationFigures, EventQuery, HistoryEntry, ProbeRequest, ProbeResult, ResponseTimes,
-    SessionRecord, SnapshotInfo, TopologyItem, User, UserRecord,
+    SecretEdit, SessionRecord, SnapshotInfo, TopologyItem, User, UserRecord,
 };
 use xl_core::ErrorKind;
 use xl_core::alert::AlertAction;
@@ -19,15 +19,19 @@ use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
 use xl_store::{Author, SecretUpdate};
 use xl_store::{Store, StoreError};
 
-use crate::alerts::Alerts;
+use xl_alerts::Alerts;
 
 pub struct StoreBackend {
+    /// With the runtime's check of topology writes ([`crate::runtime::gate_check`]), so that
+    /// nothing is saved that the hub would refuse to run.
     pub store: Store,
     pub alerts: Arc<Alerts>,
     /// Where snapshot files are (`<data_dir>/snapshots`).
     pub snapshot_dir: PathBuf,
     /// The running topology (scope, names) and the runtime's wake-up after a write.
     pub topology: crate::runtime::TopologyFeed,
+    /// The running cameras' streams.
+    pub live: Arc<crate::live::LiveStreams>,
 }
 
 fn api(e: StoreError) -> ApiError {
@@ -433,15 +437,20 @@ impl Backend for StoreBackend {
         &self,
         entry: Entry,
         expected_revision: u64,
+        secret: SecretEdit,
         by: ApiAuthor,
     ) -> BoxFut<'_, TopologyItem> {
+        let secret = match secret {
+            SecretEdit::Keep => SecretUpdate::KeepUnlessGiven,
+            SecretEdit::Replace => SecretUpdate::Replace,
+        };
         Box::pin(async move {
             let meta = self
                 .store
                 .update_entry(
                     entry.clone(),
                     expected_revision,
-                    SecretUpdate::KeepUnlessGiven,
+                    secret,
                     &author(by),
                     Timestamp::now(),
                 )
@@ -494,6 +503,21 @@ impl Backend for StoreBackend {
             self.topology.changed.notify_one();
             Ok(())
         })
+    }
+
+    fn live(
+        &self,
+        camera: &CameraId,
+        stream: xl_core::live::StreamKind,
+        h265: bool,
+    ) -> BoxFut<'_, Box<dyn xl_core::live::LiveFeed>> {
+        let camera = camera.clone();
+        Box::pin(async move { self.live.open(&camera, stream, h265).await })
+    }
+
+    fn thumbnail(&self, camera: &CameraId) -> BoxFut<'_, Option<bytes::Bytes>> {
+        let camera = camera.clone();
+        Box::pin(async move { self.live.thumbnail(&camera).await })
     }
 
     fn probe_camera(&self, request: ProbeRequest) -> BoxFut<'_, ProbeResult> {
@@ -558,6 +582,17 @@ fn shown(mut entry: Entry, meta: EntryMeta) -> TopologyItem {
 fn topology_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Topology(e) => e.into(),
+        StoreError::Refused {
+            entry: Some(ref id),
+            ..
+        } => {
+            let (kind, id) = (id.kind(), id.as_str().to_owned());
+            api(e).with_entry(kind, id)
+        }
+        StoreError::StationInScope { ref station, .. } => {
+            let station = station.clone();
+            api(e).with_entry(Kind::Station, station)
+        }
         StoreError::Duplicate { what, id } => {
             let err = ApiError::invalid(format!("{what} {id:?} already exists")).with_field("id");
             match Kind::ALL.into_iter().find(|k| k.as_str() == what) {

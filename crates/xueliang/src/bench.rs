@@ -19,7 +19,7 @@ use xl_detect::engine::FaceMode;
 use xl_detect::runtime::Provider;
 use xl_detect::stats::{Histogram, Stage};
 
-use crate::vision::{CameraAnalysis, CameraDetect, DetectConfig, Vision};
+use xl_analysis::{CameraAnalysis, CameraDetect, DetectConfig, Vision};
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -64,9 +64,9 @@ pub struct Config {
     #[serde(default)]
     pub gate_ingest: xl_gates::IngestConfig,
     /// `[detect]`: person and face detection, motion gate, tracker (see
-    /// `crate::vision::DetectConfig`).
+    /// `xl_analysis::DetectConfig`).
     #[serde(default)]
-    pub detect: crate::vision::DetectConfig,
+    pub detect: xl_analysis::DetectConfig,
     /// `[store]`: where alerts, events, users and the audit log are kept.
     #[serde(default)]
     pub store: StoreConfig,
@@ -79,7 +79,7 @@ pub struct Config {
     pub rules: xl_rules::RulesConfig,
     /// `[evidence]`: the frame rings snapshots are taken from.
     #[serde(default)]
-    pub evidence: crate::evidence::EvidenceConfig,
+    pub evidence: xl_alerts::evidence::EvidenceConfig,
     /// `[[webhooks]]`: alerts posted to HTTP endpoints (generic JSON, DingTalk, WeCom).
     #[serde(default)]
     pub webhooks: Vec<xl_notify::WebhookConfig>,
@@ -152,13 +152,81 @@ impl Config {
         Some(out)
     }
 
-    /// The gate sections, as `xl_gates::Gates::start` takes them.
+    /// The gate sections, as `xl_gates::Gates::start` takes them, every declared gate in.
     pub fn gates_config(&self) -> xl_gates::GatesConfig {
         xl_gates::GatesConfig {
             mqtt: self.mqtt.clone(),
             gates: self.gates.clone(),
             ingest: self.gate_ingest.clone(),
         }
+    }
+
+    /// [`Config::gates_config`] with only the gates that run ([`Config::why_gate_stopped`]
+    /// says none): what the hub starts gate ingest with, so that a disabled gate takes no
+    /// payload before the runtime's first pass sets the gates the store says run.
+    pub fn running_gates_config(&self) -> xl_gates::GatesConfig {
+        let mut c = self.gates_config();
+        c.gates.retain(|g| self.why_gate_stopped(g).is_none());
+        c
+    }
+
+    /// Why the declared gate `g` does not run, as far as this file says (the runtime also
+    /// honours what the API disabled): the gate, its community or that community's station is
+    /// disabled. `None` when it runs.
+    pub fn why_gate_stopped(&self, g: &xl_gates::GateConfig) -> Option<String> {
+        if g.disabled {
+            return Some("it is disabled".to_owned());
+        }
+        let community = self.communities.iter().find(|c| c.id == g.community)?;
+        if community.disabled {
+            return Some(format!(
+                "its community {:?} is disabled",
+                community.id.as_str()
+            ));
+        }
+        let station = community.station.as_ref()?;
+        self.stations
+            .iter()
+            .any(|s| &s.id == station && s.disabled)
+            .then(|| format!("its community's station {:?} is disabled", station.as_str()))
+    }
+
+    /// A gate that `[mqtt]` accounts or subscriptions name must run: gate ingest refuses to
+    /// take it out of its table later (an account must not come to speak for another gate
+    /// with the same id), so a disabled one would keep running.
+    fn check_mqtt_gates_run(&self) -> anyhow::Result<()> {
+        let Some(m) = &self.mqtt else { return Ok(()) };
+        for (i, g) in self.gates.iter().enumerate() {
+            let Some(why) = self.why_gate_stopped(g) else {
+                continue;
+            };
+            let account = m.accounts.iter().enumerate().find_map(|(j, a)| {
+                a.gates.iter().any(|x| x == g.id.as_str()).then(|| {
+                    format!(
+                        "mqtt.accounts[{j}] (username {:?}) names it in `gates`",
+                        a.username
+                    )
+                })
+            });
+            let subscription = || {
+                m.subscriptions.iter().enumerate().find_map(|(j, s)| {
+                    matches!(&s.gate_from, xl_gates::GateFrom::Gate(x) if x == &g.id).then(|| {
+                        format!(
+                            "mqtt.subscriptions[{j}] (filter {:?}) names it in `gate_from`",
+                            s.filter
+                        )
+                    })
+                })
+            };
+            if let Some(by) = account.or_else(subscription) {
+                bail!(
+                    "gates[{i}] (id {:?}) does not run ({why}), but {by}; a gate [mqtt] names \
+                     must run: remove it there, or enable it",
+                    g.id.as_str()
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -343,6 +411,10 @@ pub struct StationConfig {
     pub id: StationId,
     /// Display name (城关派出所); at most 64 characters. Required.
     pub name: String,
+    /// Stored and listed, but nothing under it runs (its communities' cameras and gates).
+    /// Default false.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disabled: bool,
 }
 
 /// `[[communities]]`: one community (小区/社区).
@@ -356,6 +428,9 @@ pub struct CommunityConfig {
     /// The station it belongs to, a `[[stations]]` id. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub station: Option<StationId>,
+    /// Stored and listed, but its cameras and gates do not run. Default false.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disabled: bool,
 }
 
 /// `[[grids]]`: one grid (网格), a part of one community.
@@ -368,6 +443,10 @@ pub struct GridConfig {
     pub community: CommunityId,
     /// Display name (第三网格); at most 64 characters. Required.
     pub name: String,
+    /// Stored and listed as disabled. A grid runs nothing itself: its cameras and gates run
+    /// unless they are disabled themselves. Default false.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disabled: bool,
 }
 
 /// `[[cameras]]`: one camera, with a sub stream (`url` or `file`, analysed), a main stream
@@ -418,14 +497,17 @@ pub struct CameraConfig {
     pub decode: DecodePolicy,
     /// `[cameras.detect]`: rate, motion gating and faces for this camera.
     #[serde(default, skip_serializing_if = "is_default")]
-    pub detect: crate::vision::CameraDetect,
+    pub detect: xl_analysis::CameraDetect,
     /// `[[cameras.zones]]`: polygons (normalised image coordinates) with optional weekly
     /// schedules, dwell and count limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<xl_vision::zone::ZoneConfig>,
+    /// Stored and listed (with its zones), but not pulled, decoded or analysed. Default false.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disabled: bool,
 }
 
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
@@ -579,8 +661,9 @@ impl Config {
         self.gates_config()
             .validate()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.check_mqtt_gates_run()?;
         self.rules.resolve()?;
-        self.evidence.validate()?;
+        self.evidence.validate().map_err(anyhow::Error::msg)?;
         for (i, g) in self.gates.iter().enumerate() {
             if let Some(cam) = &g.camera
                 && !self.cameras.iter().any(|c| &c.id == cam)
@@ -765,6 +848,67 @@ mod tests {
             ))
             .contains("unknown firmware")
         );
+    }
+
+    /// A gate that `[mqtt]` names must run: gate ingest would not let it go, so it would run
+    /// while the store said disabled. Each reason it may not run is named.
+    #[test]
+    fn a_gate_mqtt_names_must_run() {
+        let topology = |station: &str, community: &str, gate: &str| {
+            format!(
+                "[[stations]]\nid = \"s\"\nname = \"城关派出所\"\n{station}\
+                 [[communities]]\nid = \"xingfu\"\nname = \"幸福小区\"\nstation = \"s\"\n\
+                 {community}\
+                 [[gates]]\nid = \"lobby\"\ncommunity = \"xingfu\"\nfirmware = \"dahua\"\n{gate}\
+                 [[gates]]\nid = \"implied\"\ncommunity = \"other\"\nfirmware = \"dahua\"\n"
+            )
+        };
+        let off = "disabled = true\n";
+        let subscription = "[mqtt]\nurl = \"mqtt://broker.lan\"\n[[mqtt.subscriptions]]\n\
+                            filter = \"DahuaVTO/+/Event\"\nfirmware = \"dahua\"\n\
+                            gate_from = { gate = \"lobby\" }\n";
+        let account = "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:18832\"\n\
+                       [[mqtt.subscriptions]]\nfilter = \"g/+\"\nfirmware = \"dahua\"\n\
+                       [[mqtt.accounts]]\nusername = \"bridge\"\n\
+                       password = \"0123456789abcdef\"\ngates = [\"implied\", \"lobby\"]\n";
+        for (mqtt, (station, community, gate), want) in [
+            (
+                subscription,
+                ("", "", off),
+                "gates[0] (id \"lobby\") does not run (it is disabled), but \
+                 mqtt.subscriptions[0] (filter \"DahuaVTO/+/Event\") names it in `gate_from`",
+            ),
+            (
+                account,
+                ("", off, ""),
+                "gates[0] (id \"lobby\") does not run (its community \"xingfu\" is disabled), \
+                 but mqtt.accounts[0] (username \"bridge\") names it in `gates`",
+            ),
+            (
+                account,
+                (off, "", ""),
+                "(its community's station \"s\" is disabled)",
+            ),
+        ] {
+            let text = format!("{mqtt}{}", topology(station, community, gate));
+            let e = err(&text);
+            assert!(e.contains(want), "{text}\nwant {want}\ngot {e}");
+        }
+        // Named and running, or disabled and not named: fine. Ingest starts with the gates
+        // that run only.
+        for mqtt in [subscription, account] {
+            let c = Config::parse(&format!("{mqtt}{}", topology("", "", ""))).unwrap();
+            assert_eq!(c.running_gates_config().gates.len(), 2);
+        }
+        let c = Config::parse(&topology("", off, "")).unwrap();
+        let running: Vec<String> = c
+            .running_gates_config()
+            .gates
+            .iter()
+            .map(|g| g.id.to_string())
+            .collect();
+        assert_eq!(running, ["implied"]);
+        assert_eq!(c.gates_config().gates.len(), 2, "all are checked");
     }
 
     /// With the embedded broker, MQTT out logs in with the hub's own account (the only one

@@ -18,13 +18,14 @@ use xl_core::frame::{DiscardFrames, FrameSink};
 use xl_decode::DecodePool;
 use xl_store::Store;
 
-use crate::alerts::{self, Alerts};
 use crate::api_backend::StoreBackend;
 use crate::config::Config;
-use crate::evidence::{EvidenceSink, Rings};
 use crate::gate_store::StoreSink;
+use crate::live::LiveStreams;
 use crate::runtime::{self, LazyVision, Runtime, TopologyFeed};
-use crate::vision::Vision;
+use xl_alerts::Alerts;
+use xl_alerts::evidence::{EvidenceSink, Rings};
+use xl_analysis::Vision;
 
 /// How long requests in flight may finish after shutdown starts.
 const HTTP_DRAIN: Duration = Duration::from_secs(2);
@@ -139,7 +140,7 @@ impl Hub {
                 .await
                 .context("cannot read recent gate events from the store")?;
             let g = xl_gates::Gates::start_with_sink(
-                config.gates_config(),
+                config.running_gates_config(),
                 Box::new(sink),
                 dir,
                 Arc::clone(&gate_registry),
@@ -150,8 +151,8 @@ impl Hub {
             Arc::new(g)
         };
         let device_routes = gates.push_router();
-        let (alerts, alerts_task) = alerts::start(
-            alerts::Setup {
+        let (alerts, alerts_task) = xl_alerts::start(
+            xl_alerts::Setup {
                 store: store.clone(),
                 rules: config.rules.clone(),
                 evidence: config.evidence.clone(),
@@ -160,7 +161,7 @@ impl Hub {
                 topology: feed.applied.clone(),
                 clocks: Arc::clone(&clocks),
             },
-            alerts::Sources {
+            xl_alerts::Sources {
                 gate_events: Some(gates.subscribe()),
                 vision: vision.as_ref().map(|v| v.subscribe()),
                 cameras: Arc::clone(&cameras),
@@ -191,6 +192,11 @@ impl Hub {
         }
         let decode_threads = pool.threads();
         let runtime_stats = Arc::new(runtime::RuntimeStats::default());
+        let live = Arc::new(LiveStreams::new(Arc::new(|name: &str, output| {
+            xl_decode::Transcoder::start(name, output)
+                .map(|t| Arc::new(t) as Arc<dyn xl_core::frame::AccessUnitSink>)
+                .map_err(|e| e.to_string())
+        })));
         let mut runtime = Runtime::new(runtime::Parts {
             store: store.clone(),
             pool,
@@ -202,6 +208,7 @@ impl Hub {
             rtsp: config.rtsp.clone(),
             applied: applied_tx,
             stats: Arc::clone(&runtime_stats),
+            live: Arc::clone(&live),
         });
         // The first pass before the API answers: cameras start and gates are known.
         runtime.reload().await?;
@@ -254,13 +261,20 @@ impl Hub {
                 extra_metrics: vision
                     .into_iter()
                     .map(|v| v as Arc<dyn xl_core::metrics::MetricsSource>)
-                    .chain([runtime_stats as Arc<dyn xl_core::metrics::MetricsSource>])
+                    .chain([
+                        runtime_stats as Arc<dyn xl_core::metrics::MetricsSource>,
+                        Arc::clone(live.stats()) as _,
+                    ])
                     .collect(),
                 backend: Arc::new(StoreBackend {
-                    store: hub.store.clone(),
+                    store: hub
+                        .store
+                        .clone()
+                        .with_topology_check(runtime::gate_check(Arc::clone(hub.gates.ingest()))),
                     alerts: Arc::clone(&hub.alerts),
                     snapshot_dir: config.server.data_dir.join("snapshots"),
                     topology: feed,
+                    live,
                 }),
                 settings: xl_api::ApiSettings {
                     secure_cookies: config.server.secure_cookies,
@@ -268,6 +282,7 @@ impl Hub {
                     ..xl_api::ApiSettings::default()
                 },
                 login_limiter: Arc::default(),
+                looks: Arc::default(),
             },
             device_routes,
         );

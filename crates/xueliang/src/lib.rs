@@ -1,18 +1,16 @@
 //! The Xueliang hub: configuration, the wiring of cameras to decoders to the API, and the CLI's
 //! commands. `main.rs` only parses arguments and calls in here.
 
-pub mod alerts;
 pub mod api_backend;
 pub mod bench;
 pub mod config;
 pub mod demo;
-pub mod evidence;
 pub mod gate_decode;
 pub mod gate_store;
 pub mod hub;
+pub mod live;
 pub mod logging;
 pub mod probe;
 pub mod runtime;
 pub mod topology;
 pub mod users;
-pub mod vision;

@@ -387,6 +387,18 @@ fn check_config(path: PathBuf) -> anyhow::Result<()> {
             ids.join(", ")
         );
     }
+    let disabled: Vec<String> = topology
+        .entries()
+        .iter()
+        .filter(|e| e.disabled())
+        .map(|e| e.id().to_string())
+        .collect();
+    if !disabled.is_empty() {
+        println!(
+            "disabled (stored and listed, not run): {}",
+            disabled.join(", ")
+        );
+    }
     Ok(())
 }
 

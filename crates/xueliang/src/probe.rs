@@ -13,9 +13,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use xl_core::CameraId;
 use xl_core::ErrorKind;
+use xl_core::camera::VideoCodec;
 use xl_rtsp::{CameraSource, Credentials, ProbeReport, RtspError, TransportKind};
 
-use crate::evidence::{Jpeg, Still, encode};
+use xl_alerts::evidence::{Jpeg, Still, encode};
 
 /// The API's bound on one probe, connecting included.
 pub const API_LIMIT: Duration = Duration::from_secs(10);
@@ -108,25 +109,33 @@ pub async fn probe(source: &CameraSource, read_for: Duration) -> Result<Probe, P
     };
     let codec = report.video_codec;
     let id = source.id.clone();
-    let snapshot = tokio::task::spawn_blocking(move || {
-        let frame = xl_decode::decode_key_frame(
-            id,
-            codec,
-            &key_frame,
-            SNAPSHOT_MAX_WIDTH,
-            Timestamp::now(),
-        )
-        .map_err(ProbeError::Decode)?;
-        let still = Still {
-            at: frame.received_at,
-            frame: Arc::new(frame),
-            boxes: None,
-        };
-        encode(&still, None, SNAPSHOT_QUALITY).map_err(|e| ProbeError::Internal(format!("{e:#}")))
-    })
-    .await
-    .map_err(|e| ProbeError::Internal(format!("the snapshot thread failed: {e}")))??;
+    let snapshot = tokio::task::spawn_blocking(move || key_frame_jpeg(id, codec, &key_frame))
+        .await
+        .map_err(|e| ProbeError::Internal(format!("the snapshot thread failed: {e}")))??;
     Ok(Probe { report, snapshot })
+}
+
+/// A JPEG of `key_frame` (Annex B with its parameter sets), at most [`SNAPSHOT_MAX_WIDTH`]
+/// wide: the probe's snapshot, and the wall's thumbnails. CPU work: off the async threads.
+pub fn key_frame_jpeg(
+    camera: CameraId,
+    codec: VideoCodec,
+    key_frame: &[u8],
+) -> Result<Jpeg, ProbeError> {
+    let frame = xl_decode::decode_key_frame(
+        camera,
+        codec,
+        key_frame,
+        SNAPSHOT_MAX_WIDTH,
+        Timestamp::now(),
+    )
+    .map_err(ProbeError::Decode)?;
+    let still = Still {
+        at: frame.received_at,
+        frame: Arc::new(frame),
+        boxes: None,
+    };
+    encode(&still, None, SNAPSHOT_QUALITY).map_err(|e| ProbeError::Internal(format!("{e:#}")))
 }
 
 /// [`probe`] within [`API_LIMIT`] in all: what the API runs.

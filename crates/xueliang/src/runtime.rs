@@ -25,18 +25,21 @@ use tracing::{info, warn};
 use xl_core::alert::AlertAction;
 use xl_core::camera::{CameraInfo, CameraRegistry, CameraStats};
 use xl_core::clock::Clocks;
-use xl_core::frame::{Frame, FrameSink};
+use xl_core::frame::{AccessUnitSink, Frame, FrameSink};
+use xl_core::live::StreamKind;
 use xl_core::topology::{Camera, ChangeOp, EntryId, Gate, RtspTransport, StreamSource, Topology};
 use xl_core::{CameraId, GateId};
 use xl_decode::{DecodePool, FileSource, Pacing};
+use xl_live::{OnDemand, Subscription, Tee};
 use xl_rtsp::{CameraSource, Credentials, Timeouts, TransportKind};
 use xl_store::Store;
 use xl_vision::VisionEvent;
 
-use crate::alerts::Alerts;
 use crate::config::RtspConfig;
-use crate::evidence::Rings;
-use crate::vision::{CameraAnalysis, DetectConfig, Vision};
+use crate::live::{self, CameraStreams, LiveStreams};
+use xl_alerts::Alerts;
+use xl_alerts::evidence::Rings;
+use xl_analysis::{AnalysisError, CameraAnalysis, DetectConfig, Vision};
 
 /// How soon a failed topology read is tried again without a wake-up.
 const RETRY: Duration = Duration::from_secs(5);
@@ -82,7 +85,7 @@ impl LazyVision {
     }
 
     /// Starts analysing a camera, detection first if need be (blocking: it loads the models).
-    pub fn set_camera(&self, c: &CameraAnalysis) -> anyhow::Result<()> {
+    pub fn set_camera(&self, c: &CameraAnalysis) -> Result<(), AnalysisError> {
         if let Some(v) = self.vision.get() {
             return v.set_camera(c);
         }
@@ -97,7 +100,10 @@ impl LazyVision {
             Arc::clone(&self.clocks),
             self.events.clone(),
         )?;
-        v.attach_evidence(Arc::clone(&self.rings));
+        let rings = Arc::clone(&self.rings);
+        v.attach_evidence(Arc::new(move |at, frame, boxes| {
+            rings.record_detections(at, frame, boxes);
+        }));
         let _ = self.vision.set(Arc::new(v));
         Ok(())
     }
@@ -175,6 +181,8 @@ struct CameraHandle {
     task: Option<JoinHandle<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<CameraStats>,
+    /// The decode pool's input on the analysed stream's tee (RTSP cameras).
+    decode: Option<Subscription>,
 }
 
 impl CameraHandle {
@@ -185,6 +193,7 @@ impl CameraHandle {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self.decode = None;
         if let Some(t) = self.thread.take() {
             // a file source checks its flag between frames
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -205,6 +214,8 @@ pub struct Parts {
     pub rtsp: RtspConfig,
     pub applied: watch::Sender<Arc<Topology>>,
     pub stats: Arc<RuntimeStats>,
+    /// The running cameras' streams, for live view.
+    pub live: Arc<LiveStreams>,
 }
 
 /// The running cameras and gates, and the topology they were started from.
@@ -342,6 +353,7 @@ impl Runtime {
             task: None,
             thread: None,
             stats: Arc::clone(&stats),
+            decode: None,
         };
         match cam.analysis_source() {
             Some(StreamSource::File { path }) => {
@@ -355,35 +367,17 @@ impl Runtime {
                 handle.thread = Some(t);
             }
             Some(StreamSource::Rtsp { url }) => {
-                let credentials = cam.username.clone().map(|username| Credentials {
-                    username,
-                    password: cam
-                        .password
-                        .as_ref()
-                        .map(|p| p.expose().to_owned())
-                        .unwrap_or_default(),
-                });
-                let rtsp = &self.parts.rtsp;
-                let mut source = CameraSource::new(cam.id.clone(), url, credentials)
-                    .with_context(|| format!("camera {}: bad url", cam.id))?;
-                source.transport = match cam.transport {
-                    Some(RtspTransport::Tcp) => TransportKind::Tcp,
-                    Some(RtspTransport::Udp) => TransportKind::Udp,
-                    None => rtsp.transport,
-                };
-                source.timeouts = Timeouts {
-                    request: Duration::from_secs(rtsp.request_timeout_secs),
-                    frame: Duration::from_secs(rtsp.frame_timeout_secs),
-                };
-                source.backoff_initial = Duration::from_secs_f64(rtsp.backoff_initial_secs);
-                source.backoff_max = Duration::from_secs_f64(rtsp.backoff_max_secs);
+                let source = self.rtsp_source(cam, url)?;
+                let tee = Arc::new(Tee::new());
+                handle.decode = Some(tee.subscribe(Arc::new(input)));
                 handle.task = Some(tokio::spawn(xl_rtsp::run_camera(
                     source,
-                    Arc::new(input),
+                    Arc::clone(&tee) as Arc<dyn AccessUnitSink>,
                     stats,
                     Arc::clone(self.parts.pool.clocks()),
                     handle.cancel.clone(),
                 )));
+                self.parts.live.insert(self.live_streams(cam, tee));
             }
             // validation refuses a camera without streams
             None => {}
@@ -393,6 +387,7 @@ impl Runtime {
     }
 
     async fn stop_camera(&mut self, id: &CameraId) {
+        self.parts.live.remove(id);
         if let Some(v) = &self.parts.vision {
             v.remove_camera(id);
         }
@@ -417,6 +412,12 @@ impl Runtime {
             self.stop_camera(&new.id).await;
             return self.start_camera(new).await;
         }
+        if (&old.main, &old.sub) != (&new.main, &new.sub)
+            && let Some(tee) = self.parts.live.analysed(&new.id)
+        {
+            // Only the stream analysis does not pull changed: its viewers start again.
+            self.parts.live.insert(self.live_streams(new, tee));
+        }
         let stats = Arc::clone(&self.handles[&new.id].stats);
         if old.decode != new.decode {
             stats.set_decode_policy(new.decode);
@@ -426,6 +427,84 @@ impl Runtime {
             self.set_analysis(new).await?;
         }
         Ok(())
+    }
+
+    /// How to pull `url` for `cam`: its credentials, transport and the `[rtsp]` timeouts.
+    fn rtsp_source(&self, cam: &Camera, url: &str) -> anyhow::Result<CameraSource> {
+        let credentials = cam.username.clone().map(|username| Credentials {
+            username,
+            password: cam
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        });
+        let rtsp = &self.parts.rtsp;
+        let mut source = CameraSource::new(cam.id.clone(), url, credentials)
+            .with_context(|| format!("camera {}: bad url", cam.id))?;
+        source.transport = match cam.transport {
+            Some(RtspTransport::Tcp) => TransportKind::Tcp,
+            Some(RtspTransport::Udp) => TransportKind::Udp,
+            None => rtsp.transport,
+        };
+        source.timeouts = Timeouts {
+            request: Duration::from_secs(rtsp.request_timeout_secs),
+            frame: Duration::from_secs(rtsp.frame_timeout_secs),
+        };
+        source.backoff_initial = Duration::from_secs_f64(rtsp.backoff_initial_secs);
+        source.backoff_max = Duration::from_secs_f64(rtsp.backoff_max_secs);
+        Ok(source)
+    }
+
+    /// `cam`'s streams for live view: `analysed`, the tee of the stream the decoder pulls, and
+    /// the camera's other RTSP stream, if it has one, pulled while someone watches it.
+    fn live_streams(&self, cam: &Camera, analysed: Arc<Tee>) -> CameraStreams {
+        let (analysed_kind, other) = match (&cam.main, &cam.sub) {
+            (Some(main), Some(_)) => (StreamKind::Sub, Some((StreamKind::Main, main))),
+            (_, Some(_)) => (StreamKind::Sub, None),
+            _ => (StreamKind::Main, None),
+        };
+        let streams = CameraStreams::new(cam.id.clone(), (analysed_kind, analysed));
+        let Some((kind, StreamSource::Rtsp { url })) = other else {
+            return streams;
+        };
+        let source = match self.rtsp_source(cam, url) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(camera = %cam.id, error = %format!("{e:#}"), "no live view of the main stream");
+                return streams;
+            }
+        };
+        let tee = Arc::new(Tee::new());
+        let clocks = Arc::clone(self.parts.pool.clocks());
+        let live_stats = Arc::clone(self.parts.live.stats());
+        let pull = OnDemand::new(
+            format!("{} {kind}", cam.id),
+            Arc::clone(&tee),
+            live::LINGER,
+            {
+                let tee = Arc::clone(&tee);
+                move || {
+                    live_stats.pulls_started.fetch_add(1, Ordering::Relaxed);
+                    let cancel = CancellationToken::new();
+                    // This session's figures are its own: the camera's status is its
+                    // analysed stream's.
+                    let stats = Arc::new(CameraStats::new(
+                        source.id.clone(),
+                        xl_core::camera::DecodePolicy::All,
+                    ));
+                    tokio::spawn(xl_rtsp::run_camera(
+                        source.clone(),
+                        Arc::clone(&tee) as Arc<dyn AccessUnitSink>,
+                        stats,
+                        Arc::clone(&clocks),
+                        cancel.clone(),
+                    ));
+                    Box::new(cancel.drop_guard())
+                }
+            },
+        );
+        streams.with_other(kind, pull)
     }
 
     async fn set_analysis(&self, cam: &Camera) -> anyhow::Result<()> {
@@ -539,6 +618,48 @@ impl Runtime {
     }
 }
 
+/// The check the store runs inside every topology write made for the API
+/// ([`Store::with_topology_check`]), so that nothing is saved that the hub would not run: when
+/// a write changes the gates that would run (the store's topology through [`runnable`] and
+/// [`gate_config`], the list [`Runtime::reload`] hands `Gates::set_gates`), the gate ingest
+/// must take the new list as `set_gates` would (`Gates::check_gates`). A gate that `[mqtt]`
+/// accounts or subscriptions name cannot stop running, nor can a gate with a firmware the hub
+/// does not know start. It holds the ingest rather than the `Gates`, which the hub takes back
+/// whole at shutdown.
+pub fn gate_check(ingest: Arc<xl_gates::Ingest>) -> xl_store::TopologyCheck {
+    Arc::new(move |before, after| check_gate_change(&ingest, before, after))
+}
+
+/// Why the gate ingest would refuse the gates that run after a change from `before` to
+/// `after`, naming the gates the change would stop; `Ok` when the change leaves them as they
+/// are.
+fn check_gate_change(
+    ingest: &xl_gates::Ingest,
+    before: &Topology,
+    after: &Topology,
+) -> Result<(), String> {
+    let (old, new) = (runnable(before).gates, runnable(after).gates);
+    if old == new {
+        return Ok(());
+    }
+    let list: Vec<xl_gates::GateConfig> = new.values().map(gate_config).collect();
+    ingest.check_gates(&list).map_err(|why| {
+        let stopped: Vec<String> = old
+            .keys()
+            .filter(|id| !new.contains_key(*id))
+            .map(|id| format!("{:?}", id.as_str()))
+            .collect();
+        match stopped.as_slice() {
+            [] => format!("the gate ingest would refuse the gates that would run: {why}"),
+            [one] => format!("gate {one} would stop running, which the gate ingest refuses: {why}"),
+            many => format!(
+                "gates {} would stop running, which the gate ingest refuses: {why}",
+                many.join(", ")
+            ),
+        }
+    })
+}
+
 /// The part of the topology that runs: entries not disabled, under a community and station
 /// not disabled.
 fn runnable(t: &Topology) -> Topology {
@@ -630,5 +751,6 @@ pub fn gate_config(g: &Gate) -> xl_gates::GateConfig {
             .collect(),
         push_secret: g.push_secret.as_ref().map(|s| s.expose().to_owned()),
         transport: g.transport,
+        disabled: g.disabled,
     }
 }

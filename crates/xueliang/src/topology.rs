@@ -12,11 +12,15 @@
 //!   `user:password@` in either URL moves into the camera's username and password (xl-rtsp's
 //!   `CameraSource::new` does the moving, as it does for the running camera); explicit
 //!   `username` / `password` win, and two URLs carrying different logins are refused.
-//! - The export holds no secret. Each camera or gate that has one stored gets a comment
-//!   saying so, for the operator to add it from their secret store. A gate that takes HTTP
-//!   push on its secret alone is exported with its transport spelt out, so the file is refused
-//!   (naming the gate) until the secret is added, instead of quietly becoming an MQTT gate.
-//! - The config file has no `disabled` yet: a disabled entry is exported commented out.
+//! - The export holds no secret (as the API, it reads the store with secrets withheld). Each
+//!   camera or gate that has one stored gets a comment saying so, for the operator to add it
+//!   from their secret store. A gate that takes HTTP push on its secret alone is exported with
+//!   its transport spelt out, so the file is refused (naming the gate) until the secret is
+//!   added, instead of quietly becoming an MQTT gate.
+//! - `disabled = true` declares an entry that is stored and listed but does not run (the
+//!   runtime runs no disabled camera or gate, nor any under a disabled community or station);
+//!   the export writes it for each disabled entry. A gate that `[mqtt]` accounts or
+//!   subscriptions name must run: the config is refused if it would not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -48,7 +52,7 @@ impl Config {
                 Station {
                     id: s.id.clone(),
                     name: s.name.clone(),
-                    disabled: false,
+                    disabled: s.disabled,
                 },
             );
         }
@@ -59,7 +63,7 @@ impl Config {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     station: c.station.clone(),
-                    disabled: false,
+                    disabled: c.disabled,
                 },
             );
         }
@@ -81,7 +85,7 @@ impl Config {
                     id: g.id.clone(),
                     community: g.community.clone(),
                     name: g.name.clone(),
-                    disabled: false,
+                    disabled: g.disabled,
                 },
             );
         }
@@ -282,7 +286,7 @@ fn camera_entry(c: &CameraConfig) -> Result<Camera, KeyError> {
         decode: c.decode,
         detect: c.detect.clone(),
         zones: c.zones.clone(),
-        disabled: false,
+        disabled: c.disabled,
     })
 }
 
@@ -309,7 +313,7 @@ fn gate_entry(g: &xl_gates::GateConfig) -> Result<Gate, KeyError> {
         push_allow_from,
         timezone: g.timezone.clone(),
         offline_after_secs: g.offline_after_secs,
-        disabled: false,
+        disabled: g.disabled,
     })
 }
 
@@ -375,8 +379,8 @@ pub async fn export(config: &Config) -> anyhow::Result<String> {
 
 /// The topology as TOML in the config's own schema (`[[stations]]`, `[[communities]]`,
 /// `[[grids]]`, `[[cameras]]` with their zones, `[[gates]]`), secrets left out with a comment
-/// on each entry that has one, disabled entries commented out. [`Config::parse`] of the text
-/// gives the same topology, secrets aside.
+/// on each entry that has one, `disabled = true` on each disabled entry. [`Config::parse`] of
+/// the text gives the same topology, secrets aside.
 pub fn to_toml(stored: &StoredTopology) -> anyhow::Result<String> {
     let t = &stored.topology;
     let secret_set = |id: EntryId| stored.meta.get(&id).is_some_and(|m| m.secret_set);
@@ -385,48 +389,40 @@ pub fn to_toml(stored: &StoredTopology) -> anyhow::Result<String> {
          # it. Secrets are not exported: an entry that has one stored says so in a comment; add\n\
          # it from your secret store (`password = ...`, `push_secret = ...`).\n",
     );
-    let mut section = |kind: &str, table: toml::Table, disabled: bool, notes: &[String]| {
+    let mut section = |kind: &str, table: toml::Table, notes: &[String]| {
         let text = toml_table(kind, table)?;
         out.push('\n');
         for n in notes {
             let _ = writeln!(out, "# {n}");
         }
-        if disabled {
-            let _ = writeln!(
-                out,
-                "# Disabled in the store (the config file has no `disabled` yet): uncomment to \
-                 declare it."
-            );
-            for line in text.lines() {
-                let _ = writeln!(out, "# {line}");
-            }
-        } else {
-            out.push_str(&text);
-        }
+        out.push_str(&text);
         anyhow::Ok(())
     };
     for s in t.stations.values() {
         let c = StationConfig {
             id: s.id.clone(),
             name: s.name.clone(),
+            disabled: s.disabled,
         };
-        section("stations", table_of(&c)?, s.disabled, &[])?;
+        section("stations", table_of(&c)?, &[])?;
     }
     for c in t.communities.values() {
         let cc = CommunityConfig {
             id: c.id.clone(),
             name: c.name.clone(),
             station: c.station.clone(),
+            disabled: c.disabled,
         };
-        section("communities", table_of(&cc)?, c.disabled, &[])?;
+        section("communities", table_of(&cc)?, &[])?;
     }
     for g in t.grids.values() {
         let gc = GridConfig {
             id: g.id.clone(),
             community: g.community.clone(),
             name: g.name.clone(),
+            disabled: g.disabled,
         };
-        section("grids", table_of(&gc)?, g.disabled, &[])?;
+        section("grids", table_of(&gc)?, &[])?;
     }
     for c in t.cameras.values() {
         let mut notes = Vec::new();
@@ -436,7 +432,7 @@ pub fn to_toml(stored: &StoredTopology) -> anyhow::Result<String> {
                 c.id.as_str()
             ));
         }
-        section("cameras", table_of(&camera_config(c))?, c.disabled, &notes)?;
+        section("cameras", table_of(&camera_config(c))?, &notes)?;
     }
     for g in t.gates.values() {
         let mut notes = Vec::new();
@@ -448,12 +444,7 @@ pub fn to_toml(stored: &StoredTopology) -> anyhow::Result<String> {
                 g.id.as_str()
             ));
         }
-        section(
-            "gates",
-            table_of(&GateOut::new(g, has_secret))?,
-            g.disabled,
-            &notes,
-        )?;
+        section("gates", table_of(&GateOut::new(g, has_secret))?, &notes)?;
     }
     Ok(out)
 }
@@ -478,6 +469,8 @@ struct GateOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     timezone: Option<&'a str>,
     offline_after_secs: u64,
+    #[serde(skip_serializing_if = "crate::config::is_default")]
+    disabled: bool,
 }
 
 impl<'a> GateOut<'a> {
@@ -500,6 +493,7 @@ impl<'a> GateOut<'a> {
             push_allow_from: g.push_allow_from.iter().map(ToString::to_string).collect(),
             timezone: g.timezone.as_deref(),
             offline_after_secs: g.offline_after_secs,
+            disabled: g.disabled,
         }
     }
 }
@@ -532,6 +526,7 @@ fn camera_config(c: &Camera) -> CameraConfig {
         decode: c.decode,
         detect: c.detect.clone(),
         zones: c.zones.clone(),
+        disabled: c.disabled,
     }
 }
 
@@ -779,6 +774,69 @@ mod tests {
     }
 
     #[test]
+    fn disabled_entries_are_read_and_exported_as_disabled() {
+        let c = parse(
+            r#"
+            [[stations]]
+            id = "s"
+            name = "城关派出所"
+            disabled = true
+            [[communities]]
+            id = "c"
+            name = "幸福小区"
+            station = "s"
+            disabled = true
+            [[grids]]
+            id = "g"
+            community = "c"
+            name = "第三网格"
+            disabled = true
+            [[cameras]]
+            id = "cam"
+            community = "c"
+            url = "rtsp://10.0.0.2/102"
+            disabled = true
+            [[gates]]
+            id = "door"
+            community = "c"
+            firmware = "dahua"
+            disabled = true
+            [[gates]]
+            id = "other"
+            community = "c"
+            firmware = "dahua"
+            device = "other-device"
+            "#,
+        );
+        let t = c.topology().unwrap();
+        let disabled: Vec<String> = t
+            .entries()
+            .iter()
+            .filter(|e| e.disabled())
+            .map(|e| e.id().to_string())
+            .collect();
+        assert_eq!(
+            disabled,
+            [
+                "station \"s\"",
+                "community \"c\"",
+                "grid \"g\"",
+                "camera \"cam\"",
+                "gate \"door\""
+            ]
+        );
+        let text = to_toml(&stored(&t)).unwrap();
+        assert_eq!(text.matches("disabled = true").count(), 5, "{text}");
+        assert!(
+            !text.contains("disabled = false") && !text.contains("\n# id"),
+            "{text}"
+        );
+        assert_eq!(parse(&text).topology().unwrap(), t, "{text}");
+        // Neither gate runs: one is disabled, the other's community is.
+        assert!(c.running_gates_config().gates.is_empty());
+    }
+
+    #[test]
     fn the_export_reads_back_as_the_same_topology() {
         let c = parse(
             r#"
@@ -808,8 +866,10 @@ mod tests {
             faces = "frame"
             [[cameras.zones]]
             id = "lawn"
+            name = "北门广场"
             polygon = [[0.1, 0.55], [1.0, 0.55], [0.7, 0.93]]
             dwell_limit_secs = 20.5
+            schedule = [{ days = ["mon", "sun"], start = "22:00", end = "06:30" }]
             [[gates]]
             id = "door"
             name = "东门门禁"
@@ -828,6 +888,7 @@ mod tests {
             text.contains("0.55") && !text.contains("0.5500000"),
             "{text}"
         );
+        assert!(text.contains("name = \"北门广场\""), "{text}");
         let mut back = parse(&text).topology().unwrap();
         back.cameras.values_mut().for_each(|c| c.password = None);
         let mut want = t;

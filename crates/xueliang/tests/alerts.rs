@@ -524,8 +524,8 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
     .await
     .unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let (alerts, task) = xueliang::alerts::start(
-        xueliang::alerts::Setup {
+    let (alerts, task) = xl_alerts::start(
+        xl_alerts::Setup {
             store: store.clone(),
             rules: config.rules.clone(),
             evidence: config.evidence.clone(),
@@ -534,7 +534,7 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
             topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
             clocks: clocks.shared(),
         },
-        xueliang::alerts::Sources {
+        xl_alerts::Sources {
             gate_events: Some(gates.subscribe()),
             vision: None,
             cameras: std::sync::Arc::default(),

@@ -5,7 +5,12 @@
 //! `target/browser-artifacts/`. Needs `scripts/setup` (it runs `scripts/setup-browser`).
 //!
 //! Also the admin pages (`tests/browser/admin.test.mjs`): a camera added, tested, given a zone
-//! and raising person.intrusion while the hub runs; and the console's strings in both languages.
+//! with a display name and raising person.intrusion (shown by that name) while the hub runs;
+//! and the console's strings in both languages.
+//! And alerts as the console words them (`tests/browser/alert-text.test.mjs`): titles in the
+//! chosen language with display names, repeats folded, 24-hour schedule times.
+//! And the live camera wall (`tests/browser/wall.test.mjs`): real RTSP cameras playing in the
+//! browser through the hub's WebSocket, H.265 through its H.264 fallback, scope enforced.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -238,6 +243,8 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
         sub_url.as_str(),
         "--zone-id",
         "yard",
+        "--zone-name",
+        "北门广场",
         "--config-camera",
         "lobby-cam",
     ];
@@ -270,6 +277,7 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
     assert_eq!(cam.zones.len(), 1, "{:?}", cam.zones);
     let zone = &cam.zones[0];
     assert_eq!(zone.id.as_str(), "yard");
+    assert_eq!(zone.name.as_deref(), Some("北门广场"), "trimmed");
     assert_eq!(zone.polygon.len(), 4);
     assert!(xl_core::zone::polygon_area(&zone.polygon) > 0.8, "{zone:?}");
     let midnight = jiff::civil::time(0, 0, 0, 0);
@@ -411,6 +419,190 @@ async fn admin_manages_the_topology_and_users_in_the_console() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// Alerts read in the duty officer's language (`tests/browser/alert-text.test.mjs`, in a
+/// browser with an English locale): the real rules engine makes a person.intrusion alert (its
+/// English title names the camera and zone by id) that repeats 23 times, is noted by a person
+/// and repeats twice more, and a forced door; they are committed to the hub's store. The
+/// console titles them in Chinese, then in English, naming the camera, its zone and the gate by
+/// their names; the history shows each run of repeats as one line with its count and time
+/// span; the zone's schedule shows 24-hour times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_titles_and_repeats_read_in_the_chosen_language() {
+    use jiff::{SignedDuration, Timestamp};
+    use xl_core::alert::AlertAction;
+    use xl_core::{Alert, AlertId, GateEventKind};
+    use xl_rules::{Decision, Engine, GateInput, Input, RulesConfig, ZoneInput, ZoneWhat};
+    use xl_store::{Change, Commit};
+
+    let root = browser_root();
+    let data = temp_dir("console-text");
+    let community = format!("c{:x}", rand::random::<u32>());
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        data_dir = "{data}"
+        [detect]
+        enabled = false
+        [[communities]]
+        id = "{community}"
+        name = "幸福小区"
+        [[cameras]]
+        id = "square-cam"
+        name = "幸福广场东门"
+        community = "{community}"
+        file = "{video}"
+        [[cameras.zones]]
+        id = "lawn"
+        name = "中心草坪"
+        polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+        schedule = [{{ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start = "22:00", end = "06:00" }}]
+        [[gates]]
+        id = "north-gate"
+        name = "北门门禁"
+        community = "{community}"
+        firmware = "hikvision-isapi"
+        "#,
+        data = data.display(),
+        video = vtest(),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let password = "admin-password-2026";
+    xueliang::users::add(&hub.store, "admin", password, Role::Admin, vec![], "test")
+        .await
+        .unwrap();
+
+    // The alerts as the hub's alert processor would commit them: the engine's decisions, in
+    // order, each a change of the alert as the engine sees it.
+    let mut engine = Engine::new(&RulesConfig::default()).unwrap();
+    let mut ids = |at: Timestamp| AlertId::new(at, rand::random());
+    let community = CommunityId::new(community).unwrap();
+    let camera = CameraId::new("square-cam").unwrap();
+    let t0 = Timestamp::now() - SignedDuration::from_mins(5);
+    let at = |secs: i64| t0 + SignedDuration::from_secs(secs);
+    let entered = |secs: i64| {
+        Input::Zone(ZoneInput {
+            event_id: format!("v-{secs}"),
+            camera: camera.clone(),
+            community: community.clone(),
+            zone: "lawn".into(),
+            what: ZoneWhat::Entered { track: secs as u64 },
+            at: at(secs),
+        })
+    };
+    let mut raised: Vec<Alert> = Vec::new();
+    let mut commit = |inputs: Vec<Input>, engine: &mut Engine| {
+        let mut changes = Vec::new();
+        for input in &inputs {
+            for decision in engine.handle(input, &mut ids) {
+                changes.push(match decision {
+                    Decision::Raise(alert) => {
+                        raised.push(alert.clone());
+                        Change {
+                            at: alert.raised_at,
+                            alert,
+                            action: AlertAction::Raised,
+                            actor: "system".into(),
+                            note: None,
+                        }
+                    }
+                    Decision::Repeat {
+                        id, last_seen_at, ..
+                    } => Change {
+                        alert: raised.iter().find(|a| a.id == id).unwrap().clone(),
+                        action: AlertAction::Repeated,
+                        actor: "system".into(),
+                        note: None,
+                        at: last_seen_at,
+                    },
+                    other => panic!("unexpected decision {other:?}"),
+                });
+            }
+        }
+        Commit {
+            changes,
+            ..Commit::default()
+        }
+    };
+    // Raised at t0, repeated every 2 s 23 times.
+    let first = commit((0..24).map(|i| entered(i * 2)).collect(), &mut engine);
+    assert_eq!(first.changes.len(), 24);
+    hub.store.commit(&first).await.unwrap();
+    let intrusion = first.changes[0].alert.clone();
+    assert_eq!(intrusion.kind, AlertKind::PersonIntrusion);
+    assert!(
+        intrusion.title.contains("square-cam") && intrusion.title.contains("lawn"),
+        "the server's title names ids: {}",
+        intrusion.title
+    );
+    // A person's note, then two more repeats; and a forced door.
+    hub.store
+        .act(
+            &intrusion.id,
+            AlertAction::Noted,
+            "admin",
+            Some("已通知保安到场"),
+            at(50),
+        )
+        .await
+        .unwrap();
+    engine.acted(&intrusion.id, AlertAction::Noted, at(50));
+    let mut inputs = vec![entered(52), entered(54)];
+    inputs.push(Input::Gate(GateInput {
+        event_id: "g-1".into(),
+        gate: GateId::new("north-gate").unwrap(),
+        community: community.clone(),
+        camera: None,
+        kind: GateEventKind::DoorForcedOpen,
+        deny_reason: None,
+        phase: None,
+        door: Some(1),
+        at: at(60),
+    }));
+    let second = commit(inputs, &mut engine);
+    assert_eq!(second.changes.len(), 3);
+    hub.store.commit(&second).await.unwrap();
+    let gate_alert = second.changes[2].alert.clone();
+    assert_eq!(gate_alert.kind, AlertKind::GateForcedOpen);
+    let stored = hub.store.alert(&intrusion.id).await.unwrap().unwrap();
+    assert_eq!(stored.alert.count, 26);
+
+    let url = format!("http://{}", hub.addr);
+    let args = [
+        "--intrusion",
+        intrusion.id.as_str(),
+        "--camera-id",
+        "square-cam",
+        "--camera-name",
+        "幸福广场东门",
+        "--zone",
+        "中心草坪",
+        "--server-title",
+        intrusion.title.as_str(),
+        "--history",
+        "raised,23,noted,2",
+        "--gate-alert",
+        gate_alert.id.as_str(),
+        "--gate-name",
+        "北门门禁",
+        "--schedule",
+        "22:00-06:00",
+    ];
+    let (passed, stderr) = run_browser(
+        &root,
+        "alert-text.test.mjs",
+        &url,
+        "admin",
+        password,
+        &args,
+        "alert-text",
+    )
+    .await;
+    assert!(passed, "browser test failed: {stderr}");
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 /// Every string of the console is in both languages, and every key its files use exists
 /// (`tests/browser/i18n.test.mjs`; node only, no browser).
 #[test]
@@ -425,4 +617,244 @@ fn console_strings_exist_in_both_languages() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The live camera wall in the browser (`tests/browser/wall.test.mjs`) against the real hub
+/// and the real RTSP test server: four H.264 cameras (a 640x360 sub stream, a 1280x720 main
+/// stream) of a community's own network play on a 4-tile page; one enlarged plays its main
+/// stream; an H.265 camera plays through the hub's H.264 fallback, marked transcoded; an
+/// alert's live button opens its camera; a property user of the community sees only its
+/// community-network cameras, and its WebSocket to another community's camera is closed
+/// without a picture. Needs `scripts/setup` (the browser, gst-rtsp-server, the test clips).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duty_watches_the_camera_wall_live_and_property_cannot_watch_another_community() {
+    use jiff::Timestamp;
+    use xl_core::AlertId;
+    use xl_core::alert::AlertAction;
+    use xl_rules::{Decision, Engine, Input, RulesConfig, ZoneInput, ZoneWhat};
+    use xl_store::{Change, Commit};
+
+    let root = browser_root();
+    let server = tokio::task::spawn_blocking(|| {
+        xl_testkit::RtspServer::start(&[
+            ("sub264", xl_testkit::test_clip(xl_testkit::H264_360P)?),
+            ("main264", xl_testkit::test_clip(xl_testkit::H264_720P)?),
+            ("sub265", xl_testkit::test_clip(xl_testkit::H265_360P)?),
+            ("main265", xl_testkit::test_clip(xl_testkit::H265_720P)?),
+        ])
+    })
+    .await
+    .unwrap()
+    .expect("the RTSP test server (scripts/setup installs gst-rtsp-server and the clips)");
+
+    let data = temp_dir("console-wall");
+    let a = format!("c{:x}", rand::random::<u32>());
+    let b = format!("c{:x}", rand::random::<u32>());
+    let h264 = |id: &str, name: &str, grid: &str| {
+        format!(
+            r#"
+            [[cameras]]
+            id = "{id}"
+            name = "{name}"
+            community = "{a}"
+            grid = "{grid}"
+            url = "{sub}"
+            main_url = "{main}"
+            "#,
+            sub = server.url("sub264"),
+            main = server.url("main264"),
+        )
+    };
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        data_dir = "{data}"
+        [detect]
+        enabled = false
+        [[stations]]
+        id = "chengguan"
+        name = "城关派出所"
+        [[communities]]
+        id = "{a}"
+        name = "幸福小区"
+        station = "chengguan"
+        [[communities]]
+        id = "{b}"
+        name = "安乐家园"
+        station = "chengguan"
+        [[grids]]
+        id = "{a}-1"
+        community = "{a}"
+        name = "第一网格"
+        [[grids]]
+        id = "{a}-2"
+        community = "{a}"
+        name = "第二网格"
+        {cam1}{cam2}{cam3}{cam4}
+        [[cameras]]
+        id = "wall-h265"
+        name = "天网 广场"
+        community = "{a}"
+        network = "skynet"
+        url = "{sub265}"
+        main_url = "{main265}"
+        [[cameras]]
+        id = "other-1"
+        name = "安乐家园 南门"
+        community = "{b}"
+        url = "{sub264}"
+        "#,
+        data = data.display(),
+        cam1 = h264("wall-1", "东门", &format!("{a}-1")),
+        cam2 = h264("wall-2", "北门", &format!("{a}-1")),
+        cam3 = h264("wall-3", "车库入口", &format!("{a}-2")),
+        cam4 = h264("wall-4", "中心花园", &format!("{a}-2")),
+        sub265 = server.url("sub265"),
+        main265 = server.url("main265"),
+        sub264 = server.url("sub264"),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let password = "duty-password-2026";
+    xueliang::users::add(&hub.store, "duty", password, Role::Duty, vec![], "test")
+        .await
+        .unwrap();
+    let property_password = "property-password-2026";
+    xueliang::users::add(
+        &hub.store,
+        "prop",
+        property_password,
+        Role::Property,
+        vec![CommunityId::new(a.clone()).unwrap()],
+        "test",
+    )
+    .await
+    .unwrap();
+
+    // An alert of wall-2, as the rules engine raises it, for the detail's live button.
+    let mut engine = Engine::new(&RulesConfig::default()).unwrap();
+    let entered = Input::Zone(ZoneInput {
+        event_id: "v-1".into(),
+        camera: CameraId::new("wall-2").unwrap(),
+        community: CommunityId::new(a.clone()).unwrap(),
+        zone: "yard".into(),
+        what: ZoneWhat::Entered { track: 1 },
+        at: Timestamp::now(),
+    });
+    let alert = engine
+        .handle(&entered, &mut |at| AlertId::new(at, rand::random()))
+        .into_iter()
+        .find_map(|d| match d {
+            Decision::Raise(alert) => Some(alert),
+            _ => None,
+        })
+        .expect("the engine raises person.intrusion");
+    hub.store
+        .commit(&Commit {
+            changes: vec![Change {
+                at: alert.raised_at,
+                alert: alert.clone(),
+                action: AlertAction::Raised,
+                actor: "system".into(),
+                note: None,
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+
+    // Every camera streams before the browser looks.
+    let t0 = std::time::Instant::now();
+    for id in [
+        "wall-1",
+        "wall-2",
+        "wall-3",
+        "wall-4",
+        "wall-h265",
+        "other-1",
+    ] {
+        let id = CameraId::new(id).unwrap();
+        while hub
+            .cameras
+            .get(&id)
+            .is_none_or(|c| c.1.status().label() != "online")
+        {
+            assert!(
+                t0.elapsed().as_secs() < 30,
+                "{id} is not online: {}",
+                server.log_tail()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    let url = format!("http://{}", hub.addr);
+    let args = [
+        "--community",
+        a.as_str(),
+        "--cameras",
+        "wall-1,wall-2,wall-3,wall-4",
+        "--sub-width",
+        "640",
+        "--main-width",
+        "1280",
+        "--h265-camera",
+        "wall-h265",
+        "--alert",
+        alert.id.as_str(),
+        "--alert-camera",
+        "wall-2",
+        "--property-user",
+        "prop",
+        "--property-password",
+        property_password,
+        "--other-camera",
+        "other-1",
+    ];
+    let (passed, stderr) = run_browser(
+        &root,
+        "wall.test.mjs",
+        &url,
+        "duty",
+        password,
+        &args,
+        "wall",
+    )
+    .await;
+    assert!(
+        passed,
+        "browser test failed: {stderr}\nRTSP server log:\n{}",
+        server.log_tail()
+    );
+
+    // What the browser watched is audited: duty's sessions of wall-1, sub and main; prop's of
+    // its own wall-2, and none of other-1 (refused before the upgrade).
+    let audit = hub
+        .store
+        .list_audit(&xl_store::AuditFilter {
+            limit: 1000,
+            ..xl_store::AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let started = |actor: &str, camera: &str, stream: &str| {
+        audit.iter().any(|e| {
+            e.actor == actor
+                && e.action == "live.start"
+                && e.target.as_deref() == Some(camera)
+                && e.detail["stream"] == stream
+        })
+    };
+    assert!(started("duty", "wall-1", "sub"), "{audit:#?}");
+    assert!(started("duty", "wall-1", "main"), "{audit:#?}");
+    assert!(started("prop", "wall-2", "sub"), "{audit:#?}");
+    assert!(
+        !audit
+            .iter()
+            .any(|e| e.actor == "prop" && e.target.as_deref() == Some("other-1")),
+        "{audit:#?}"
+    );
+    hub.stop().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -19,13 +19,19 @@ const PUSH_SECRET: &str = "push-secret-Hn27cmw4Lp";
 /// A hub with no cameras, whose config file declares station chengguan and its community
 /// xingfu (read-only through the API).
 async fn hub() -> Hub {
+    hub_with("").await
+}
+
+/// [`hub`] with more of the config file (TOML appended).
+async fn hub_with(extra: &str) -> Hub {
     let data = std::env::temp_dir().join(format!("xl-topology-api-{:x}", rand::random::<u64>()));
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"{TOKEN}\"\ndata_dir = \"{}\"\n\
          [detect]\nenabled = false\n\
          [rtsp]\nrequest_timeout_secs = 3\nframe_timeout_secs = 3\n\
          [[stations]]\nid = \"chengguan\"\nname = \"城关派出所\"\n\
-         [[communities]]\nid = \"xingfu\"\nname = \"幸福小区\"\nstation = \"chengguan\"\n",
+         [[communities]]\nid = \"xingfu\"\nname = \"幸福小区\"\nstation = \"chengguan\"\n\
+         {extra}",
         data.display()
     );
     Hub::start(Config::parse(&text).unwrap()).await.unwrap()
@@ -337,6 +343,346 @@ async fn every_kind_through_the_api_with_revisions_read_only_config_and_no_secre
         );
     }
     drop(hub);
+}
+
+/// A port nothing listens on now (for the embedded broker).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The audit rows of one entry (`camera.update`...), oldest first.
+async fn audit_of(hub: &Hub, target: &str) -> Vec<xl_store::AuditRow> {
+    let mut rows = hub
+        .store
+        .list_audit(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    rows.retain(|a| a.target.as_deref() == Some(target));
+    rows.reverse();
+    rows
+}
+
+/// Before a topology write is saved, the gates that would run after it go through the gate
+/// ingest's checks (`Gates::check_gates`): a gate whose firmware the hub does not know is
+/// refused, and a gate that an `[[mqtt.accounts]]` entry names cannot be stopped by disabling
+/// its community or its station. Both were saved before, and the runtime then kept the previous
+/// gates with a warning: the store said one thing and the running gates another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topology_write_whose_gates_the_gate_ingest_refuses_is_not_saved() {
+    let port = free_port();
+    let hub = hub_with(&format!(
+        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\n\
+         [[mqtt.subscriptions]]\nfilter = \"gates/+/event\"\nfirmware = \"hikvision-isapi\"\n\
+         gate_from = {{ topic_segment = 1 }}\n\
+         [[mqtt.accounts]]\nusername = \"lobby-gate\"\npassword = \"lobby-gate-test-password\"\n\
+         gates = [\"lobby\"]\n\
+         [[gates]]\nid = \"lobby\"\ncommunity = \"xingfu\"\nfirmware = \"hikvision-isapi\"\n"
+    ))
+    .await;
+    let api = Api::new(&hub);
+    let t = "/api/v1/topology";
+    let before = hub.store.topology().await.unwrap();
+
+    // A firmware the hub has no adapter for: 409 naming the gate and why, nothing stored.
+    let side_door = |firmware: &str| {
+        let gate = json!({"id": "side-door", "name": "侧门", "community": "xingfu"});
+        let mut gate = gate;
+        gate["firmware"] = json!(firmware);
+        gate
+    };
+    let a = api
+        .json(
+            Method::POST,
+            &format!("{t}/gates"),
+            None,
+            side_door("hikvision-isap"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert_eq!(
+        a.body["error"]["entry"],
+        json!({"kind": "gate", "id": "side-door"})
+    );
+    assert!(a.text.contains("unknown firmware"), "{}", a.text);
+    assert_eq!(hub.store.topology().await.unwrap(), before);
+
+    // The config file names lobby's community, so it is a config entry and the API cannot
+    // disable it (403). Made a store entry here, as one made through the API would be, with
+    // its station: disabling either would stop lobby, which the account names.
+    for sql in [
+        "UPDATE communities SET origin = 'store' WHERE id = 'xingfu'",
+        "UPDATE stations SET origin = 'store' WHERE id = 'chengguan'",
+    ] {
+        sqlx::query(sql).execute(hub.store.pool()).await.unwrap();
+    }
+    let before = hub.store.topology().await.unwrap();
+    for (path, kind, id) in [
+        ("communities/xingfu", "community", "xingfu"),
+        ("stations/chengguan", "station", "chengguan"),
+    ] {
+        let a = api
+            .send(
+                Method::POST,
+                &format!("{t}/{path}/disable"),
+                Some("\"1\""),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{path}: {}", a.text);
+        assert_eq!(a.body["error"]["entry"], json!({"kind": kind, "id": id}));
+        let message = a.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("gate \"lobby\" would stop running")
+                && message.contains("mqtt.accounts[0] (username \"lobby-gate\")"),
+            "{path}: {message}"
+        );
+    }
+    assert_eq!(hub.store.topology().await.unwrap(), before, "nothing saved");
+    // Nor audited: the config file's own entries are all there is.
+    for target in ["xingfu", "chengguan", "side-door"] {
+        let actions: Vec<String> = audit_of(&hub, target)
+            .await
+            .into_iter()
+            .filter(|a| a.actor != "config")
+            .map(|a| a.action)
+            .collect();
+        assert!(actions.is_empty(), "{target}: {actions:?}");
+    }
+
+    // Writes that leave the running gates as they are, or that the ingest takes, go through,
+    // and the new gate runs.
+    let a = api
+        .json(
+            Method::PUT,
+            &format!("{t}/communities/xingfu"),
+            Some("\"1\""),
+            json!({"name": "幸福小区 (东区)", "station": "chengguan"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = api
+        .json(
+            Method::POST,
+            &format!("{t}/gates"),
+            None,
+            side_door("hikvision-isapi"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let gates = api.get("/api/v1/gates").await;
+        if gates.text.contains("\"side-door\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "side-door never ran: {}",
+            gates.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A station that users are scoped to cannot be deleted (409 naming them: they would see
+/// nothing of it), as a community with cameras cannot; disabling it is fine, and once no user
+/// names it, it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_station_users_are_scoped_to_is_refused_naming_them() {
+    let hub = hub().await;
+    let api = Api::new(&hub);
+    let station = "/api/v1/topology/stations/xincheng";
+    let a = api
+        .json(
+            Method::POST,
+            "/api/v1/topology/stations",
+            None,
+            json!({"id": "xincheng", "name": "新城派出所"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    // Users may name only stations of the running topology.
+    let mut applied = hub.topology.applied.clone();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        applied.wait_for(|t| t.stations.keys().any(|s| s.as_str() == "xincheng")),
+    )
+    .await
+    .expect("the station never ran")
+    .unwrap();
+    for (username, stations) in [
+        ("duty-a", json!(["xincheng"])),
+        ("police-b", json!(["chengguan", "xincheng"])),
+        ("duty-c", json!(["chengguan"])),
+    ] {
+        let role = if username.starts_with("duty") {
+            "duty"
+        } else {
+            "police"
+        };
+        let a = api
+            .json(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                json!({"username": username, "password": "scoped-user-password-1",
+                       "role": role, "stations": stations}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{username}: {}", a.text);
+    }
+
+    let a = api.send(Method::DELETE, station, Some("\"1\""), None).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert_eq!(
+        a.body["error"]["entry"],
+        json!({"kind": "station", "id": "xincheng"})
+    );
+    let message = a.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"duty-a\"") && message.contains("\"police-b\""),
+        "{message}"
+    );
+    assert!(!message.contains("duty-c"), "{message}");
+    let a = api.get(station).await;
+    assert_eq!(a.status, StatusCode::OK, "still there: {}", a.text);
+    assert_eq!(a.etag.as_deref(), Some("\"1\""));
+
+    // Disabling is fine: its users then see nothing of it.
+    let a = api
+        .send(
+            Method::POST,
+            &format!("{station}/disable"),
+            Some("\"1\""),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    for (username, stations) in [("duty-a", json!([])), ("police-b", json!(["chengguan"]))] {
+        let a = api
+            .json(
+                Method::PATCH,
+                &format!("/api/v1/users/{username}"),
+                None,
+                json!({ "stations": stations }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{username}: {}", a.text);
+    }
+    let a = api.send(Method::DELETE, station, Some("\"2\""), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+}
+
+/// A replacement (`PUT`) keeps a stored secret it leaves out, removes it on `null` and
+/// replaces it with a string, for a camera's password and a gate's push secret;
+/// `meta.secret_set` follows, and no answer or audit row carries a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_is_kept_when_left_out_removed_by_null_and_replaced_by_a_string() {
+    use xl_core::topology::{EntryId, Kind};
+    let hub = hub().await;
+    let api = Api::new(&hub);
+    const NEW_PASSWORD: &str = "cam-pass-Second-77";
+    const NEW_PUSH_SECRET: &str = "push-secret-Second-Kq93xx";
+    let cases = [
+        (
+            Kind::Camera,
+            "cameras",
+            "xf-east",
+            "password",
+            json!({
+                "id": "xf-east", "name": "东门", "community": "xingfu",
+                "sub": {"kind": "rtsp", "url": "rtsp://127.0.0.1:9/sub"},
+                "username": "admin", "password": CAMERA_PASSWORD,
+            }),
+            CAMERA_PASSWORD,
+            NEW_PASSWORD,
+        ),
+        (
+            Kind::Gate,
+            "gates",
+            "xf-door",
+            "push_secret",
+            json!({
+                "id": "xf-door", "name": "东门门禁", "community": "xingfu",
+                "firmware": "hikvision-isapi", "push_secret": PUSH_SECRET,
+                "push_allow_from": ["127.0.0.1"],
+            }),
+            PUSH_SECRET,
+            NEW_PUSH_SECRET,
+        ),
+    ];
+    for (kind, plural, id, field, body, first, second) in cases {
+        let path = format!("/api/v1/topology/{plural}/{id}");
+        let a = api
+            .json(
+                Method::POST,
+                &format!("/api/v1/topology/{plural}"),
+                None,
+                body,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{id}: {}", a.text);
+        assert_eq!(a.body["meta"]["secret_set"], true);
+        let stored = || async {
+            let t = hub.store.topology_for_runtime().await.unwrap().topology;
+            let entry = t.get(&EntryId::parse(kind, id).unwrap()).unwrap();
+            entry.secret().map(|s| s.expose().to_owned())
+        };
+        // The entry as read has no secret field; each edit sends it back with one change.
+        let mut entry = api.get(&path).await.body["entry"].clone();
+        assert!(entry.get(field).is_none(), "{entry}");
+        for (revision, secret, set, want) in [
+            ("\"1\"", None, true, Some(first)),
+            ("\"2\"", Some(Value::Null), false, None),
+            ("\"3\"", Some(json!(second)), true, Some(second)),
+        ] {
+            entry["name"] = json!(format!("{id} r{revision}"));
+            let mut sent = entry.clone();
+            if let Some(secret) = secret {
+                sent[field] = secret;
+            }
+            let a = api.json(Method::PUT, &path, Some(revision), sent).await;
+            assert_eq!(a.status, StatusCode::OK, "{id} {revision}: {}", a.text);
+            assert_eq!(a.body["meta"]["secret_set"], set, "{id} {revision}");
+            let read = api.get(&path).await;
+            assert_eq!(read.body["meta"]["secret_set"], set, "{id} {revision}");
+            assert_eq!(stored().await.as_deref(), want, "{id} {revision}");
+        }
+        // The audit says what happened to the secret, never what it is.
+        let rows = audit_of(&hub, id).await;
+        let secrets: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {}", r.action, r.detail["secret"]))
+            .collect();
+        let want: Vec<String> = [
+            ("create", "set"),
+            ("update", "unchanged"),
+            ("update", "removed"),
+            ("update", "set"),
+        ]
+        .iter()
+        .map(|(what, secret)| format!("{kind}.{what} \"{secret}\""))
+        .collect();
+        assert_eq!(secrets, want, "{id}");
+        for row in &rows {
+            let text = format!("{row:?}");
+            assert!(!text.contains(first) && !text.contains(second), "{text}");
+        }
+    }
+    api.assert_no_secret_answered();
+    for text in api.seen.lock().unwrap().iter() {
+        assert!(
+            !text.contains(NEW_PASSWORD) && !text.contains(NEW_PUSH_SECRET),
+            "{text}"
+        );
+    }
 }
 
 const HEADER: &str = "id,name,community,grid,network,main_url,sub_url,username,password";

@@ -251,6 +251,7 @@ fn world() -> World {
             ..ApiSettings::default()
         },
         login_limiter: Arc::new(LoginLimiter::default()),
+        looks: Arc::default(),
     };
     World { state, fake }
 }
@@ -1371,7 +1372,8 @@ async fn every_response_carries_the_security_headers() {
         let csp = h("content-security-policy");
         assert!(csp.starts_with("default-src 'self'"), "{csp}");
         assert!(
-            csp.contains("img-src 'self' data: blob:") && csp.contains("media-src 'self' data:"),
+            csp.contains("img-src 'self' data: blob:")
+                && csp.contains("media-src 'self' data: blob:"),
             "{csp}"
         );
     }
@@ -1477,10 +1479,10 @@ async fn the_openapi_document_covers_every_route() {
         )
         .await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
-        // A handler's "not found" (a topology entry this world lacks) is the API's JSON
-        // error; routing's is not.
-        let handled =
-            r.body.contains("\"code\":\"not_found\"") && p.starts_with("/api/v1/topology/");
+        // A handler's "not found" (a topology entry this world lacks, a camera without a
+        // picture) is the API's JSON error; routing's is not.
+        let handled = r.body.contains("\"code\":\"not_found\"")
+            && (p.starts_with("/api/v1/topology/") || p.ends_with("/thumbnail"));
         assert!(
             r.status != StatusCode::NOT_FOUND || handled,
             "{m} {p}: {}",

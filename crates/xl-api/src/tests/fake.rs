@@ -407,11 +407,17 @@ impl Backend for Fake {
         ready(Ok(created))
     }
 
-    fn update_entry(&self, entry: Entry, expected: u64, _by: Author) -> BoxFut<'_, TopologyItem> {
+    fn update_entry(
+        &self,
+        entry: Entry,
+        expected: u64,
+        secret: SecretEdit,
+        _by: Author,
+    ) -> BoxFut<'_, TopologyItem> {
         let id = entry.id();
         ready(self.change(&id, expected, |old| {
             let mut new = entry;
-            if new.secret().is_none() {
+            if secret == SecretEdit::Keep {
                 new.set_secret(old.secret().cloned());
             }
             *old = new;

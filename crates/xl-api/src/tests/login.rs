@@ -59,6 +59,7 @@ fn state_with(limiter: LoginLimiter, trusted: &[&str]) -> (ApiState, Arc<Fake>) 
             ..ApiSettings::default()
         },
         login_limiter: Arc::new(limiter),
+        looks: Arc::default(),
     };
     (state, fake)
 }

@@ -232,6 +232,7 @@ fn world() -> World {
             ..ApiSettings::default()
         },
         login_limiter: Arc::new(LoginLimiter::default()),
+        looks: Arc::default(),
     };
     World { state, fake }
 }

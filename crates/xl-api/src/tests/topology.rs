@@ -180,6 +180,7 @@ fn world() -> (ApiState, Arc<Fake>) {
         backend: fake.clone(),
         settings: ApiSettings::default(),
         login_limiter: Arc::new(LoginLimiter::default()),
+        looks: Arc::default(),
     };
     (state, fake)
 }
@@ -386,7 +387,7 @@ async fn every_kind_is_created_read_updated_disabled_and_deleted_with_etags() {
 }
 
 #[tokio::test]
-async fn secrets_are_written_never_answered_and_kept_when_left_out() {
+async fn secrets_are_written_never_answered_kept_when_left_out_and_removed_by_null() {
     let (state, fake) = world();
     let (_, _, body, changed) = new_entries().remove(3);
     let a = json_call(&state, Method::POST, "/api/v1/topology/cameras", None, body).await;
@@ -399,7 +400,7 @@ async fn secrets_are_written_never_answered_and_kept_when_left_out() {
     assert_eq!(a.body["meta"]["secret_set"], true);
     // An edit that leaves the password out keeps it.
     let one = "/api/v1/topology/cameras/heping-west";
-    let a = json_call(&state, Method::PUT, one, Some("\"1\""), changed).await;
+    let a = json_call(&state, Method::PUT, one, Some("\"1\""), changed.clone()).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["meta"]["secret_set"], true);
     let stored = fake
@@ -413,6 +414,26 @@ async fn secrets_are_written_never_answered_and_kept_when_left_out() {
         Some(&Secret::new(PASSWORD)),
         "kept in the store"
     );
+    // `null` removes it, a string sets it again.
+    let secret_of = || {
+        fake.lock()
+            .stored
+            .iter()
+            .find(|i| i.entry.id().as_str() == "heping-west")
+            .and_then(|i| i.entry.secret().cloned())
+    };
+    let mut cleared = changed.clone();
+    cleared["password"] = Value::Null;
+    let a = json_call(&state, Method::PUT, one, Some("\"2\""), cleared).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["meta"]["secret_set"], false);
+    assert_eq!(secret_of(), None, "removed from the store");
+    let mut set = changed.clone();
+    set["password"] = json!(PASSWORD);
+    let a = json_call(&state, Method::PUT, one, Some("\"3\""), set).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["meta"]["secret_set"], true);
+    assert_eq!(secret_of(), Some(Secret::new(PASSWORD)));
     for uri in [one, "/api/v1/topology/cameras", "/api/v1/topology"] {
         let a = call(&state, Method::GET, uri, TOKEN, None, None).await;
         assert_eq!(a.status, StatusCode::OK);
@@ -489,6 +510,11 @@ async fn bad_entries_are_refused_naming_the_field_and_the_entry() {
             "zones[0].polygon",
         ),
         (
+            json!({"id": "c1", "name": "x", "community": "heping", "sub": {"kind": "rtsp", "url": "rtsp://cam/x"},
+                   "zones": [{"id": "z", "name": " ", "polygon": [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]}]}),
+            "zones[0].name",
+        ),
+        (
             json!({"id": "c1", "name": "x", "community": "heping", "sub": {"kind": "rtsp", "url": "rtsp://cam/x"}, "colour": 1}),
             "colour",
         ),
@@ -541,6 +567,43 @@ async fn bad_entries_are_refused_naming_the_field_and_the_entry() {
     .await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
     assert!(a.text.contains("heping-east"), "{}", a.text);
+}
+
+/// A zone's display name is read trimmed and answered with the camera; a zone without one
+/// answers `null`.
+#[tokio::test]
+async fn zone_names_are_trimmed_and_answered() {
+    let (state, _) = world();
+    let polygon = json!([[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]);
+    let a = json_call(
+        &state,
+        Method::POST,
+        "/api/v1/topology/cameras",
+        None,
+        json!({
+            "id": "c-zones", "name": "北门", "community": "heping",
+            "sub": {"kind": "rtsp", "url": "rtsp://cam/x"},
+            "zones": [
+                {"id": "plaza", "name": "  北门广场 ", "polygon": polygon},
+                {"id": "path", "polygon": polygon},
+            ],
+        }),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let zones = &a.body["entry"]["zones"];
+    assert_eq!(zones[0]["name"], "北门广场");
+    assert_eq!(zones[1]["name"], Value::Null);
+    let read = call(
+        &state,
+        Method::GET,
+        "/api/v1/topology/cameras/c-zones",
+        TOKEN,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(read.body["entry"]["zones"][0]["name"], "北门广场");
 }
 
 #[tokio::test]
@@ -917,8 +980,25 @@ fn the_document_says_the_import_is_all_or_nothing_and_lists_the_conflict_statuse
             .get("password")
             .is_none()
     );
-    assert!(
-        put["requestBody"]["content"]["application/json"]["schema"]["properties"]["password"]
-            .is_object()
-    );
+    // A secret in an update: left out keeps it, `null` removes it; the schema takes `null`.
+    for (path, field) in [
+        ("/api/v1/topology/cameras/{id}", "password"),
+        ("/api/v1/topology/gates/{id}", "push_secret"),
+    ] {
+        let body = &doc["paths"][path]["put"]["requestBody"]["content"]["application/json"];
+        let secret = &body["schema"]["properties"][field];
+        assert_eq!(secret["nullable"], true, "{path}");
+        assert!(
+            secret["description"]
+                .as_str()
+                .unwrap()
+                .contains("null removes it"),
+            "{path}: {secret}"
+        );
+    }
+    // Creating and importing are refused (409) when the hub's gate ingest would refuse the
+    // gates that would run after them.
+    assert!(import["responses"]["409"].is_object());
+    let create = &doc["paths"]["/api/v1/topology/gates"]["post"];
+    assert!(create["responses"]["409"].is_object());
 }

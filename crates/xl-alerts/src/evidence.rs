@@ -45,18 +45,19 @@ impl Default for EvidenceConfig {
 }
 
 impl EvidenceConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Says which key is wrong and what it should be.
+    pub fn validate(&self) -> Result<(), String> {
         let ok = |x: f64| x.is_finite() && x > 0.0;
         if !ok(self.ring_secs) || !ok(self.ring_fps) || !ok(self.max_gap_secs) {
-            anyhow::bail!(
-                "[evidence] ring_secs, ring_fps and max_gap_secs must be positive numbers"
+            return Err(
+                "[evidence] ring_secs, ring_fps and max_gap_secs must be positive numbers".into(),
             );
         }
         if !(1..=100).contains(&self.jpeg_quality) {
-            anyhow::bail!(
+            return Err(format!(
                 "[evidence] jpeg_quality must be 1 to 100, not {}",
                 self.jpeg_quality
-            );
+            ));
         }
         Ok(())
     }
@@ -250,7 +251,11 @@ const ZONE: [u8; 3] = [250, 210, 20];
 
 /// Converts the frame to RGB (BT.601 limited range, as the detectors see it), draws the person
 /// boxes and the zone outline, and encodes a JPEG. CPU work: call it off the async threads.
-pub fn encode(still: &Still, zone: Option<&[[f32; 2]]>, quality: u8) -> anyhow::Result<Jpeg> {
+pub fn encode(
+    still: &Still,
+    zone: Option<&[[f32; 2]]>,
+    quality: u8,
+) -> Result<Jpeg, image::ImageError> {
     let f = &still.frame;
     let (w, h) = (f.width as usize, f.height as usize);
     let (yp, up, vp) = f.planes();
@@ -259,7 +264,7 @@ pub fn encode(still: &Still, zone: Option<&[[f32; 2]]>, quality: u8) -> anyhow::
     for y in 0..h {
         for x in 0..w {
             let c = (y / 2) * cw + (x / 2).min(cw.saturating_sub(1));
-            let px = xl_detect::pixels::yuv_to_rgb(
+            let px = xl_core::frame::yuv_to_rgb(
                 i32::from(yp[y * w + x]),
                 i32::from(up.get(c).copied().unwrap_or(128)),
                 i32::from(vp.get(c).copied().unwrap_or(128)),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
-use anyhow::Context;
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -29,7 +29,33 @@ use xl_vision::track::{Detection, Tracker, TrackerConfig};
 use xl_vision::zone::{ZoneConfig, Zones};
 use xl_vision::{NormRect, ObjectClass, VisionEvent};
 
-use crate::evidence::Rings;
+/// Where analysed frames and their person boxes go, for evidence (the hub passes its frame
+/// rings' `record_detections`): the time, the frame, the boxes in normalised coordinates.
+pub type RecordDetections = Arc<dyn Fn(Timestamp, Arc<Frame>, Vec<NormRect>) + Send + Sync>;
+
+/// Why analysis could not start, or could not take a camera's settings.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// A `[detect]` setting is wrong; the message names the key.
+    #[error("{0}")]
+    Config(String),
+    #[error("camera {camera}: {source}")]
+    Camera {
+        camera: CameraId,
+        source: xl_vision::VisionError,
+    },
+    #[error("cannot start detection ([detect]): {0}")]
+    Start(#[from] xl_detect::DetectError),
+}
+
+/// `Err(AnalysisError::Config(..))` unless `ok`.
+fn ensure(ok: bool, message: impl FnOnce() -> String) -> Result<(), AnalysisError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(AnalysisError::Config(message()))
+    }
+}
 
 /// `[detect]`: the models, where they run, and the defaults for every camera.
 #[derive(Debug, Clone, Deserialize)]
@@ -138,48 +164,49 @@ pub use xl_core::camera::CameraDetect;
 
 impl DetectConfig {
     /// Checks what can be checked without loading anything.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.batch >= 1, "detect.batch must be at least 1");
-        anyhow::ensure!(
-            self.session_threads >= 1,
-            "detect.session_threads must be at least 1"
-        );
-        anyhow::ensure!(
-            xl_detect::engine::valid_rate(self.rate),
-            "detect.rate must be 0 (no limit) or at least {} detections a second, not {}",
-            xl_detect::engine::MIN_RATE,
-            self.rate
-        );
-        anyhow::ensure!(
+    pub fn validate(&self) -> Result<(), AnalysisError> {
+        ensure(self.batch >= 1, || "detect.batch must be at least 1".into())?;
+        ensure(self.session_threads >= 1, || {
+            "detect.session_threads must be at least 1".into()
+        })?;
+        ensure(xl_detect::engine::valid_rate(self.rate), || {
+            format!(
+                "detect.rate must be 0 (no limit) or at least {} detections a second, not {}",
+                xl_detect::engine::MIN_RATE,
+                self.rate
+            )
+        })?;
+        ensure(
             self.person.kind == PersonModelKind::SsdMobilenet || self.person.path.is_some(),
-            "detect.person.path is required for kind {:?}",
-            self.person.kind
-        );
-        anyhow::ensure!(
-            (0.0..1.0).contains(&self.person.threshold),
-            "detect.person.threshold must be in [0, 1)"
-        );
-        anyhow::ensure!(
+            || {
+                format!(
+                    "detect.person.path is required for kind {:?}",
+                    self.person.kind
+                )
+            },
+        )?;
+        ensure((0.0..1.0).contains(&self.person.threshold), || {
+            "detect.person.threshold must be in [0, 1)".into()
+        })?;
+        ensure(
             self.face.person_crop_side >= 32 && self.face.person_crop_side.is_multiple_of(32),
-            "detect.face.person_crop_side must be a multiple of 32 (YuNet's input)"
-        );
-        self.motion
-            .validate()
-            .map_err(|e| anyhow::anyhow!("detect.motion: {e}"))?;
-        self.crop
-            .validate()
-            .map_err(|e| anyhow::anyhow!("detect.crop: {e}"))?;
-        self.tracker
-            .validate()
-            .map_err(|e| anyhow::anyhow!("detect.tracker: {e}"))?;
+            || "detect.face.person_crop_side must be a multiple of 32 (YuNet's input)".into(),
+        )?;
+        let config = |key: &str, e: xl_vision::VisionError| {
+            AnalysisError::Config(format!("detect.{key}: {e}"))
+        };
+        self.motion.validate().map_err(|e| config("motion", e))?;
+        self.crop.validate().map_err(|e| config("crop", e))?;
+        self.tracker.validate().map_err(|e| config("tracker", e))?;
         self.zone()?;
         Ok(())
     }
 
-    fn zone(&self) -> anyhow::Result<TimeZone> {
+    fn zone(&self) -> Result<TimeZone, AnalysisError> {
         match &self.time_zone {
-            Some(name) => TimeZone::get(name)
-                .with_context(|| format!("detect.time_zone {name:?} is not a time zone")),
+            Some(name) => TimeZone::get(name).map_err(|_| {
+                AnalysisError::Config(format!("detect.time_zone {name:?} is not a time zone"))
+            }),
             None => Ok(TimeZone::system()),
         }
     }
@@ -292,7 +319,7 @@ struct Tracking {
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
     /// Where analysed frames and their person boxes go for evidence, once attached.
-    rings: Arc<OnceLock<Arc<Rings>>>,
+    evidence: Arc<OnceLock<RecordDetections>>,
 }
 
 impl DetectionSink for Tracking {
@@ -322,9 +349,9 @@ impl DetectionSink for Tracking {
             score: p.score,
             class: ObjectClass::Person,
         }));
-        if let Some(rings) = self.rings.get() {
+        if let Some(record) = self.evidence.get() {
             let boxes = detections.iter().map(|d| d.bbox).collect();
-            rings.record_detections(at, Arc::clone(&d.frame), boxes);
+            record(at, Arc::clone(&d.frame), boxes);
         }
         events.clear();
         let tracks = tracker.update(at, detections, events);
@@ -361,7 +388,7 @@ pub struct Vision {
     lossless: bool,
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
-    rings: Arc<OnceLock<Arc<Rings>>>,
+    evidence: Arc<OnceLock<RecordDetections>>,
 }
 
 impl Vision {
@@ -372,7 +399,7 @@ impl Vision {
         cameras: &[CameraAnalysis],
         lossless: bool,
         clocks: Arc<dyn Clocks>,
-    ) -> anyhow::Result<Vision> {
+    ) -> Result<Vision, AnalysisError> {
         let (events, _) = broadcast::channel(4096);
         Self::start_with(cfg, cfg.engine(), cameras, lossless, clocks, events)
     }
@@ -386,20 +413,19 @@ impl Vision {
         lossless: bool,
         clocks: Arc<dyn Clocks>,
         events: broadcast::Sender<VisionEvent>,
-    ) -> anyhow::Result<Vision> {
+    ) -> Result<Vision, AnalysisError> {
         cfg.validate()?;
         let tz = cfg.zone()?;
         let stats = Arc::new(VisionStats::default());
-        let rings = Arc::new(OnceLock::new());
+        let evidence = Arc::new(OnceLock::new());
         let tracking = Arc::new(Tracking {
             cameras: RwLock::default(),
             stats: Arc::clone(&stats),
             events: events.clone(),
-            rings: Arc::clone(&rings),
+            evidence: Arc::clone(&evidence),
         });
         let sink: Arc<dyn DetectionSink> = Arc::clone(&tracking) as _;
-        let engine = Engine::start(engine, &cfg.library(), sink, clocks)
-            .context("cannot start detection ([detect])")?;
+        let engine = Engine::start(engine, &cfg.library(), sink, clocks)?;
         let vision = Vision {
             engine: Arc::new(engine),
             cameras: RwLock::default(),
@@ -409,7 +435,7 @@ impl Vision {
             lossless,
             stats,
             events,
-            rings,
+            evidence,
         };
         for c in cameras {
             vision.set_camera(c)?;
@@ -420,18 +446,21 @@ impl Vision {
     /// Starts analysing a camera, or applies its changed settings and zones (its tracks start
     /// afresh); a camera with detection off is removed. Refused (nothing changed): zones or
     /// settings the tracker or zones cannot take.
-    pub fn set_camera(&self, c: &CameraAnalysis) -> anyhow::Result<()> {
+    pub fn set_camera(&self, c: &CameraAnalysis) -> Result<(), AnalysisError> {
         if !c.detect.enabled {
             self.remove_camera(&c.id);
             return Ok(());
         }
         let cfg = &self.cfg;
-        let tracker = Tracker::new(c.id.clone(), cfg.tracker.clone())?;
-        let zones = Zones::new(c.id.clone(), self.tz.clone(), &c.zones)
-            .with_context(|| format!("camera {}", c.id))?;
+        let at_camera = |source| AnalysisError::Camera {
+            camera: c.id.clone(),
+            source,
+        };
+        let tracker = Tracker::new(c.id.clone(), cfg.tracker.clone()).map_err(at_camera)?;
+        let zones = Zones::new(c.id.clone(), self.tz.clone(), &c.zones).map_err(at_camera)?;
         let motion = if c.detect.motion {
-            let gate = MotionGate::new(cfg.motion.clone())?;
-            let planner = CropPlanner::new(cfg.crop.clone())?;
+            let gate = MotionGate::new(cfg.motion.clone()).map_err(at_camera)?;
+            let planner = CropPlanner::new(cfg.crop.clone()).map_err(at_camera)?;
             Some(Arc::new(Mutex::new(MotionState { gate, planner })))
         } else {
             None
@@ -481,10 +510,10 @@ impl Vision {
             .remove(id);
     }
 
-    /// Analysed frames and their person boxes go to `rings` from now on (evidence for camera
+    /// Analysed frames and their person boxes go to `record` from now on (evidence for camera
     /// alerts). Only the first call counts.
-    pub fn attach_evidence(&self, rings: Arc<Rings>) {
-        let _ = self.rings.set(rings);
+    pub fn attach_evidence(&self, record: RecordDetections) {
+        let _ = self.evidence.set(record);
     }
 
     pub fn engine(&self) -> &Engine {

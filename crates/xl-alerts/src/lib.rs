@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,27 @@ use xl_rules::{Decision, Engine, GateInput, Input, RulesConfig, ZoneInput, ZoneW
 use xl_store::{Change, Commit, NewSnapshot, NewVisionEvent, Store};
 use xl_vision::{ObjectClass, VisionEvent};
 
-use crate::evidence::{self, EvidenceConfig, Rings};
+pub mod evidence;
+
+use crate::evidence::{EvidenceConfig, Rings};
+
+/// Why the processor could not start, or could not keep a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    #[error("bad [[rules]]: {0}")]
+    Rules(#[from] xl_rules::RulesError),
+    #[error(transparent)]
+    Store(#[from] xl_store::StoreError),
+    #[error("snapshot {path}: {source}")]
+    SnapshotFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot encoding: {0}")]
+    Encode(#[from] image::ImageError),
+    #[error("snapshot task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// The rules processor's cursor over stored gate events.
 pub const GATE_CURSOR: &str = xl_store::GATE_EVENTS_READER;
@@ -124,7 +143,7 @@ pub async fn start(
     setup: Setup,
     sources: Sources,
     shutdown: CancellationToken,
-) -> anyhow::Result<(Alerts, tokio::task::JoinHandle<()>)> {
+) -> Result<(Alerts, tokio::task::JoinHandle<()>), AlertsError> {
     let Setup {
         store,
         rules,
@@ -134,7 +153,7 @@ pub async fn start(
         topology,
         clocks,
     } = setup;
-    let engine = Engine::new(&rules).context("bad [[rules]]")?;
+    let engine = Engine::new(&rules)?;
     let last = store.last_outbox_seq().await?;
     let (committed, _) = watch::channel(last);
     let (acted_tx, acted_rx) = mpsc::unbounded_channel();
@@ -204,7 +223,7 @@ struct EvidenceFrom {
 
 impl Processor {
     /// (Re)loads the engine's state and the cursor from the store.
-    async fn restore(&mut self) -> anyhow::Result<()> {
+    async fn restore(&mut self) -> Result<(), AlertsError> {
         let active = self.store.active_alerts().await?;
         self.engine = Engine::new(&self.rules)?;
         self.engine.restore(active.iter().cloned());
@@ -586,7 +605,7 @@ impl Processor {
         &self,
         alert: &AlertId,
         from: &EvidenceFrom,
-    ) -> anyhow::Result<Option<NewSnapshot>> {
+    ) -> Result<Option<NewSnapshot>, AlertsError> {
         let Some(rings) = &self.rings else {
             return Ok(None);
         };
@@ -605,7 +624,7 @@ impl Processor {
         let path = self.snapshot_dir.join(&rel);
         let boxes = still.boxes.clone().unwrap_or_default();
         let taken_at = still.at;
-        let jpeg = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let jpeg = tokio::task::spawn_blocking(move || -> Result<_, AlertsError> {
             let jpeg = evidence::encode(&still, zone.as_deref(), quality)?;
             write_synced(&path, &jpeg.bytes)?;
             Ok(jpeg)
@@ -633,15 +652,20 @@ impl Processor {
     }
 }
 
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> Result<(), AlertsError> {
     use std::io::Write;
-    let dir = path.parent().context("snapshot path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_data()?;
-    std::fs::File::open(dir)?.sync_all()?;
+    let at = |source| AlertsError::SnapshotFile {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(at)?;
+    let mut f = std::fs::File::create(path).map_err(at)?;
+    f.write_all(bytes).map_err(at)?;
+    f.sync_data().map_err(at)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at)?;
     Ok(())
 }
 
