@@ -1,5 +1,6 @@
-// The zone editor of one camera. The picture is the camera's latest snapshot, else the frame of
-// its last "test connection", else a grey 16:9 canvas; the zones are drawn over it. A click adds
+// The zone editor of one camera. The picture is the running camera's latest key frame
+// (`/thumbnail`), else its latest snapshot, else the frame of its last "test connection", else a
+// grey 16:9 canvas; the zones are drawn over it. A click adds
 // a corner to the zone being drawn, in normalised image coordinates (0 to 1, origin top left,
 // as xl_core::zone::Zone keeps them); close, undo and clear finish or correct it. Each zone has
 // an id, an optional display name (what alerts show instead of the id) and a weekly schedule
@@ -278,6 +279,9 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
   }
 
   async function loadBackground() {
+    const id = encodeURIComponent(camera().id);
+    const live = await loadImage(`/api/v1/cameras/${id}/thumbnail?t=${Date.now()}`);
+    if (live) return setBackground(live, "live");
     const latest = await loadImage(`/api/v1/cameras/${encodeURIComponent(camera().id)}/snapshot?t=${Date.now()}`);
     if (latest) return setBackground(latest, "snapshot");
     const probed = probeFrame ? await loadImage(probeFrame) : null;
@@ -304,7 +308,7 @@ export function zoneEditor({ item, readOnly, probeFrame, grabFrame, save, reload
 
   function renderBgNote(extra) {
     const src = camera().sub || camera().main;
-    const canGrab = !readOnly && st.bgSource !== "snapshot" && src?.kind === "rtsp";
+    const canGrab = !readOnly && !["live", "snapshot"].includes(st.bgSource) && src?.kind === "rtsp";
     fill(bgNote,
       t(`zones.bg.${st.bgSource}`),
       extra ? ` ${extra}` : "",
