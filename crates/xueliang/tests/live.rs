@@ -6,6 +6,8 @@
 //! - the main stream is pulled only once someone watches it, once for several viewers;
 //! - an H.265 camera reaches a browser that cannot play H.265 as H.264 (transcoded);
 //! - a viewer that stops reading does not delay the others, and is cut off;
+//! - a viewer of a camera that goes offline is told, and its video resumes by itself (a new
+//!   init segment) when the camera is back;
 //! - scope: no session, another site's page, or a property user asking for another
 //!   community's camera are refused before any video; a removed camera closes its viewers'
 //!   sockets with 4404, and one whose user's scope no longer covers it with 4403; every
@@ -429,6 +431,55 @@ async fn a_viewer_that_stops_reading_does_not_delay_the_others_and_is_cut_off() 
     // Cut off after the send timeout: its socket took nothing for that long.
     assert!(cut_off >= xl_api::live::SEND_TIMEOUT, "{cut_off:?}");
     drop(stalled);
+    world.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_is_told_when_the_camera_goes_offline_and_resumes_by_itself() {
+    let mut world = World::start().await;
+    let mut viewer = world.live("gate-cam", "stream=sub").await;
+    receive(&mut viewer, 3).await;
+    world._server.stop();
+    // Read on: a status message saying the camera is offline (or reconnecting), then, once
+    // the server is back, a new init segment and pictures on the same socket.
+    let mut seen = Vec::new();
+    let mut restarted = false;
+    let mut pictures_after_init = 0;
+    let read = async {
+        loop {
+            let message = viewer.next().await.expect("socket open").expect("no error");
+            match message {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "status" {
+                        seen.push(v["status"].as_str().unwrap_or_default().to_owned());
+                        if !restarted && v["status"] != "online" {
+                            world._server.restart().unwrap();
+                            restarted = true;
+                        }
+                    } else if v["type"] == "init" && restarted {
+                        seen.push("init".into());
+                    }
+                }
+                Message::Binary(b)
+                    if seen.last().is_some_and(|s| s == "init") && &b[4..8] == b"moof" =>
+                {
+                    pictures_after_init += 1;
+                    if pictures_after_init == 3 {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .unwrap_or_else(|_| panic!("no resumed video within 60 s; saw {seen:?}"));
+    assert!(
+        seen.iter().any(|s| s == "offline" || s == "connecting"),
+        "{seen:?}"
+    );
     world.hub.stop().await;
 }
 
