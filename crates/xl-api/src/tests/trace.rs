@@ -54,8 +54,15 @@ where
 #[tokio::test]
 async fn requests_are_traced_by_route_template_with_their_status() {
     let seen = Seen::default();
+    // Tracing caches each callsite's interest when the callsite is first hit. Tests running
+    // in parallel hit the `http` span's callsite with no subscriber; if one of them does so
+    // while this test registers its own, the cache can say "never" and this test sees no
+    // span. So: hit the callsite first (registering it), then register the subscriber, which
+    // rebuilds the cache, and rebuild it once more.
+    get("/api/v1/cameras/cam-a", Some(TOKEN)).await;
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(seen.clone()));
+    tracing::callsite::rebuild_interest_cache();
     let (status, _) = get("/api/v1/cameras/cam-a", Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = get("/api/v1/cameras/no-such-camera", Some(TOKEN)).await;
