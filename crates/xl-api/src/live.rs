@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -101,24 +102,36 @@ pub(crate) fn routes() -> Vec<Route> {
 #[derive(Debug, Deserialize)]
 pub struct LiveParams {
     stream: Option<String>,
-    h265: Option<bool>,
+    h265: Option<String>,
 }
 
 async fn open(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(params): Query<LiveParams>,
+    params: Result<Query<LiveParams>, QueryRejection>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(&headers)?;
     let (info, _) = crate::cameras::find(&state, &caller, id)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.body_text()))?;
     let kind: StreamKind = match params.stream.as_deref() {
         None => StreamKind::Sub,
         Some(s) => s
             .parse()
             .map_err(|e: String| ApiError::new(ErrorKind::InvalidInput, e))?,
+    };
+    let h265 = match params.h265.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidInput,
+                format!("h265 must be true or false, not {other:?}"),
+            ));
+        }
     };
     let Ok(upgrade) = upgrade else {
         return Err(ApiError::new(
@@ -126,10 +139,7 @@ async fn open(
             "live video is a WebSocket: connect with Connection: Upgrade",
         ));
     };
-    let feed = state
-        .backend
-        .live(&info.id, kind, params.h265.unwrap_or(false))
-        .await?;
+    let feed = state.backend.live(&info.id, kind, h265).await?;
     caller
         .audit(
             &state,
