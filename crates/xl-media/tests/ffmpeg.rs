@@ -16,7 +16,6 @@ use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 use xl_core::camera::VideoCodec;
 use xl_media::fmp4::{FragmentPolicy, Fragmenter, VideoTrack, init_segment};
-use xl_media::nal;
 
 /// Frame rate and length of the generated clips: 40 frames, a key frame every 10.
 const FPS: u32 = 10;
@@ -165,7 +164,7 @@ fn check_round_trip(
 ) -> anyhow::Result<Muxed> {
     let data =
         std::fs::read(&clip.path).with_context(|| format!("reading {}", clip.path.display()))?;
-    let access_units = split_access_units(clip.codec, &data);
+    let access_units = xl_testkit::split_access_units(clip.codec, &data);
     ensure!(
         access_units.len() == frames,
         "{}: {} access units, expected {frames}",
@@ -174,7 +173,7 @@ fn check_round_trip(
     );
     let keys: Vec<bool> = access_units
         .iter()
-        .map(|au| is_key(clip.codec, au))
+        .map(|au| xl_testkit::is_key_frame(clip.codec, au))
         .collect();
     for (i, &key) in keys.iter().enumerate() {
         ensure!(
@@ -268,54 +267,6 @@ fn check_round_trip(
         want.len()
     );
     Ok(Muxed { bytes, fragments })
-}
-
-/// Splits an Annex B stream into access units (ITU-T H.264 7.4.1.2.3, H.265 7.4.2.4.4): a new
-/// one starts at an access unit delimiter, parameter set or prefix SEI, or at the first slice
-/// of a picture, once the current one has a picture.
-fn split_access_units(codec: VideoCodec, data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut have_picture = false;
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i..i + 3] != [0, 0, 1] {
-            i += 1;
-            continue;
-        }
-        let start_code = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
-        let nal = &data[i + 3..];
-        let Some(t) = nal::nal_type(codec, nal) else {
-            break;
-        };
-        let header = nal::header_len(codec);
-        let (is_vcl, opens_au) = match codec {
-            VideoCodec::H264 => (matches!(t, 1..=5), matches!(t, 6..=9 | 14..=18)),
-            VideoCodec::H265 => (t <= 31, matches!(t, 32..=35 | 39 | 41..=44 | 48..=55)),
-        };
-        // first_mb_in_slice == 0 (ue(v) "1") / first_slice_segment_in_pic_flag: the top bit.
-        let first_slice = is_vcl && nal.get(header).is_some_and(|b| b & 0x80 != 0);
-        if starts.is_empty() || (have_picture && (opens_au || first_slice)) {
-            starts.push(start_code);
-            have_picture = false;
-        }
-        have_picture |= is_vcl;
-        i += 3;
-    }
-    starts.push(data.len());
-    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
-}
-
-/// An IDR picture (H.264) or an IRAP picture (H.265).
-fn is_key(codec: VideoCodec, au: &[u8]) -> bool {
-    nal::nal_units(au, "access unit")
-        .unwrap()
-        .any(|n| match (codec, nal::nal_type(codec, n)) {
-            (VideoCodec::H264, Some(t)) => t == nal::h264::IDR,
-            (VideoCodec::H265, Some(t)) => {
-                (nal::h265::BLA_W_LP..=nal::h265::RSV_IRAP_23).contains(&t)
-            }
-            _ => false,
-        })
 }
 
 /// The MD5 of every decoded frame, in order.

@@ -1,6 +1,6 @@
 //! All persistence of the Xueliang hub: gate events, vision events, alerts with their history
-//! and outbox, snapshots' metadata, the camera and gate registry, users, sessions and the
-//! audit log.
+//! and outbox, snapshots' metadata, the camera and gate registry, users, sessions, the audit
+//! log, and the recordings' index with its holds.
 //!
 //! One [`Store`] over a sqlx `AnyPool`: SQLite (WAL) by default, PostgreSQL when the URL says
 //! so. One set of migrations (`migrations/`, embedded) runs on both, written in portable SQL;
@@ -22,6 +22,7 @@
 mod alerts;
 mod error;
 mod gates;
+mod recordings;
 mod registry;
 mod retention;
 mod sql;
@@ -40,6 +41,10 @@ pub use error::{StoreError, redact_url};
 pub use gates::{
     DeadLetterRow, GateEventFilter, GateEventRow, NewDeadLetter, NewGateEvent, NewVisionEvent,
     VisionEventFilter, VisionEventRow,
+};
+pub use recordings::{
+    HoldRow, NewHold, NewSegment, RECORDING_GAP_SECS, RecordedRanges, SegmentRow, SegmentState,
+    TimeRange,
 };
 pub use registry::{
     AuditFilter, AuditRow, CameraRow, GateRow, NewAudit, NewSnapshot, SessionRow, SnapshotRow,
@@ -283,8 +288,13 @@ async fn next_seq(tx: &mut Tx, op: &'static str, table: &str) -> Result<i64, Sto
 /// or, when retention has deleted the newest rows, the floor it recorded first (see
 /// [`seq_floor`]). Readers keep cursors over these numbers, so none may be given twice.
 fn last_seq_sql(table: &str) -> String {
+    last_number_sql(table, "seq")
+}
+
+/// [`last_seq_sql`] for a table numbered by another column (`id`).
+pub(crate) fn last_number_sql(table: &str, column: &str) -> String {
     format!(
-        "SELECT COALESCE(MAX(m), 0) AS m FROM (SELECT MAX(seq) AS m FROM {table} \
+        "SELECT COALESCE(MAX(m), 0) AS m FROM (SELECT MAX({column}) AS m FROM {table} \
          UNION ALL SELECT value AS m FROM cursors WHERE name = '{}') t",
         seq_floor(table)
     )

@@ -111,7 +111,8 @@ pub struct PurgeReport {
     pub sessions: u64,
 }
 
-fn cutoff(now: Timestamp, days: Option<u32>) -> Option<i64> {
+/// The Unix milliseconds before which data kept `days` is due at `now` (`None`: kept forever).
+pub(crate) fn cutoff(now: Timestamp, days: Option<u32>) -> Option<i64> {
     days.map(|d| ms(now).saturating_sub(i64::from(d) * DAY_MS))
 }
 

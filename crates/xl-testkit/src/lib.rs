@@ -11,6 +11,9 @@
 //! - [`garbage_rtsp_server`], [`silent_rtsp_server`]: peers that answer junk or nothing.
 //! - [`ffmpeg_pull`]: pulls a stream with the `ffmpeg` CLI, an independent client to check a
 //!   server (or our own RTSP output) against.
+//! - [`split_access_units`], [`is_key_frame`], [`clip_access_units`]: an Annex B clip cut into
+//!   the access units a camera would send, written apart from `xl-media` so that tests of the
+//!   muxer and the recorder do not check it against itself.
 //!
 //! The blocking functions ([`test_clips`], [`RtspServer::start`], [`ffmpeg_pull`]) may wait
 //! seconds; from async tests call them in `tokio::task::spawn_blocking` or accept the stall.
@@ -30,6 +33,7 @@ use anyhow::{Context, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use xl_core::camera::VideoCodec;
 
 /// The H.264 640x360 clip (Annex B). See `scripts/make-test-clips` for all names; each also
 /// exists as `.mp4` with the same frames.
@@ -523,5 +527,80 @@ pub fn ffmpeg_pull(url: &str, transport: RtpTransport, seconds: u32) -> anyhow::
             errors.join("\n")
         ),
         Some(_) => Ok(FfmpegPull { frames, errors }),
+    }
+}
+
+/// One access unit of a clip: a picture's NAL units with their start codes.
+#[derive(Debug, Clone)]
+pub struct ClipAccessUnit {
+    pub data: Vec<u8>,
+    /// An IDR (H.264) or IRAP (H.265) picture.
+    pub is_key: bool,
+}
+
+/// The access units of the Annex B clip at `path` (e.g. `test_clip(H264_360P)?`), in order.
+pub fn clip_access_units(codec: VideoCodec, path: &Path) -> anyhow::Result<Vec<ClipAccessUnit>> {
+    let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(split_access_units(codec, &data)
+        .into_iter()
+        .map(|au| ClipAccessUnit {
+            data: au.to_vec(),
+            is_key: is_key_frame(codec, au),
+        })
+        .collect())
+}
+
+/// Splits an Annex B stream into access units (ITU-T H.264 7.4.1.2.3, H.265 7.4.2.4.4): a new
+/// one starts at an access unit delimiter, parameter set or prefix SEI, or at the first slice
+/// of a picture, once the current one has a picture.
+pub fn split_access_units(codec: VideoCodec, data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut have_picture = false;
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] != [0, 0, 1] {
+            i += 1;
+            continue;
+        }
+        let start_code = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
+        let nal = &data[i + 3..];
+        let Some(t) = nal_type(codec, nal) else {
+            break;
+        };
+        let (header, is_vcl, opens_au) = match codec {
+            VideoCodec::H264 => (1, matches!(t, 1..=5), matches!(t, 6..=9 | 14..=18)),
+            VideoCodec::H265 => (2, t <= 31, matches!(t, 32..=35 | 39 | 41..=44 | 48..=55)),
+        };
+        // first_mb_in_slice == 0 (ue(v) "1") / first_slice_segment_in_pic_flag: the top bit.
+        let first_slice = is_vcl && nal.get(header).is_some_and(|b| b & 0x80 != 0);
+        if starts.is_empty() || (have_picture && (opens_au || first_slice)) {
+            starts.push(start_code);
+            have_picture = false;
+        }
+        have_picture |= is_vcl;
+        i += 3;
+    }
+    starts.push(data.len());
+    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+}
+
+/// Whether an access unit holds an IDR picture (H.264) or an IRAP picture (H.265).
+pub fn is_key_frame(codec: VideoCodec, au: &[u8]) -> bool {
+    au.windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1])
+        .filter_map(|(i, _)| nal_type(codec, &au[i + 3..]))
+        .any(|t| match codec {
+            VideoCodec::H264 => t == 5,
+            VideoCodec::H265 => (16..=23).contains(&t),
+        })
+}
+
+/// The type of the NAL unit starting at `nal` (just after its start code).
+fn nal_type(codec: VideoCodec, nal: &[u8]) -> Option<u8> {
+    match codec {
+        VideoCodec::H264 => nal.first().map(|&h| h & 0x1f),
+        VideoCodec::H265 if nal.len() >= 2 => Some((nal[0] >> 1) & 0x3f),
+        VideoCodec::H265 => None,
     }
 }

@@ -109,6 +109,19 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Checks an evidence export (a zip the hub made): the signature of its manifest and the
+    /// size and SHA-256 of every file in it. Prints `ok: N files, signed by key ID` (exit 0),
+    /// or each problem by file: altered, missing, added, another signer (exit 1). A file that
+    /// is not a zip or has no manifest exits 2.
+    VerifyExport {
+        /// The export (a .zip).
+        file: PathBuf,
+        /// The hub's public key (base64, as the console and the API show it): the package
+        /// must be signed with it. Without it, the key named in the package is used, which
+        /// shows the package is unaltered since it was signed, not who signed it.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Manages dashboard users in the hub's store.
     User {
         #[command(subcommand)]
@@ -197,6 +210,7 @@ fn main() -> ExitCode {
         }),
         Command::CheckConfig { file } => check_config(file),
         Command::Export { config, output } => export(config, output),
+        Command::VerifyExport { file, key } => return verify_export(&file, key.as_deref()),
         Command::User {
             command:
                 UserCommand::Add {
@@ -411,6 +425,41 @@ fn export(config: PathBuf, output: Option<PathBuf>) -> anyhow::Result<()> {
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// `verify-export`: exit 0 when the package verifies, 1 with each problem listed, 2 when the
+/// file is not a package (or the key given is not a key).
+fn verify_export(file: &std::path::Path, key: Option<&str>) -> ExitCode {
+    let checked = key
+        .map(xl_evidence::PublicKey::from_base64)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--key: {e}"))
+        .and_then(|trusted| Ok(xl_evidence::verify(file, trusted.as_ref())?));
+    let report = match checked {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if report.is_ok() {
+        println!(
+            "ok: {} files, signed by key {}",
+            report.files(),
+            report.key_id().unwrap_or("?")
+        );
+        return ExitCode::SUCCESS;
+    }
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    let n = report.problems.len();
+    println!(
+        "{}: not verified ({n} problem{})",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    ExitCode::FAILURE
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -279,6 +279,14 @@ impl Fragmenter {
         }
     }
 
+    /// Decode time (90 kHz) of the last access unit accepted, while it waits for its fragment
+    /// (its duration is not known yet); `None` when no sample waits. With the decode time its
+    /// fragment ends at ([`Fragmenter::next_decode_time`] once it has left), it gives the last
+    /// sample's duration: what a recorder adds to that unit's receipt time for a segment's end.
+    pub fn last_sample_decode_time(&self) -> Option<u64> {
+        (!self.samples.is_empty()).then_some(self.tail_start_90k)
+    }
+
     /// The `mfhd` sequence number the next fragment gets (the first is 1).
     pub fn next_sequence_number(&self) -> u32 {
         self.sequence_number
@@ -791,7 +799,9 @@ mod tests {
         f.push_sample(&h264_key(), 0, true).unwrap();
         f.push_sample(&h264_p(), 4_500, false).unwrap();
         assert_eq!(f.next_decode_time(), 1 << 40);
+        assert_eq!(f.last_sample_decode_time(), Some((1 << 40) + 4_500));
         let p = parse_fragment(&f.flush().unwrap());
+        assert_eq!(f.last_sample_decode_time(), None);
         assert_eq!(p.base_decode_time, 1 << 40, "64-bit decode time");
         assert_eq!(f.next_decode_time(), (1 << 40) + 9_000);
         // A recorder's next segment: a new fragmenter from where this one ended.
