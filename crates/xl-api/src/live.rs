@@ -6,8 +6,8 @@
 //! reconnected, or changed codec or size). Text messages `{"type":"status", "status",
 //! "reason"}` tell the camera's status when it changes (offline with its reason,
 //! reconnecting). The hub closes the socket with a code and a reason a person can read:
-//! 4404 the camera was removed or disabled, 4403 the caller may no longer see it (scope
-//! changed, session ended), 4408 the viewer stopped reading (cut off after
+//! 4404 the camera was removed or disabled, 1012 its stream restarted after a change (open
+//! again), 4403 the caller may no longer see it (scope changed, session ended), 4408 the viewer stopped reading (cut off after
 //! [`SEND_TIMEOUT`]), 1001 the hub is shutting down.
 //!
 //! Everything is checked before the upgrade: the session (as every route), the scope (the
@@ -221,6 +221,7 @@ impl End {
         match self {
             End::Feed(LiveEnd::CameraGone) => Some((4404, LiveEnd::CameraGone.to_string())),
             End::Feed(LiveEnd::Shutdown) => Some((1001, LiveEnd::Shutdown.to_string())),
+            End::Feed(LiveEnd::Restarted) => Some((1012, LiveEnd::Restarted.to_string())),
             End::OutOfScope => Some((4403, "you may no longer watch this camera".into())),
             End::TooSlow => Some((4408, "the viewer stopped reading".into())),
             End::ViewerLeft => None,
@@ -231,6 +232,7 @@ impl End {
         match self {
             End::Feed(LiveEnd::CameraGone) => "camera_gone",
             End::Feed(LiveEnd::Shutdown) => "shutdown",
+            End::Feed(LiveEnd::Restarted) => "restarted",
             End::OutOfScope => "out_of_scope",
             End::TooSlow => "too_slow",
             End::ViewerLeft => "viewer_left",

@@ -65,6 +65,8 @@ pub enum LiveMessage {
 pub enum LiveEnd {
     /// The camera was removed or disabled.
     CameraGone,
+    /// The camera's stream was restarted (its settings changed): open the session again.
+    Restarted,
     /// The hub is shutting down.
     Shutdown,
 }
@@ -73,6 +75,7 @@ impl fmt::Display for LiveEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             LiveEnd::CameraGone => "the camera was removed or disabled",
+            LiveEnd::Restarted => "the camera's stream restarted after a change; reconnect",
             LiveEnd::Shutdown => "the hub is shutting down",
         })
     }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
 use tracing::debug;
 use xl_core::camera::VideoCodec;
 use xl_core::frame::AccessUnit;
@@ -21,7 +21,7 @@ use crate::tee::Subscription;
 pub struct Relay {
     queue: Arc<ViewerQueue>,
     _subscription: Subscription,
-    gone: CancellationToken,
+    ended: watch::Receiver<Option<LiveEnd>>,
     transcoded: bool,
     stats: Arc<LiveStats>,
     codec: Option<VideoCodec>,
@@ -34,12 +34,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A session reading `queue` (subscribed to the stream by `subscription`) until `gone`
-    /// is cancelled. `transcoded`: the stream is an H.264 copy of an H.265 one.
+    /// A session reading `queue` (subscribed to the stream by `subscription`) until `ended`
+    /// says why the stream ended. `transcoded`: the stream is an H.264 copy of an H.265 one.
     pub fn new(
         queue: Arc<ViewerQueue>,
         subscription: Subscription,
-        gone: CancellationToken,
+        ended: watch::Receiver<Option<LiveEnd>>,
         transcoded: bool,
         stats: Arc<LiveStats>,
     ) -> Relay {
@@ -48,7 +48,7 @@ impl Relay {
         Relay {
             queue,
             _subscription: subscription,
-            gone,
+            ended,
             transcoded,
             stats,
             codec: None,
@@ -69,7 +69,9 @@ impl Relay {
             }
             let item = tokio::select! {
                 biased;
-                () = self.gone.cancelled() => return Err(LiveEnd::CameraGone),
+                why = self.ended.wait_for(Option::is_some) => {
+                    return Err(why.ok().and_then(|w| w.clone()).unwrap_or(LiveEnd::CameraGone));
+                }
                 item = self.queue.next() => item.ok_or(LiveEnd::CameraGone)?,
             };
             match item {

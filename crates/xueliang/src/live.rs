@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
 use xl_core::camera::VideoCodec;
 use xl_core::frame::AccessUnitSink;
-use xl_core::live::{LiveFeed, StreamKind};
+use xl_core::live::{LiveEnd, LiveFeed, StreamKind};
 use xl_core::{CameraId, ErrorKind};
 use xl_live::{LiveStats, OnDemand, Relay, Subscription, Tee, ViewerQueue};
 
@@ -45,8 +45,9 @@ pub struct CameraStreams {
     other: Option<(StreamKind, OnDemand)>,
     /// H.264 copies of H.265 streams, made when first asked for.
     transcoded: Mutex<HashMap<StreamKind, Arc<OnDemand>>>,
-    /// Cancelled when the camera is removed, disabled or restarted: its viewers are told.
-    gone: CancellationToken,
+    /// Set when the camera is removed or disabled, or its streams restart: its viewers are told
+    /// why.
+    ended: watch::Sender<Option<LiveEnd>>,
 }
 
 impl CameraStreams {
@@ -56,7 +57,7 @@ impl CameraStreams {
             analysis,
             other: None,
             transcoded: Mutex::default(),
-            gone: CancellationToken::new(),
+            ended: watch::channel(None).0,
         }
     }
 
@@ -130,8 +131,8 @@ impl LiveStreams {
         &self.stats
     }
 
-    /// Registers a running camera's streams (replacing the previous ones, whose viewers are
-    /// told the camera went away).
+    /// Registers a running camera's streams, replacing the previous ones (their viewers are
+    /// told the stream restarted, and open again).
     pub fn insert(&self, streams: CameraStreams) {
         let old = self
             .cameras
@@ -139,8 +140,14 @@ impl LiveStreams {
             .unwrap_or_else(|e| e.into_inner())
             .insert(streams.id.clone(), Arc::new(streams));
         if let Some(old) = old {
-            old.gone.cancel();
+            old.ended.send_replace(Some(LiveEnd::Restarted));
         }
+    }
+
+    /// The camera's streams are about to restart (a changed source): its viewers are told to
+    /// open again, not that the camera went away.
+    pub fn restarting(&self, id: &CameraId) {
+        self.end(id, LiveEnd::Restarted);
     }
 
     /// The tee of the stream `camera`'s decoder pulls.
@@ -187,6 +194,10 @@ impl LiveStreams {
 
     /// The camera stopped: its viewers are told, its on-demand pulls stop.
     pub fn remove(&self, id: &CameraId) {
+        self.end(id, LiveEnd::CameraGone);
+    }
+
+    fn end(&self, id: &CameraId, why: LiveEnd) {
         self.thumbnails
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -197,7 +208,7 @@ impl LiveStreams {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         if let Some(old) = old {
-            old.gone.cancel();
+            old.ended.send_replace(Some(why));
         }
     }
 
@@ -239,7 +250,7 @@ impl LiveStreams {
         Ok(Box::new(Relay::new(
             queue,
             subscription,
-            streams.gone.clone(),
+            streams.ended.subscribe(),
             transcode,
             Arc::clone(&self.stats),
         )))

@@ -409,6 +409,7 @@ impl Runtime {
             )
         };
         if stream(old) != stream(new) || !self.handles.contains_key(&new.id) {
+            self.parts.live.restarting(&new.id);
             self.stop_camera(&new.id).await;
             return self.start_camera(new).await;
         }

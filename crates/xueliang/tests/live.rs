@@ -10,7 +10,7 @@
 //!   init segment) when the camera is back;
 //! - scope: no session, another site's page, or a property user asking for another
 //!   community's camera are refused before any video; a removed camera closes its viewers'
-//!   sockets with 4404, and one whose user's scope no longer covers it with 4403; every
+//!   sockets with 4404 (an edited one with 1012: open again), and one whose user's scope no longer covers it with 4403; every
 //!   session is audited with its start and end.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -212,6 +212,17 @@ impl Received {
             num("height"),
             num("nb_read_frames"),
         )
+    }
+}
+
+/// Reads `socket` until its close frame; panics if it ends without one.
+async fn close_frame(socket: &mut Socket) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => return frame,
+            Some(Ok(_)) => {}
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
     }
 }
 
@@ -552,6 +563,35 @@ async fn live_sockets_are_refused_before_any_video_and_closed_when_the_camera_go
         .await
         .unwrap();
     receive(&mut watched, 2).await;
+
+    // Its stream edited (a new URL): the viewer is told to open again (1012), not that the
+    // camera went away, and the new stream plays.
+    let edited = client
+        .put(format!("{topology}/temp-cam"))
+        .bearer_auth(TOKEN)
+        .header("if-match", etag)
+        .json(&json!({
+            "id": "temp-cam", "name": "临时摄像机", "community": "xingfu",
+            "sub": {"kind": "rtsp", "url": world._server.url("main")},
+            "decode": "key-frames",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 200);
+    let etag = edited.headers()["etag"].to_str().unwrap().to_owned();
+    let frame = tokio::time::timeout(Duration::from_secs(10), close_frame(&mut watched))
+        .await
+        .expect("closed within 10 s");
+    assert_eq!(frame.code, CloseCode::Restart, "{}", frame.reason);
+    world.wait_online("temp-cam").await;
+    let mut watched = world
+        .connect("/api/v1/cameras/temp-cam/live", Some(wuye), &[])
+        .await
+        .unwrap();
+    let again = receive(&mut watched, 2).await;
+    assert_eq!(again.init["width"], 1280, "the edited stream");
+
     let deleted = client
         .delete(format!("{topology}/temp-cam"))
         .bearer_auth(TOKEN)
