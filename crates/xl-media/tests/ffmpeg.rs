@@ -10,7 +10,7 @@
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use xl_testkit::TempDir;
 
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
@@ -343,27 +343,4 @@ fn top_level_boxes(mut data: &[u8]) -> anyhow::Result<Vec<[u8; 4]>> {
         data = &data[size..];
     }
     Ok(kinds)
-}
-
-/// A scratch directory, removed when the test passes (kept for a look when it fails).
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new(what: &str) -> anyhow::Result<TempDir> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("xl-media-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir { path })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }

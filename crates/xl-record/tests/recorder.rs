@@ -6,12 +6,12 @@
 //!
 //! Needs the `ffmpeg` and `ffprobe` CLIs and the test clips (scripts/setup); fails without.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use xl_record::{
     EventSink, RecordError, RecordStats, Recorder, RecorderConfig, Repaired, Segment, SegmentEvent,
     repair,
 };
-use xl_testkit::ClipAccessUnit;
+use xl_testkit::{ClipAccessUnit, TempDir};
 
 /// One frame at 10 fps, on the 90 kHz clock and on the wall clock.
 const FRAME_90K: i64 = 9_000;
@@ -715,27 +715,4 @@ fn run_tool(tool: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-/// A scratch directory, removed when the test passes (kept for a look when it fails).
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new(what: &str) -> anyhow::Result<TempDir> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("xl-record-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir { path })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }

@@ -604,3 +604,28 @@ fn nal_type(codec: VideoCodec, nal: &[u8]) -> Option<u8> {
         VideoCodec::H265 => None,
     }
 }
+
+/// A scratch directory under the system's temp dir, named after `what`, the process and the
+/// time; removed when the test passes (kept for a look when it fails).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(what: &str) -> anyhow::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!("xl-{what}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -600,15 +600,7 @@ async fn live_sockets_are_refused_before_any_video_and_closed_when_the_camera_go
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    let close = async {
-        loop {
-            match watched.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => return frame,
-                Some(Ok(_)) => {}
-                other => panic!("socket ended without a close frame: {other:?}"),
-            }
-        }
-    };
+    let close = close_frame(&mut watched);
     let frame = tokio::time::timeout(Duration::from_secs(10), close)
         .await
         .expect("closed within 10 s");
@@ -626,15 +618,7 @@ async fn live_sockets_are_refused_before_any_video_and_closed_when_the_camera_go
         .await
         .unwrap();
     assert_eq!(moved.status(), 200);
-    let close = async {
-        loop {
-            match watching.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => return frame,
-                Some(Ok(_)) => {}
-                other => panic!("socket ended without a close frame: {other:?}"),
-            }
-        }
-    };
+    let close = close_frame(&mut watching);
     let frame = tokio::time::timeout(Duration::from_secs(30), close)
         .await
         .expect("closed within two re-checks");
