@@ -34,6 +34,7 @@ for (const file of readdirSync(consoleDir).filter((f) => /\.(js|html)$/.test(f) 
 }
 const built = {
   decode: ["all", "skip-non-reference", "key-frames"],
+  recmode: ["continuous", "motion-and-events", "events-only", "off"],
   transport: ["mqtt", "http-push", "both"],
   day: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
   "zones.bg": ["snapshot", "probe", "none"],

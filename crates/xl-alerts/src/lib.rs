@@ -81,6 +81,11 @@ impl Alerts {
         self.committed.subscribe()
     }
 
+    /// The hub's clock, as the processor reads it.
+    pub fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -120,6 +125,8 @@ pub struct Sources {
     pub vision: Option<broadcast::Receiver<VisionEvent>>,
     pub cameras: Arc<CameraRegistry>,
     pub gates: Arc<GateRegistry>,
+    /// Other inputs the hub produces itself (a camera's recording stopped or runs again).
+    pub inputs: Option<mpsc::UnboundedReceiver<Input>>,
 }
 
 /// What the processor works with.
@@ -136,6 +143,10 @@ pub struct Setup {
     /// The processor's tick (escalation deadlines, debounced offline conditions, health
     /// changes) and people's actions read the time here (see [`xl_core::clock`]).
     pub clocks: Arc<dyn Clocks>,
+    /// How long an alert's clip stays held after the alert is resolved (every alert with a
+    /// camera holds its camera's recording from its rule's `clip_pre_secs` before it was raised
+    /// to `clip_post_secs` after, from when it is raised).
+    pub clip_kept_after: SignedDuration,
 }
 
 /// Starts the processor task.
@@ -152,8 +163,14 @@ pub async fn start(
         snapshot_dir,
         topology,
         clocks,
+        clip_kept_after,
     } = setup;
     let engine = Engine::new(&rules)?;
+    let clips = rules
+        .resolve()?
+        .into_iter()
+        .map(|r| (r.kind, (r.clip_pre_secs, r.clip_post_secs)))
+        .collect();
     let last = store.last_outbox_seq().await?;
     let (committed, _) = watch::channel(last);
     let (acted_tx, acted_rx) = mpsc::unbounded_channel();
@@ -171,6 +188,8 @@ pub async fn start(
         committed: committed.clone(),
         random: rand::random(),
         clocks: Arc::clone(&clocks),
+        clips,
+        clip_kept_after,
     };
     p.restore().await?;
     let task = tokio::spawn(p.run(sources, acted_rx, shutdown));
@@ -202,6 +221,9 @@ struct Processor {
     committed: watch::Sender<i64>,
     random: u64,
     clocks: Arc<dyn Clocks>,
+    /// Per kind, the rule's clip window: seconds before and after the alert was raised.
+    clips: HashMap<xl_core::AlertKind, (u64, u64)>,
+    clip_kept_after: SignedDuration,
 }
 
 /// A pending commit and the snapshots to take for it.
@@ -266,6 +288,13 @@ impl Processor {
                 a = acted.recv() => {
                     if let Some(a) = a {
                         self.acted(a);
+                    }
+                }
+                i = recv_input(&mut sources.inputs) => {
+                    if let Some(input) = i {
+                        let mut pending = Pending::default();
+                        self.decide(Some(&input), input.at(), &mut pending);
+                        self.commit(pending).await;
                     }
                 }
                 _ = tick.tick() => {
@@ -557,9 +586,16 @@ impl Processor {
                 }
             }
         }
+        let holds = pending
+            .changes
+            .iter()
+            .filter(|c| c.action == AlertAction::Raised)
+            .filter_map(|c| self.clip_hold(&c.alert))
+            .collect();
         let commit = Commit {
             changes: pending.changes,
             snapshots,
+            holds,
             cursors: pending
                 .cursor
                 .map(|c| vec![(GATE_CURSOR.to_owned(), c)])
@@ -761,6 +797,38 @@ async fn recv_gate(rx: &mut Option<broadcast::Receiver<Arc<StoredGateEvent>>>) -
                 false
             }
         },
+        None => std::future::pending().await,
+    }
+}
+
+impl Processor {
+    /// The alert's clip hold: its camera's recording around when it was raised, held while
+    /// it is unresolved and for `clip_kept_after` after.
+    fn clip_hold(&self, alert: &Alert) -> Option<xl_store::NewHold> {
+        let camera = alert.camera.clone()?;
+        let (pre, post) = self.clips.get(&alert.kind).copied().unwrap_or((10, 20));
+        let secs = |s: u64| SignedDuration::from_secs(i64::try_from(s).unwrap_or(i64::MAX));
+        Some(xl_store::NewHold {
+            camera,
+            from: alert.raised_at.checked_sub(secs(pre)).ok()?,
+            to: alert.raised_at.checked_add(secs(post)).ok()?,
+            until: None,
+            reason: format!("clip of alert {} ({})", alert.id, alert.kind),
+            holder: xl_store::alert_holder(&alert.id),
+            keep_after: self.clip_kept_after,
+        })
+    }
+}
+
+async fn recv_input(rx: &mut Option<mpsc::UnboundedReceiver<Input>>) -> Option<Input> {
+    match rx {
+        Some(r) => {
+            let got = r.recv().await;
+            if got.is_none() {
+                *rx = None;
+            }
+            got
+        }
         None => std::future::pending().await,
     }
 }

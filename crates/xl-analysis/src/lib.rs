@@ -33,6 +33,10 @@ use xl_vision::{NormRect, ObjectClass, VisionEvent};
 /// rings' `record_detections`): the time, the frame, the boxes in normalised coordinates.
 pub type RecordDetections = Arc<dyn Fn(Timestamp, Arc<Frame>, Vec<NormRect>) + Send + Sync>;
 
+/// Told of every frame in which a camera's motion gate saw movement worth detecting (the
+/// camera, the frame's receipt time); called on a decode thread, so it must be quick.
+pub type RecordMotion = Arc<dyn Fn(&CameraId, Timestamp) + Send + Sync>;
+
 /// Why analysis could not start, or could not take a camera's settings.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
@@ -389,6 +393,7 @@ pub struct Vision {
     stats: Arc<VisionStats>,
     events: broadcast::Sender<VisionEvent>,
     evidence: Arc<OnceLock<RecordDetections>>,
+    motion: OnceLock<RecordMotion>,
 }
 
 impl Vision {
@@ -436,6 +441,7 @@ impl Vision {
             stats,
             events,
             evidence,
+            motion: OnceLock::new(),
         };
         for c in cameras {
             vision.set_camera(c)?;
@@ -516,6 +522,12 @@ impl Vision {
         let _ = self.evidence.set(record);
     }
 
+    /// Frames with motion are told to `record` from now on (recording keeps the video around
+    /// them). Only the first call counts.
+    pub fn attach_motion(&self, record: RecordMotion) {
+        let _ = self.motion.set(record);
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -561,6 +573,9 @@ impl FrameSink for Vision {
             self.stats.motion.record(1, start.elapsed());
             if crops.is_empty() {
                 return;
+            }
+            if let Some(record) = self.motion.get() {
+                record(&frame.camera, frame.received_at);
             }
         }
         self.stats.offered.fetch_add(1, Ordering::Relaxed);

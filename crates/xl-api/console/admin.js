@@ -18,6 +18,7 @@ import { zoneEditor } from "./zones.js";
 
 const NETWORKS = ["community", "skynet", "private"];
 const DECODE_POLICIES = ["all", "skip-non-reference", "key-frames"];
+const RECORDING_MODES = ["continuous", "motion-and-events", "events-only", "off"];
 const GATE_TRANSPORTS = ["mqtt", "http-push", "both"];
 const ROLES = ["admin", "duty", "police", "property"];
 /** Firmware the hub ships adapters for (a generic dialect may add more names). */
@@ -404,6 +405,19 @@ const camerasPage = topologyPage({
       { name: "password", label: "admin.f.password", type: "password", placeholder: it ? t(secret) : "" },
       { name: "decode", label: "admin.f.decode", type: "select", options: () => DECODE_POLICIES.map((d) => [d, t(`decode.${d}`)]) },
       { name: "detect", label: "admin.f.detect", type: "checkbox" },
+      {
+        name: "rec_mode",
+        label: "admin.f.recording_mode",
+        type: "select",
+        options: () => [["", t("recmode.default")], ...RECORDING_MODES.map((m) => [m, t(`recmode.${m}`)])],
+      },
+      {
+        name: "rec_stream",
+        label: "admin.f.recording_stream",
+        type: "select",
+        options: () => [["", t("recmode.default")], ["main", t("wall.stream.main")], ["sub", t("wall.stream.sub")]],
+      },
+      { name: "rec_days", label: "admin.f.recording_days", type: "number", placeholder: t("recmode.default") },
     ];
   },
   values: (e) => ({
@@ -418,6 +432,9 @@ const camerasPage = topologyPage({
     password: "",
     decode: e?.decode ?? "all",
     detect: e ? e.detect?.enabled !== false : true,
+    rec_mode: e?.recording?.mode ?? "",
+    rec_stream: e?.recording?.stream ?? "",
+    rec_days: e?.recording?.retain_days != null ? String(e.recording.retain_days) : "",
   }),
   toEntry(v, e) {
     Object.assign(e, { id: v.id, name: v.name, community: v.community, network: v.network, decode: v.decode });
@@ -429,6 +446,16 @@ const camerasPage = topologyPage({
     setOrDrop(e, "password", v.password);
     e.detect = { ...(e.detect || {}), enabled: v.detect };
     e.zones = e.zones || [];
+    // Each part left empty takes the hub's [recording] default.
+    const recording = {};
+    if (v.rec_mode) recording.mode = v.rec_mode;
+    if (v.rec_stream) recording.stream = v.rec_stream;
+    if (v.rec_days !== "") {
+      const n = Number(v.rec_days);
+      if (!Number.isInteger(n) || n < 1 || n > 3650) throw new FieldProblem("rec_days", t("admin.err.retain_days"));
+      recording.retain_days = n;
+    }
+    setOrDrop(e, "recording", Object.keys(recording).length ? recording : "");
     return e;
   },
   rowActions: (it) => [button(t("admin.zones"), "admin-zones", () => openZones(it.entry.id))],

@@ -19,6 +19,7 @@ export const TITLE_FIELDS = {
   "gate.denied_burst": ["gate"],
   "gate.offline": ["gate"],
   "camera.offline": ["camera"],
+  "recording.failed": ["camera"],
   "person.intrusion": ["camera", "zone"],
   "person.loitering": ["camera", "zone"],
   "crowd.gathering": ["camera", "zone"],
@@ -113,6 +114,9 @@ export function noteText(e, a) {
   if (e.action === "escalated") return t("history.note.not_acknowledged");
   if (e.action === "resolved" && a?.kind === "camera.offline" && a.camera) {
     return t("history.note.camera_back", { camera: nameOf("cameras", a.camera) });
+  }
+  if (e.action === "resolved" && a?.kind === "recording.failed" && a.camera) {
+    return t("history.note.recording_back", { camera: nameOf("cameras", a.camera) });
   }
   if (e.action === "resolved" && a?.kind === "gate.offline" && a.gate) {
     return t("history.note.gate_back", { gate: nameOf("gates", a.gate) });

@@ -2,7 +2,8 @@
 // on the same origin with the cookie session (X-CSRF-Token on every non-GET request) and keeps
 // the alert list live through the SSE stream. Shared helpers are in ui.js, display names in
 // topology.js, the admins' pages in admin.js (and their zone editor in zones.js), the camera
-// wall in wall.js (its live players in player.js).
+// wall in wall.js (its live players in player.js), playback, the alert's clip and evidence
+// exports in playback.js.
 
 import { t, tOr, getLang, setLang, applyStatic } from "./i18n.js";
 import { $, $$, h, s, api, toast, pad, parseTime, fmtTime, setUnauthorizedHandler } from "./ui.js";
@@ -10,6 +11,7 @@ import { loadTopology, onTopology, clearTopology, nameOf, nameAndId } from "./to
 import { showAdminPage, rerenderAdmin, resetAdmin, renderAdminRows } from "./admin.js";
 import { alertTitle, alertWhere, zoneNameAndId, foldHistory, repeatsText, actorText, noteText } from "./alert-text.js";
 import { initWall, showWall, hideWall, stopWall, renderWall, onWallCameraStatus, openWallCamera, liveCameraOf } from "./wall.js";
+import { initPlayback, showPlayback, hidePlayback, stopPlayback, renderPlayback, openPlaybackAt, showAlertClip, ALERT_PREROLL_MS } from "./playback.js";
 
 const SEVERITY_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
 const OPEN_STATES = ["open", "acknowledged", "escalated"];
@@ -219,6 +221,7 @@ function stopLive() {
   clearTopology();
   resetAdmin();
   stopWall();
+  stopPlayback();
   $("#alert-list").replaceChildren();
   $("#alert-list").dataset.loaded = "false";
   renderDetail();
@@ -509,6 +512,7 @@ function renderDetail() {
   $("#detail-body").hidden = !d;
   if (!d) {
     delete panel.dataset.alertId;
+    showAlertClip(null, state.user);
     return;
   }
   const a = d.alert || {};
@@ -525,6 +529,12 @@ function renderDetail() {
   const live = liveCameraOf(a);
   $("#detail-live").hidden = !live;
   $("#detail-live").dataset.camera = live || "";
+  // Playback of the same camera from just before the alert was raised.
+  const raised = parseTime(a.raised_at);
+  $("#detail-playback").hidden = !live || !raised;
+  $("#detail-playback").dataset.camera = live || "";
+  $("#detail-playback").dataset.at = raised ? String(raised.getTime() - ALERT_PREROLL_MS) : "";
+  showAlertClip(a, state.user);
 
   $("#detail-facts").replaceChildren(
     ...fact(t("detail.kind"), `${kindLabel(a.kind)} (${a.kind})`),
@@ -709,6 +719,9 @@ function selectTab(tab) {
   for (const p of $$(".tab-panel")) p.hidden = p.dataset.panel !== tab;
   if (tab === "cameras") showWall();
   else hideWall();
+  if (tab === "playback") showPlayback(state.user);
+  else hidePlayback();
+  if (tab !== "detail") $("#clip-video").pause();
   if (tab === "gates") loadGates();
   if (tab === "figures") loadFigures();
   if (tab === "admin") showAdminPage();
@@ -953,6 +966,7 @@ function rerenderAll() {
   renderAlertList();
   renderDetail();
   if (state.tab === "cameras") renderWall();
+  if (state.tab === "playback") renderPlayback();
   if (state.tab === "gates") {
     renderGates();
     if (state.gateId) {
@@ -972,6 +986,7 @@ function onNames() {
   for (const [id, li] of state.rows) fillRow(li, state.alerts.get(id));
   renderDetail();
   if (state.tab === "cameras") renderWall();
+  if (state.tab === "playback") renderPlayback();
   if (state.tab === "gates") renderGates();
   if (state.tab === "admin") renderAdminRows();
 }
@@ -1004,7 +1019,14 @@ function wire() {
     });
   }
   initWall();
+  initPlayback({ openAlert: selectAlert });
   $("#detail-live").addEventListener("click", (e) => openLive(e.currentTarget.dataset.camera));
+  $("#detail-playback").addEventListener("click", (e) => {
+    const { camera, at } = e.currentTarget.dataset;
+    if (!camera || !at) return;
+    openPlaybackAt(camera, Number(at));
+    selectTab("playback");
+  });
   for (const b of $$("[data-action]")) b.addEventListener("click", () => doAction(b.dataset.action));
   for (const b of $$("[data-admin-page]")) b.addEventListener("click", () => showAdminPage(b.dataset.adminPage));
   const boxes = $("#boxes-toggle");

@@ -120,6 +120,17 @@ export function setUnauthorizedHandler(f) {
  * answer's JSON (or text, or null for 204); rejects with an ApiError.
  */
 export async function api(method, path, body, opts = {}) {
+  const res = await apiResponse(method, path, body, opts);
+  if (res.status === 204) return null;
+  const ct = res.headers.get("content-type") || "";
+  return ct.includes("json") ? res.json() : res.text();
+}
+
+/**
+ * Like `api`, but resolves with the 2xx Response itself, body unread, for answers that are
+ * not JSON (a video's headers, an export's zip as a blob). Rejects with an ApiError.
+ */
+export async function apiResponse(method, path, body, opts = {}) {
   const headers = { Accept: "application/json", ...(opts.headers || {}) };
   if (method !== "GET" && method !== "HEAD") {
     const csrf = cookie("xl_csrf");
@@ -151,7 +162,5 @@ export async function api(method, path, body, opts = {}) {
     if (res.status === 401 && !path.endsWith("/auth/login")) onUnauthorized();
     throw new ApiError(res.status, msg, data);
   }
-  if (res.status === 204) return null;
-  const ct = res.headers.get("content-type") || "";
-  return ct.includes("json") ? res.json() : res.text();
+  return res;
 }

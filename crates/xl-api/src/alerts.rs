@@ -153,7 +153,11 @@ fn alert_id(id: String) -> Result<AlertId, ApiError> {
 }
 
 /// An alert the caller sees; others are "not found".
-async fn find(state: &ApiState, caller: &Caller, id: String) -> Result<AlertView, ApiError> {
+pub(crate) async fn find(
+    state: &ApiState,
+    caller: &Caller,
+    id: String,
+) -> Result<AlertView, ApiError> {
     let id = alert_id(id)?;
     state
         .backend

@@ -227,6 +227,84 @@ pub struct ProbeResult {
     pub snapshot_jpeg: Vec<u8>,
 }
 
+/// A stretch of wall-clock time, `from` to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// What is recorded of one stream of a camera over a time range, for the timeline: recorded
+/// stretches (spaces of up to two seconds bridged) and the gaps between and around them, each
+/// in time order and clipped to the range asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    pub camera: CameraId,
+    pub stream: xl_core::live::StreamKind,
+    pub ranges: Vec<Span>,
+    pub gaps: Vec<Span>,
+}
+
+/// Recorded video to send: one MP4 assembled from a recording's segment files, whose length
+/// is known before any byte is sent, read in byte ranges (HTTP `Range`) from the files as it is
+/// sent.
+pub trait VideoBody: Send + Sync + 'static {
+    /// The MP4's length in bytes.
+    fn len(&self) -> u64;
+    /// Whether it has no bytes (never, for a clip that was found).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Wall time of its first picture: a key frame at or before the start asked for.
+    fn start_at(&self) -> Timestamp;
+    /// Wall time its last picture ends.
+    fn end_at(&self) -> Timestamp;
+    /// Bytes `[start, end)` (`end <= len()`). Blocking (file reads): call it off the async
+    /// workers. A segment file gone since the clip was planned is an error naming it, for the
+    /// log.
+    fn read(&self, start: u64, end: u64) -> Result<Vec<u8>, ApiError>;
+}
+
+/// What an evidence export packages.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExportSubject {
+    /// An alert: its clip, snapshot, history and related gate events.
+    Alert(AlertId),
+    /// A camera's recording over a time range, with the alerts and gate events in it.
+    Range {
+        camera: CameraId,
+        /// Default: the stream the camera records.
+        #[serde(default)]
+        stream: Option<xl_core::live::StreamKind>,
+        from: Timestamp,
+        to: Timestamp,
+    },
+}
+
+/// A finished evidence package: a zip kept under the data directory, signed with the hub's
+/// key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    /// `export-<id>.zip`: the name it is downloaded as.
+    pub file_name: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Hex SHA-256 of the whole zip, for the audit log and the person who receives it.
+    pub sha256: String,
+}
+
+/// The hub's evidence-signing key, public half.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvidenceKey {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// The 32-byte public key, base64 (what `xueliang verify-export --key` takes).
+    pub public_key: String,
+    /// Hex SHA-256 of the public key's bytes, to read out over the phone.
+    pub fingerprint: String,
+}
+
 /// Everything the API reads from or writes to beyond the live registries.
 pub trait Backend: Send + Sync + 'static {
     // Users, sessions, audit.
@@ -383,6 +461,57 @@ pub trait Backend: Send + Sync + 'static {
         let _ = camera;
         Box::pin(async { Ok(None) })
     }
+    /// What is recorded of `camera`'s `stream` (default: the stream it records) over
+    /// `[from, to)`. The caller checks scope and the range's bounds.
+    fn recordings(
+        &self,
+        camera: &CameraId,
+        stream: Option<xl_core::live::StreamKind>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFut<'_, Recorded> {
+        let _ = (camera, stream, from, to);
+        no_recordings()
+    }
+    /// `camera`'s recording of `[from, to)` as one MP4. Nothing recorded in it is `NotFound`
+    /// with the gaps ([`ApiError::with_gaps`]); a range longer than the hub allows is
+    /// `InvalidInput` naming the limit.
+    fn recording_clip(
+        &self,
+        camera: &CameraId,
+        stream: Option<xl_core::live::StreamKind>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFut<'_, Arc<dyn VideoBody>> {
+        let _ = (camera, stream, from, to);
+        no_recordings()
+    }
+    /// The clip of an alert (the caller has checked the alert is in scope): its camera's (or
+    /// its gate's camera's) recording from the rule's `pre` before it was raised to `post`
+    /// after. `NotFound` when it has no camera or nothing was recorded.
+    fn alert_clip(&self, alert: &AlertId) -> BoxFut<'_, Arc<dyn VideoBody>> {
+        let _ = alert;
+        no_recordings()
+    }
+    /// Makes a signed evidence package of `subject` (scope checked by the caller) for the
+    /// user `by`.
+    fn export(&self, subject: ExportSubject, by: &str) -> BoxFut<'_, ExportFile> {
+        let _ = (subject, by);
+        no_recordings()
+    }
+    /// The public half of the key evidence packages are signed with.
+    fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
+        no_recordings()
+    }
+}
+
+fn no_recordings<'a, T: Send + 'a>() -> BoxFut<'a, T> {
+    Box::pin(async {
+        Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "this backend keeps no recordings",
+        ))
+    })
 }
 
 fn no_topology<'a, T: Send + 'a>() -> BoxFut<'a, T> {

@@ -78,6 +78,11 @@ static ASSETS: &[Asset] = &[
         body: include_str!("../console/player.js"),
     },
     Asset {
+        path: "/console/playback.js",
+        content_type: JS,
+        body: include_str!("../console/playback.js"),
+    },
+    Asset {
         path: "/console/style.css",
         content_type: CSS,
         body: include_str!("../console/style.css"),
@@ -163,6 +168,11 @@ mod tests {
                 "/console/player.js",
                 "text/javascript; charset=utf-8",
                 "MediaSource",
+            ),
+            (
+                "/console/playback.js",
+                "text/javascript; charset=utf-8",
+                "recording.mp4",
             ),
             (
                 "/console/style.css",

@@ -7,7 +7,8 @@ use xl_core::topology::{Kind, TopologyError};
 
 /// Every API error, as one JSON shape: `{"error": {"code": "...", "message": "..."}}`, with
 /// `field` and `entry` in `error` when the error is about one (a 400 naming `sub.url` of
-/// camera `cam-1`), and `rows` beside `error` for a refused import. Internal and unavailable
+/// camera `cam-1`), `rows` beside `error` for a refused import, and `gaps` beside it for a
+/// time range with no recording. Internal and unavailable
 /// errors are logged here, once, with their detail, and answered with a generic message and
 /// an `id` that names the log line: a client never sees a database's error text or a file
 /// path.
@@ -28,6 +29,8 @@ pub struct ErrorDetail {
     pub entry: Option<EntryRef>,
     /// Each refused row of an import.
     pub rows: Vec<RowError>,
+    /// Where a recording has no video, for a range asked of it that has none.
+    pub gaps: Vec<crate::backend::Span>,
 }
 
 /// A topology entry named by an error.
@@ -77,6 +80,12 @@ impl ApiError {
     /// The same error, with the refused rows of an import.
     pub fn with_rows(mut self, rows: Vec<RowError>) -> Self {
         self.detail_mut().rows = rows;
+        self
+    }
+
+    /// The same error, listing where the range asked for has no recording.
+    pub fn with_gaps(mut self, gaps: Vec<crate::backend::Span>) -> Self {
+        self.detail_mut().gaps = gaps;
         self
     }
 
@@ -146,6 +155,8 @@ struct Body<'a> {
     error: Inner<'a>,
     #[serde(skip_serializing_if = "<[RowError]>::is_empty")]
     rows: &'a [RowError],
+    #[serde(skip_serializing_if = "<[crate::backend::Span]>::is_empty")]
+    gaps: &'a [crate::backend::Span],
 }
 
 #[derive(Serialize)]
@@ -229,6 +240,7 @@ impl IntoResponse for ApiError {
                 entry: detail.and_then(|d| d.entry.as_ref()),
             },
             rows: detail.map_or(&[], |d| &d.rows),
+            gaps: detail.map_or(&[], |d| &d.gaps),
         });
         let mut resp = (status, body).into_response();
         if status == StatusCode::UNAUTHORIZED {

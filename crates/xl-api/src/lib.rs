@@ -1,6 +1,7 @@
 //! The hub's HTTP API (axum): health, Prometheus metrics, login sessions, and the station
 //! dashboard's JSON API under `/api/v1` (cameras, gates, alerts and their SSE stream, evidence,
-//! events, figures, users, audit), plus `/api/openapi.json`.
+//! recordings and their playback, evidence exports, events, figures, users, audit), plus
+//! `/api/openapi.json`.
 //!
 //! Invariants: handlers never block (they read snapshots or await the [`Backend`]); every error
 //! leaves through [`ApiError`], which maps error kinds to status codes in one place; every route
@@ -22,6 +23,7 @@ mod metrics;
 mod openapi;
 mod params;
 mod proxy;
+mod recordings;
 mod routes;
 mod schema;
 pub mod server;

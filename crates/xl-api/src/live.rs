@@ -26,9 +26,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use xl_core::ErrorKind;
 use xl_core::camera::CameraInfo;
 use xl_core::live::{LiveEnd, LiveFeed, LiveMessage, StreamKind};
-use xl_core::{CameraId, ErrorKind};
 
 use crate::auth::Caller;
 use crate::routes::{Access, Route};
@@ -36,23 +36,33 @@ use crate::{ApiError, ApiState};
 
 /// A viewer whose socket has not taken a message within this is cut off.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// A user's thumbnails of one camera are audited once in this long (the wall refreshes them
-/// every few seconds).
+/// A user's looks of one kind at one thing (thumbnails of a camera, which the wall refreshes
+/// every few seconds; a recording or an alert's clip, which a player asks for in many byte
+/// ranges) are audited once in this long.
 pub const LOOK_AUDIT_EVERY: Duration = Duration::from_secs(600);
-/// At most this many (user, camera) pairs are remembered; past it the oldest are forgotten
-/// (and their next look is audited again).
+/// At most this many (user, action, subject) looks are remembered; past it the oldest are
+/// forgotten (and their next look is audited again).
 const LOOKS_KEPT: usize = 10_000;
 
-/// Who looked at which camera's thumbnail lately (see [`LOOK_AUDIT_EVERY`]).
+/// A look: who, the audit action (`camera.thumbnail`, `recording.play`...), and at what.
+type Look = (String, &'static str, String);
+
+/// Who looked at what lately (see [`LOOK_AUDIT_EVERY`]).
 #[derive(Debug, Default)]
-pub struct RecentLooks(std::sync::Mutex<std::collections::HashMap<(String, CameraId), Instant>>);
+pub struct RecentLooks(std::sync::Mutex<std::collections::HashMap<Look, Instant>>);
 
 impl RecentLooks {
-    /// Whether this look is to be audited: the first of `user` at `camera` in
-    /// [`LOOK_AUDIT_EVERY`].
-    fn first_in_a_while(&self, user: &str, camera: &CameraId, now: Instant) -> bool {
+    /// Whether this look is to be audited as `action`: the first of `user` at `subject` (a
+    /// camera or alert id) in [`LOOK_AUDIT_EVERY`].
+    pub(crate) fn first_in_a_while(
+        &self,
+        user: &str,
+        action: &'static str,
+        subject: &str,
+        now: Instant,
+    ) -> bool {
         let mut looks = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (user.to_owned(), camera.clone());
+        let key = (user.to_owned(), action, subject.to_owned());
         if looks
             .get(&key)
             .is_some_and(|at| now.duration_since(*at) < LOOK_AUDIT_EVERY)
@@ -67,6 +77,12 @@ impl RecentLooks {
         }
         looks.insert(key, now);
         true
+    }
+
+    /// Forgets a look whose audit entry could not be written, so that the next one is audited.
+    pub(crate) fn forget(&self, user: &str, action: &'static str, subject: &str) {
+        let mut looks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        looks.remove(&(user.to_owned(), action, subject.to_owned()));
     }
 }
 
@@ -164,10 +180,12 @@ async fn thumbnail(
         .thumbnail(&info.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("camera {} has no picture yet", info.id)))?;
-    if state
-        .looks
-        .first_in_a_while(caller.name(), &info.id, Instant::now())
-    {
+    if state.looks.first_in_a_while(
+        caller.name(),
+        "camera.thumbnail",
+        info.id.as_str(),
+        Instant::now(),
+    ) {
         caller
             .audit(
                 &state,
@@ -396,13 +414,18 @@ mod tests {
     #[test]
     fn a_users_looks_at_one_camera_are_audited_once_a_while() {
         let looks = RecentLooks::default();
-        let (a, b) = (CameraId::new("a").unwrap(), CameraId::new("b").unwrap());
+        let thumb = "camera.thumbnail";
         let t0 = Instant::now();
-        assert!(looks.first_in_a_while("duty", &a, t0));
-        assert!(!looks.first_in_a_while("duty", &a, t0 + Duration::from_secs(5)));
-        assert!(looks.first_in_a_while("duty", &b, t0 + Duration::from_secs(5)));
-        assert!(looks.first_in_a_while("police", &a, t0 + Duration::from_secs(5)));
-        assert!(looks.first_in_a_while("duty", &a, t0 + LOOK_AUDIT_EVERY));
+        let t5 = t0 + Duration::from_secs(5);
+        assert!(looks.first_in_a_while("duty", thumb, "a", t0));
+        assert!(!looks.first_in_a_while("duty", thumb, "a", t5));
+        assert!(looks.first_in_a_while("duty", thumb, "b", t5));
+        assert!(looks.first_in_a_while("police", thumb, "a", t5));
+        assert!(looks.first_in_a_while("duty", "recording.play", "a", t5));
+        assert!(looks.first_in_a_while("duty", thumb, "a", t0 + LOOK_AUDIT_EVERY));
+        // A look whose audit failed is audited at the next one.
+        looks.forget("duty", "recording.play", "a");
+        assert!(looks.first_in_a_while("duty", "recording.play", "a", t5));
     }
 
     #[test]

@@ -18,9 +18,18 @@ fn param_schema(name: &str, at: In) -> Value {
         }
         ("from" | "to" | "before", _) => json!({ "type": "string", "format": "date-time" }),
         ("If-Match", _) => json!({ "type": "string", "pattern": "^\"[0-9]+\"$" }),
+        ("stream", In::Query) => json!({ "type": "string", "enum": ["main", "sub"] }),
+        ("download", In::Query) => json!({ "type": "string", "enum": ["true", "false"] }),
         (_, In::Path) => json!({ "type": "string", "minLength": 1 }),
         _ => json!({ "type": "string" }),
     }
+}
+
+/// Whether answers of `content_type` are bytes rather than text.
+fn is_binary(content_type: &str) -> bool {
+    content_type.starts_with("image/")
+        || content_type.starts_with("video/")
+        || content_type == "application/zip"
 }
 
 /// The document: every route of [`table`], with its parameters, security and answers.
@@ -46,7 +55,7 @@ pub(crate) fn document() -> Value {
         } else if r.produces == "application/json" {
             let schema = r.answer_schema.map_or_else(|| json!({}), |f| f());
             Some(json!({ "application/json": { "schema": schema } }))
-        } else if r.produces.starts_with("image/") {
+        } else if is_binary(r.produces) {
             Some(json!({ (r.produces): { "schema": { "type": "string", "format": "binary" } } }))
         } else {
             Some(json!({ (r.produces): { "schema": { "type": "string" } } }))
@@ -56,12 +65,49 @@ pub(crate) fn document() -> Value {
             201 => "Created",
             _ => "OK",
         };
-        let mut ok = json!({ "description": described });
-        if let Some(content) = ok_content {
-            ok["content"] = content;
-        }
-        responses.insert(r.ok_status.to_string(), ok);
+        let headers: Map<String, Value> = r
+            .answer_headers
+            .iter()
+            .map(|(name, description)| {
+                let schema = match *name {
+                    "X-Clip-Start" | "X-Clip-End" => {
+                        json!({ "type": "string", "format": "date-time" })
+                    }
+                    "Content-Length" => json!({ "type": "integer", "minimum": 0 }),
+                    _ => json!({ "type": "string" }),
+                };
+                let header = json!({ "description": description, "schema": schema });
+                ((*name).to_owned(), header)
+            })
+            .collect();
+        let answer = |description: &str| {
+            let mut answer = json!({ "description": description });
+            if let Some(content) = &ok_content {
+                answer["content"] = content.clone();
+            }
+            if !headers.is_empty() {
+                answer["headers"] = Value::Object(headers.clone());
+            }
+            answer
+        };
+        responses.insert(r.ok_status.to_string(), answer(described));
         let error = json!({ "$ref": "#/components/responses/Error" });
+        if r.byte_ranges {
+            responses.insert(
+                "206".into(),
+                answer(
+                    "Partial Content: the one byte range asked for (`Content-Range` says which)",
+                ),
+            );
+            responses.insert(
+                "416".into(),
+                json!({
+                    "description": "Range Not Satisfiable: the range starts past the end (`Content-Range: bytes */length`)",
+                    "headers": { "Content-Range": { "schema": { "type": "string" } } },
+                    "content": { "application/json": { "schema": crate::schema::error() } },
+                }),
+            );
+        }
         if !r.params.is_empty() || r.json_body {
             responses.insert("400".into(), error.clone());
         }

@@ -60,6 +60,10 @@ pub(crate) struct Route {
     pub description: Option<&'static str>,
     /// Error statuses beyond those the document infers (409, 428, 502...).
     pub errors: Vec<u16>,
+    /// Whether the answer is served in HTTP byte ranges (`Range`: 206, 416).
+    pub byte_ranges: bool,
+    /// Headers of a successful answer worth documenting, with what they say.
+    pub answer_headers: Vec<(&'static str, &'static str)>,
     pub handler: MethodRouter<ApiState>,
 }
 
@@ -96,6 +100,8 @@ impl Route {
             text_body: None,
             description: None,
             errors: Vec::new(),
+            byte_ranges: false,
+            answer_headers: Vec::new(),
             handler,
         }
     }
@@ -105,6 +111,17 @@ impl Route {
             name,
             at: In::Query,
             required: false,
+            description,
+        });
+        self
+    }
+
+    /// A query parameter without which the route answers 400.
+    pub fn required_query(mut self, name: &'static str, description: &'static str) -> Route {
+        self.params.push(Param {
+            name,
+            at: In::Query,
+            required: true,
             description,
         });
         self
@@ -166,6 +183,23 @@ impl Route {
         self.errors.push(status);
         self
     }
+
+    /// The answer is served in byte ranges: the `Range` header, 206 Partial Content, and
+    /// 416 for a range past the end.
+    pub fn byte_ranges(mut self) -> Route {
+        self.byte_ranges = true;
+        self.header(
+            "Range",
+            "one range of bytes: `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length` (206); \
+             several ranges, or a header that cannot be read, get the whole body (200)",
+        )
+    }
+
+    /// A header of the successful answer, documented.
+    pub fn answer_header(mut self, name: &'static str, description: &'static str) -> Route {
+        self.answer_headers.push((name, description));
+        self
+    }
 }
 
 /// Every route of the API, in document order.
@@ -210,6 +244,7 @@ pub(crate) fn table() -> Vec<Route> {
     t.extend(crate::gates::routes());
     t.extend(crate::alerts::routes());
     t.extend(crate::evidence::routes());
+    t.extend(crate::recordings::routes());
     t.extend(crate::users::routes());
     t.extend(crate::topology::routes());
     t

@@ -190,7 +190,7 @@ pub(crate) fn error() -> Value {
                 "code": one_of_names([
                     "invalid_input", "not_found", "unauthenticated", "permission_denied",
                     "unavailable", "internal", "rate_limited", "conflict",
-                    "precondition_required", "upstream",
+                    "precondition_required", "upstream", "range_not_satisfiable",
                 ]),
                 "message": { "type": "string" },
                 "id": { "type": "string", "description": "of an internal error, in the hub's log" },
@@ -214,8 +214,27 @@ pub(crate) fn error() -> Value {
                     "message": { "type": "string" },
                 },
             },
+        },
+        "gaps": {
+            "type": "array",
+            "description": "a time range with no recording: where it has none",
+            "items": span(),
         } },
     })
+}
+
+/// `backend::Span`.
+fn span() -> Value {
+    json!({
+        "type": "object",
+        "required": ["from", "to"],
+        "properties": { "from": time(), "to": time() },
+    })
+}
+
+/// `xl_core::live::StreamKind`.
+fn stream_kind() -> Value {
+    one_of_names(["main", "sub"])
 }
 
 fn array(items: Value) -> Value {
@@ -451,6 +470,76 @@ pub(crate) fn response_times() -> Value {
             "to_resolve": figures,
         },
     }))
+}
+
+/// `backend::Recorded`.
+pub(crate) fn recorded() -> Value {
+    json!({
+        "type": "object",
+        "required": ["camera", "stream", "ranges", "gaps"],
+        "properties": {
+            "camera": id(),
+            "stream": stream_kind(),
+            "ranges": {
+                "type": "array",
+                "items": span(),
+                "description": "recorded stretches, in time order, clipped to the range asked for",
+            },
+            "gaps": {
+                "type": "array",
+                "items": span(),
+                "description": "where nothing is recorded, in time order, clipped to the range asked for",
+            },
+        },
+    })
+}
+
+/// `backend::EvidenceKey`.
+pub(crate) fn evidence_key() -> Value {
+    json!({
+        "type": "object",
+        "required": ["algorithm", "public_key", "fingerprint"],
+        "properties": {
+            "algorithm": { "type": "string", "description": "ed25519" },
+            "public_key": { "type": "string", "description": "the 32-byte public key, base64" },
+            "fingerprint": { "type": "string", "description": "hex SHA-256 of the public key's bytes" },
+        },
+    })
+}
+
+/// `POST /api/v1/exports` (`backend::ExportSubject`, `deny_unknown_fields`): exactly one of
+/// `alert` and `range`. `range.to` must be after `range.from` and at most 7 days after it
+/// (400 naming `range.to`).
+pub(crate) fn export_request() -> Value {
+    let alert = json!({
+        "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.-]+$",
+    });
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "alert": alert,
+            "range": {
+                "type": "object",
+                "required": ["camera", "from", "to"],
+                "additionalProperties": false,
+                "properties": {
+                    "camera": id(),
+                    "stream": nullable(json!({
+                        "type": "string",
+                        "enum": ["main", "sub"],
+                        "description": "default: the stream the camera records",
+                    })),
+                    "from": time(),
+                    "to": time(),
+                },
+            },
+        },
+        "anyOf": [
+            { "required": ["alert"], "not": { "required": ["range"] } },
+            { "required": ["range"], "not": { "required": ["alert"] } },
+        ],
+    })
 }
 
 pub(crate) fn openapi() -> Value {

@@ -4,6 +4,7 @@
 mod dashboard;
 mod fake;
 mod login;
+mod recordings;
 mod schemas;
 mod scope;
 mod topology;

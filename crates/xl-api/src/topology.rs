@@ -667,6 +667,7 @@ async fn probe(
         decode: Default::default(),
         detect: Default::default(),
         zones: Vec::new(),
+        recording: Default::default(),
         disabled: false,
     };
     if let Err(e) = as_camera.validate() {
@@ -816,6 +817,7 @@ fn row_camera(
         decode: Default::default(),
         detect: Default::default(),
         zones: Vec::new(),
+        recording: Default::default(),
         disabled: false,
     };
     if let Err(e) = camera.validate() {

@@ -119,6 +119,10 @@ string_enum!(
         GateOffline = "gate.offline",
         /// A camera's stream is down (health, debounced; resolves itself).
         CameraOffline = "camera.offline",
+        /// A camera's recorder stopped: a disk write error, or the disk full with nothing the
+        /// disk guard may delete (health, not debounced by default; resolves itself when the
+        /// camera records again).
+        RecordingFailed = "recording.failed",
         /// A person track in a zone during the zone's schedule.
         PersonIntrusion = "person.intrusion",
         /// A person stayed in a zone longer than its dwell limit.
@@ -129,9 +133,12 @@ string_enum!(
 );
 
 impl AlertKind {
-    /// Health alerts resolve themselves when the condition clears.
+    /// Health alerts resolve themselves when the condition clears; one alert per outage.
     pub fn is_health(self) -> bool {
-        matches!(self, AlertKind::GateOffline | AlertKind::CameraOffline)
+        matches!(
+            self,
+            AlertKind::GateOffline | AlertKind::CameraOffline | AlertKind::RecordingFailed
+        )
     }
 }
 
@@ -432,6 +439,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&AlertKind::CrowdGathering).unwrap(),
             "\"crowd.gathering\""
+        );
+    }
+
+    #[test]
+    fn exactly_the_self_resolving_kinds_are_health_kinds() {
+        let health: Vec<&str> = AlertKind::ALL
+            .iter()
+            .filter(|k| k.is_health())
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            health,
+            ["gate.offline", "camera.offline", "recording.failed"]
+        );
+        assert_eq!(
+            "recording.failed".parse::<AlertKind>(),
+            Ok(AlertKind::RecordingFailed)
         );
     }
 

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod live;
 pub mod metrics;
 pub mod mqtt;
+pub mod recording;
 pub mod throttle;
 pub mod topology;
 pub mod zone;

@@ -545,8 +545,15 @@ pub struct Camera {
     pub detect: CameraDetect,
     #[serde(default)]
     pub zones: Vec<Zone>,
+    /// What is recorded and kept; each part left out takes the hub's `[recording]` default.
+    #[serde(default, skip_serializing_if = "is_default_recording")]
+    pub recording: crate::recording::CameraRecording,
     #[serde(default)]
     pub disabled: bool,
+}
+
+fn is_default_recording(r: &crate::recording::CameraRecording) -> bool {
+    *r == crate::recording::CameraRecording::default()
 }
 
 impl Camera {
@@ -594,6 +601,7 @@ impl Camera {
                 ),
             ));
         }
+        self.recording.validate()?;
         if self.zones.len() > MAX_ZONES_PER_CAMERA {
             return Err(FieldError::new(
                 "zones",

@@ -1,6 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use jiff::Timestamp;
 use xl_core::ErrorKind;
 use xl_core::ids::CameraId;
 
@@ -18,7 +19,9 @@ pub enum RecordError {
         source: io::Error,
     },
     /// The file given to [`crate::repair`] does not start as a fragmented MP4 does (`ftyp`,
-    /// then a `moov` with `mvex`): it is not a segment, so it is left as it is.
+    /// then a `moov` with `mvex`): it is not a segment, so it is left as it is. Also a segment
+    /// that a [`crate::Clip`] cannot use: a fragment it cannot move, or a file changed since
+    /// the clip was planned.
     #[error("{path} is not a fragmented MP4 segment: {reason} (byte {offset})")]
     NotSegment {
         path: PathBuf,
@@ -28,6 +31,19 @@ pub enum RecordError {
     /// A camera id that cannot name a directory (`.` or `..`).
     #[error("camera id {camera} cannot name a recording directory")]
     BadCameraId { camera: CameraId },
+    /// No recorded fragment overlaps the time range asked of [`crate::Clip::plan`] (or the
+    /// range is empty): nothing was recorded then, or what was is gone.
+    #[error("no recording between {from} and {to}")]
+    NoRecording { from: Timestamp, to: Timestamp },
+    /// A byte range outside a [`crate::Clip`] was asked of [`crate::Clip::write_range`].
+    #[error("bytes {start}..{end} are not within the clip's {len} bytes")]
+    ClipRange { start: u64, end: u64, len: u64 },
+    /// Writing a clip's bytes to its destination failed (the client went away).
+    #[error("writing a clip: {source}")]
+    ClipWrite {
+        #[source]
+        source: io::Error,
+    },
     /// The writer thread could not be started.
     #[error("starting the recording thread of camera {camera}: {source}")]
     Thread {
@@ -47,9 +63,11 @@ impl RecordError {
                 }
                 _ => ErrorKind::Unavailable,
             },
-            RecordError::NotSegment { .. } | RecordError::BadCameraId { .. } => {
-                ErrorKind::InvalidInput
-            }
+            RecordError::NotSegment { .. }
+            | RecordError::BadCameraId { .. }
+            | RecordError::ClipRange { .. } => ErrorKind::InvalidInput,
+            RecordError::NoRecording { .. } => ErrorKind::NotFound,
+            RecordError::ClipWrite { .. } => ErrorKind::Unavailable,
             RecordError::Thread { .. } => ErrorKind::Internal,
         }
     }

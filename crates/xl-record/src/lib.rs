@@ -7,6 +7,8 @@
 //!   stream into segments and reports each one's index fields to the hub as
 //!   [`SegmentEvent`]s.
 //! - [`repair`]: truncates a segment after its last complete fragment, after a crash.
+//! - [`Clip`]: the recording of a time range as one MP4 for playback and download, planned
+//!   from the segments' index rows ([`SegmentRef`]) and read in byte ranges from their files.
 //! - [`RecordStats`]: the figures of every recorder, for `/metrics`.
 //!
 //! **Segments.** One self-contained fragmented MP4 file: the init segment, then one fragment
@@ -31,6 +33,7 @@
 //! directory are fsynced when it closes. A segment still open after a crash is repaired with
 //! [`repair`] before anything serves it.
 
+mod clip;
 mod error;
 mod queue;
 mod recorder;
@@ -39,6 +42,7 @@ mod segment;
 mod stats;
 mod writer;
 
+pub use clip::{Clip, SegmentRef};
 pub use error::RecordError;
 pub use recorder::{
     DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_UNITS, DEFAULT_SEGMENT_DURATION, EventSink,

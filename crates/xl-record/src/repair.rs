@@ -46,21 +46,8 @@ pub enum Repaired {
 /// [`RecordError::NotSegment`] and is not touched; one whose init segment is cut short is
 /// [`Repaired::Empty`].
 pub fn repair(path: &Path) -> Result<Repaired, RecordError> {
-    let mut file = File::open(path).map_err(|e| RecordError::io("opening", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| RecordError::io("reading the size of", path, e))?
-        .len();
-    let scan = scan(&mut file, len).map_err(|e| match e {
-        ScanError::Io(e) => RecordError::io("reading", path, e),
-        ScanError::NotSegment { offset, reason } => RecordError::NotSegment {
-            path: path.to_owned(),
-            offset,
-            reason,
-        },
-    })?;
-    drop(file);
-    let Some(kept) = scan else {
+    let (len, scan) = scan_file(path)?;
+    let Some(kept) = scan.and_then(kept) else {
         debug!(path = %path.display(), "repair: no complete fragment");
         return Ok(Repaired::Empty);
     };
@@ -213,8 +200,90 @@ fn read_body<R: Read + Seek>(r: &mut R, at: u64, h: &Header) -> io::Result<Vec<u
     Ok(body)
 }
 
+/// One complete fragment of a segment file: a `moof` whose `trun` matches the `mdat` that
+/// follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScannedFragment {
+    /// Where its `moof` starts in the file.
+    pub(crate) offset: u64,
+    pub(crate) moof_bytes: u64,
+    /// The whole `mdat` box, header included.
+    pub(crate) mdat_bytes: u64,
+    /// From its `tfdt`.
+    pub(crate) base_decode_90k: u64,
+    /// The sum of its `trun`'s sample durations.
+    pub(crate) duration_90k: u64,
+    pub(crate) samples: u64,
+    /// Where the `moof` fields that a clip rewrites lie, or why it cannot be moved into one.
+    pub(crate) fields: Result<MoofFields, &'static str>,
+}
+
+/// Where, counted from a `moof`'s first byte, lie the fields that change when its fragment is
+/// moved to another file or timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MoofFields {
+    /// The `mfhd` sequence number (4 bytes).
+    pub(crate) sequence_at: usize,
+    /// The `tfdt` base decode time: 8 bytes (version 1) or 4 (version 0).
+    pub(crate) decode_time_at: usize,
+    pub(crate) decode_time_wide: bool,
+}
+
+/// What a scan finds in a segment file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SegmentScan {
+    /// The init segment's length (`ftyp` + `moov`): where the first fragment starts.
+    pub(crate) init_bytes: u64,
+    /// Every complete fragment, in order, up to the first thing that is not one.
+    pub(crate) fragments: Vec<ScannedFragment>,
+    /// Where the complete fragments end (`init_bytes` when there is none).
+    pub(crate) end: u64,
+    /// Why the scan stopped before the end, when what follows was whole but not a fragment
+    /// (rather than cut short).
+    pub(crate) cut_reason: Option<&'static str>,
+}
+
+/// Opens and scans the segment file at `path`: its length, and `None` when not even its init
+/// segment is whole. Errors name the file.
+pub(crate) fn scan_file(path: &Path) -> Result<(u64, Option<SegmentScan>), RecordError> {
+    let mut file = File::open(path).map_err(|e| RecordError::io("opening", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| RecordError::io("reading the size of", path, e))?
+        .len();
+    let scan = scan_segment(&mut file, len).map_err(|e| match e {
+        ScanError::Io(e) => RecordError::io("reading", path, e),
+        ScanError::NotSegment { offset, reason } => RecordError::NotSegment {
+            path: path.to_owned(),
+            offset,
+            reason,
+        },
+    })?;
+    Ok((len, scan))
+}
+
+/// What [`repair`] keeps of a scan: `None` when no fragment is whole.
+fn kept(scan: SegmentScan) -> Option<Kept> {
+    let (first, last) = (scan.fragments.first()?, scan.fragments.last()?);
+    Some(Kept {
+        end: scan.end,
+        fragments: scan.fragments.len() as u64,
+        samples: scan.fragments.iter().map(|f| f.samples).sum(),
+        media_start_90k: first.base_decode_90k,
+        media_end_90k: last.base_decode_90k.saturating_add(last.duration_90k),
+        cut_reason: scan.cut_reason,
+    })
+}
+
 /// Scans a segment of `len` bytes: `None` when no fragment is whole.
+#[cfg(test)]
 fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Kept>, ScanError> {
+    Ok(scan_segment(r, len)?.and_then(kept))
+}
+
+/// Scans a segment of `len` bytes box by box, each length checked against `len`: `None` when
+/// its init segment is cut short, an error when it does not begin as a fragmented MP4.
+fn scan_segment<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<SegmentScan>, ScanError> {
     let not_segment = |offset, reason| ScanError::NotSegment { offset, reason };
     let Some(ftyp) = init_box(r, 0, len, b"ftyp", "no ftyp box at the start")? else {
         return Ok(None);
@@ -232,12 +301,10 @@ fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Kept>, ScanError> 
     }
 
     let mut pos = at + moov.size;
-    let mut kept = Kept {
+    let mut scan = SegmentScan {
+        init_bytes: pos,
+        fragments: Vec::new(),
         end: pos,
-        fragments: 0,
-        samples: 0,
-        media_start_90k: 0,
-        media_end_90k: 0,
         cut_reason: None,
     };
     loop {
@@ -245,12 +312,12 @@ fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Kept>, ScanError> 
             At::End | At::Short | At::Torn(_) | At::Bad(_) => break,
             At::Whole(h) if &h.kind == b"moof" => h,
             At::Whole(_) => {
-                kept.cut_reason = Some("not a moof");
+                scan.cut_reason = Some("not a moof");
                 break;
             }
         };
         if moof.size > MAX_MOOF_BYTES {
-            kept.cut_reason = Some("moof too large");
+            scan.cut_reason = Some("moof too large");
             break;
         }
         let mdat_at = pos + moof.size;
@@ -258,41 +325,96 @@ fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Kept>, ScanError> 
             At::End | At::Short | At::Torn(_) | At::Bad(_) => break,
             At::Whole(h) if &h.kind == b"mdat" => h,
             At::Whole(_) => {
-                kept.cut_reason = Some("moof not followed by mdat");
+                scan.cut_reason = Some("moof not followed by mdat");
                 break;
             }
         };
         let body = read_body(r, pos, &moof)?;
         let Some(fragment) = parse_moof(&body) else {
-            kept.cut_reason = Some("moof does not parse");
+            scan.cut_reason = Some("moof does not parse");
             break;
         };
         let data_offset_ok = fragment
             .data_offset
             .is_none_or(|o| u64::try_from(o).ok() == Some(moof.size + mdat.header_len));
         if fragment.data_bytes != mdat.size - mdat.header_len || !data_offset_ok {
-            kept.cut_reason = Some("trun does not match its mdat");
+            scan.cut_reason = Some("trun does not match its mdat");
             break;
         }
-        if kept.fragments == 0 {
-            kept.media_start_90k = fragment.base_decode_90k;
-        }
-        kept.fragments += 1;
-        kept.samples += fragment.samples;
-        kept.media_end_90k = fragment
-            .base_decode_90k
-            .saturating_add(fragment.duration_90k);
+        scan.fragments.push(ScannedFragment {
+            offset: pos,
+            moof_bytes: moof.size,
+            mdat_bytes: mdat.size,
+            base_decode_90k: fragment.base_decode_90k,
+            duration_90k: fragment.duration_90k,
+            samples: fragment.samples,
+            fields: moof_fields(&body, moof.header_len),
+        });
         pos = mdat_at + mdat.size;
-        kept.end = pos;
+        scan.end = pos;
     }
-    if kept.end == len {
-        kept.cut_reason = None;
+    if scan.end == len {
+        scan.cut_reason = None;
     }
-    Ok((kept.fragments > 0).then_some(kept))
+    Ok(Some(scan))
+}
+
+/// Where the fields a clip rewrites lie in a `moof` (whose body is `moof`, after a header of
+/// `header_len` bytes), which [`parse_moof`] has read: its `mfhd` sequence number and its
+/// `tfdt` base decode time. A fragment whose `tfhd` gives an absolute base data offset (file
+/// positions) cannot be moved.
+fn moof_fields(moof: &[u8], header_len: u64) -> Result<MoofFields, &'static str> {
+    // A moof is at most MAX_MOOF_BYTES: its header fits in a usize.
+    let header_len = header_len as usize;
+    let (mut sequence_at, mut traf) = (None, None);
+    for child in children_at(moof) {
+        let Ok((kind, at, body)) = child else {
+            return Err("moof does not parse");
+        };
+        match &kind {
+            b"mfhd" if body.len() >= 8 => sequence_at = Some(header_len + at + 4),
+            b"traf" => traf = Some((at, body)),
+            _ => {}
+        }
+    }
+    let sequence_at = sequence_at.ok_or("moof has no mfhd")?;
+    let (traf_at, traf) = traf.ok_or("moof has no traf")?;
+    let mut decode_time = None;
+    for child in children_at(traf) {
+        let Ok((kind, at, body)) = child else {
+            return Err("traf does not parse");
+        };
+        match &kind {
+            b"tfhd" if be_u32(body, 0).is_some_and(|f| f & 0x01 != 0) => {
+                return Err("tfhd gives a base data offset in the file");
+            }
+            b"tfdt" => {
+                let wide = body.first() == Some(&1);
+                if body.len() < if wide { 12 } else { 8 } {
+                    return Err("tfdt too short");
+                }
+                decode_time = Some((header_len + traf_at + at + 4, wide));
+            }
+            _ => {}
+        }
+    }
+    let (decode_time_at, decode_time_wide) = decode_time.ok_or("traf has no tfdt")?;
+    Ok(MoofFields {
+        sequence_at,
+        decode_time_at,
+        decode_time_wide,
+    })
 }
 
 /// The child boxes of a box body: `(type, body)`, or `Err(())` for a size that does not fit.
-fn children(mut data: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), ()>> {
+fn children(data: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), ()>> {
+    children_at(data).map(|c| c.map(|(kind, _, body)| (kind, body)))
+}
+
+/// The child boxes of a box body: `(type, where the child's body starts in data, body)`, or
+/// `Err(())` for a size that does not fit.
+fn children_at(mut data: &[u8]) -> impl Iterator<Item = Result<([u8; 4], usize, &[u8]), ()>> {
+    let mut offset = 0;
     std::iter::from_fn(move || {
         if data.is_empty() {
             return None;
@@ -313,8 +435,10 @@ fn children(mut data: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), ()
         match parsed {
             Some((kind, header, size)) => {
                 let body = &data[header..size];
+                let body_at = offset + header;
                 data = &data[size..];
-                Some(Ok((kind, body)))
+                offset += size;
+                Some(Ok((kind, body_at, body)))
             }
             None => {
                 data = &[];
@@ -630,6 +754,43 @@ mod tests {
             traf.extend_from_slice(b);
         }
         assert_eq!(parse_moof(&traf), None);
+    }
+
+    #[test]
+    fn scanned_fragments_say_where_the_fields_a_clip_rewrites_lie() {
+        let (data, starts) = segment(3, 1 << 33);
+        let scan = scan_segment(&mut Cursor::new(&data), data.len() as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(scan.init_bytes, starts[0] as u64);
+        assert_eq!(scan.fragments.len(), 3);
+        for (k, f) in scan.fragments.iter().enumerate() {
+            assert_eq!(f.offset, starts[k] as u64);
+            let end = starts.get(k + 1).copied().unwrap_or(data.len());
+            assert_eq!(f.offset + f.moof_bytes + f.mdat_bytes, end as u64);
+            assert_eq!(&data[starts[k] + f.moof_bytes as usize + 4..][..4], b"mdat");
+            assert_eq!((f.samples, f.duration_90k), (5, 5 * 3_600));
+            let fields = f.fields.unwrap();
+            assert!(fields.decode_time_wide);
+            let moof = &data[starts[k]..];
+            let sequence = be_u32(moof, fields.sequence_at).unwrap();
+            assert_eq!(sequence, k as u32 + 1);
+            let decode_90k = be_u64(moof, fields.decode_time_at).unwrap();
+            assert_eq!(decode_90k, (1 << 33) + k as u64 * 5 * 3_600);
+            assert_eq!(decode_90k, f.base_decode_90k);
+        }
+        // A tfhd with a base data offset (positions in the file): cannot be moved.
+        let mut moved = data.clone();
+        let tfhd = starts[0] + 8 + 16 + 8;
+        assert_eq!(&moved[tfhd + 4..tfhd + 8], b"tfhd");
+        moved[tfhd + 11] |= 0x01;
+        let scan = scan_segment(&mut Cursor::new(&moved), moved.len() as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            scan.fragments[0].fields,
+            Err("tfhd gives a base data offset in the file")
+        );
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! ```
 //!
 //! A field that does not apply to the rule's kind (`count` on anything but
-//! `gate.denied_burst`, `zones` on a gate kind, `debounce_secs` on anything but the offline
-//! kinds, `cooldown_secs` on the offline kinds, which raise one alert per outage) is an error
-//! rather than silently ignored: it is almost always a table under the wrong kind.
+//! `gate.denied_burst`, `zones` on a gate kind, `debounce_secs` on anything but the health
+//! kinds, `cooldown_secs` on the health kinds, which raise one alert per outage) is an error
+//! rather than silently ignored: it is almost always a table under the wrong kind. The health
+//! kinds are `gate.offline`, `camera.offline` and `recording.failed`.
 
 use serde::{Deserialize, Serialize};
 use xl_core::{AlertKind, CommunityId, Role, Severity};
@@ -24,6 +25,9 @@ use crate::error::RulesError;
 
 /// The longest duration any `*_secs` field accepts: 366 days.
 pub const MAX_SECS: u64 = 366 * 24 * 3600;
+
+/// The longest `clip_pre_secs` and `clip_post_secs` accept: 5 minutes each.
+pub const MAX_CLIP_SECS: u64 = 300;
 
 /// One `[[rules]]` table: the kind it configures and the fields it overrides. Every absent
 /// field keeps the catalog's value for the kind (see [`default_catalog`] and the crate docs'
@@ -40,12 +44,12 @@ pub struct RuleConfig {
     pub severity: Option<Severity>,
     /// Repeats from the same source within this many seconds of the open alert's last
     /// occurrence update it (count, last seen) instead of raising a new alert; 0 raises every
-    /// occurrence. Not for the offline kinds. Default: 300 (`crowd.gathering` 600,
+    /// occurrence. Not for the health kinds. Default: 300 (`crowd.gathering` 600,
     /// `person.intrusion` 120).
     pub cooldown_secs: Option<u64>,
     /// An alert still open (not acknowledged) this many seconds after it was raised escalates
     /// to the police desk; 0 never escalates. Default: per kind, 60 to 600, and 0 for the
-    /// offline kinds and `person.loitering`.
+    /// health kinds and `person.loitering`.
     pub ack_deadline_secs: Option<u64>,
     /// Who receives the alert: `"admin"`, `"duty"`, `"police"`, `"property"`. Must not be empty
     /// while the rule is enabled. Default: `["duty"]`, plus `"police"` for the critical kinds
@@ -60,10 +64,16 @@ pub struct RuleConfig {
     /// `gate.denied_burst` only: ... within this many seconds (a sliding window per gate).
     /// Default: 60.
     pub window_secs: Option<u64>,
-    /// `gate.offline` and `camera.offline` only: the device must stay offline this many seconds
-    /// before the alert is raised; 0 raises at once. Default: 30 for gates (their health input
-    /// already follows missed heartbeats), 60 for cameras.
+    /// The health kinds only (`gate.offline`, `camera.offline`, `recording.failed`): the
+    /// device must stay offline (the camera's recording stopped) this many seconds before the
+    /// alert is raised; 0 raises at once. Default: 30 for gates (their health input already
+    /// follows missed heartbeats), 60 for cameras, 0 for recording.
     pub debounce_secs: Option<u64>,
+    /// An alert with a camera (or on a gate with a camera) keeps that camera's recording from
+    /// this many seconds before it was raised as its clip; at most 300. Default: 10.
+    pub clip_pre_secs: Option<u64>,
+    /// ... to this many seconds after it was raised; at most 300. Default: 20.
+    pub clip_post_secs: Option<u64>,
 }
 
 impl RuleConfig {
@@ -81,6 +91,8 @@ impl RuleConfig {
             count: None,
             window_secs: None,
             debounce_secs: None,
+            clip_pre_secs: None,
+            clip_post_secs: None,
         }
     }
 }
@@ -107,7 +119,7 @@ pub struct Rule {
     pub kind: AlertKind,
     pub enabled: bool,
     pub severity: Severity,
-    /// 0 for the offline kinds (one alert per outage) and when every occurrence raises.
+    /// 0 for the health kinds (one alert per outage) and when every occurrence raises.
     pub cooldown_secs: u64,
     /// 0: never escalates.
     pub ack_deadline_secs: u64,
@@ -120,8 +132,12 @@ pub struct Rule {
     pub count: u32,
     /// `gate.denied_burst` only.
     pub window_secs: u64,
-    /// The offline kinds only.
+    /// The health kinds only.
     pub debounce_secs: u64,
+    /// The alert's clip starts this many seconds before it was raised.
+    pub clip_pre_secs: u64,
+    /// The alert's clip ends this many seconds after it was raised.
+    pub clip_post_secs: u64,
 }
 
 impl Rule {
@@ -140,6 +156,7 @@ impl Rule {
             K::GateDeniedBurst => (Major, 300, 600, vec![Duty]),
             K::GateOffline => (Major, 0, 0, vec![Duty, Property]),
             K::CameraOffline => (Minor, 0, 0, vec![Duty]),
+            K::RecordingFailed => (Major, 0, 0, vec![Duty]),
             K::PersonIntrusion => (Major, 120, 300, vec![Duty]),
             K::PersonLoitering => (Minor, 300, 0, vec![Duty]),
             K::CrowdGathering => (Major, 600, 600, vec![Duty]),
@@ -166,6 +183,8 @@ impl Rule {
             count,
             window_secs,
             debounce_secs,
+            clip_pre_secs: 10,
+            clip_post_secs: 20,
         }
     }
 
@@ -258,7 +277,7 @@ fn apply(rule: &mut Rule, table: &RuleConfig, entry: usize) -> Result<(), RulesE
         if kind.is_health() {
             return Err(bad(
                 "cooldown_secs",
-                "does not apply to offline kinds (they raise one alert per outage); remove it"
+                "does not apply to health kinds (they raise one alert per outage); remove it"
                     .to_owned(),
             ));
         }
@@ -321,9 +340,28 @@ fn apply(rule: &mut Rule, table: &RuleConfig, entry: usize) -> Result<(), RulesE
     }
     if let Some(debounce) = table.debounce_secs {
         if !kind.is_health() {
-            return Err(only_for("debounce_secs", "gate.offline and camera.offline"));
+            return Err(only_for(
+                "debounce_secs",
+                "gate.offline, camera.offline and recording.failed",
+            ));
         }
         rule.debounce_secs = secs("debounce_secs", debounce)?;
+    }
+    let clip_secs = |field: &'static str, value: u64| {
+        if value > MAX_CLIP_SECS {
+            Err(bad(
+                field,
+                format!("is {value}, more than the maximum of {MAX_CLIP_SECS} (5 minutes)"),
+            ))
+        } else {
+            Ok(value)
+        }
+    };
+    if let Some(pre) = table.clip_pre_secs {
+        rule.clip_pre_secs = clip_secs("clip_pre_secs", pre)?;
+    }
+    if let Some(post) = table.clip_post_secs {
+        rule.clip_post_secs = clip_secs("clip_post_secs", post)?;
     }
     if rule.enabled && rule.roles.is_empty() {
         return Err(bad(
@@ -390,9 +428,21 @@ mod tests {
                 assert!(r.kind.as_str().starts_with("gate."), "{}", r.kind);
             }
             assert_eq!(r.count > 0, r.kind == AlertKind::GateDeniedBurst);
-            assert_eq!(r.debounce_secs > 0, r.kind.is_health());
+            // Only health kinds debounce (a recording failure is raised at once).
+            assert!(r.debounce_secs == 0 || r.kind.is_health(), "{}", r.kind);
             assert_eq!(r.cooldown_secs == 0, r.kind.is_health());
+            assert_eq!((r.clip_pre_secs, r.clip_post_secs), (10, 20), "{}", r.kind);
         }
+        // A recording failure is raised at once, like an undebounced camera.offline.
+        let recording = rule(&catalog, AlertKind::RecordingFailed);
+        let camera = rule(&catalog, AlertKind::CameraOffline);
+        assert_eq!(recording.severity, Severity::Major);
+        assert_eq!(recording.debounce_secs, 0);
+        assert_eq!(
+            (recording.cooldown_secs, recording.ack_deadline_secs),
+            (0, 0)
+        );
+        assert_eq!(recording.roles, camera.roles);
         for k in [
             AlertKind::GateForcedOpen,
             AlertKind::GateDuress,
@@ -465,6 +515,69 @@ mod tests {
             rule(&rules, AlertKind::GateTamper),
             &Rule::default_for(AlertKind::GateTamper)
         );
+    }
+
+    #[test]
+    fn recording_failed_takes_a_debounce_but_no_cooldown() {
+        let config = parse(
+            r#"
+            [[rules]]
+            kind = "recording.failed"
+            debounce_secs = 30
+            severity = "critical"
+            "#,
+        )
+        .unwrap();
+        let rules = config.resolve().unwrap();
+        let recording = rule(&rules, AlertKind::RecordingFailed);
+        assert_eq!(recording.debounce_secs, 30);
+        assert_eq!(recording.severity, Severity::Critical);
+
+        let config = parse("[[rules]]\nkind = \"recording.failed\"\ncooldown_secs = 60").unwrap();
+        let err = config.resolve().unwrap_err().to_string();
+        assert!(err.contains("cooldown_secs does not apply"), "{err}");
+    }
+
+    #[test]
+    fn clip_windows_default_override_and_stop_at_five_minutes() {
+        let config = parse(
+            r#"
+            [[rules]]
+            kind = "gate.forced_open"
+            clip_pre_secs = 30
+            clip_post_secs = 300
+
+            [[rules]]
+            kind = "person.intrusion"
+            clip_post_secs = 0
+            "#,
+        )
+        .unwrap();
+        let rules = config.resolve().unwrap();
+        let forced = rule(&rules, AlertKind::GateForcedOpen);
+        assert_eq!((forced.clip_pre_secs, forced.clip_post_secs), (30, 300));
+        let intrusion = rule(&rules, AlertKind::PersonIntrusion);
+        assert_eq!((intrusion.clip_pre_secs, intrusion.clip_post_secs), (10, 0));
+        let tamper = rule(&rules, AlertKind::GateTamper);
+        assert_eq!((tamper.clip_pre_secs, tamper.clip_post_secs), (10, 20));
+
+        for field in ["clip_pre_secs", "clip_post_secs"] {
+            let config = parse(&format!(
+                "[[rules]]\nkind = \"camera.offline\"\n{field} = 301"
+            ))
+            .unwrap();
+            let err = config.resolve().unwrap_err();
+            assert_eq!(
+                err,
+                RulesError::InvalidField {
+                    entry: 1,
+                    kind: AlertKind::CameraOffline,
+                    field,
+                    reason: "is 301, more than the maximum of 300 (5 minutes)".to_owned(),
+                },
+            );
+            assert!(err.to_string().contains(field), "{err}");
+        }
     }
 
     #[test]

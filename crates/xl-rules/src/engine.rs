@@ -49,7 +49,7 @@ pub enum Decision {
 enum Source {
     /// Gate kinds, per gate (not per door).
     Gate(GateId),
-    /// `camera.offline`.
+    /// `camera.offline` and `recording.failed`.
     Camera(CameraId),
     /// `person.*` and `crowd.*`: a camera's zone.
     Zone(CameraId, String),
@@ -67,10 +67,14 @@ struct Tracked {
     alert: Alert,
 }
 
-/// A device the engine has been told is offline.
+/// A health condition the engine has been told of: a device offline, a camera's recording
+/// stopped.
 #[derive(Debug, Clone)]
 struct Outage {
     community: CommunityId,
+    /// Why, in the input's words, for the title (`recording.failed`; empty for devices and for
+    /// restored alerts, whose title is already written).
+    reason: String,
     /// When the offline condition is due to raise (since + debounce).
     due: Timestamp,
     /// Whether this outage raised its alert (it may have been resolved by a person since).
@@ -86,7 +90,8 @@ pub struct Engine {
     alerts: HashMap<AlertId, Tracked>,
     /// The latest alert of each source.
     current: HashMap<Key, AlertId>,
-    /// Devices known to be offline (`gate.offline` / `camera.offline` keys).
+    /// Health conditions in progress (`gate.offline`, `camera.offline`, `recording.failed`
+    /// keys): devices known to be offline, cameras known not to record.
     outages: HashMap<Key, Outage>,
     /// Recent denials per gate, oldest first, at most the rule's `count`.
     denials: HashMap<GateId, VecDeque<Timestamp>>,
@@ -165,6 +170,7 @@ impl Engine {
                         key.clone(),
                         Outage {
                             community: alert.community.clone(),
+                            reason: String::new(),
                             due: alert.raised_at,
                             raised: true,
                         },
@@ -204,7 +210,7 @@ impl Engine {
                 at,
             } => {
                 let key = (AlertKind::GateOffline, Source::Gate(gate.clone()));
-                self.health(key, community, *online, *at, ids, &mut out);
+                self.health(key, community, (!*online).then_some(""), *at, ids, &mut out);
             }
             Input::CameraHealth {
                 camera,
@@ -213,7 +219,18 @@ impl Engine {
                 at,
             } => {
                 let key = (AlertKind::CameraOffline, Source::Camera(camera.clone()));
-                self.health(key, community, *online, *at, ids, &mut out);
+                self.health(key, community, (!*online).then_some(""), *at, ids, &mut out);
+            }
+            Input::RecordingHealth {
+                camera,
+                community,
+                recording,
+                reason,
+                at,
+            } => {
+                let key = (AlertKind::RecordingFailed, Source::Camera(camera.clone()));
+                let failure = (!*recording).then_some(reason.as_str());
+                self.health(key, community, failure, *at, ids, &mut out);
             }
         }
         out
@@ -525,35 +542,31 @@ impl Engine {
         self.occur(key, occ, ids, out);
     }
 
-    /// `gate.offline` / `camera.offline`: offline raises once the device has stayed offline for
-    /// the debounce; online cancels a pending outage or resolves its alert.
+    /// The health kinds (`gate.offline`, `camera.offline`, `recording.failed`): a failure
+    /// (`Some`, with why for the title; empty for devices) raises once it has lasted the
+    /// debounce; `None` (the condition cleared) cancels a pending outage or resolves its alert.
     fn health(
         &mut self,
         key: Key,
         community: &CommunityId,
-        online: bool,
+        failure: Option<&str>,
         at: Timestamp,
         ids: &mut dyn FnMut(Timestamp) -> AlertId,
         out: &mut Vec<Decision>,
     ) {
-        if online {
+        let Some(reason) = failure else {
             self.outages.remove(&key);
             if let Some(id) = self.current.remove(&key)
                 && let Some(mut t) = self.alerts.remove(&id)
                 && t.alert.apply(AlertAction::Resolved, By::Rules, at).is_ok()
             {
-                let reason = match &key.1 {
-                    Source::Gate(g) => format!("Gate {g} is online again"),
-                    Source::Camera(c) | Source::Zone(c, _) => {
-                        format!("Camera {c} is streaming again")
-                    }
-                };
+                let reason = cleared_reason(&key);
                 out.push(Decision::Resolve { id, at, reason });
             }
             return;
-        }
-        // Already offline (pending, alerted, or alerted and resolved by a person): the outage
-        // keeps its start.
+        };
+        // Already failing (pending, alerted, or alerted and resolved by a person): the outage
+        // keeps its start and its reason.
         if self.outages.contains_key(&key) || self.current.contains_key(&key) {
             return;
         }
@@ -566,6 +579,7 @@ impl Engine {
             key.clone(),
             Outage {
                 community: community.clone(),
+                reason: reason.trim().to_owned(),
                 due,
                 raised: false,
             },
@@ -586,12 +600,11 @@ impl Engine {
             return;
         };
         outage.raised = true;
-        let (camera, gate, title) = match &key.1 {
-            Source::Gate(g) => (None, Some(g.clone()), format!("Gate {g} offline")),
-            Source::Camera(c) | Source::Zone(c, _) => {
-                (Some(c.clone()), None, format!("Camera {c} offline"))
-            }
+        let (camera, gate) = match &key.1 {
+            Source::Gate(g) => (None, Some(g.clone())),
+            Source::Camera(c) | Source::Zone(c, _) => (Some(c.clone()), None),
         };
+        let title = outage_title(&key, &outage.reason);
         let occ = Occurrence {
             community: outage.community.clone(),
             camera,
@@ -603,6 +616,32 @@ impl Engine {
         };
         // Health kinds have no cooldown, so this always raises.
         self.occur(key, occ, ids, out);
+    }
+}
+
+/// The title of a health alert: what failed where (and why, for a recording failure).
+fn outage_title(key: &Key, reason: &str) -> String {
+    match (key.0, &key.1) {
+        (AlertKind::RecordingFailed, Source::Camera(c) | Source::Zone(c, _)) => {
+            if reason.is_empty() {
+                format!("Recording of camera {c} stopped")
+            } else {
+                format!("Recording of camera {c} stopped: {reason}")
+            }
+        }
+        (_, Source::Gate(g)) => format!("Gate {g} offline"),
+        (_, Source::Camera(c) | Source::Zone(c, _)) => format!("Camera {c} offline"),
+    }
+}
+
+/// The note of a health alert that resolved itself: the condition cleared.
+fn cleared_reason(key: &Key) -> String {
+    match (key.0, &key.1) {
+        (AlertKind::RecordingFailed, Source::Camera(c) | Source::Zone(c, _)) => {
+            format!("Camera {c} is recording again")
+        }
+        (_, Source::Gate(g)) => format!("Gate {g} is online again"),
+        (_, Source::Camera(c) | Source::Zone(c, _)) => format!("Camera {c} is streaming again"),
     }
 }
 
@@ -622,7 +661,9 @@ fn gate_occurrence(g: &GateInput) -> Occurrence {
 /// The source a stored alert was folded by, from the fields its kind is keyed on.
 fn key_of(alert: &Alert) -> Option<Key> {
     let source = match alert.kind {
-        AlertKind::CameraOffline => Source::Camera(alert.camera.clone()?),
+        AlertKind::CameraOffline | AlertKind::RecordingFailed => {
+            Source::Camera(alert.camera.clone()?)
+        }
         AlertKind::PersonIntrusion | AlertKind::PersonLoitering | AlertKind::CrowdGathering => {
             Source::Zone(alert.camera.clone()?, alert.zone.clone()?)
         }

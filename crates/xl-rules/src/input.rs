@@ -1,5 +1,6 @@
 //! What the engine is fed. These types are the engine's own, so it needs nothing but `xl-core`:
-//! the hub maps stored gate events, vision events and health changes onto them.
+//! the hub maps stored gate events, vision events and health changes (devices, recorders) onto
+//! them.
 
 use jiff::Timestamp;
 use xl_core::gate::{DenyReason, EventPhase};
@@ -26,6 +27,15 @@ pub enum Input {
         online: bool,
         at: Timestamp,
     },
+    /// A camera's recording stopped (`recording = false`, with a short reason for people, never a
+    /// file path) or runs again (`true`).
+    RecordingHealth {
+        camera: CameraId,
+        community: CommunityId,
+        recording: bool,
+        reason: String,
+        at: Timestamp,
+    },
 }
 
 impl Input {
@@ -34,7 +44,9 @@ impl Input {
         match self {
             Input::Gate(g) => g.at,
             Input::Zone(z) => z.at,
-            Input::GateHealth { at, .. } | Input::CameraHealth { at, .. } => *at,
+            Input::GateHealth { at, .. }
+            | Input::CameraHealth { at, .. }
+            | Input::RecordingHealth { at, .. } => *at,
         }
     }
 
@@ -43,9 +55,9 @@ impl Input {
         match self {
             Input::Gate(g) => &g.community,
             Input::Zone(z) => &z.community,
-            Input::GateHealth { community, .. } | Input::CameraHealth { community, .. } => {
-                community
-            }
+            Input::GateHealth { community, .. }
+            | Input::CameraHealth { community, .. }
+            | Input::RecordingHealth { community, .. } => community,
         }
     }
 }

@@ -31,9 +31,9 @@
 //! - [`Decision::Escalate`]: an alert still open at its `ack_deadline` (exactly then, not
 //!   before), once. The store marks it escalated and adds the police role. An alert a person
 //!   acknowledged or escalated never escalates by its deadline.
-//! - [`Decision::Resolve`]: a health condition cleared (the device is back); actor "system".
-//!   Only `gate.offline` and `camera.offline` resolve themselves; everything else is resolved
-//!   by a person.
+//! - [`Decision::Resolve`]: a health condition cleared (the device is back, the camera records
+//!   again); actor "system". Only the health kinds (`gate.offline`, `camera.offline`,
+//!   `recording.failed`) resolve themselves; everything else is resolved by a person.
 //!
 //! # Time
 //!
@@ -55,6 +55,7 @@
 //! | `gate.denied_burst` | 5 `AccessDenied` within 60 s | gate | major | 300 s | 600 s | duty |
 //! | `gate.offline` | gate health, offline 30 s | gate | major | one per outage | never | duty, property |
 //! | `camera.offline` | camera health, offline 60 s | camera | minor | one per outage | never | duty |
+//! | `recording.failed` | recording health, stopped (no debounce) | camera | major | one per outage | never | duty |
 //! | `person.intrusion` | zone entered | camera + zone | major | 120 s | 300 s | duty |
 //! | `person.loitering` | zone dwell exceeded | camera + zone | minor | 300 s | never | duty |
 //! | `crowd.gathering` | zone count over limit | camera + zone | major | 600 s | 600 s | duty |
@@ -67,14 +68,18 @@
 //! a denial at `t` counts for denials in `(t - window_secs, t]`. While a burst alert is live,
 //! every further denial at that gate repeats it.
 //!
-//! Offline: `online = false` starts an outage; it raises when it has lasted `debounce_secs`
-//! (raised at that instant), and `online = true` before then cancels it (a blip raises
-//! nothing). `online = true` after the raise resolves the alert. Further `online = false`
-//! during an outage change nothing, and an outage raises at most one alert, even if a person
-//! resolved it while the device was still down.
+//! Health kinds: `online = false` (`recording = false`) starts an outage; it raises when it has
+//! lasted `debounce_secs` (raised at that instant), and `online = true` (`recording = true`)
+//! before then cancels it (a blip raises nothing). `online = true` after the raise resolves
+//! the alert. Further failures during an outage change nothing, and an outage raises at most
+//! one alert, even if a person resolved it while the device was still down. A recording
+//! failure's title carries the reason of the outage's first failure ("Recording of camera c1
+//! stopped: disk full"), as the hub words it (short, never a file path).
 //!
 //! Each rule can be disabled, limited to communities, and (person and crowd kinds) to zone
-//! ids; see [`RuleConfig`].
+//! ids; see [`RuleConfig`]. Each rule also says which stretch of video its alerts keep as
+//! their clip (`clip_pre_secs` before the raise to `clip_post_secs` after; 10 s and 20 s by
+//! default): the engine does not use them, the hub's alert processor does.
 //!
 //! # State
 //!
@@ -90,7 +95,7 @@ mod engine;
 mod error;
 mod input;
 
-pub use config::{MAX_SECS, Rule, RuleConfig, RulesConfig, default_catalog};
+pub use config::{MAX_CLIP_SECS, MAX_SECS, Rule, RuleConfig, RulesConfig, default_catalog};
 pub use engine::{Decision, Engine};
 pub use error::RulesError;
 pub use input::{GateInput, Input, ZoneInput, ZoneWhat};

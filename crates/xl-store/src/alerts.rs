@@ -34,6 +34,8 @@ pub struct Change {
 pub struct Commit {
     pub changes: Vec<Change>,
     pub snapshots: Vec<NewSnapshot>,
+    /// Recording holds made with the changes (an alert's clip, held from when it is raised).
+    pub holds: Vec<crate::NewHold>,
     /// `(name, value)` cursors to set.
     pub cursors: Vec<(String, i64)>,
 }
@@ -220,6 +222,9 @@ async fn apply_change(
                 id: id.to_owned(),
             })?;
         let from: AlertState = Reader { row: &row, op }.parse("state")?;
+        if c.alert.state == AlertState::Resolved && from != AlertState::Resolved {
+            crate::recordings::alert_resolved(tx, op, &c.alert.id, c.at).await?;
+        }
         let sets: Vec<String> = ALERT_COLS
             .split(", ")
             .enumerate()
@@ -352,9 +357,17 @@ impl Store {
     /// fills in one the stored alert lacks.
     pub async fn commit(&self, commit: &Commit) -> Result<Vec<OutboxEntry>, StoreError> {
         const OP: &str = "committing alert changes";
-        let mut tx = self.begin_write(OP, &["outbox"]).await?;
+        let tables: &[&str] = if commit.holds.is_empty() {
+            &["outbox"]
+        } else {
+            &["outbox", "recording_holds"]
+        };
+        let mut tx = self.begin_write(OP, tables).await?;
         for s in &commit.snapshots {
             insert_snapshot_tx(&mut tx, OP, s).await?;
+        }
+        for h in &commit.holds {
+            crate::recordings::insert_hold(&mut tx, OP, h).await?;
         }
         let mut seq = next_seq(&mut tx, OP, "outbox").await?;
         let mut out = Vec::with_capacity(commit.changes.len());

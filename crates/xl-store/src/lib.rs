@@ -44,7 +44,7 @@ pub use gates::{
 };
 pub use recordings::{
     HoldRow, NewHold, NewSegment, RECORDING_GAP_SECS, RecordedRanges, SegmentRow, SegmentState,
-    TimeRange,
+    TimeRange, alert_holder,
 };
 pub use registry::{
     AuditFilter, AuditRow, CameraRow, GateRow, NewAudit, NewSnapshot, SessionRow, SnapshotRow,

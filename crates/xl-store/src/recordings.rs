@@ -18,7 +18,6 @@ use xl_core::live::StreamKind;
 
 use crate::gates::dup_or;
 use crate::registry::is_relative_inside;
-use crate::retention::cutoff;
 use crate::sql::{Reader, db, ms};
 use crate::{Store, StoreError, Tx, last_number_sql, seq_floor};
 
@@ -140,6 +139,15 @@ pub struct NewHold {
     pub reason: String,
     /// Who holds it (`alert:<id>`, `export:<id>`); [`Store::end_hold`] ends a holder's holds.
     pub holder: String,
+    /// For a hold without an end held by an alert ([`alert_holder`]): how long it still keeps
+    /// its segments after the alert is resolved (the store ends it in the transaction that
+    /// resolves the alert). Zero for other holds.
+    pub keep_after: SignedDuration,
+}
+
+/// The holder name of an alert's clip hold.
+pub fn alert_holder(alert: &xl_core::AlertId) -> String {
+    format!("alert:{alert}")
 }
 
 /// A stored hold.
@@ -152,6 +160,7 @@ pub struct HoldRow {
     pub until: Option<Timestamp>,
     pub reason: String,
     pub holder: String,
+    pub keep_after: SignedDuration,
 }
 
 impl HoldRow {
@@ -164,7 +173,7 @@ impl HoldRow {
 const SEGMENT_COLS: &str = "s.id, s.camera, s.stream, s.start_at, s.end_at, s.bytes, s.codec, \
                             s.width, s.height, s.media_start_90k, s.path, s.state";
 
-const HOLD_COLS: &str = "id, camera, from_at, to_at, until_at, reason, holder";
+const HOLD_COLS: &str = "id, camera, from_at, to_at, until_at, reason, holder, keep_after_ms";
 
 /// `NOT EXISTS` a hold live at `$now` (the placeholder given) over segment `s`. Holds are
 /// closed ranges: a hold that touches a segment's first or last instant keeps it.
@@ -174,6 +183,14 @@ fn unheld(now: &str) -> String {
          AND h.from_at <= s.end_at AND h.to_at >= s.start_at \
          AND (h.until_at IS NULL OR h.until_at > {now}))"
     )
+}
+
+/// The instant (Unix ms) before which what is kept `keep` is past it; `None`: kept forever.
+fn keep_cutoff(now: Timestamp, keep: Option<SignedDuration>) -> Option<i64> {
+    keep.map(|k| {
+        let k = i64::try_from(k.as_millis()).unwrap_or(i64::MAX);
+        ms(now).saturating_sub(k)
+    })
 }
 
 /// The stream kinds, as stored (the retention query lists them so it can use the
@@ -232,6 +249,7 @@ fn hold_row(row: &AnyRow, op: &'static str) -> Result<HoldRow, StoreError> {
         until: r.opt_ts("until_at")?,
         reason: r.text("reason")?,
         holder: r.text("holder")?,
+        keep_after: SignedDuration::from_millis(r.int("keep_after_ms")?),
     })
 }
 
@@ -262,6 +280,70 @@ async fn keep_id_floor(tx: &mut Tx, op: &'static str, table: &str) -> Result<(),
     )
     .bind(seq_floor(table))
     .bind(last)
+    .execute(&mut **tx)
+    .await
+    .map_err(db(op))?;
+    Ok(())
+}
+
+/// Checks and inserts a hold (the holds' write lock held by `tx`); returns its id.
+pub(crate) async fn insert_hold(
+    tx: &mut Tx,
+    op: &'static str,
+    h: &NewHold,
+) -> Result<i64, StoreError> {
+    if h.to < h.from {
+        return Err(StoreError::Invalid(format!(
+            "hold of {} on camera {}: it ends ({}) before it starts ({})",
+            h.holder, h.camera, h.to, h.from
+        )));
+    }
+    if h.holder.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "hold on camera {}: the holder is empty",
+            h.camera
+        )));
+    }
+    if h.keep_after.is_negative() {
+        return Err(StoreError::Invalid(format!(
+            "hold of {} on camera {}: keep_after is negative",
+            h.holder, h.camera
+        )));
+    }
+    let id = next_id(tx, op, HOLDS).await?;
+    sqlx::query(
+        "INSERT INTO recording_holds \
+         (id, camera, from_at, to_at, until_at, reason, holder, keep_after_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(h.camera.as_str().to_owned())
+    .bind(ms(h.from))
+    .bind(ms(h.to))
+    .bind(h.until.map(ms))
+    .bind(crate::sql::text(&h.reason))
+    .bind(crate::sql::text(&h.holder))
+    .bind(h.keep_after.as_millis().clamp(0, i128::from(i64::MAX)) as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(db(op))?;
+    Ok(id)
+}
+
+/// An alert was resolved at `at` (in `tx`): its clip holds without an end now end their
+/// `keep_after` later.
+pub(crate) async fn alert_resolved(
+    tx: &mut Tx,
+    op: &'static str,
+    alert: &xl_core::AlertId,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE recording_holds SET until_at = $2 + keep_after_ms \
+         WHERE holder = $1 AND until_at IS NULL",
+    )
+    .bind(alert_holder(alert))
+    .bind(ms(at))
     .execute(&mut **tx)
     .await
     .map_err(db(op))?;
@@ -518,34 +600,8 @@ impl Store {
     /// Adds a hold; returns its id.
     pub async fn add_hold(&self, h: &NewHold) -> Result<i64, StoreError> {
         const OP: &str = "adding a recording hold";
-        if h.to < h.from {
-            return Err(StoreError::Invalid(format!(
-                "hold of {} on camera {}: it ends ({}) before it starts ({})",
-                h.holder, h.camera, h.to, h.from
-            )));
-        }
-        if h.holder.is_empty() {
-            return Err(StoreError::Invalid(format!(
-                "hold on camera {}: the holder is empty",
-                h.camera
-            )));
-        }
         let mut tx = self.begin_write(OP, &[HOLDS]).await?;
-        let id = next_id(&mut tx, OP, HOLDS).await?;
-        sqlx::query(
-            "INSERT INTO recording_holds (id, camera, from_at, to_at, until_at, reason, holder) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(h.camera.as_str().to_owned())
-        .bind(ms(h.from))
-        .bind(ms(h.to))
-        .bind(h.until.map(ms))
-        .bind(crate::sql::text(&h.reason))
-        .bind(crate::sql::text(&h.holder))
-        .execute(&mut *tx)
-        .await
-        .map_err(db(OP))?;
+        let id = insert_hold(&mut tx, OP, h).await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(id)
     }
@@ -608,29 +664,29 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Segments past retention at `now`: closed or repaired, ended more than their camera's
-    /// days ago, and overlapped by no hold live at `now`. `days_per_camera` gives a camera's
-    /// days (`None`: kept forever; a camera listed twice: the later entry counts); the other
-    /// cameras (also the ones no longer configured) keep `default_days`. At most `limit`,
+    /// Segments past retention at `now`: closed or repaired, ended longer than their camera's
+    /// keep ago, and overlapped by no hold live at `now`. `keep_per_camera` gives a camera's
+    /// keep (`None`: kept forever; a camera listed twice: the later entry counts); the other
+    /// cameras (also the ones no longer configured) keep `default_keep`. At most `limit`,
     /// each camera's oldest first; the caller deletes the files, then
     /// [`Store::remove_segment`], and asks again until none is left.
     pub async fn expired_segments(
         &self,
-        days_per_camera: &[(CameraId, Option<u32>)],
-        default_days: Option<u32>,
+        keep_per_camera: &[(CameraId, Option<SignedDuration>)],
+        default_keep: Option<SignedDuration>,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<SegmentRow>, StoreError> {
         const OP: &str = "listing expired recording segments";
-        let listed: BTreeMap<&CameraId, Option<u32>> =
-            days_per_camera.iter().map(|(c, d)| (c, *d)).collect();
+        let listed: BTreeMap<&CameraId, Option<SignedDuration>> =
+            keep_per_camera.iter().map(|(c, d)| (c, *d)).collect();
         let streams = stream_kinds()
             .map(|k| format!("'{}'", k.as_str()))
             .join(", ");
         let mut out = Vec::new();
-        for (camera, days) in &listed {
+        for (camera, keep) in &listed {
             let left = limit.saturating_sub(u32::try_from(out.len()).unwrap_or(u32::MAX));
-            let Some(c) = cutoff(now, *days) else {
+            let Some(c) = keep_cutoff(now, *keep) else {
                 continue;
             };
             if left == 0 {
@@ -655,7 +711,7 @@ impl Store {
             }
         }
         let left = limit.saturating_sub(u32::try_from(out.len()).unwrap_or(u32::MAX));
-        if let (Some(c), true) = (cutoff(now, default_days), left > 0) {
+        if let (Some(c), true) = (keep_cutoff(now, default_keep), left > 0) {
             // $1 cutoff, $2 now, $3 limit, then the listed cameras.
             let not_listed = if listed.is_empty() {
                 String::new()

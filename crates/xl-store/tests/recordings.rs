@@ -22,6 +22,7 @@ both_backends!(
     retention_follows_each_cameras_days_and_spares_held_segments,
     the_disk_guard_takes_the_oldest_unheld_first_across_cameras,
     holds_end_and_are_deleted_once_ended,
+    an_alerts_clip_hold_ends_its_keep_after_when_the_alert_is_resolved,
 );
 
 /// 2025-01-01T00:00:00Z, a base for test times.
@@ -86,6 +87,7 @@ fn hold(cam: &str, from: i64, to: i64, holder: &str) -> NewHold {
         until: None,
         reason: "alert clip".to_owned(),
         holder: holder.to_owned(),
+        keep_after: SignedDuration::ZERO,
     }
 }
 
@@ -332,14 +334,15 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
     ended.until = Some(at(99 * DAY));
     s.add_hold(&ended).await.unwrap();
 
+    let day = |d: i64| Some(SignedDuration::from_hours(24 * d));
     let days = [
-        (camera("cam-a"), Some(1)),
+        (camera("cam-a"), day(1)),
         (camera("cam-b"), None),
-        (camera("cam-c"), Some(30)),
+        (camera("cam-c"), day(30)),
         // Listed twice: the later entry counts.
-        (camera("cam-c"), Some(4)),
+        (camera("cam-c"), day(4)),
     ];
-    let mut expired = ids(&s.expired_segments(&days, Some(3), now, 100).await.unwrap());
+    let mut expired = ids(&s.expired_segments(&days, day(3), now, 100).await.unwrap());
     expired.sort();
     let mut want = vec![a_old, c_old, gone_old];
     want.sort();
@@ -361,14 +364,14 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
     assert_eq!(ids(&listed_only), vec![a_old, c_old]);
     // At most `limit`.
     assert_eq!(
-        s.expired_segments(&days, Some(3), now, 2)
+        s.expired_segments(&days, day(3), now, 2)
             .await
             .unwrap()
             .len(),
         2
     );
     assert!(
-        s.expired_segments(&days, Some(3), now, 0)
+        s.expired_segments(&days, day(3), now, 0)
             .await
             .unwrap()
             .is_empty()
@@ -387,13 +390,10 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
             .unwrap(),
         1
     );
-    let still = ids(&s.expired_segments(&days, Some(3), now, 100).await.unwrap());
+    let still = ids(&s.expired_segments(&days, day(3), now, 100).await.unwrap());
     assert!(!still.contains(&a_held) && !still.contains(&a_sub));
     let later = now + SignedDuration::from_hours(25);
-    let expired = ids(&s
-        .expired_segments(&days, Some(3), later, 100)
-        .await
-        .unwrap());
+    let expired = ids(&s.expired_segments(&days, day(3), later, 100).await.unwrap());
     for gone in [a_held, a_touched, a_sub] {
         assert!(
             expired.contains(&gone),
@@ -439,6 +439,110 @@ async fn the_disk_guard_takes_the_oldest_unheld_first_across_cameras(db: &TestDb
     );
     assert!(s.segment(c2_held).await.unwrap().is_some());
     assert!(s.segment(c1_open).await.unwrap().is_some());
+}
+
+/// An alert's clip hold is written with the raised alert, lives while the alert is open, and
+/// ends `keep_after` after whoever resolves it (here a person, through `act`), in that same
+/// transaction; another alert's hold is untouched.
+async fn an_alerts_clip_hold_ends_its_keep_after_when_the_alert_is_resolved(db: &TestDb) {
+    use xl_core::alert::AlertAction;
+    use xl_core::{Alert, AlertId, AlertKind, AlertState, Severity};
+    let alert = |id: &str| Alert {
+        id: AlertId(id.to_owned()),
+        kind: AlertKind::PersonIntrusion,
+        severity: Severity::Major,
+        state: AlertState::Open,
+        community: xl_core::CommunityId::new("xingfu").unwrap(),
+        camera: Some(camera("cam-a")),
+        gate: None,
+        zone: Some("yard".to_owned()),
+        title: "intrusion".to_owned(),
+        raised_at: at(100),
+        last_seen_at: at(100),
+        count: 1,
+        ack_deadline: None,
+        acknowledged_at: None,
+        escalated_at: None,
+        resolved_at: None,
+        roles: vec![xl_core::Role::Duty],
+        source_event: None,
+        snapshot: None,
+    };
+    let clip = |id: &str| NewHold {
+        holder: xl_store::alert_holder(&AlertId(id.to_owned())),
+        keep_after: SignedDuration::from_hours(24),
+        ..hold("cam-a", 90, 120, "unused")
+    };
+    let raise = |a: &Alert| xl_store::Change {
+        alert: a.clone(),
+        action: AlertAction::Raised,
+        actor: "system".to_owned(),
+        note: None,
+        at: a.raised_at,
+    };
+    db.store
+        .commit(&xl_store::Commit {
+            changes: vec![raise(&alert("A1")), raise(&alert("A2"))],
+            holds: vec![clip("A1"), clip("A2")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let holds = db
+        .store
+        .holds_overlapping(&camera("cam-a"), at(100), at(100))
+        .await
+        .unwrap();
+    assert_eq!(holds.len(), 2);
+    assert!(
+        holds
+            .iter()
+            .all(|h| h.until.is_none() && h.is_live(at(10 * DAY)))
+    );
+
+    db.store
+        .act(
+            &AlertId("A1".to_owned()),
+            AlertAction::Resolved,
+            "wang",
+            None,
+            at(500),
+        )
+        .await
+        .unwrap();
+    let holds = db
+        .store
+        .holds_overlapping(&camera("cam-a"), at(100), at(100))
+        .await
+        .unwrap();
+    let of = |id: &str| {
+        let holder = xl_store::alert_holder(&AlertId(id.to_owned()));
+        holds.iter().find(|h| h.holder == holder).unwrap().clone()
+    };
+    assert_eq!(of("A1").until, Some(at(500 + DAY)));
+    assert_eq!(of("A1").keep_after, SignedDuration::from_hours(24));
+    assert!(of("A1").is_live(at(500 + DAY - 1)) && !of("A1").is_live(at(500 + DAY)));
+    assert_eq!(of("A2").until, None);
+    // A hold ending before the held segments' retention frees them then.
+    let seg = recorded(db, "cam-a", 95, 115).await;
+    let keep = [(camera("cam-a"), Some(SignedDuration::from_secs(60)))];
+    let expired = |now| {
+        let store = db.store.clone();
+        let keep = keep.clone();
+        async move { ids(&store.expired_segments(&keep, None, now, 10).await.unwrap()) }
+    };
+    assert!(expired(at(2 * DAY)).await.is_empty(), "A2 still holds it");
+    db.store
+        .act(
+            &AlertId("A2".to_owned()),
+            AlertAction::Resolved,
+            "wang",
+            None,
+            at(600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(expired(at(600 + DAY + 1)).await, vec![seg]);
 }
 
 async fn holds_end_and_are_deleted_once_ended(db: &TestDb) {
@@ -527,7 +631,7 @@ async fn an_upgraded_database_keeps_its_data(backend: Backend) {
     assert_eq!((snap.width, snap.bytes), (640, 1234));
     assert_eq!(s.user("duty1").await.unwrap().unwrap().username, "duty1");
 
-    // Every migration ran once, this one last.
+    // Every migration ran once, in order.
     let versions: Vec<i64> = {
         use sqlx::Row;
         sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
@@ -538,7 +642,7 @@ async fn an_upgraded_database_keeps_its_data(backend: Backend) {
             .map(|r| r.try_get("version").unwrap())
             .collect()
     };
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
 
     let id = recorded(&db, "cam-1", 0, 60).await;
     assert_eq!(

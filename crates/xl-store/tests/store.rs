@@ -397,6 +397,7 @@ async fn a_failing_commit_leaves_nothing(db: &TestDb) {
         ],
         snapshots: vec![snapshot("s1", "cam-1", T0, false)],
         cursors: vec![("rules.gate_events".to_owned(), 42)],
+        holds: vec![],
     };
     let err = s.commit(&commit).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -420,6 +421,7 @@ async fn commit_writes_outbox_and_cursors(db: &TestDb) {
             changes: vec![raise(&a), raise(&b)],
             snapshots: vec![snap.clone()],
             cursors: vec![("rules.gate_events".to_owned(), 17)],
+            holds: vec![],
         })
         .await
         .unwrap();
@@ -456,6 +458,7 @@ async fn commit_writes_outbox_and_cursors(db: &TestDb) {
                 ("rules.gate_events".to_owned(), 20),
                 ("rules.vision".to_owned(), 5),
             ],
+            holds: vec![],
         })
         .await
         .unwrap();

@@ -97,6 +97,7 @@ fn camera(id: &str, community: &str) -> Camera {
         decode: DecodePolicy::SkipNonReference,
         detect: CameraDetect::default(),
         zones: vec![zone],
+        recording: Default::default(),
         disabled: false,
     }
 }

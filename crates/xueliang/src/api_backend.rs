@@ -32,6 +32,12 @@ pub struct StoreBackend {
     pub topology: crate::runtime::TopologyFeed,
     /// The running cameras' streams.
     pub live: Arc<crate::live::LiveStreams>,
+    /// The cameras' recordings: playback, clips, exports.
+    pub recordings: Arc<crate::recording::Recordings>,
+    /// Signs evidence exports.
+    pub evidence_key: Arc<xl_evidence::HubKey>,
+    /// Exports go under its `exports/`.
+    pub data_dir: PathBuf,
 }
 
 fn api(e: StoreError) -> ApiError {
@@ -518,6 +524,62 @@ impl Backend for StoreBackend {
     fn thumbnail(&self, camera: &CameraId) -> BoxFut<'_, Option<bytes::Bytes>> {
         let camera = camera.clone();
         Box::pin(async move { self.live.thumbnail(&camera).await })
+    }
+
+    fn recordings(
+        &self,
+        camera: &CameraId,
+        stream: Option<xl_core::live::StreamKind>,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> BoxFut<'_, xl_api::backend::Recorded> {
+        let camera = camera.clone();
+        Box::pin(async move {
+            crate::playback::recorded(&self.store, &self.recordings, &camera, stream, from, to)
+                .await
+        })
+    }
+
+    fn recording_clip(
+        &self,
+        camera: &CameraId,
+        stream: Option<xl_core::live::StreamKind>,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> BoxFut<'_, Arc<dyn xl_api::backend::VideoBody>> {
+        let camera = camera.clone();
+        Box::pin(async move {
+            crate::playback::clip(&self.store, &self.recordings, &camera, stream, from, to).await
+        })
+    }
+
+    fn alert_clip(&self, alert: &AlertId) -> BoxFut<'_, Arc<dyn xl_api::backend::VideoBody>> {
+        let alert = alert.clone();
+        Box::pin(
+            async move { crate::playback::alert_clip(&self.store, &self.recordings, &alert).await },
+        )
+    }
+
+    fn export(
+        &self,
+        subject: xl_api::backend::ExportSubject,
+        by: &str,
+    ) -> BoxFut<'_, xl_api::backend::ExportFile> {
+        let by = by.to_owned();
+        Box::pin(async move {
+            crate::playback::Exporter {
+                backend: self,
+                key: &self.evidence_key,
+                data_dir: &self.data_dir,
+            }
+            .export(subject, &by)
+            .await
+        })
+    }
+
+    fn evidence_key(&self) -> BoxFut<'_, xl_api::backend::EvidenceKey> {
+        let key = crate::playback::evidence_key(&self.evidence_key);
+        Box::pin(async move { Ok(key) })
     }
 
     fn probe_camera(&self, request: ProbeRequest) -> BoxFut<'_, ProbeResult> {

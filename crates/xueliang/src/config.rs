@@ -80,6 +80,10 @@ pub struct Config {
     /// `[evidence]`: the frame rings snapshots are taken from.
     #[serde(default)]
     pub evidence: xl_alerts::evidence::EvidenceConfig,
+    /// `[recording]`: cameras' default recording mode and stream, retention, the disk guard
+    /// (see `crate::recording::RecordingConfig`).
+    #[serde(default)]
+    pub recording: crate::recording::RecordingConfig,
     /// `[[webhooks]]`: alerts posted to HTTP endpoints (generic JSON, DingTalk, WeCom).
     #[serde(default)]
     pub webhooks: Vec<xl_notify::WebhookConfig>,
@@ -502,6 +506,10 @@ pub struct CameraConfig {
     /// schedules, dwell and count limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<xl_vision::zone::ZoneConfig>,
+    /// `[cameras.recording]`: `mode`, `stream`, `retain_days`; each left out takes
+    /// `[recording]`'s.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub recording: xl_core::recording::CameraRecording,
     /// Stored and listed (with its zones), but not pulled, decoded or analysed. Default false.
     #[serde(default, skip_serializing_if = "is_default")]
     pub disabled: bool,
@@ -664,6 +672,7 @@ impl Config {
         self.check_mqtt_gates_run()?;
         self.rules.resolve()?;
         self.evidence.validate().map_err(anyhow::Error::msg)?;
+        self.recording.validate()?;
         for (i, g) in self.gates.iter().enumerate() {
             if let Some(cam) = &g.camera
                 && !self.cameras.iter().any(|c| &c.id == cam)

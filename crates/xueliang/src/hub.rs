@@ -22,6 +22,7 @@ use crate::api_backend::StoreBackend;
 use crate::config::Config;
 use crate::gate_store::StoreSink;
 use crate::live::LiveStreams;
+use crate::recording::Recordings;
 use crate::runtime::{self, LazyVision, Runtime, TopologyFeed};
 use xl_alerts::Alerts;
 use xl_alerts::evidence::{EvidenceSink, Rings};
@@ -51,6 +52,9 @@ pub struct Hub {
     pub mqtt_out: Option<xl_notify::MqttOut>,
     /// The topology as applied, and the runtime's wake-up.
     pub topology: TopologyFeed,
+    /// The cameras' recorders, and the task indexing their segments (stopped last).
+    pub recordings: Arc<Recordings>,
+    index: Option<(JoinHandle<()>, CancellationToken)>,
 }
 
 impl Hub {
@@ -101,6 +105,8 @@ impl Hub {
             )
         })?;
         let store = open_store(&config).await?;
+        let evidence_key = xl_evidence::HubKey::load_or_create(&config.server.data_dir)
+            .context("cannot load or create the evidence signing key")?;
         // The config file's entries, then the store's topology is what runs.
         crate::topology::apply(&store, &config, clocks.realtime()).await?;
         if let Some(admin) = &config.admin {
@@ -111,12 +117,30 @@ impl Hub {
             applied,
             changed: Arc::default(),
         };
+        let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (recordings, segment_events) = Recordings::new(
+            config.recording.clone(),
+            &config.server.data_dir,
+            store.clone(),
+            Arc::clone(&clocks),
+            health_tx,
+        );
+        // Before any recorder starts: what a crash left open is repaired.
+        recordings
+            .recover()
+            .await
+            .context("cannot repair the recordings left by the last run")?;
+        let index_done = CancellationToken::new();
+        let index_task =
+            tokio::spawn(Arc::clone(&recordings).run_index(segment_events, index_done.clone()));
         let rings = Arc::new(Rings::new(&config.evidence));
         let vision = (sink.is_none() && config.detect.enabled).then(|| {
+            let recordings = Arc::clone(&recordings);
             Arc::new(LazyVision::new(
                 config.detect.clone(),
                 Arc::clone(&clocks),
                 Arc::clone(&rings),
+                Arc::new(move |camera, at| recordings.motion_seen(camera, at)),
             ))
         });
         let inner: Arc<dyn FrameSink> = match (&sink, &vision) {
@@ -160,12 +184,14 @@ impl Hub {
                 snapshot_dir: config.server.data_dir.join("snapshots"),
                 topology: feed.applied.clone(),
                 clocks: Arc::clone(&clocks),
+                clip_kept_after: config.recording.evidence_keep(),
             },
             xl_alerts::Sources {
                 gate_events: Some(gates.subscribe()),
                 vision: vision.as_ref().map(|v| v.subscribe()),
                 cameras: Arc::clone(&cameras),
                 gates: Arc::clone(&gate_registry),
+                inputs: Some(health_rx),
             },
             shutdown.child_token(),
         )
@@ -209,6 +235,7 @@ impl Hub {
             applied: applied_tx,
             stats: Arc::clone(&runtime_stats),
             live: Arc::clone(&live),
+            recordings: Arc::clone(&recordings),
         });
         // The first pass before the API answers: cameras start and gates are known.
         runtime.reload().await?;
@@ -226,6 +253,8 @@ impl Hub {
             webhooks,
             mqtt_out: mqtt_out.clone(),
             topology: feed.clone(),
+            recordings: Arc::clone(&recordings),
+            index: Some((index_task, index_done)),
         };
         hub.tasks.push(tokio::spawn(
             runtime.run(Arc::clone(&feed.changed), shutdown.child_token()),
@@ -246,6 +275,9 @@ impl Hub {
             config.server.data_dir.join("snapshots"),
             shutdown.child_token(),
         )));
+        hub.tasks.push(tokio::spawn(
+            Arc::clone(&recordings).run_maintenance(feed.applied.clone(), shutdown.child_token()),
+        ));
         hub.tasks.push(tokio::spawn(sample_rates(
             Arc::clone(&cameras),
             shutdown.clone(),
@@ -264,6 +296,7 @@ impl Hub {
                     .chain([
                         runtime_stats as Arc<dyn xl_core::metrics::MetricsSource>,
                         Arc::clone(live.stats()) as _,
+                        Arc::clone(recordings.stats()) as _,
                     ])
                     .collect(),
                 backend: Arc::new(StoreBackend {
@@ -275,6 +308,9 @@ impl Hub {
                     snapshot_dir: config.server.data_dir.join("snapshots"),
                     topology: feed,
                     live,
+                    recordings,
+                    evidence_key: Arc::new(evidence_key),
+                    data_dir: config.server.data_dir.clone(),
                 }),
                 settings: xl_api::ApiSettings {
                     secure_cookies: config.server.secure_cookies,
@@ -314,6 +350,13 @@ impl Hub {
         // the runtime's task stops the cameras and drops its share of the gate ingest
         for t in self.tasks.drain(..) {
             let _ = t.await;
+        }
+        // The cameras are stopped: their recorders close their segments, then the index
+        // writes what they reported.
+        self.recordings.stop_all().await;
+        if let Some((task, done)) = self.index.take() {
+            done.cancel();
+            let _ = task.await;
         }
         match Arc::try_unwrap(self.gates) {
             Ok(gates) => gates.stop().await,

@@ -156,6 +156,14 @@ impl LiveStreams {
         Some(Arc::clone(&cameras.get(camera)?.analysis.1))
     }
 
+    /// The tee of `camera`'s `kind` stream, or of its other one when it has no such stream;
+    /// subscribing to an on-demand stream's tee keeps it pulled.
+    pub fn stream(&self, camera: &CameraId, kind: StreamKind) -> Option<(StreamKind, Arc<Tee>)> {
+        let cameras = self.cameras.read().unwrap_or_else(|e| e.into_inner());
+        let (kind, tee) = cameras.get(camera)?.tee(kind);
+        Some((kind, Arc::clone(tee)))
+    }
+
     /// A JPEG of the latest key frame of the stream `camera`'s decoder pulls (decoded once per
     /// key frame, however many ask).
     pub async fn thumbnail(&self, camera: &CameraId) -> Result<Option<Bytes>, ApiError> {

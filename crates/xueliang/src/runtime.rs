@@ -60,16 +60,24 @@ pub struct LazyVision {
     clocks: Arc<dyn Clocks>,
     events: broadcast::Sender<VisionEvent>,
     rings: Arc<Rings>,
+    /// Where frames with motion are told (recording's motion holds).
+    motion: xl_analysis::RecordMotion,
     vision: OnceLock<Arc<Vision>>,
 }
 
 impl LazyVision {
-    pub fn new(cfg: DetectConfig, clocks: Arc<dyn Clocks>, rings: Arc<Rings>) -> LazyVision {
+    pub fn new(
+        cfg: DetectConfig,
+        clocks: Arc<dyn Clocks>,
+        rings: Arc<Rings>,
+        motion: xl_analysis::RecordMotion,
+    ) -> LazyVision {
         LazyVision {
             cfg,
             clocks,
             events: broadcast::channel(4096).0,
             rings,
+            motion,
             vision: OnceLock::new(),
         }
     }
@@ -104,6 +112,7 @@ impl LazyVision {
         v.attach_evidence(Arc::new(move |at, frame, boxes| {
             rings.record_detections(at, frame, boxes);
         }));
+        v.attach_motion(Arc::clone(&self.motion));
         let _ = self.vision.set(Arc::new(v));
         Ok(())
     }
@@ -216,6 +225,8 @@ pub struct Parts {
     pub stats: Arc<RuntimeStats>,
     /// The running cameras' streams, for live view.
     pub live: Arc<LiveStreams>,
+    /// The recorders of the cameras that record.
+    pub recordings: Arc<crate::recording::Recordings>,
 }
 
 /// The running cameras and gates, and the topology they were started from.
@@ -383,10 +394,20 @@ impl Runtime {
             None => {}
         }
         self.handles.insert(cam.id.clone(), handle);
+        self.record(cam);
         self.set_analysis(cam).await
     }
 
+    /// Starts, changes or stops `cam`'s recording as its settings say. A camera without an
+    /// RTSP stream (a file source) records nothing.
+    fn record(&self, cam: &Camera) {
+        let (_, stream) = self.parts.recordings.config().of(cam);
+        let tee = self.parts.live.stream(&cam.id, stream);
+        self.parts.recordings.set_camera(cam, tee);
+    }
+
     async fn stop_camera(&mut self, id: &CameraId) {
+        self.parts.recordings.remove_camera(id);
         self.parts.live.remove(id);
         if let Some(v) = &self.parts.vision {
             v.remove_camera(id);
@@ -419,6 +440,7 @@ impl Runtime {
             // Only the stream analysis does not pull changed: its viewers start again.
             self.parts.live.insert(self.live_streams(new, tee));
         }
+        self.record(new);
         let stats = Arc::clone(&self.handles[&new.id].stats);
         if old.decode != new.decode {
             stats.set_decode_policy(new.decode);

@@ -286,6 +286,7 @@ fn camera_entry(c: &CameraConfig) -> Result<Camera, KeyError> {
         decode: c.decode,
         detect: c.detect.clone(),
         zones: c.zones.clone(),
+        recording: c.recording.clone(),
         disabled: c.disabled,
     })
 }
@@ -526,6 +527,7 @@ fn camera_config(c: &Camera) -> CameraConfig {
         decode: c.decode,
         detect: c.detect.clone(),
         zones: c.zones.clone(),
+        recording: c.recording.clone(),
         disabled: c.disabled,
     }
 }

@@ -533,12 +533,14 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
             snapshot_dir: data.join("snapshots"),
             topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
             clocks: clocks.shared(),
+            clip_kept_after: config.recording.evidence_keep(),
         },
         xl_alerts::Sources {
             gate_events: Some(gates.subscribe()),
             vision: None,
             cameras: std::sync::Arc::default(),
             gates: std::sync::Arc::clone(&registry),
+            inputs: None,
         },
         shutdown.child_token(),
     )

@@ -2,12 +2,13 @@
 //! API's scoping is what the tests observe.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::watch;
 use xl_core::alert::{AlertAction, By};
+use xl_core::live::StreamKind;
 use xl_core::{Alert, AlertId, CameraId, CommunityId, OutboxEntry, Role};
 
 use xl_core::topology::{Entry, EntryId, EntryMeta, Origin, Topology};
@@ -32,6 +33,124 @@ pub(crate) struct Data {
     pub stored: Vec<TopologyItem>,
     /// Every probe asked for.
     pub probes: Vec<ProbeRequest>,
+    /// Recorded video, by camera (whatever the stream).
+    pub recordings: Vec<FakeRecording>,
+    /// Alerts' clips.
+    pub clips: Vec<(AlertId, MemVideo)>,
+    /// What `export` answers (`None`: this backend keeps no recordings).
+    pub export: Option<ExportFile>,
+    /// Every export made: what of, and for whom.
+    pub exports: Vec<(ExportSubject, String)>,
+    pub evidence_key: Option<EvidenceKey>,
+}
+
+/// A camera's recording: where it has video, and the MP4 every clip of it answers with.
+#[derive(Clone)]
+pub(crate) struct FakeRecording {
+    pub camera: CameraId,
+    /// In time order, not overlapping.
+    pub ranges: Vec<Span>,
+    pub video: MemVideo,
+}
+
+/// An MP4 in memory. Each read is recorded; a read reaching `fail_from` fails, as one of a
+/// segment file deleted since the clip was planned.
+#[derive(Clone)]
+pub(crate) struct MemVideo {
+    pub bytes: Arc<Vec<u8>>,
+    pub start_at: Timestamp,
+    pub end_at: Timestamp,
+    pub fail_from: Option<u64>,
+    pub reads: Arc<Mutex<Vec<(u64, u64)>>>,
+}
+
+impl MemVideo {
+    pub fn new(bytes: Vec<u8>, start_at: Timestamp, end_at: Timestamp) -> MemVideo {
+        MemVideo {
+            bytes: Arc::new(bytes),
+            start_at,
+            end_at,
+            fail_from: None,
+            reads: Arc::default(),
+        }
+    }
+}
+
+impl VideoBody for MemVideo {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn start_at(&self) -> Timestamp {
+        self.start_at
+    }
+
+    fn end_at(&self) -> Timestamp {
+        self.end_at
+    }
+
+    fn read(&self, start: u64, end: u64) -> Result<Vec<u8>, ApiError> {
+        self.reads.lock().unwrap().push((start, end));
+        assert!(start < end && end <= self.len(), "read {start}..{end}");
+        if self.fail_from.is_some_and(|f| end > f) {
+            return Err(ApiError::internal(
+                "segment /data/rec/cam-a/0001.m4s is gone",
+            ));
+        }
+        Ok(self.bytes[start as usize..end as usize].to_vec())
+    }
+}
+
+/// An export's zip of `content`, written to a file of its own under the temp directory.
+pub(crate) fn export_file(content: &[u8]) -> ExportFile {
+    use sha2::Digest;
+    let dir = std::env::temp_dir().join(format!(
+        "xl-api-export-{}-{:x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file_name = "export-0192f3a4.zip".to_owned();
+    let path = dir.join(&file_name);
+    std::fs::write(&path, content).unwrap();
+    let sha256 = sha2::Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ExportFile {
+        file_name,
+        path,
+        bytes: content.len() as u64,
+        sha256,
+    }
+}
+
+/// `ranges` clipped to `[from, to)`, and the gaps between and around them there.
+fn recorded_in(ranges: &[Span], from: Timestamp, to: Timestamp) -> (Vec<Span>, Vec<Span>) {
+    let mut inside = Vec::new();
+    let mut gaps = Vec::new();
+    let mut at = from;
+    for r in ranges {
+        let (start, end) = (r.from.max(from), r.to.min(to));
+        if start >= end {
+            continue;
+        }
+        if at < start {
+            gaps.push(Span {
+                from: at,
+                to: start,
+            });
+        }
+        inside.push(Span {
+            from: start,
+            to: end,
+        });
+        at = end;
+    }
+    if at < to {
+        gaps.push(Span { from: at, to });
+    }
+    (inside, gaps)
 }
 
 pub(crate) struct Fake {
@@ -463,6 +582,81 @@ impl Backend for Fake {
             gop_secs: Some(2.0),
             snapshot_jpeg: vec![0xff, 0xd8, 0xff, 0xd9],
         }))
+    }
+
+    fn recordings(
+        &self,
+        camera: &CameraId,
+        stream: Option<StreamKind>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFut<'_, Recorded> {
+        let d = self.lock();
+        let ranges = d
+            .recordings
+            .iter()
+            .find(|r| &r.camera == camera)
+            .map_or(&[][..], |r| &r.ranges[..]);
+        let (ranges, gaps) = recorded_in(ranges, from, to);
+        ready(Ok(Recorded {
+            camera: camera.clone(),
+            stream: stream.unwrap_or(StreamKind::Main),
+            ranges,
+            gaps,
+        }))
+    }
+
+    fn recording_clip(
+        &self,
+        camera: &CameraId,
+        _stream: Option<StreamKind>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFut<'_, Arc<dyn VideoBody>> {
+        let d = self.lock();
+        let found = d.recordings.iter().find(|r| &r.camera == camera);
+        let (ranges, gaps) = recorded_in(found.map_or(&[], |r| &r.ranges), from, to);
+        match found {
+            Some(r) if !ranges.is_empty() => {
+                ready(Ok(Arc::new(r.video.clone()) as Arc<dyn VideoBody>))
+            }
+            _ => ready(Err(ApiError::not_found(format!(
+                "nothing of camera {camera} is recorded from {from} to {to}"
+            ))
+            .with_gaps(gaps))),
+        }
+    }
+
+    fn alert_clip(&self, alert: &AlertId) -> BoxFut<'_, Arc<dyn VideoBody>> {
+        let clip = self
+            .lock()
+            .clips
+            .iter()
+            .find(|(a, _)| a == alert)
+            .map(|(_, v)| Arc::new(v.clone()) as Arc<dyn VideoBody>)
+            .ok_or_else(|| ApiError::not_found(format!("alert {alert} has no clip")));
+        ready(clip)
+    }
+
+    fn export(&self, subject: ExportSubject, by: &str) -> BoxFut<'_, ExportFile> {
+        let mut d = self.lock();
+        let Some(file) = d.export.clone() else {
+            return ready(Err(ApiError::new(
+                xl_core::ErrorKind::Unavailable,
+                "no export configured",
+            )));
+        };
+        d.exports.push((subject, by.to_owned()));
+        ready(Ok(file))
+    }
+
+    fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
+        ready(
+            self.lock()
+                .evidence_key
+                .clone()
+                .ok_or_else(|| ApiError::new(xl_core::ErrorKind::Unavailable, "no evidence key")),
+        )
     }
 }
 

@@ -281,6 +281,7 @@ fn world() -> ApiState {
             t.stations.insert(id, station);
             t
         },
+        export: Some(super::fake::export_file(b"PK\x03\x04")),
         ..Data::default()
     };
     ApiState {
@@ -528,6 +529,42 @@ async fn alert_action_schemas_match_the_handlers() {
             json!({"note": "   "}),
             json!({"note": too_long}),
             json!({"note": "x", "extra": 1}),
+        ],
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn export_schema_matches_the_handler() {
+    let range = |extra: Value| {
+        let mut r = json!({"camera": "cam-a", "from": "2027-01-15T08:00:00Z", "to": "2027-01-15T08:10:00Z"});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        json!({ "range": r })
+    };
+    holds(
+        Method::POST,
+        "/api/v1/exports",
+        "/api/v1/exports",
+        &[
+            json!({"alert": "al-1"}),
+            range(json!({})),
+            range(json!({"stream": "sub"})),
+            range(json!({"stream": null})),
+        ],
+        &[
+            json!({}),
+            json!([]),
+            json!({"alert": 1}),
+            json!({"alert": "bad id"}),
+            json!({"alert": "al-1", "range": range(json!({}))["range"]}),
+            json!({"note": "x"}),
+            json!({"range": {"camera": "cam-a", "from": "2027-01-15T08:00:00Z"}}),
+            range(json!({"stream": "side"})),
+            range(json!({"camera": "bad id"})),
+            range(json!({"why": "court"})),
         ],
         false,
     )

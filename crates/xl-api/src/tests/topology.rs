@@ -59,6 +59,7 @@ fn camera(id: &str, community: &str, network: CameraNetwork) -> Camera {
         decode: Default::default(),
         detect: Default::default(),
         zones: vec![],
+        recording: Default::default(),
         disabled: false,
     }
 }

@@ -48,6 +48,7 @@ fn camera(id: &str, community: &str) -> Camera {
         decode: DecodePolicy::All,
         detect: CameraDetect::default(),
         zones: vec![Zone::new(ZoneId::new("yard").unwrap(), SQUARE.to_vec())],
+        recording: Default::default(),
         disabled: false,
     }
 }

@@ -72,6 +72,7 @@ fn kind_zh(k: AlertKind) -> &'static str {
         AlertKind::GateDeniedBurst => "连续拒绝开门",
         AlertKind::GateOffline => "门禁离线",
         AlertKind::CameraOffline => "摄像机离线",
+        AlertKind::RecordingFailed => "录像中断",
         AlertKind::PersonIntrusion => "区域入侵",
         AlertKind::PersonLoitering => "人员徘徊",
         AlertKind::CrowdGathering => "人员聚集",
@@ -255,6 +256,15 @@ mod tests {
             }
         }
         assert!(content.contains("<font color=\"warning\">"), "{content}");
+    }
+
+    #[test]
+    fn every_kind_has_its_own_chinese_name() {
+        let mut names: Vec<&str> = AlertKind::ALL.iter().map(|k| kind_zh(*k)).collect();
+        assert_eq!(kind_zh(AlertKind::RecordingFailed), "录像中断");
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AlertKind::ALL.len());
     }
 
     #[test]

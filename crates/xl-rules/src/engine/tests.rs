@@ -97,6 +97,16 @@ fn cam_health(camera: &str, online: bool, at: Timestamp) -> Step {
     })
 }
 
+fn rec_health(camera: &str, recording: bool, reason: &str, at: Timestamp) -> Step {
+    Step::In(Input::RecordingHealth {
+        camera: camera.parse().unwrap(),
+        community: "c1".parse().unwrap(),
+        recording,
+        reason: reason.to_owned(),
+        at,
+    })
+}
+
 /// The same input step, in another community.
 fn in_community(step: Step, community: &str) -> Step {
     let c = community.parse().unwrap();
@@ -105,9 +115,9 @@ fn in_community(step: Step, community: &str) -> Step {
             match &mut input {
                 Input::Gate(g) => g.community = c,
                 Input::Zone(z) => z.community = c,
-                Input::GateHealth { community, .. } | Input::CameraHealth { community, .. } => {
-                    *community = c
-                }
+                Input::GateHealth { community, .. }
+                | Input::CameraHealth { community, .. }
+                | Input::RecordingHealth { community, .. } => *community = c,
             }
             Step::In(input)
         }
@@ -677,6 +687,201 @@ fn health_debounce_and_auto_resolve() {
     ] {
         run(case);
     }
+}
+
+#[test]
+fn recording_failed_raises_once_per_outage_and_resolves_itself() {
+    for case in [
+        Case {
+            name: "raised at once, once, resolved when recording again, then anew",
+            rules: "",
+            steps: vec![
+                (
+                    rec_health("cam-1", false, "disk write error", t(0)),
+                    vec![raise("a1", RecordingFailed, t(0))],
+                ),
+                // Still failing (the recorder retries and fails again): no second alert.
+                (rec_health("cam-1", false, "disk write error", t(5)), vec![]),
+                (rec_health("cam-1", false, "disk full", t(9)), vec![]),
+                (tick(t(1_000)), vec![]),
+                (
+                    rec_health("cam-1", true, "", t(1_010)),
+                    vec![resolve("a1", t(1_010))],
+                ),
+                (rec_health("cam-1", true, "", t(1_011)), vec![]),
+                // The next failure is a new alert.
+                (
+                    rec_health("cam-1", false, "disk full", t(2_000)),
+                    vec![raise("a2", RecordingFailed, t(2_000))],
+                ),
+            ],
+        },
+        Case {
+            name: "per camera, and apart from the camera's stream health",
+            rules: "[[rules]]\nkind = \"camera.offline\"\ndebounce_secs = 0",
+            steps: vec![
+                (
+                    rec_health("cam-1", false, "disk full", t(0)),
+                    vec![raise("a1", RecordingFailed, t(0))],
+                ),
+                (
+                    rec_health("cam-2", false, "disk full", t(0)),
+                    vec![raise("a2", RecordingFailed, t(0))],
+                ),
+                (
+                    cam_health("cam-1", false, t(1)),
+                    vec![raise("a3", CameraOffline, t(1))],
+                ),
+                (cam_health("cam-1", true, t(2)), vec![resolve("a3", t(2))]),
+                (
+                    rec_health("cam-2", true, "", t(3)),
+                    vec![resolve("a2", t(3))],
+                ),
+                (
+                    rec_health("cam-1", true, "", t(4)),
+                    vec![resolve("a1", t(4))],
+                ),
+            ],
+        },
+        Case {
+            name: "the rule disabled (or for other communities) raises nothing",
+            rules: "[[rules]]\nkind = \"recording.failed\"\nenabled = false",
+            steps: vec![
+                (rec_health("cam-1", false, "disk full", t(0)), vec![]),
+                (tick(t(1_000)), vec![]),
+                (rec_health("cam-1", true, "", t(1_001)), vec![]),
+                (cam_health("cam-1", false, t(1_002)), vec![]),
+                (tick(t(1_062)), vec![raise("a1", CameraOffline, t(1_062))]),
+            ],
+        },
+        Case {
+            name: "limited to communities",
+            rules: "[[rules]]\nkind = \"recording.failed\"\ncommunities = [\"c2\"]",
+            steps: vec![
+                (rec_health("cam-1", false, "disk full", t(0)), vec![]),
+                (
+                    in_community(rec_health("cam-9", false, "disk full", t(1)), "c2"),
+                    vec![raise("a1", RecordingFailed, t(1))],
+                ),
+            ],
+        },
+        Case {
+            name: "a configured debounce is honoured",
+            rules: "[[rules]]\nkind = \"recording.failed\"\ndebounce_secs = 30",
+            steps: vec![
+                (rec_health("cam-1", false, "disk write error", t(0)), vec![]),
+                (tick(tms(29_999)), vec![]),
+                (tick(t(30)), vec![raise("a1", RecordingFailed, t(30))]),
+                (
+                    rec_health("cam-1", true, "", t(40)),
+                    vec![resolve("a1", t(40))],
+                ),
+                // A blip shorter than the debounce raises nothing.
+                (
+                    rec_health("cam-1", false, "disk write error", t(50)),
+                    vec![],
+                ),
+                (rec_health("cam-1", true, "", t(79)), vec![]),
+                (tick(t(1_000)), vec![]),
+            ],
+        },
+        Case {
+            name: "resolved by a person while still failing: one alert per outage",
+            rules: "",
+            steps: vec![
+                (
+                    rec_health("cam-1", false, "disk full", t(0)),
+                    vec![raise("a1", RecordingFailed, t(0))],
+                ),
+                (Step::Resolved("a1", t(10)), vec![]),
+                (rec_health("cam-1", false, "disk full", t(20)), vec![]),
+                (rec_health("cam-1", true, "", t(30)), vec![]),
+                (
+                    rec_health("cam-1", false, "disk full", t(40)),
+                    vec![raise("a2", RecordingFailed, t(40))],
+                ),
+            ],
+        },
+        Case {
+            name: "after a restart the alert still resolves itself",
+            rules: "",
+            steps: vec![
+                (
+                    rec_health("cam-1", false, "disk full", t(0)),
+                    vec![raise("a1", RecordingFailed, t(0))],
+                ),
+                (Step::Restart, vec![]),
+                // The hub reports the failure again after a restart: no second alert.
+                (rec_health("cam-1", false, "disk full", t(70)), vec![]),
+                (
+                    rec_health("cam-1", true, "", t(80)),
+                    vec![resolve("a1", t(80))],
+                ),
+            ],
+        },
+    ] {
+        run(case);
+    }
+}
+
+#[test]
+fn recording_failed_says_why_and_when_it_records_again() {
+    let mut engine = Engine::new(&rules(
+        "[[rules]]\nkind = \"recording.failed\"\ndebounce_secs = 10",
+    ))
+    .unwrap();
+    let mut n = 0;
+    let mut ids = |_: Timestamp| {
+        n += 1;
+        AlertId(format!("a{n}"))
+    };
+    let input = |recording: bool, reason: &str, at: Timestamp| {
+        let Step::In(input) = rec_health("cam-1", recording, reason, at) else {
+            unreachable!()
+        };
+        input
+    };
+    assert!(
+        engine
+            .handle(&input(false, " disk write error ", t(0)), &mut ids)
+            .is_empty()
+    );
+    // A later failure of the same outage does not change the reason.
+    assert!(
+        engine
+            .handle(&input(false, "disk full", t(5)), &mut ids)
+            .is_empty()
+    );
+    let d = engine.tick(t(10), &mut ids);
+    let [Decision::Raise(a)] = d.as_slice() else {
+        panic!("{d:?}")
+    };
+    assert_eq!(a.kind, RecordingFailed);
+    assert_eq!(
+        a.title,
+        "Recording of camera cam-1 stopped: disk write error"
+    );
+    assert_eq!(a.camera.as_ref().map(|c| c.as_str()), Some("cam-1"));
+    assert_eq!((&a.gate, &a.zone, &a.source_event), (&None, &None, &None));
+    assert_eq!(a.severity, Severity::Major);
+    assert_eq!(a.ack_deadline, None);
+    assert_eq!(a.roles, [Role::Duty]);
+    assert_eq!(a.raised_at, t(10));
+
+    let d = engine.handle(&input(true, "", t(20)), &mut ids);
+    let [Decision::Resolve { id, at, reason }] = d.as_slice() else {
+        panic!("{d:?}")
+    };
+    assert_eq!((id.as_str(), *at), ("a1", t(20)));
+    assert_eq!(reason, "Camera cam-1 is recording again");
+
+    // No reason given: the title says what stopped all the same.
+    let mut engine = Engine::new(&RulesConfig::default()).unwrap();
+    let d = engine.handle(&input(false, "", t(30)), &mut ids);
+    let [Decision::Raise(a)] = d.as_slice() else {
+        panic!("{d:?}")
+    };
+    assert_eq!(a.title, "Recording of camera cam-1 stopped");
 }
 
 #[test]
