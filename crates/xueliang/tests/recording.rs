@@ -522,3 +522,153 @@ async fn the_disk_guard_deletes_the_oldest_unheld_segments_first() {
     assert!(alerts.is_empty(), "recording failed: {alerts:?}");
     drop(server);
 }
+
+/// A camera's recording that cannot be written (its directory is taken by a file) raises
+/// `recording.failed` for that camera only, while the other camera records on; once the way
+/// is clear, the recorder's retry records again and the alert resolves itself. Playback
+/// answers a range with nothing recorded with 404 and the gaps, a range over the limit with 400
+/// naming it, and an export whose segment file was deleted fails saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_error_stops_one_camera_with_an_alert_and_playback_errors_are_clear() {
+    use xl_core::{AlertKind, AlertState};
+    let server = RtspServer::start(&[
+        ("a", test_clip(H264_360P).unwrap()),
+        ("b", test_clip(H264_360P).unwrap()),
+    ])
+    .unwrap();
+    let data = temp_dir("recording-fail");
+    // cam-bad's recordings directory is a file: creating its segment directory fails.
+    std::fs::create_dir_all(data.join("recordings")).unwrap();
+    std::fs::write(data.join("recordings/cam-bad"), b"in the way").unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
+         [detect]\nenabled = false\n\
+         [recording]\nmode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 10\n\
+         min_free_mib = 1\nmax_clip_minutes = 5\n\
+         [[cameras]]\nid = \"cam-good\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
+         decode = \"key-frames\"\n\
+         [[cameras]]\nid = \"cam-bad\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
+         decode = \"key-frames\"\n",
+        data.display(),
+        server.url("a"),
+        server.url("b"),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    let store = hub.store.clone();
+    let alerts_of = |state: AlertState| {
+        let store = store.clone();
+        async move {
+            store
+                .list_alerts(&xl_store::AlertFilter {
+                    kinds: Some(vec![AlertKind::RecordingFailed]),
+                    states: Some(vec![state]),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let raised = loop {
+        let open = alerts_of(AlertState::Open).await;
+        if let Some(a) = open.first() {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "no recording.failed within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(raised.camera.as_ref().map(|c| c.as_str()), Some("cam-bad"));
+    assert!(
+        raised.title.contains("cam-bad") && !raised.title.contains('/'),
+        "{}",
+        raised.title
+    );
+    // The way is cleared; the retry (every 30 s) records again and resolves the alert.
+    std::fs::remove_file(data.join("recordings/cam-bad")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(75);
+    loop {
+        if !alerts_of(AlertState::Resolved).await.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recording.failed not resolved within 75 s of the way being cleared"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let far = Timestamp::now() + SignedDuration::from_hours(1);
+    let good = store
+        .segments(
+            &camera("cam-good"),
+            StreamKind::Sub,
+            Timestamp::UNIX_EPOCH,
+            far,
+        )
+        .await
+        .unwrap();
+    assert!(good.len() >= 2, "cam-good stopped recording: {good:?}");
+    assert!(
+        !store
+            .segments(
+                &camera("cam-bad"),
+                StreamKind::Sub,
+                Timestamp::UNIX_EPOCH,
+                far
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Playback's errors, through the API.
+    let client = reqwest::Client::new();
+    let base = format!("http://{}/api/v1", hub.addr);
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(path).bearer_auth("t").send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (first, closed) = (good[0].start_at, good[0].end_at.unwrap());
+    let before = first - SignedDuration::from_mins(3);
+    let (status, body) = get(format!(
+        "{base}/cameras/cam-good/recording.mp4?from={before}&to={}",
+        first - SignedDuration::from_mins(1)
+    ))
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let gaps = body["gaps"].as_array().expect("gaps listed");
+    assert_eq!(gaps.len(), 1, "{body}");
+    assert_eq!(gaps[0]["from"], before.to_string());
+    let (status, body) = get(format!(
+        "{base}/cameras/cam-good/recording.mp4?from={first}&to={}",
+        first + SignedDuration::from_mins(6)
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_clip_minutes"), "{message}");
+    // The first segment's file is deleted behind the index's back: an export of it fails and
+    // says why.
+    std::fs::remove_file(data.join(&good[0].path)).unwrap();
+    let r = client
+        .post(format!("{base}/exports"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"range": {"camera": "cam-good", "from": first, "to": closed}}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 404, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("gone from the disk"), "{message}");
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
