@@ -218,9 +218,16 @@ pub struct Recordings {
     paused: Mutex<bool>,
     /// Recorders being stopped (closing a segment syncs its file), for [`Recordings::stop_all`].
     stopping: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Per `motion-and-events` camera, the stretch of motion not held yet: its first and last
-    /// frame with motion.
-    motion: Mutex<HashMap<CameraId, (Timestamp, Timestamp)>>,
+    /// Stretches of motion not held yet (`motion-and-events` cameras).
+    motion: Mutex<Motion>,
+}
+
+/// Per camera, the stretch of motion going on (its first and last frame with motion), and the
+/// stretches that ended.
+#[derive(Default)]
+struct Motion {
+    current: HashMap<CameraId, (Timestamp, Timestamp)>,
+    ended: Vec<(CameraId, Timestamp, Timestamp)>,
 }
 
 impl Recordings {
@@ -591,10 +598,17 @@ impl Recordings {
             return;
         }
         let mut motion = self.motion.lock().unwrap_or_else(|e| e.into_inner());
-        motion
-            .entry(camera.clone())
-            .and_modify(|(_, last)| *last = (*last).max(at))
-            .or_insert((at, at));
+        let Motion { current, ended } = &mut *motion;
+        match current.get_mut(camera) {
+            Some((first, last)) if at.duration_since(*last) >= MOTION_QUIET => {
+                ended.push((camera.clone(), *first, *last));
+                (*first, *last) = (at, at);
+            }
+            Some((_, last)) => *last = (*last).max(at),
+            None => {
+                current.insert(camera.clone(), (at, at));
+            }
+        }
     }
 
     /// Holds the stretches of motion that have ended (quiet for [`MOTION_QUIET`]) or grown
@@ -604,8 +618,9 @@ impl Recordings {
         let now = self.clocks.realtime();
         let due: Vec<(CameraId, Timestamp, Timestamp)> = {
             let mut motion = self.motion.lock().unwrap_or_else(|e| e.into_inner());
-            let mut due = Vec::new();
-            motion.retain(|camera, (first, last)| {
+            let Motion { current, ended } = &mut *motion;
+            let mut due = std::mem::take(ended);
+            current.retain(|camera, (first, last)| {
                 let quiet = now.duration_since(*last) >= MOTION_QUIET;
                 let long = last.duration_since(*first) >= MOTION_PIECE;
                 if all || quiet || long {
@@ -1043,6 +1058,69 @@ mod tests {
         let why = failure_reason(&e);
         assert_eq!(why, "writing failed: the disk is full");
         assert!(!why.contains('/'));
+    }
+
+    fn camera_in(mode: RecordingMode) -> Camera {
+        let mut c: Camera = serde_json::from_value(serde_json::json!({
+            "id": "cam-m",
+            "name": "cam-m",
+            "community": "xingfu",
+            "sub": {"kind": "rtsp", "url": "rtsp://192.0.2.1/sub"},
+        }))
+        .unwrap();
+        c.recording.mode = Some(mode);
+        c.recording.retain_days = Some(3);
+        c
+    }
+
+    /// Stretches of motion become holds: one per stretch, split at 10 s of quiet, with 10 s
+    /// either side, kept the camera's retention days; only for `motion-and-events` cameras.
+    #[tokio::test]
+    async fn motion_is_held_in_stretches() {
+        let dir = xl_testkit::TempDir::new("motion-holds").unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path.join("db").display()))
+            .await
+            .unwrap();
+        let t0: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let clocks = xl_core::clock::SimulatedClocks::new(t0);
+        let (health, _rx) = mpsc::unbounded_channel();
+        let (rec, _events) = Recordings::new(
+            RecordingConfig::default(),
+            &dir.path,
+            store.clone(),
+            clocks.shared(),
+            health,
+        );
+        let cam = camera_in(RecordingMode::MotionAndEvents);
+        rec.set_camera(&cam, Some((StreamKind::Sub, Arc::new(Tee::new()))));
+        let at = |s: i64| t0 + SignedDuration::from_secs(s);
+        for s in [0, 2, 4] {
+            rec.motion_seen(&cam.id, at(s));
+        }
+        // Still moving: nothing held yet.
+        clocks.advance(Duration::from_secs(5));
+        rec.hold_motion(std::slice::from_ref(&cam), false).await;
+        let held = || store.holds_overlapping(&cam.id, at(-3600), at(3600));
+        assert!(held().await.unwrap().is_empty());
+        // Quiet for 10 s: the stretch is held; new motion starts another.
+        clocks.advance(Duration::from_secs(10));
+        rec.motion_seen(&cam.id, at(30));
+        rec.hold_motion(std::slice::from_ref(&cam), false).await;
+        let holds = held().await.unwrap();
+        assert_eq!(holds.len(), 1);
+        assert_eq!((holds[0].from, holds[0].to), (at(-10), at(14)));
+        assert_eq!(holds[0].until, Some(at(4) + SignedDuration::from_hours(72)));
+        // At shutdown what is pending is held too.
+        rec.hold_motion(std::slice::from_ref(&cam), true).await;
+        assert_eq!(held().await.unwrap().len(), 2);
+
+        // An events-only camera's motion holds nothing.
+        let other = camera_in(RecordingMode::EventsOnly);
+        rec.set_camera(&other, Some((StreamKind::Sub, Arc::new(Tee::new()))));
+        rec.motion_seen(&other.id, at(40));
+        rec.hold_motion(std::slice::from_ref(&other), true).await;
+        assert_eq!(held().await.unwrap().len(), 2);
+        rec.stop_all().await;
     }
 
     #[test]
