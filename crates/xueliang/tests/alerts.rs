@@ -202,6 +202,42 @@ async fn a_forced_door_raises_an_alert_with_the_gate_cameras_snapshot_in_the_sto
         "a real frame, not a stub: {}",
         img.width()
     );
+
+    // The alert holds its clip of the gate's camera from 10 s before it was raised to 20 s
+    // after (the rule's defaults), with no end while it is open; resolving it ends the hold
+    // `[recording] evidence_days` (30) later.
+    let a = &detail.alert;
+    let holder = xl_store::alert_holder(&a.id);
+    let clip_hold = || async {
+        hub.store
+            .holds_overlapping(&cam, a.raised_at, a.raised_at)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.holder == holder)
+            .expect("the alert holds its clip")
+    };
+    let hold = clip_hold().await;
+    assert_eq!(hold.from, a.raised_at - jiff::SignedDuration::from_secs(10));
+    assert_eq!(hold.to, a.raised_at + jiff::SignedDuration::from_secs(20));
+    assert_eq!(hold.until, None);
+    let resolved = hub
+        .store
+        .act(
+            &a.id,
+            xl_core::alert::AlertAction::Resolved,
+            "wang",
+            Some("checked on camera"),
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let resolved_at = resolved.alert.resolved_at.expect("resolved");
+    // (The store keeps milliseconds.)
+    assert_eq!(
+        clip_hold().await.until.map(|t| t.as_millisecond()),
+        Some((resolved_at + jiff::SignedDuration::from_hours(24 * 30)).as_millisecond())
+    );
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
