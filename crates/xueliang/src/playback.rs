@@ -284,6 +284,8 @@ impl Exporter<'_> {
                 now,
             )
             .await;
+        // The clip copied into the package (gone already when it was written).
+        let _ = std::fs::remove_file(temp_clip(&dir, &id));
         if video.is_some()
             && let Err(e) = b.store.end_hold(&holder, now).await
         {
@@ -314,15 +316,13 @@ impl Exporter<'_> {
             "subject": about,
         });
         let mut files: Vec<(String, xl_evidence::Source)> = Vec::new();
-        let mut temp: Option<PathBuf> = None;
 
         if let Some((camera, stream, from, to)) = video {
             match make_clip(&b.store, &b.recordings, camera, *stream, *from, *to).await {
                 Ok(clip) => {
-                    let path = dir.join(format!(".{id}.mp4"));
+                    let path = temp_clip(dir, id);
                     let (start, end) = (clip.start_at(), clip.end_at());
                     write_clip(clip, path.clone()).await?;
-                    temp = Some(path.clone());
                     builder_subject["video"] = json!({
                         "camera": camera, "stream": stream, "from": start, "to": end,
                     });
@@ -437,9 +437,6 @@ impl Exporter<'_> {
             })
             .await
         };
-        if let Some(t) = temp {
-            let _ = std::fs::remove_file(t);
-        }
         let (bytes, sha256) = written
             .map_err(|e| ApiError::internal(format!("the export thread failed: {e}")))?
             .map_err(|e| ApiError::internal(format!("writing export {id}: {e}")))?;
@@ -450,6 +447,11 @@ impl Exporter<'_> {
             sha256,
         })
     }
+}
+
+/// Where an export's clip is written before it goes into the package.
+fn temp_clip(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!(".{id}.mp4"))
 }
 
 fn pretty<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {

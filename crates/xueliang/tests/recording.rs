@@ -7,7 +7,10 @@
 //!   is repaired (at most the fragment being gathered is lost), no file is unindexed or
 //!   unreadable, and each row's size is its file's;
 //! - on a small filesystem (a tmpfs the test mounts) the disk guard deletes the oldest unheld
-//!   segments first, keeps a held one, and recording never fails for want of space.
+//!   segments first, keeps a held one, and recording never fails for want of space;
+//! - retention deletes `events-only` video past its keep, oldest first, sparing a held clip;
+//! - a write error stops one camera's recording with `recording.failed`, and playback's
+//!   errors (nothing recorded, a range over the limit, a deleted segment) say what is wrong.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -670,5 +673,122 @@ async fn a_write_error_stops_one_camera_with_an_alert_and_playback_errors_are_cl
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("gone from the disk"), "{message}");
     hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Retention in the running hub: `events-only` cameras keep unheld video `buffer_minutes` (1
+/// here), oldest first, while an alert's clip hold keeps what it covers; the files go with
+/// their rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_unheld_video_past_its_keep_oldest_first() {
+    let server = RtspServer::start(&[
+        ("a", test_clip(H264_360P).unwrap()),
+        ("b", test_clip(H264_360P).unwrap()),
+    ])
+    .unwrap();
+    let data = temp_dir("recording-retention");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
+         [detect]\nenabled = false\n\
+         [recording]\nmode = \"events-only\"\nstream = \"sub\"\nsegment_secs = 10\n\
+         buffer_minutes = 1\nmin_free_mib = 1\n\
+         [[cameras]]\nid = \"cam-a\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
+         decode = \"key-frames\"\n\
+         [[cameras]]\nid = \"cam-b\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
+         decode = \"key-frames\"\n",
+        data.display(),
+        server.url("a"),
+        server.url("b"),
+    );
+    let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
+    for id in ["cam-a", "cam-b"] {
+        wait_online(&hub, id).await;
+    }
+    let store = hub.store.clone();
+    // An alert's clip on cam-a's first seconds.
+    let held_from = Timestamp::now();
+    store
+        .add_hold(&NewHold {
+            camera: camera("cam-a"),
+            from: held_from,
+            to: held_from + SignedDuration::from_secs(3),
+            until: None,
+            reason: "test".into(),
+            holder: "alert:test".into(),
+            keep_after: SignedDuration::ZERO,
+        })
+        .await
+        .unwrap();
+    let far = Timestamp::now() + SignedDuration::from_hours(1);
+    let rows = || async {
+        let mut rows = Vec::new();
+        for id in ["cam-a", "cam-b"] {
+            rows.extend(
+                store
+                    .segments(&camera(id), StreamKind::Sub, Timestamp::UNIX_EPOCH, far)
+                    .await
+                    .unwrap(),
+            );
+        }
+        rows
+    };
+    // Retention runs every minute; video older than a minute goes at its next pass.
+    let mut seen: std::collections::BTreeMap<i64, SegmentRow> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(200);
+    let (deleted, deleted_by) = loop {
+        let now_rows = rows().await;
+        let present: std::collections::HashSet<i64> = now_rows.iter().map(|r| r.id).collect();
+        for r in now_rows {
+            seen.insert(r.id, r);
+        }
+        let deleted: Vec<SegmentRow> = seen
+            .values()
+            .filter(|r| !present.contains(&r.id))
+            .cloned()
+            .collect();
+        if deleted.len() >= 4 {
+            break (deleted, Timestamp::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention deleted {} segments in 200 s",
+            deleted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let remaining = rows().await;
+    hub.stop().await;
+
+    let held = |r: &SegmentRow| {
+        r.camera.as_str() == "cam-a"
+            && r.start_at <= held_from + SignedDuration::from_secs(3)
+            && r.end_at.is_none_or(|e| e >= held_from)
+    };
+    assert!(remaining.iter().any(held), "the held segment was deleted");
+    for d in &deleted {
+        assert!(!held(d), "{} was held", d.path);
+        // Only what ended more than the keep (a minute) before it went.
+        let age = deleted_by.duration_since(d.end_at.unwrap());
+        assert!(
+            age > SignedDuration::from_mins(1),
+            "{} deleted {age:?} after it ended",
+            d.path
+        );
+        assert!(
+            !data.join(&d.path).exists(),
+            "{}'s file is still there",
+            d.path
+        );
+        // Oldest first, per camera: nothing of that camera older than it is left unheld.
+        let older_left = remaining
+            .iter()
+            .find(|r| r.camera == d.camera && !held(r) && r.start_at < d.start_at);
+        assert!(
+            older_left.is_none(),
+            "{} deleted before the older {:?}",
+            d.path,
+            older_left.map(|r| &r.path)
+        );
+    }
     let _ = std::fs::remove_dir_all(&data);
 }
