@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -22,7 +22,7 @@ use xl_testkit::{H264_360P, RtspServer, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{TestPg, broker, forced_open, free_port, temp_dir};
+use common::{HubProcess, TestPg, broker, forced_open, free_port, temp_dir};
 
 const CAMERAS: usize = 8;
 /// The one camera running detection, with a zone over the lower half of the picture.
@@ -114,73 +114,6 @@ debounce_secs = 2
         }
     }
     text
-}
-
-/// The hub binary running with a config file, its log (stderr) in a file. Killed on drop;
-/// when the test is failing, the log's tail is printed.
-struct HubProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    fn spawn(config: &Path, log: PathBuf) -> HubProcess {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_xueliang"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the hub binary");
-        HubProcess { child, log }
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// Panics (with the log) if the process has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the hub exited: {status}\n{}", self.log_tail(60));
-        }
-    }
-
-    /// SIGTERM, then waits up to 20 s for the graceful shutdown (SIGKILL after that).
-    fn terminate(&mut self) -> Option<ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "--- hub log ({}), last lines ---\n{}",
-                self.log.display(),
-                self.log_tail(80)
-            );
-        }
-    }
 }
 
 /// One Server-Sent Event, with when the client got it.

@@ -13,7 +13,7 @@
 //!   errors (nothing recorded, a range over the limit, a deleted segment) say what is wrong.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
@@ -25,7 +25,7 @@ use xueliang::config::Config;
 use xueliang::hub::Hub;
 
 mod common;
-use common::temp_dir;
+use common::{HubProcess, temp_dir};
 
 /// The test clips' group of pictures: a key frame every 20 pictures at 10 fps.
 const GOP: SignedDuration = SignedDuration::from_secs(2);
@@ -137,6 +137,56 @@ async fn check_index_and_files(
     all
 }
 
+/// Every segment of `cameras`' `stream` in the index now.
+async fn all_segments(store: &Store, cameras: &[&str], stream: StreamKind) -> Vec<SegmentRow> {
+    let far = Timestamp::now() + SignedDuration::from_hours(1);
+    let mut rows = Vec::new();
+    for c in cameras {
+        rows.extend(
+            store
+                .segments(&camera(c), stream, Timestamp::UNIX_EPOCH, far)
+                .await
+                .unwrap(),
+        );
+    }
+    rows
+}
+
+/// Watches the index until at least `n` of the segments seen in it are gone (deleted by
+/// `who`), for at most `secs`: returns those, the segments left, and when they were missed.
+async fn wait_for_deletions(
+    store: &Store,
+    cameras: &[&str],
+    stream: StreamKind,
+    n: usize,
+    secs: u64,
+    who: &str,
+) -> (Vec<SegmentRow>, Vec<SegmentRow>, Timestamp) {
+    let mut seen: std::collections::BTreeMap<i64, SegmentRow> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let now = all_segments(store, cameras, stream).await;
+        let present: std::collections::HashSet<i64> = now.iter().map(|r| r.id).collect();
+        for r in &now {
+            seen.insert(r.id, r.clone());
+        }
+        let deleted: Vec<SegmentRow> = seen
+            .values()
+            .filter(|r| !present.contains(&r.id))
+            .cloned()
+            .collect();
+        if deleted.len() >= n {
+            return (deleted, now, Timestamp::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} deleted {} segments in {secs} s",
+            deleted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_cameras_are_recorded_and_an_outage_is_a_gap() {
     const CAMERAS: usize = 8;
@@ -232,57 +282,6 @@ async fn eight_cameras_are_recorded_and_an_outage_is_a_gap() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// The hub binary running `config`, its log in `log`.
-struct HubProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    fn spawn(config: &Path, log: PathBuf) -> HubProcess {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_xueliang"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the hub binary");
-        HubProcess { child, log }
-    }
-
-    fn sigterm_and_wait(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the hub did not stop within 20 s of SIGTERM");
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            eprintln!(
-                "--- hub log, last lines ---\n{}",
-                lines[lines.len().saturating_sub(60)..].join("\n")
-            );
-        }
-    }
-}
-
 /// The open segment files under `dir` (relative names) and their sizes.
 fn sizes(data: &Path) -> Vec<(String, u64)> {
     let mut files = Vec::new();
@@ -346,7 +345,11 @@ async fn a_sigkill_mid_segment_loses_at_most_the_fragment_being_gathered() {
     // on (new segments) until stopped cleanly.
     let mut hub = HubProcess::spawn(&config, data.with_file_name("hub-2.log"));
     std::thread::sleep(Duration::from_secs(8));
-    hub.sigterm_and_wait();
+    let stopped = hub.terminate();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the hub did not stop cleanly within 20 s of SIGTERM: {stopped:?}"
+    );
 
     let store = Store::open(&format!("sqlite://{}", data.join("xueliang.db").display()))
         .await
@@ -435,20 +438,8 @@ async fn the_disk_guard_deletes_the_oldest_unheld_segments_first() {
         wait_online(&hub, id).await;
     }
     let store = hub.store.clone();
-    let far = Timestamp::now() + SignedDuration::from_hours(1);
-    let all_rows = || async {
-        let mut rows = Vec::new();
-        for id in &ids {
-            rows.extend(
-                store
-                    .segments(&camera(id), StreamKind::Main, Timestamp::UNIX_EPOCH, far)
-                    .await
-                    .unwrap(),
-            );
-        }
-        rows
-    };
-    // Hold cam-0's first twenty seconds, as an alert's clip would.
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // Hold five seconds of cam-0, as an alert's clip would.
     let held_from = Timestamp::now();
     store
         .add_hold(&NewHold {
@@ -463,27 +454,8 @@ async fn the_disk_guard_deletes_the_oldest_unheld_segments_first() {
         .await
         .unwrap();
     // Record until the guard has deleted a good number of segments.
-    let mut seen: std::collections::BTreeMap<i64, SegmentRow> = Default::default();
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let deleted = loop {
-        let now_rows = all_rows().await;
-        let present: std::collections::HashSet<i64> = now_rows.iter().map(|r| r.id).collect();
-        for r in now_rows {
-            seen.insert(r.id, r);
-        }
-        let deleted: Vec<&SegmentRow> =
-            seen.values().filter(|r| !present.contains(&r.id)).collect();
-        if deleted.len() >= 8 {
-            break deleted.into_iter().cloned().collect::<Vec<_>>();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the disk guard deleted {} segments in 150 s",
-            deleted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let remaining = all_rows().await;
+    let (deleted, remaining, _) =
+        wait_for_deletions(&store, &id_refs, StreamKind::Main, 8, 150, "the disk guard").await;
     hub.stop().await;
 
     let overlaps_hold = |r: &SegmentRow| {
@@ -719,44 +691,16 @@ async fn retention_deletes_unheld_video_past_its_keep_oldest_first() {
         })
         .await
         .unwrap();
-    let far = Timestamp::now() + SignedDuration::from_hours(1);
-    let rows = || async {
-        let mut rows = Vec::new();
-        for id in ["cam-a", "cam-b"] {
-            rows.extend(
-                store
-                    .segments(&camera(id), StreamKind::Sub, Timestamp::UNIX_EPOCH, far)
-                    .await
-                    .unwrap(),
-            );
-        }
-        rows
-    };
     // Retention runs every minute; video older than a minute goes at its next pass.
-    let mut seen: std::collections::BTreeMap<i64, SegmentRow> = Default::default();
-    let deadline = Instant::now() + Duration::from_secs(200);
-    let (deleted, deleted_by) = loop {
-        let now_rows = rows().await;
-        let present: std::collections::HashSet<i64> = now_rows.iter().map(|r| r.id).collect();
-        for r in now_rows {
-            seen.insert(r.id, r);
-        }
-        let deleted: Vec<SegmentRow> = seen
-            .values()
-            .filter(|r| !present.contains(&r.id))
-            .cloned()
-            .collect();
-        if deleted.len() >= 4 {
-            break (deleted, Timestamp::now());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "retention deleted {} segments in 200 s",
-            deleted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let remaining = rows().await;
+    let (deleted, remaining, deleted_by) = wait_for_deletions(
+        &store,
+        &["cam-a", "cam-b"],
+        StreamKind::Sub,
+        4,
+        200,
+        "retention",
+    )
+    .await;
     hub.stop().await;
 
     let held = |r: &SegmentRow| {

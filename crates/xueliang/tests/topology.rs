@@ -87,6 +87,10 @@ url = "rtsp://admin:s3cret%21@10.0.0.2:554/Streaming/Channels/102"
 main_url = "rtsp://10.0.0.2:554/Streaming/Channels/101"
 transport = "udp"
 decode = "skip-non-reference"
+[cameras.recording]
+mode = "motion-and-events"
+stream = "sub"
+retain_days = 14
 [cameras.detect]
 rate = 3.5
 motion = false
@@ -231,6 +235,11 @@ async fn every_kind_round_trips_and_secrets_stay_in_the_store(store: &Store) {
     assert!(east.main.is_some() && east.sub.is_some(), "{east:?}");
     assert_eq!(east.zones.len(), 2);
     assert_eq!(east.zones[1].schedule.len(), 2);
+    assert_eq!(
+        east.recording.mode,
+        Some(xl_core::recording::RecordingMode::MotionAndEvents)
+    );
+    assert_eq!(east.recording.retain_days, Some(14));
     assert!(back.cameras[&CameraId::new("spare").unwrap()].disabled);
 }
 
