@@ -10,7 +10,6 @@
 //! Needs the `ffmpeg` and `ffprobe` CLIs and the test clips (scripts/setup); fails without.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +23,9 @@ use xl_core::ids::CameraId;
 use xl_core::live::StreamKind;
 use xl_record::{Clip, RecordError, Recorder, RecorderConfig, Segment, SegmentEvent, SegmentRef};
 use xl_testkit::{ClipAccessUnit, TempDir};
+
+mod common;
+use common::{decode_complaints, path_str, run_tool};
 
 const FRAME: SignedDuration = SignedDuration::from_millis(100);
 const FRAME_90K: u64 = 9_000;
@@ -641,46 +643,4 @@ fn packet_pts(path: &Path) -> anyhow::Result<Vec<u64>> {
         .iter()
         .map(|p| p["pts"].as_u64().context("a pts"))
         .collect()
-}
-
-/// What `ffmpeg -v error` says decoding every frame of a file: nothing for a good one.
-fn decode_complaints(path: &Path) -> anyhow::Result<String> {
-    let out = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            path_str(path)?,
-            "-f",
-            "null",
-            "-",
-        ],
-    )?;
-    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn run_tool(tool: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let out = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| {
-            format!("cannot run `{tool}`: these tests need the FFmpeg CLIs (scripts/setup)")
-        })?;
-    if !out.status.success() {
-        bail!(
-            "{tool} {} failed ({}):\n{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
-}
-
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .with_context(|| format!("{} is not UTF-8", path.display()))
 }

@@ -7,13 +7,12 @@
 //! Needs the `ffmpeg` and `ffprobe` CLIs and the test clips (scripts/setup); fails without.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
 use xl_core::camera::VideoCodec;
@@ -25,6 +24,9 @@ use xl_record::{
     repair,
 };
 use xl_testkit::{ClipAccessUnit, TempDir};
+
+mod common;
+use common::{decode_complaints, path_str, run_tool};
 
 /// One frame at 10 fps, on the 90 kHz clock and on the wall clock.
 const FRAME_90K: i64 = 9_000;
@@ -633,24 +635,6 @@ fn probe(path: &Path) -> anyhow::Result<(u64, String)> {
     Ok((frames, String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
-/// What `ffmpeg -v error` says decoding every frame of a file: nothing for a good one.
-fn decode_complaints(path: &Path) -> anyhow::Result<String> {
-    let out = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            path_str(path)?,
-            "-f",
-            "null",
-            "-",
-        ],
-    )?;
-    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 /// Every packet's pts and whether it is a key frame.
 fn packets(path: &Path) -> anyhow::Result<Vec<(i64, bool)>> {
     let out = run_tool(
@@ -691,28 +675,4 @@ fn frame_md5s(input: &[&str]) -> anyhow::Result<Vec<String>> {
         .filter_map(|l| l.rsplit(',').next())
         .map(|h| h.trim().to_owned())
         .collect())
-}
-
-fn run_tool(tool: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let out = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| {
-            format!("cannot run `{tool}`: these tests need the FFmpeg CLIs (scripts/setup)")
-        })?;
-    if !out.status.success() {
-        bail!(
-            "{tool} {} failed ({}):\n{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
-}
-
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .with_context(|| format!("{} is not UTF-8", path.display()))
 }

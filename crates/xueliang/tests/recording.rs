@@ -137,6 +137,27 @@ async fn check_index_and_files(
     all
 }
 
+/// A hub's config: `data_dir`, the `[recording]` table's lines, and `cameras` as (id, the key
+/// of their stream: `url` or `main_url`, its URL), key frames decoded, detection off, quick
+/// RTSP timeouts and reconnects.
+fn hub_config(data: &Path, recording: &str, cameras: &[(String, &str, String)]) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
+         [detect]\nenabled = false\n\
+         [rtsp]\nrequest_timeout_secs = 3\nframe_timeout_secs = 3\n\
+         backoff_initial_secs = 0.2\nbackoff_max_secs = 1.0\n\
+         [recording]\n{recording}\n",
+        data.display()
+    );
+    for (id, key, url) in cameras {
+        text += &format!(
+            "[[cameras]]\nid = \"{id}\"\ncommunity = \"xingfu\"\n{key} = \"{url}\"\n\
+             decode = \"key-frames\"\n"
+        );
+    }
+    text
+}
+
 /// Every segment of `cameras`' `stream` in the index now.
 async fn all_segments(store: &Store, cameras: &[&str], stream: StreamKind) -> Vec<SegmentRow> {
     let far = Timestamp::now() + SignedDuration::from_hours(1);
@@ -199,23 +220,17 @@ async fn eight_cameras_are_recorded_and_an_outage_is_a_gap() {
         .collect();
     let mut server = RtspServer::start(&refs).unwrap();
     let data = temp_dir("recording-eight");
-    let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
-         [detect]\nenabled = false\n\
-         [rtsp]\nrequest_timeout_secs = 3\nframe_timeout_secs = 3\n\
-         backoff_initial_secs = 0.2\nbackoff_max_secs = 1.0\n\
-         [recording]\nmode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 20\n\
-         min_free_mib = 1\n",
-        data.display()
-    );
     let ids: Vec<String> = (0..CAMERAS).map(|i| format!("cam-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        text += &format!(
-            "[[cameras]]\nid = \"{id}\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-             decode = \"key-frames\"\n",
-            server.url(&format!("c{i}"))
-        );
-    }
+    let cameras: Vec<(String, &str, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), "url", server.url(&format!("c{i}"))))
+        .collect();
+    let text = hub_config(
+        &data,
+        "mode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 20\nmin_free_mib = 1",
+        &cameras,
+    );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     for id in &ids {
         wait_online(&hub, id).await;
@@ -307,18 +322,13 @@ async fn a_sigkill_mid_segment_loses_at_most_the_fragment_being_gathered() {
     let config = data.join("hub.toml");
     std::fs::write(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
-             [detect]\nenabled = false\n\
-             [recording]\nmode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 600\n\
-             min_free_mib = 1\n\
-             [[cameras]]\nid = \"cam-a\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-             decode = \"key-frames\"\n\
-             [[cameras]]\nid = \"cam-b\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-             decode = \"key-frames\"\n",
-            data.join("data").display(),
-            server.url("a"),
-            server.url("b"),
+        hub_config(
+            &data.join("data"),
+            "mode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 600\nmin_free_mib = 1",
+            &[
+                ("cam-a".into(), "url", server.url("a")),
+                ("cam-b".into(), "url", server.url("b")),
+            ],
         ),
     )
     .unwrap();
@@ -418,21 +428,18 @@ async fn the_disk_guard_deletes_the_oldest_unheld_segments_first() {
         .map(|(m, p)| (m.as_str(), p.clone()))
         .collect();
     let server = RtspServer::start(&refs).unwrap();
-    let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
-         [detect]\nenabled = false\n\
-         [recording]\nmode = \"continuous\"\nsegment_secs = 10\nmin_free_mib = 24\n",
-        data.display()
-    );
     let ids: Vec<String> = (0..CAMERAS).map(|i| format!("cam-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        // The 720p clip as the main stream: the one recorded by default.
-        text += &format!(
-            "[[cameras]]\nid = \"{id}\"\ncommunity = \"xingfu\"\nmain_url = \"{}\"\n\
-             decode = \"key-frames\"\n",
-            server.url(&format!("m{i}"))
-        );
-    }
+    // The 720p clip as the main stream: the one recorded by default.
+    let cameras: Vec<(String, &str, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), "main_url", server.url(&format!("m{i}"))))
+        .collect();
+    let text = hub_config(
+        &data,
+        "mode = \"continuous\"\nsegment_secs = 10\nmin_free_mib = 24",
+        &cameras,
+    );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     for id in &ids {
         wait_online(&hub, id).await;
@@ -515,18 +522,14 @@ async fn a_write_error_stops_one_camera_with_an_alert_and_playback_errors_are_cl
     // cam-bad's recordings directory is a file: creating its segment directory fails.
     std::fs::create_dir_all(data.join("recordings")).unwrap();
     std::fs::write(data.join("recordings/cam-bad"), b"in the way").unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
-         [detect]\nenabled = false\n\
-         [recording]\nmode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 10\n\
-         min_free_mib = 1\nmax_clip_minutes = 5\n\
-         [[cameras]]\nid = \"cam-good\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-         decode = \"key-frames\"\n\
-         [[cameras]]\nid = \"cam-bad\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-         decode = \"key-frames\"\n",
-        data.display(),
-        server.url("a"),
-        server.url("b"),
+    let text = hub_config(
+        &data,
+        "mode = \"continuous\"\nstream = \"sub\"\nsegment_secs = 10\nmin_free_mib = 1\n\
+         max_clip_minutes = 5",
+        &[
+            ("cam-good".into(), "url", server.url("a")),
+            ("cam-bad".into(), "url", server.url("b")),
+        ],
     );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     let store = hub.store.clone();
@@ -659,18 +662,14 @@ async fn retention_deletes_unheld_video_past_its_keep_oldest_first() {
     ])
     .unwrap();
     let data = temp_dir("recording-retention");
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"t\"\ndata_dir = \"{}\"\n\
-         [detect]\nenabled = false\n\
-         [recording]\nmode = \"events-only\"\nstream = \"sub\"\nsegment_secs = 10\n\
-         buffer_minutes = 1\nmin_free_mib = 1\n\
-         [[cameras]]\nid = \"cam-a\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-         decode = \"key-frames\"\n\
-         [[cameras]]\nid = \"cam-b\"\ncommunity = \"xingfu\"\nurl = \"{}\"\n\
-         decode = \"key-frames\"\n",
-        data.display(),
-        server.url("a"),
-        server.url("b"),
+    let text = hub_config(
+        &data,
+        "mode = \"events-only\"\nstream = \"sub\"\nsegment_secs = 10\nbuffer_minutes = 1\n\
+         min_free_mib = 1",
+        &[
+            ("cam-a".into(), "url", server.url("a")),
+            ("cam-b".into(), "url", server.url("b")),
+        ],
     );
     let hub = Hub::start(Config::parse(&text).unwrap()).await.unwrap();
     for id in ["cam-a", "cam-b"] {
