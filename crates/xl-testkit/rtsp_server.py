@@ -15,6 +15,14 @@ The media of a mount is shared: it starts with the first client, every later cli
 running stream (and should wait for a key frame, at most one GOP), and when the last client is
 gone it is torn down; the next client starts a fresh one.
 
+Logs one stderr line when an RTSP session starts playing a mount and one when it ends, for
+tests that count a mount's clients:
+    rtsp_server: session-open /NAME SESSION_ID
+    rtsp_server: session-close /NAME SESSION_ID
+A session opens at its first successful PLAY and closes, once, at whichever comes first: its
+TEARDOWN, the end of its client's RTSP connection (a client killed without TEARDOWN included),
+or its removal from the session pool (a timeout).
+
 Prints `READY <port>` on stdout once listening (with `--port 0` the kernel picks the port).
 Exits with status 0 on SIGTERM or SIGINT, and with `--exit-on-stdin-eof` also when its stdin is
 closed (a parent that holds the pipe and dies, even by SIGKILL, takes the server with it).
@@ -195,6 +203,72 @@ class ReplayFactory(GstRtspServer.RTSPMediaFactory):
         media.connect("unprepared", lambda _m: log(f"/{name}: stream stopped"))
 
 
+class SessionLog:
+    """Logs `session-open` / `session-close` lines, each session's once (see the module doc)."""
+
+    def __init__(self, mount_names):
+        self.mount_names = mount_names
+        # Session id -> mount name, of the sessions playing now.
+        self.open = {}
+
+    def mount_of(self, path):
+        """The mount a request path belongs to: `/cam`, `/cam/` (ffmpeg sends the content base)
+        and `/cam/stream=0` (a stream's control URL) all belong to `cam`."""
+        path = path.strip("/")
+        best = None
+        for name in self.mount_names:
+            if path == name or path.startswith(name + "/"):
+                if best is None or len(name) > len(best):
+                    best = name
+        return best
+
+    def opened(self, session_id, path):
+        if session_id in self.open:
+            return
+        name = self.mount_of(path)
+        if name is None:
+            return
+        self.open[session_id] = name
+        log(f"session-open /{name} {session_id}")
+
+    def closed(self, session_id):
+        name = self.open.pop(session_id, None)
+        if name is not None:
+            log(f"session-close /{name} {session_id}")
+
+    def attach(self, server):
+        server.connect("client-connected", self.on_client_connected)
+        server.get_session_pool().connect(
+            "session-removed", lambda _pool, session: self.closed(session.get_sessionid())
+        )
+
+    def on_client_connected(self, _server, client):
+        # The sessions this client's connection played: all end with it.
+        mine = set()
+
+        def on_play(_client, ctx):
+            if ctx.session is None or ctx.uri is None:
+                return
+            session_id = ctx.session.get_sessionid()
+            mine.add(session_id)
+            self.opened(session_id, ctx.uri.abspath)
+
+        def on_teardown(_client, ctx):
+            if ctx.session is not None:
+                session_id = ctx.session.get_sessionid()
+                mine.discard(session_id)
+                self.closed(session_id)
+
+        def on_closed(_client):
+            for session_id in sorted(mine):
+                self.closed(session_id)
+            mine.clear()
+
+        client.connect("play-request", on_play)
+        client.connect("teardown-request", on_teardown)
+        client.connect("closed", on_closed)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, required=True, help="TCP port; 0 lets the kernel pick")
@@ -262,6 +336,8 @@ def main(argv):
         keys = sum(1 for _, k in aus if k)
         log(f"/{name}: {path} ({codec}, {len(aus)} frames, {keys} key frames)")
         mount_points.add_factory(f"/{name}", ReplayFactory(name, codec, aus, args.fps))
+
+    SessionLog([name for name, _, _ in mounts]).attach(server)
 
     # attach() logs the reason (e.g. address in use) as a GStreamer warning and returns 0.
     if server.attach(None) == 0:

@@ -81,6 +81,16 @@ impl Alerts {
         self.committed.subscribe()
     }
 
+    /// A commit made elsewhere (another node of the district): publishers and SSE streams
+    /// waiting on [`Alerts::committed`] read up to `seq`.
+    pub fn observe_committed(&self, seq: i64) {
+        self.committed.send_if_modified(|s| {
+            let newer = seq > *s;
+            *s = (*s).max(seq);
+            newer
+        });
+    }
+
     /// The hub's clock, as the processor reads it.
     pub fn clocks(&self) -> &Arc<dyn Clocks> {
         &self.clocks
@@ -127,6 +137,21 @@ pub struct Sources {
     pub gates: Arc<GateRegistry>,
     /// Other inputs the hub produces itself (a camera's recording stopped or runs again).
     pub inputs: Option<mpsc::UnboundedReceiver<Input>>,
+    /// On a node of a district: the shared work this node holds. `None`: a single hub,
+    /// which does all of it.
+    pub shard: Option<watch::Receiver<Shard>>,
+}
+
+/// What a node of a district holds of the alert work. Vision events and camera health come
+/// only from the cameras the node runs; the gate work (stored gate events, gate health) is
+/// one node's at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shard {
+    /// The gate work's lease as a fence, which its commits carry; `None`: another node has it.
+    pub gates: Option<xl_store::Fence>,
+    /// Bumped whenever the node takes over cameras: the engine reloads the committed alerts
+    /// (the moved cameras' open alerts included), so their state moves with them.
+    pub taken: u64,
 }
 
 /// What the processor works with.
@@ -190,6 +215,7 @@ pub async fn start(
         clocks: Arc::clone(&clocks),
         clips,
         clip_kept_after,
+        shard: sources.shard.clone(),
     };
     p.restore().await?;
     let task = tokio::spawn(p.run(sources, acted_rx, shutdown));
@@ -224,6 +250,18 @@ struct Processor {
     /// Per kind, the rule's clip window: seconds before and after the alert was raised.
     clips: HashMap<xl_core::AlertKind, (u64, u64)>,
     clip_kept_after: SignedDuration,
+    /// See [`Sources::shard`].
+    shard: Option<watch::Receiver<Shard>>,
+}
+
+/// Whether this node does the gate work.
+enum GateWork {
+    /// A single hub: always, unfenced.
+    Always,
+    /// This node holds the lease: its commits carry the fence.
+    Held(xl_store::Fence),
+    /// Another node has it.
+    Elsewhere,
 }
 
 /// A pending commit and the snapshots to take for it.
@@ -233,6 +271,8 @@ struct Pending {
     /// Alerts raised in this batch with where their evidence comes from.
     evidence: Vec<(usize, EvidenceFrom)>,
     cursor: Option<i64>,
+    /// The gate work's fence, for a commit of gate decisions on a node of a district.
+    fence: Option<xl_store::Fence>,
 }
 
 #[derive(Clone)]
@@ -272,9 +312,18 @@ impl Processor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The backlog left by a previous run.
         self.drain_gate_events().await;
+        let mut shard = sources.shard.take();
+        let mut last_shard = None;
+        if let Some(s) = shard.as_mut() {
+            let now = s.borrow_and_update().clone();
+            self.shard_changed(now, &mut last_shard).await;
+        }
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
+                s = shard_changed(&mut shard) => {
+                    self.shard_changed(s, &mut last_shard).await;
+                }
                 r = recv_gate(&mut sources.gate_events) => {
                     if r {
                         self.drain_gate_events().await;
@@ -300,6 +349,22 @@ impl Processor {
                 _ = tick.tick() => {
                     let now = self.clocks.realtime();
                     let inputs = health.poll(&sources, now);
+                    // Gate health is gate work: decided (and fenced) where it is held.
+                    let (gate_inputs, inputs): (Vec<_>, Vec<_>) = inputs
+                        .into_iter()
+                        .partition(|i| matches!(i, Input::GateHealth { .. }));
+                    let fence = match self.gate_work() {
+                        GateWork::Always => Some(None),
+                        GateWork::Held(f) => Some(Some(f)),
+                        GateWork::Elsewhere => None,
+                    };
+                    if let Some(fence) = fence {
+                        let mut pending = Pending { fence, ..Pending::default() };
+                        for input in &gate_inputs {
+                            self.decide(Some(input), now, &mut pending);
+                        }
+                        self.commit(pending).await;
+                    }
                     let mut pending = Pending::default();
                     for input in &inputs {
                         self.decide(Some(input), now, &mut pending);
@@ -323,9 +388,45 @@ impl Processor {
         }
     }
 
+    fn gate_work(&self) -> GateWork {
+        match &self.shard {
+            None => GateWork::Always,
+            Some(s) => match &s.borrow().gates {
+                Some(f) => GateWork::Held(f.clone()),
+                None => GateWork::Elsewhere,
+            },
+        }
+    }
+
+    /// The node took over cameras or the gate work: the engine reloads what is committed (and
+    /// the gate cursor), after fencing off the gate work's previous holder.
+    async fn shard_changed(&mut self, now: Shard, last: &mut Option<Shard>) {
+        let before = last.replace(now.clone()).unwrap_or_default();
+        let gates_taken = before.gates.is_none() && now.gates.is_some();
+        if !gates_taken && before.taken == now.taken {
+            return;
+        }
+        if gates_taken && let Some(f) = &now.gates {
+            if let Err(e) = self.store.fence(f).await {
+                warn!(error = %e, "cannot take over the gate work; it stays with the lease's next holder");
+                return;
+            }
+            info!(revision = f.revision, "this node does the gate work");
+        }
+        if let Err(e) = self.restore().await {
+            error!(error = %e, "cannot restore the alert engine after a takeover");
+        }
+        self.drain_gate_events().await;
+    }
+
     /// Processes stored gate events after the cursor until none are left.
     async fn drain_gate_events(&mut self) {
         loop {
+            let fence = match self.gate_work() {
+                GateWork::Always => None,
+                GateWork::Held(f) => Some(f),
+                GateWork::Elsewhere => return,
+            };
             let rows = match self.store.gate_events_after(self.cursor, BATCH).await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -338,6 +439,7 @@ impl Processor {
             };
             let mut pending = Pending {
                 cursor: Some(last),
+                fence,
                 ..Pending::default()
             };
             for row in &rows {
@@ -600,6 +702,7 @@ impl Processor {
                 .cursor
                 .map(|c| vec![(GATE_CURSOR.to_owned(), c)])
                 .unwrap_or_default(),
+            fence: pending.fence,
         };
         match self.store.commit(&commit).await {
             Ok(entries) => {
@@ -785,6 +888,20 @@ impl Health {
             }
         }
         out
+    }
+}
+
+/// The shard as it changed; pending forever on a single hub (or once the sender is gone).
+async fn shard_changed(rx: &mut Option<watch::Receiver<Shard>>) -> Shard {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => r.borrow_and_update().clone(),
+            Err(_) => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

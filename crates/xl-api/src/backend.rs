@@ -305,6 +305,45 @@ pub struct EvidenceKey {
     pub fingerprint: String,
 }
 
+/// The district as one node sees it (`GET /api/v1/cluster`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClusterView {
+    /// Whether this hub is a node of a district (`[cluster]`); a single hub has no nodes.
+    pub clustered: bool,
+    /// The answering node's id.
+    pub node: Option<String>,
+    pub nodes: Vec<ClusterNode>,
+    /// Every lease held, by key.
+    pub leases: Vec<ClusterLease>,
+}
+
+/// A live node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterNode {
+    pub id: String,
+    /// Its capacity weight.
+    pub weight: u32,
+    /// Its API's URL, when it says.
+    pub advertise: Option<String>,
+    /// Leases it holds (cameras and tasks).
+    pub held: usize,
+    /// Of those, cameras.
+    pub cameras: usize,
+    /// Milliseconds since its last heartbeat.
+    pub heartbeat_age_ms: u64,
+}
+
+/// A lease: `camera.<id>`, `task.<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterLease {
+    pub key: String,
+    pub node: String,
+    /// The lease's revision (its fencing token).
+    pub revision: u64,
+    /// Milliseconds since it was last renewed.
+    pub age_ms: u64,
+}
+
 /// Everything the API reads from or writes to beyond the live registries.
 pub trait Backend: Send + Sync + 'static {
     // Users, sessions, audit.
@@ -502,6 +541,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The public half of the key evidence packages are signed with.
     fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
         no_recordings()
+    }
+    /// The district's nodes and leases; a single hub's answer (the default) has none.
+    fn cluster(&self) -> BoxFut<'_, ClusterView> {
+        Box::pin(async { Ok(ClusterView::default()) })
     }
 }
 

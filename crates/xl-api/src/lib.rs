@@ -14,6 +14,7 @@ mod alerts;
 mod auth;
 pub mod backend;
 mod cameras;
+mod cluster;
 mod console;
 mod error;
 mod evidence;

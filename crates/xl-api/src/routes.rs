@@ -240,6 +240,7 @@ pub(crate) fn table() -> Vec<Route> {
     ];
     t.extend(crate::auth::routes());
     t.extend(crate::cameras::routes());
+    t.extend(crate::cluster::routes());
     t.extend(crate::live::routes());
     t.extend(crate::gates::routes());
     t.extend(crate::alerts::routes());

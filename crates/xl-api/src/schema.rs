@@ -494,6 +494,46 @@ pub(crate) fn recorded() -> Value {
     })
 }
 
+/// `backend::ClusterView`.
+pub(crate) fn cluster_view() -> Value {
+    json!({
+        "type": "object",
+        "required": ["clustered", "node", "nodes", "leases"],
+        "properties": {
+            "clustered": { "type": "boolean", "description": "false on a single hub (no nodes, no leases)" },
+            "node": { "type": ["string", "null"], "description": "the answering node's id" },
+            "nodes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "weight", "advertise", "held", "cameras", "heartbeat_age_ms"],
+                    "properties": {
+                        "id": { "type": "string" },
+                        "weight": { "type": "integer", "minimum": 1 },
+                        "advertise": { "type": ["string", "null"], "description": "the node's API URL" },
+                        "held": { "type": "integer", "minimum": 0, "description": "leases held" },
+                        "cameras": { "type": "integer", "minimum": 0, "description": "camera leases held" },
+                        "heartbeat_age_ms": { "type": "integer", "minimum": 0 },
+                    },
+                },
+            },
+            "leases": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "node", "revision", "age_ms"],
+                    "properties": {
+                        "key": { "type": "string", "description": "camera.<id> or task.<name>" },
+                        "node": { "type": "string" },
+                        "revision": { "type": "integer", "minimum": 0, "description": "the fencing token" },
+                        "age_ms": { "type": "integer", "minimum": 0, "description": "since the last renewal" },
+                    },
+                },
+            },
+        },
+    })
+}
+
 /// `backend::EvidenceKey`.
 pub(crate) fn evidence_key() -> Value {
     json!({

@@ -38,6 +38,22 @@ pub struct Commit {
     pub holds: Vec<crate::NewHold>,
     /// `(name, value)` cursors to set.
     pub cursors: Vec<(String, i64)>,
+    /// The lease under which the engine decided these (a node of a district): the commit is
+    /// refused with [`StoreError::Fenced`] when a newer holder of the lease has committed.
+    /// `None` (a single hub): never fenced.
+    pub fence: Option<Fence>,
+}
+
+/// A fencing token: a lease's key and the revision at which this node holds it. Revisions of
+/// a lease only grow, and a newer holder always has a larger one, so the store refuses a
+/// revision smaller than the highest it has seen for the key. The same revision is accepted
+/// again (one holder commits many times).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fence {
+    /// The lease's key (e.g. the gate work's lease).
+    pub key: String,
+    /// The lease's revision when this node acquired (or last renewed) it.
+    pub revision: u64,
 }
 
 /// One row of an alert's history.
@@ -281,6 +297,44 @@ async fn apply_change(
     })
 }
 
+/// Checks `fence` inside the caller's write transaction and records its revision: the stored
+/// revision of the key becomes the larger of the stored one and `fence.revision`, and a
+/// smaller `fence.revision` than the stored one fails with [`StoreError::Fenced`].
+///
+/// One upsert that returns the revision it left: on PostgreSQL it locks the key's row until
+/// the transaction ends, so a commit with an older revision racing one with a newer revision
+/// either commits first or waits and is refused; on SQLite the transaction already holds the
+/// database's write lock. No table lock is needed.
+async fn check_fence_tx(tx: &mut Tx, op: &'static str, fence: &Fence) -> Result<(), StoreError> {
+    let revision = i64::try_from(fence.revision).map_err(|_| {
+        StoreError::Invalid(format!(
+            "lease {:?}: revision {} is past what the store keeps (i64)",
+            fence.key, fence.revision
+        ))
+    })?;
+    let row = sqlx::query(
+        "INSERT INTO fences (key, revision) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET revision = CASE \
+         WHEN fences.revision > excluded.revision THEN fences.revision \
+         ELSE excluded.revision END \
+         RETURNING revision",
+    )
+    .bind(fence.key.clone())
+    .bind(revision)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db(op))?;
+    let current = Reader { row: &row, op }.u64("revision")?;
+    if current > fence.revision {
+        return Err(StoreError::Fenced {
+            key: fence.key.clone(),
+            revision: fence.revision,
+            current,
+        });
+    }
+    Ok(())
+}
+
 async fn set_cursor_tx(
     tx: &mut Tx,
     op: &'static str,
@@ -355,6 +409,10 @@ impl Store {
     /// resolved. A change the state machine refuses is dropped, with no history or outbox
     /// row. Of the change's alert only a raise's is written whole; otherwise its snapshot
     /// fills in one the stored alert lacks.
+    ///
+    /// With a [`Commit::fence`], the fence is checked first, in the same transaction: a
+    /// revision older than one already committed under its key refuses the whole commit with
+    /// [`StoreError::Fenced`] (nothing is written, cursors included).
     pub async fn commit(&self, commit: &Commit) -> Result<Vec<OutboxEntry>, StoreError> {
         const OP: &str = "committing alert changes";
         let tables: &[&str] = if commit.holds.is_empty() {
@@ -363,6 +421,9 @@ impl Store {
             &["outbox", "recording_holds"]
         };
         let mut tx = self.begin_write(OP, tables).await?;
+        if let Some(fence) = &commit.fence {
+            check_fence_tx(&mut tx, OP, fence).await?;
+        }
         for s in &commit.snapshots {
             insert_snapshot_tx(&mut tx, OP, s).await?;
         }
@@ -383,6 +444,17 @@ impl Store {
         }
         tx.commit().await.map_err(db(OP))?;
         Ok(out)
+    }
+
+    /// Checks and records `fence` on its own, as [`Store::commit`] does for a commit carrying
+    /// it: for a holder of a lease with nothing else to commit (so that its older holder's
+    /// later commits are refused from now on). Fails with [`StoreError::Fenced`] when a newer
+    /// revision of the key was already recorded.
+    pub async fn fence(&self, fence: &Fence) -> Result<(), StoreError> {
+        const OP: &str = "checking a lease's fence";
+        let mut tx = self.begin_write(OP, &[]).await?;
+        check_fence_tx(&mut tx, OP, fence).await?;
+        tx.commit().await.map_err(db(OP))
     }
 
     /// A person's action from the API, by the alert's state machine ([`Alert::apply`] by

@@ -67,6 +67,21 @@ pub enum StoreError {
         expected: u64,
         current: u64,
     },
+    /// A commit fenced by a lease's revision older than one already committed under the same
+    /// lease: the lease moved to another node (its newer holder has committed), so this node's
+    /// results are stale. Nothing was written.
+    #[error(
+        "the lease {key:?} moved to another node (it committed with revision {current}, this \
+         commit carries {revision}); nothing committed"
+    )]
+    Fenced {
+        /// The lease's key.
+        key: String,
+        /// The revision this commit carried.
+        revision: u64,
+        /// The highest revision committed under the lease.
+        current: u64,
+    },
     /// Entries written together ([`crate::Store::create_entries`]) refused: each refusal
     /// with the entry's position among them (from 0). Nothing was written.
     #[error("{} of {total} entries refused, nothing stored; the first: entry {}: {}",
@@ -132,7 +147,7 @@ impl StoreError {
             // the current state, not bad input.
             StoreError::Topology(TopologyError::InUse { .. }) => ErrorKind::Conflict,
             StoreError::Topology(e) => e.kind(),
-            StoreError::StaleRevision { .. } => ErrorKind::Conflict,
+            StoreError::StaleRevision { .. } | StoreError::Fenced { .. } => ErrorKind::Conflict,
             // Both hold until something else changes: the users' stations, the gates that
             // must run.
             StoreError::StationInScope { .. } | StoreError::Refused { .. } => ErrorKind::Conflict,

@@ -1,6 +1,6 @@
 //! Gate events, dead letters and vision events.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use xl_core::{CameraId, CommunityId, GateId};
@@ -90,6 +90,16 @@ pub struct NewVisionEvent {
     pub body: Value,
 }
 
+/// What [`Store::insert_gate_batch_once`] did with a batch's gate events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateBatchStored {
+    /// Events stored (each with a new `seq`).
+    pub stored: usize,
+    /// Events skipped: their dedup key was already stored within the window (by another node,
+    /// an earlier batch, or earlier in the same batch).
+    pub duplicates: usize,
+}
+
 /// A stored vision event.
 pub type VisionEventRow = NewVisionEvent;
 
@@ -160,13 +170,75 @@ impl Store {
         events: &[NewGateEvent],
         dead_letters: &[NewDeadLetter],
     ) -> Result<(), StoreError> {
-        const OP: &str = "storing gate events";
-        if events.is_empty() && dead_letters.is_empty() {
-            return Ok(());
+        self.store_gate_batch(events, dead_letters, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::insert_gate_batch`] for hub nodes sharing the database, each of which ingests
+    /// every gate event: an event whose `dedup_key` is already stored with a `received_at`
+    /// within `window` of its own (either side, bounds included) is skipped, as is a second
+    /// event of the same key within the window in the batch itself. The lookup runs in the
+    /// batch's write transaction, after the `gate_events` write lock is taken, so two nodes
+    /// storing the same event at the same moment store it once. Dead letters are all stored.
+    ///
+    /// A negative `window` is refused with [`StoreError::Invalid`]; a zero window skips only
+    /// events received at the same millisecond.
+    pub async fn insert_gate_batch_once(
+        &self,
+        events: &[NewGateEvent],
+        dead_letters: &[NewDeadLetter],
+        window: SignedDuration,
+    ) -> Result<GateBatchStored, StoreError> {
+        if window.is_negative() {
+            return Err(StoreError::Invalid(format!(
+                "the gate event dedup window must not be negative (got {window:#})"
+            )));
         }
+        self.store_gate_batch(events, dead_letters, Some(window))
+            .await
+    }
+
+    /// Both of the above: with a window, events already stored within it are skipped.
+    async fn store_gate_batch(
+        &self,
+        events: &[NewGateEvent],
+        dead_letters: &[NewDeadLetter],
+        window: Option<SignedDuration>,
+    ) -> Result<GateBatchStored, StoreError> {
+        const OP: &str = "storing gate events";
+        let mut counts = GateBatchStored::default();
+        if events.is_empty() && dead_letters.is_empty() {
+            return Ok(counts);
+        }
+        // Milliseconds, as stored; a window past i64 milliseconds covers all of time anyway.
+        let window_ms = window.map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
         let mut tx = self.begin_write(OP, &["gate_events"]).await?;
         let mut seq = next_seq(&mut tx, OP, "gate_events").await?;
         for e in events {
+            if let Some(w) = window_ms {
+                // Sees this batch's earlier rows too (same transaction): in-batch duplicates.
+                let at = ms(e.received_at);
+                let stored = sqlx::query(
+                    "SELECT seq FROM gate_events WHERE dedup_key = $1 \
+                     AND received_at >= $2 AND received_at <= $3 LIMIT 1",
+                )
+                .bind(e.dedup_key.as_str())
+                .bind(at.saturating_sub(w))
+                .bind(at.saturating_add(w))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+                if stored.is_some() {
+                    tracing::trace!(
+                        id = %e.id,
+                        dedup_key = %e.dedup_key,
+                        "gate event already stored within the dedup window; skipped"
+                    );
+                    counts.duplicates += 1;
+                    continue;
+                }
+            }
             sqlx::query(
                 "INSERT INTO gate_events (seq, id, gate, community, camera, firmware, kind, \
                  received_at, occurred_at, dedup_key, evidence, body) \
@@ -188,6 +260,7 @@ impl Store {
             .await
             .map_err(|source| dup_or(source, OP, "gate event", &e.id))?;
             seq += 1;
+            counts.stored += 1;
         }
         for d in dead_letters {
             sqlx::query(
@@ -204,7 +277,8 @@ impl Store {
             .await
             .map_err(|source| dup_or(source, OP, "dead letter", &d.id))?;
         }
-        tx.commit().await.map_err(db(OP))
+        tx.commit().await.map_err(db(OP))?;
+        Ok(counts)
     }
 
     /// Gate events with `seq > seq`, oldest first, at most `limit` (a reader's cursor).

@@ -13,8 +13,11 @@
 //!   alert's history) are assigned by the store as `MAX + 1` inside the writing transaction,
 //!   which first takes the table's write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL
 //!   `LOCK TABLE ... IN EXCLUSIVE MODE`). They are therefore gap-free, and a reader paging by
-//!   `seq` never sees a later number committed before an earlier one. This assumes one hub
-//!   writes a database (several writers would only serialise on the lock, not break).
+//!   `seq` never sees a later number committed before an earlier one. Several hub nodes may
+//!   write one database: they serialise on the same locks.
+//! - Nodes sharing a database: a gate event that every node ingests is stored once
+//!   ([`Store::insert_gate_batch_once`]), and a commit carrying a lease's revision as a
+//!   [`Fence`] is refused once a newer holder of that lease has committed.
 //! - Writes that belong together are one transaction: a gate batch with its dead letters;
 //!   a rules engine's [`Commit`] (alerts, history, outbox, snapshots, input cursors); a
 //!   person's [`Store::act`].
@@ -36,11 +39,13 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Transaction};
 
-pub use alerts::{ActionRow, AlertDetail, AlertFilter, Change, Commit, Durations, ResponseFigures};
+pub use alerts::{
+    ActionRow, AlertDetail, AlertFilter, Change, Commit, Durations, Fence, ResponseFigures,
+};
 pub use error::{StoreError, redact_url};
 pub use gates::{
-    DeadLetterRow, GateEventFilter, GateEventRow, NewDeadLetter, NewGateEvent, NewVisionEvent,
-    VisionEventFilter, VisionEventRow,
+    DeadLetterRow, GateBatchStored, GateEventFilter, GateEventRow, NewDeadLetter, NewGateEvent,
+    NewVisionEvent, VisionEventFilter, VisionEventRow,
 };
 pub use recordings::{
     HoldRow, NewHold, NewSegment, RECORDING_GAP_SECS, RecordedRanges, SegmentRow, SegmentState,

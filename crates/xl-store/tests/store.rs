@@ -398,6 +398,7 @@ async fn a_failing_commit_leaves_nothing(db: &TestDb) {
         snapshots: vec![snapshot("s1", "cam-1", T0, false)],
         cursors: vec![("rules.gate_events".to_owned(), 42)],
         holds: vec![],
+        fence: None,
     };
     let err = s.commit(&commit).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -422,6 +423,7 @@ async fn commit_writes_outbox_and_cursors(db: &TestDb) {
             snapshots: vec![snap.clone()],
             cursors: vec![("rules.gate_events".to_owned(), 17)],
             holds: vec![],
+            fence: None,
         })
         .await
         .unwrap();
@@ -459,6 +461,7 @@ async fn commit_writes_outbox_and_cursors(db: &TestDb) {
                 ("rules.vision".to_owned(), 5),
             ],
             holds: vec![],
+            fence: None,
         })
         .await
         .unwrap();

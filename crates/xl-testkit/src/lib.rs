@@ -18,14 +18,14 @@
 //! The blocking functions ([`test_clips`], [`RtspServer::start`], [`ffmpeg_pull`]) may wait
 //! seconds; from async tests call them in `tokio::task::spawn_blocking` or accept the stall.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use xl_core::camera::VideoCodec;
+
+mod nats;
+mod proxy;
+pub use nats::{NATS_SERVER_ENV, NatsServer};
+pub use proxy::TcpProxy;
 
 /// The H.264 640x360 clip (Annex B). See `scripts/make-test-clips` for all names; each also
 /// exists as `.mp4` with the same frames.
@@ -162,11 +167,91 @@ fn make_clips() -> anyhow::Result<PathBuf> {
 /// restarts from the clip's start once all clients have left. RTP over TCP (interleaved) and UDP
 /// both work. The server dies with this value (Drop), and also when the test process dies
 /// (it exits when its stdin pipe closes).
+///
+/// It counts each mount's RTSP sessions from the server's log ([`RtspServer::sessions`],
+/// [`RtspServer::max_sessions`]): a session counts from its first PLAY until its TEARDOWN, the
+/// end of its client's connection (a killed client too) or its timeout.
 pub struct RtspServer {
     port: u16,
     mounts: Vec<(String, PathBuf)>,
     fps: u32,
     process: Option<ServerProcess>,
+    sessions: Arc<Sessions>,
+}
+
+/// The RTSP sessions of the server's mounts, as its stderr reports them (`rtsp_server:
+/// session-open /NAME ID`, `session-close /NAME ID`), shared by the stderr reader thread of
+/// each process the server ran.
+#[derive(Default)]
+struct Sessions {
+    book: Mutex<SessionBook>,
+    /// Notified at each change of `book.open`.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SessionBook {
+    /// The server process the open sessions are of, +1 at each start and stop: the reader of
+    /// a killed process may still drain its last lines, which must not count.
+    generation: u64,
+    /// Per mount name (no slashes), the ids of its sessions playing now.
+    open: HashMap<String, HashSet<String>>,
+    /// Per mount name, the most sessions open at once.
+    max: HashMap<String, usize>,
+    /// Per mount name, the sessions opened since the server first started.
+    opened: HashMap<String, usize>,
+}
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, SessionBook> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new server process starts or the current one is gone: no session is open.
+    fn next_generation(&self) -> u64 {
+        let mut book = self.lock();
+        book.generation += 1;
+        book.open.clear();
+        self.changed.notify_all();
+        book.generation
+    }
+
+    /// Applies a stderr line of the process of `generation`, if it reports a session.
+    fn on_log_line(&self, generation: u64, line: &str) {
+        let Some(event) = line.strip_prefix("rtsp_server: session-") else {
+            return;
+        };
+        let (open, rest) = if let Some(rest) = event.strip_prefix("open ") {
+            (true, rest)
+        } else if let Some(rest) = event.strip_prefix("close ") {
+            (false, rest)
+        } else {
+            return;
+        };
+        let Some((mount, id)) = rest.trim().rsplit_once(' ') else {
+            return;
+        };
+        let mount = mount.trim_matches('/');
+        let mut book = self.lock();
+        if book.generation != generation {
+            return;
+        }
+        let now = {
+            let ids = book.open.entry(mount.to_owned()).or_default();
+            if open {
+                ids.insert(id.to_owned());
+            } else {
+                ids.remove(id);
+            }
+            ids.len()
+        };
+        if open {
+            *book.opened.entry(mount.to_owned()).or_default() += 1;
+        }
+        let max = book.max.entry(mount.to_owned()).or_default();
+        *max = (*max).max(now);
+        self.changed.notify_all();
+    }
 }
 
 struct ServerProcess {
@@ -205,6 +290,7 @@ impl RtspServer {
                 .collect(),
             fps,
             process: None,
+            sessions: Arc::default(),
         };
         let (process, bound) = server.spawn()?;
         server.port = bound;
@@ -231,12 +317,87 @@ impl RtspServer {
     }
 
     /// Kills the server abruptly (SIGKILL, like a camera losing power) and waits for it.
-    /// Clients see their connections reset. A no-op when already stopped.
+    /// Clients see their connections reset, and no session counts as open any more. A no-op
+    /// when already stopped.
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
             let _ = p.child.kill();
             let _ = p.child.wait();
+            self.sessions.next_generation();
             tracing::debug!(port = self.port, "rtsp test server stopped");
+        }
+    }
+
+    /// The RTSP sessions playing `mount` now (`"cam"` or `"/cam"`): those that sent PLAY and
+    /// have not ended (TEARDOWN, connection closed, timed out). As of the last line of the
+    /// server's log read, so a client's PLAY answered a moment ago may not count yet: wait
+    /// with [`RtspServer::wait_sessions`]. 0 while the server is stopped.
+    pub fn sessions(&self, mount: &str) -> usize {
+        let book = self.sessions.lock();
+        book.open
+            .get(mount.trim_matches('/'))
+            .map_or(0, HashSet::len)
+    }
+
+    /// The most sessions that played `mount` at once since the server started (across
+    /// [`RtspServer::restart`]) or since [`RtspServer::reset_max_sessions`].
+    pub fn max_sessions(&self, mount: &str) -> usize {
+        let book = self.sessions.lock();
+        book.max.get(mount.trim_matches('/')).copied().unwrap_or(0)
+    }
+
+    /// The sessions that started playing `mount` since the server first started (across
+    /// [`RtspServer::restart`]): a client that reconnects counts again.
+    pub fn opened_sessions(&self, mount: &str) -> usize {
+        let book = self.sessions.lock();
+        book.opened
+            .get(mount.trim_matches('/'))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Starts [`RtspServer::max_sessions`] afresh for every mount: from the sessions open now.
+    pub fn reset_max_sessions(&self) {
+        let mut book = self.sessions.lock();
+        let open: HashMap<String, usize> = book
+            .open
+            .iter()
+            .map(|(mount, ids)| (mount.clone(), ids.len()))
+            .collect();
+        book.max = open;
+    }
+
+    /// Waits until `mount` has exactly `count` sessions playing ([`RtspServer::sessions`]),
+    /// at most `timeout`. The error says how many there were, with the server's log.
+    pub fn wait_sessions(
+        &self,
+        mount: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let mount = mount.trim_matches('/');
+        let deadline = Instant::now() + timeout;
+        let mut book = self.sessions.lock();
+        loop {
+            let now = book.open.get(mount).map_or(0, HashSet::len);
+            if now == count {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                drop(book);
+                bail!(
+                    "/{mount} has {now} RTSP sessions, not {count}, after {timeout:?}; server \
+                     log:\n{}",
+                    self.log_tail()
+                );
+            }
+            book = self
+                .sessions
+                .changed
+                .wait_timeout(book, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -288,6 +449,7 @@ impl RtspServer {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let generation = self.sessions.next_generation();
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {} {}", python().display(), script.display()))?;
@@ -299,12 +461,14 @@ impl RtspServer {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_thread = {
             let tail = Arc::clone(&stderr_tail);
+            let sessions = Arc::clone(&self.sessions);
             thread::Builder::new()
                 .name("rtsp-server-stderr".into())
                 .spawn(move || {
                     for line in BufReader::new(stderr).lines() {
                         let Ok(line) = line else { break };
                         tracing::debug!(target: "xl_testkit::rtsp_server", "{line}");
+                        sessions.on_log_line(generation, &line);
                         let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                         if tail.len() == STDERR_TAIL_LINES {
                             tail.pop_front();

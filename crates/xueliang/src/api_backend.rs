@@ -38,6 +38,8 @@ pub struct StoreBackend {
     pub evidence_key: Arc<xl_evidence::HubKey>,
     /// Exports go under its `exports/`.
     pub data_dir: PathBuf,
+    /// On a node of a district: its membership (`GET /api/v1/cluster`).
+    pub cluster: Option<Arc<xl_cluster::Cluster>>,
 }
 
 fn api(e: StoreError) -> ApiError {
@@ -580,6 +582,19 @@ impl Backend for StoreBackend {
     fn evidence_key(&self) -> BoxFut<'_, xl_api::backend::EvidenceKey> {
         let key = crate::playback::evidence_key(&self.evidence_key);
         Box::pin(async move { Ok(key) })
+    }
+
+    fn cluster(&self) -> BoxFut<'_, xl_api::backend::ClusterView> {
+        Box::pin(async move {
+            let Some(cluster) = &self.cluster else {
+                return Ok(xl_api::backend::ClusterView::default());
+            };
+            let view = cluster
+                .view()
+                .await
+                .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+            Ok(crate::cluster::view_dto(cluster.node(), view))
+        })
     }
 
     fn probe_camera(&self, request: ProbeRequest) -> BoxFut<'_, ProbeResult> {

@@ -94,6 +94,10 @@ pub struct Config {
     /// `[admin]`: the first admin account, for unattended installs.
     #[serde(default)]
     pub admin: Option<crate::users::AdminConfig>,
+    /// `[cluster]`: this hub is one node of a district (NATS JetStream leases, a shared
+    /// PostgreSQL store; see `crate::cluster`). Absent: a single hub that runs everything.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 /// `[store]`
@@ -587,6 +591,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.server.validate()?;
+        if let Some(c) = &self.cluster {
+            c.validate(&self.store)?;
+        }
         let mut seen = HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("cameras[{i}] (id {:?})", c.id.as_str());

@@ -4,6 +4,10 @@
 //! batch is committed (SQLite with `synchronous=FULL`, or PostgreSQL's commit) and every
 //! evidence picture is on disk (fsynced) under the gate directory, so the transports may
 //! acknowledge.
+//!
+//! An event whose dedup key the store already has within the ingest's window is not stored
+//! again: in a district every node takes every gate's events, and the first node's commit
+//! wins (`Store::insert_gate_batch_once`).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -22,6 +26,8 @@ pub struct StoreSink {
     /// Dedup keys read before the writer thread started (`recent_dedup_keys` is called on an
     /// async task, where blocking on the store is not allowed).
     keys: Vec<(String, Timestamp)>,
+    /// The ingest's dedup window.
+    window: jiff::SignedDuration,
 }
 
 impl StoreSink {
@@ -33,14 +39,15 @@ impl StoreSink {
         window: std::time::Duration,
         now: Timestamp,
     ) -> Result<StoreSink, xl_store::StoreError> {
-        let since =
-            now - jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+        let window = jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+        let since = now.checked_sub(window).unwrap_or(Timestamp::MIN);
         let keys = store.recent_gate_dedup_keys(since).await?;
         Ok(StoreSink {
             store,
             runtime: Handle::current(),
             dir,
             keys,
+            window,
         })
     }
 
@@ -119,10 +126,18 @@ impl GateEventSink for StoreSink {
                 }
             }
         }
-        let store = self.store.clone();
-        self.runtime
-            .block_on(async move { store.insert_gate_batch(&events, &dead).await })
-            .map_err(self.err("cannot store gate events in the"))
+        let (store, window) = (self.store.clone(), self.window);
+        let stored = self
+            .runtime
+            .block_on(async move { store.insert_gate_batch_once(&events, &dead, window).await })
+            .map_err(self.err("cannot store gate events in the"))?;
+        if stored.duplicates > 0 {
+            tracing::debug!(
+                duplicates = stored.duplicates,
+                "gate events another node stored already"
+            );
+        }
+        Ok(())
     }
 
     fn recent_dedup_keys(

@@ -55,6 +55,9 @@ pub struct Hub {
     /// The cameras' recorders, and the task indexing their segments (stopped last).
     pub recordings: Arc<Recordings>,
     index: Option<(JoinHandle<()>, CancellationToken)>,
+    /// On a node of a district: its leases (released last at stop, so that the other nodes
+    /// take its cameras at once).
+    pub cluster: Option<Arc<xl_cluster::Cluster>>,
 }
 
 impl Hub {
@@ -109,6 +112,14 @@ impl Hub {
             .context("cannot load or create the evidence signing key")?;
         // The config file's entries, then the store's topology is what runs.
         crate::topology::apply(&store, &config, clocks.realtime()).await?;
+        // Its own token: the leases are released after everything else stopped.
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(
+                crate::cluster::join(c, CancellationToken::new()).await?,
+            )),
+            None => None,
+        };
+        let shutdown = CancellationToken::new();
         if let Some(admin) = &config.admin {
             crate::users::ensure_admin(&store, admin).await?;
         }
@@ -154,7 +165,6 @@ impl Hub {
         });
         let pool = DecodePool::new(&config.decode, sink, Arc::clone(&clocks))?;
         let cameras = Arc::new(CameraRegistry::default());
-        let shutdown = CancellationToken::new();
         let gate_registry: Arc<xl_core::gate_status::GateRegistry> = Arc::default();
         // Always running: gates may be added through the API at any time.
         let gates = {
@@ -192,29 +202,31 @@ impl Hub {
                 cameras: Arc::clone(&cameras),
                 gates: Arc::clone(&gate_registry),
                 inputs: Some(health_rx),
+                shard: cluster
+                    .as_ref()
+                    .map(|c| crate::cluster::shard_feed(c.held(), shutdown.child_token())),
             },
             shutdown.child_token(),
         )
         .await?;
         let alerts = Arc::new(alerts);
         let outbox = Arc::new(StoreOutbox(store.clone()));
-        let webhooks = if config.webhooks.is_empty() {
-            None
-        } else {
-            Some(xl_notify::Webhooks::start(
-                config.webhooks.clone(),
-                Arc::clone(&outbox),
-                alerts.committed(),
-                shutdown.child_token(),
-            )?)
-        };
+        // In a district, one node publishes (the holder of the notify lease).
+        let mut webhooks = None;
         let mut mqtt_out = None;
         let mut mqtt_task = None;
-        if let Some(cfg) = config.mqtt_out_config() {
-            let (out, task) =
-                xl_notify::MqttOut::start(cfg, outbox, alerts.committed(), shutdown.child_token())?;
-            mqtt_out = Some(out);
-            mqtt_task = Some(task);
+        if cluster.is_none() {
+            webhooks = start_webhooks(&config.webhooks, &outbox, &alerts, shutdown.child_token())?;
+            if let Some(cfg) = config.mqtt_out_config() {
+                let (out, task) = xl_notify::MqttOut::start(
+                    cfg,
+                    Arc::clone(&outbox),
+                    alerts.committed(),
+                    shutdown.child_token(),
+                )?;
+                mqtt_out = Some(out);
+                mqtt_task = Some(task);
+            }
         }
         let decode_threads = pool.threads();
         let runtime_stats = Arc::new(runtime::RuntimeStats::default());
@@ -236,6 +248,10 @@ impl Hub {
             stats: Arc::clone(&runtime_stats),
             live: Arc::clone(&live),
             recordings: Arc::clone(&recordings),
+            cluster: cluster.as_ref().map(|c| runtime::Ownership {
+                cluster: Arc::clone(c),
+                held: c.held(),
+            }),
         });
         // The first pass before the API answers: cameras start and gates are known.
         runtime.reload().await?;
@@ -255,6 +271,7 @@ impl Hub {
             topology: feed.clone(),
             recordings: Arc::clone(&recordings),
             index: Some((index_task, index_done)),
+            cluster: cluster.clone(),
         };
         hub.tasks.push(tokio::spawn(
             runtime.run(Arc::clone(&feed.changed), shutdown.child_token()),
@@ -268,13 +285,47 @@ impl Hub {
                 shutdown.child_token(),
             )));
         }
-        hub.tasks.push(tokio::spawn(retention_loop(
-            store,
-            Arc::clone(&clocks),
-            config.retention.clone(),
-            config.server.data_dir.join("snapshots"),
-            shutdown.child_token(),
-        )));
+        let retention = {
+            let (store, clocks) = (store.clone(), Arc::clone(&clocks));
+            let (policy, dir) = (
+                config.retention.clone(),
+                config.server.data_dir.join("snapshots"),
+            );
+            move |token| {
+                retention_loop(
+                    store.clone(),
+                    Arc::clone(&clocks),
+                    policy.clone(),
+                    dir.clone(),
+                    token,
+                )
+            }
+        };
+        match &cluster {
+            None => hub
+                .tasks
+                .push(tokio::spawn(retention(shutdown.child_token()))),
+            Some(c) => {
+                hub.tasks.push(tokio::spawn(crate::cluster::while_held(
+                    c.held(),
+                    crate::cluster::TASK_RETENTION,
+                    shutdown.child_token(),
+                    retention,
+                )));
+                hub.tasks.push(tokio::spawn(crate::cluster::while_held(
+                    c.held(),
+                    crate::cluster::TASK_NOTIFY,
+                    shutdown.child_token(),
+                    notify_job(&config, outbox, &hub.alerts, &cameras, &clocks),
+                )));
+                hub.tasks.push(tokio::spawn(crate::cluster::share_commits(
+                    Arc::clone(c),
+                    Arc::clone(&hub.alerts),
+                    store,
+                    shutdown.child_token(),
+                )));
+            }
+        }
         hub.tasks.push(tokio::spawn(
             Arc::clone(&recordings).run_maintenance(feed.applied.clone(), shutdown.child_token()),
         ));
@@ -311,6 +362,7 @@ impl Hub {
                     recordings,
                     evidence_key: Arc::new(evidence_key),
                     data_dir: config.server.data_dir.clone(),
+                    cluster: hub.cluster.clone(),
                 }),
                 settings: xl_api::ApiSettings {
                     secure_cookies: config.server.secure_cookies,
@@ -358,6 +410,14 @@ impl Hub {
             done.cancel();
             let _ = task.await;
         }
+        if let Some(c) = self.cluster.take() {
+            match Arc::try_unwrap(c) {
+                Ok(c) => c.stop().await,
+                Err(_) => {
+                    warn!("cluster membership still shared at shutdown; leases left to expire")
+                }
+            }
+        }
         match Arc::try_unwrap(self.gates) {
             Ok(gates) => gates.stop().await,
             Err(_) => warn!("gate ingest still shared at shutdown; not waited for"),
@@ -403,6 +463,81 @@ async fn sample_rates(cameras: Arc<CameraRegistry>, shutdown: CancellationToken)
         for (_, stats) in cameras.snapshot() {
             stats.sample_rates(now);
         }
+    }
+}
+
+/// The webhooks, when configured.
+fn start_webhooks(
+    webhooks: &[xl_notify::WebhookConfig],
+    outbox: &Arc<StoreOutbox>,
+    alerts: &Alerts,
+    token: CancellationToken,
+) -> anyhow::Result<Option<xl_notify::Webhooks>> {
+    if webhooks.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(xl_notify::Webhooks::start(
+        webhooks.to_vec(),
+        Arc::clone(outbox),
+        alerts.committed(),
+        token,
+    )?))
+}
+
+/// A district's publishing, run by the node holding the notify lease: webhooks, MQTT out
+/// and the camera status it publishes (of the cameras this node runs).
+fn notify_job(
+    config: &Config,
+    outbox: Arc<StoreOutbox>,
+    alerts: &Arc<Alerts>,
+    cameras: &Arc<CameraRegistry>,
+    clocks: &Arc<dyn Clocks>,
+) -> impl FnMut(CancellationToken) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
++ use<> {
+    let hooks = config.webhooks.clone();
+    let mqtt_out = config.mqtt_out_config();
+    let (alerts, cameras, clocks) = (Arc::clone(alerts), Arc::clone(cameras), Arc::clone(clocks));
+    move |token: CancellationToken| {
+        let webhooks = start_webhooks(&hooks, &outbox, &alerts, token.child_token());
+        let mqtt = mqtt_out.clone().map(|cfg| {
+            xl_notify::MqttOut::start(
+                cfg,
+                Arc::clone(&outbox),
+                alerts.committed(),
+                token.child_token(),
+            )
+        });
+        let (cameras, clocks) = (Arc::clone(&cameras), Arc::clone(&clocks));
+        Box::pin(async move {
+            let webhooks = match webhooks {
+                Ok(w) => w,
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "cannot start the webhooks");
+                    None
+                }
+            };
+            let mut tasks = Vec::new();
+            match mqtt {
+                Some(Ok((out, task))) => {
+                    tasks.push(task);
+                    tasks.push(tokio::spawn(publish_camera_status(
+                        cameras,
+                        out,
+                        clocks,
+                        token.child_token(),
+                    )));
+                }
+                Some(Err(e)) => warn!(error = %e, "cannot start MQTT out"),
+                None => {}
+            }
+            token.cancelled().await;
+            for t in tasks {
+                let _ = t.await;
+            }
+            if let Some(w) = webhooks {
+                w.join().await;
+            }
+        })
     }
 }
 

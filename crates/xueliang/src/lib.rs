@@ -3,6 +3,7 @@
 
 pub mod api_backend;
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod gate_decode;

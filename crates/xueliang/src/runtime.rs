@@ -43,6 +43,8 @@ use xl_analysis::{AnalysisError, CameraAnalysis, DetectConfig, Vision};
 
 /// How soon a failed topology read is tried again without a wake-up.
 const RETRY: Duration = Duration::from_secs(5);
+/// How often a node of a district reads the store's topology without a wake-up.
+const RESYNC: Duration = Duration::from_secs(30);
 
 /// What the API sees of the running topology, and how it asks the runtime to catch up.
 #[derive(Clone)]
@@ -227,6 +229,16 @@ pub struct Parts {
     pub live: Arc<LiveStreams>,
     /// The recorders of the cameras that record.
     pub recordings: Arc<crate::recording::Recordings>,
+    /// On a node of a district: the leases, which decide the cameras this node runs.
+    /// `None`: a single hub runs every camera.
+    pub cluster: Option<Ownership>,
+}
+
+/// A node's share of the district's cameras.
+pub struct Ownership {
+    pub cluster: Arc<xl_cluster::Cluster>,
+    /// The leases this node holds ([`xl_cluster::Cluster::held`]).
+    pub held: watch::Receiver<Arc<xl_cluster::Held>>,
 }
 
 /// The running cameras and gates, and the topology they were started from.
@@ -258,7 +270,18 @@ impl Runtime {
             }
         };
         let full = stored.topology;
-        let next = runnable(&full);
+        let all = runnable(&full);
+        let next = match &mut self.parts.cluster {
+            None => all.clone(),
+            Some(own) => {
+                own.cluster.want(crate::cluster::wanted(&all));
+                let held = own.held.borrow_and_update().clone();
+                let mut mine = all.clone();
+                mine.cameras
+                    .retain(|id, _| crate::cluster::holds_camera(&held, id));
+                mine
+            }
+        };
         let changes = Topology::diff(&self.running, &next);
         let mut gates_changed = false;
         let mut removed_cameras = Vec::new();
@@ -267,7 +290,10 @@ impl Runtime {
             match (&change.id, change.op) {
                 (EntryId::Camera(id), ChangeOp::Removed) => {
                     self.stop_camera(id).await;
-                    removed_cameras.push(id.clone());
+                    // A camera another node took over keeps its alerts.
+                    if !all.cameras.contains_key(id) {
+                        removed_cameras.push(id.clone());
+                    }
                 }
                 (EntryId::Camera(id), ChangeOp::Added) => {
                     let camera = &next.cameras[id];
@@ -283,7 +309,8 @@ impl Runtime {
                 }
                 (EntryId::Gate(id), op) => {
                     gates_changed = true;
-                    if op == ChangeOp::Removed {
+                    // In a district, the node doing the gate work resolves a gate's alerts.
+                    if op == ChangeOp::Removed && self.does_gate_work() {
                         removed_gates.push(id.clone());
                     }
                 }
@@ -321,9 +348,29 @@ impl Runtime {
         Ok(())
     }
 
-    /// Applies the store's topology now and after every wake-up, until `shutdown`; then stops
-    /// every camera.
+    /// Whether this hub resolves removed gates' alerts: a single hub, or the node holding the
+    /// gate work's lease.
+    fn does_gate_work(&self) -> bool {
+        self.parts.cluster.as_ref().is_none_or(|own| {
+            own.held
+                .borrow()
+                .leases
+                .contains_key(&crate::cluster::task_key(crate::cluster::TASK_GATE_ALERTS))
+        })
+    }
+
+    /// Applies the store's topology now and after every wake-up (and, in a district, every
+    /// change of the leases held), until `shutdown`; then stops every camera.
     pub async fn run(mut self, changed: Arc<Notify>, shutdown: CancellationToken) {
+        let cluster = self
+            .parts
+            .cluster
+            .as_ref()
+            .map(|own| Arc::clone(&own.cluster));
+        let mut held = self.parts.cluster.as_ref().map(|own| own.held.clone());
+        let mut elsewhere = cluster.as_ref().map(|c| c.topology_changed());
+        // In a district, a write through this node's API is announced to the others.
+        let mut written = false;
         loop {
             let retry = match self.reload().await {
                 Ok(()) => None,
@@ -332,16 +379,19 @@ impl Runtime {
                     Some(RETRY)
                 }
             };
-            let wait = async {
-                match retry {
-                    Some(d) => {
-                        let _ = tokio::time::timeout(d, changed.notified()).await;
-                    }
-                    None => changed.notified().await,
-                }
-            };
+            if std::mem::take(&mut written)
+                && let Some(c) = &cluster
+            {
+                c.notify_topology().await;
+            }
+            // A district's nodes also read the store now and then, in case an announcement
+            // was lost.
+            let wait = retry.or(cluster.as_ref().map(|_| RESYNC));
             tokio::select! {
-                () = wait => {}
+                () = changed.notified() => written = true,
+                () = sleep_or_never(wait) => {}
+                () = leases_changed(&mut held) => {}
+                () = announced(&mut elsewhere) => {}
                 () = shutdown.cancelled() => break,
             }
         }
@@ -685,6 +735,39 @@ fn check_gate_change(
 
 /// The part of the topology that runs: entries not disabled, under a community and station
 /// not disabled.
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Returns when another node announces a topology write; never on a single hub.
+async fn announced(rx: &mut Option<watch::Receiver<u64>>) {
+    match rx {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                *rx = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Returns when the leases held change; never on a single hub.
+async fn leases_changed(held: &mut Option<watch::Receiver<Arc<xl_cluster::Held>>>) {
+    match held {
+        Some(h) => {
+            if h.changed().await.is_err() {
+                *held = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 fn runnable(t: &Topology) -> Topology {
     let community_on = |c: &xl_core::CommunityId| {
         t.communities.get(c).is_none_or(|c| {

@@ -577,6 +577,7 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
             cameras: std::sync::Arc::default(),
             gates: std::sync::Arc::clone(&registry),
             inputs: None,
+            shard: None,
         },
         shutdown.child_token(),
     )

@@ -15,14 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use tokio::sync::mpsc;
 use xl_core::{AlertKind, AlertState, OutboxEntry};
 use xl_testkit::{H264_360P, RtspServer, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{HubProcess, TestPg, broker, forced_open, free_port, temp_dir};
+use common::{
+    HubProcess, SseEvent, TestPg, broker, forced_open, free_port, gate_client, sse, temp_dir,
+};
 
 const CAMERAS: usize = 8;
 /// The one camera running detection, with a zone over the lower half of the picture.
@@ -116,82 +118,6 @@ debounce_secs = 2
     text
 }
 
-/// One Server-Sent Event, with when the client got it.
-#[derive(Debug)]
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: String,
-    at: Instant,
-}
-
-/// Opens the SSE stream at `url` and parses it in the background (`event:`, `id:`, `data:`
-/// lines, blank-line terminated; comments, the keep-alives, skipped).
-async fn sse(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-) -> (
-    mpsc::UnboundedReceiver<SseEvent>,
-    tokio::task::JoinHandle<()>,
-) {
-    let mut resp = client
-        .get(url)
-        .bearer_auth(token)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{url}: {:?}", resp.text().await);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let (tx, rx) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(async move {
-        let mut buf: Vec<u8> = Vec::new();
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            let at = Instant::now();
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = buf.drain(..end + 2).collect();
-                let block = String::from_utf8_lossy(&block);
-                let mut ev = SseEvent {
-                    event: String::new(),
-                    id: None,
-                    data: String::new(),
-                    at,
-                };
-                let mut lines = 0;
-                for line in block.lines() {
-                    let (field, value) = match line.split_once(':') {
-                        Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                        None => (line, ""),
-                    };
-                    match field {
-                        "event" => ev.event = value.to_owned(),
-                        "id" => ev.id = Some(value.to_owned()),
-                        "data" => {
-                            if lines > 0 {
-                                ev.data.push('\n');
-                            }
-                            ev.data.push_str(value);
-                            lines += 1;
-                        }
-                        _ => {} // "" (a comment) or unknown
-                    }
-                }
-                if (!ev.event.is_empty() || lines > 0) && tx.send(ev).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    (rx, reader)
-}
-
 /// Reads the stream's `alert` events until `want` returns true for one, for up to `secs`;
 /// returns that entry and when it arrived. Checks that each event's id is its outbox seq.
 async fn next_alert(
@@ -239,34 +165,6 @@ fn user_add(config: &Path, role: &str, name: &str, password: &str) {
         "xueliang user add: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A gate publishing on the test broker, once it is connected.
-async fn gate_client(prefix: &str) -> AsyncClient {
-    let (host, port) = broker();
-    let mut opts = MqttOptions::new(format!("{prefix}-gate"), host, port);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut el) = AsyncClient::new(opts, 100);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut tx = Some(tx);
-    tokio::spawn(async move {
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send(());
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), rx)
-        .await
-        .expect("broker did not answer: is Mosquitto running (XUELIANG_TEST_MQTT)?")
-        .unwrap();
-    client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

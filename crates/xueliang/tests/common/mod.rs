@@ -4,6 +4,10 @@
 #![allow(dead_code, reason = "each test file uses its own part")]
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use tokio::sync::mpsc;
 
 /// The Mosquitto the tests use: `XUELIANG_TEST_MQTT` (host:port), default 127.0.0.1:1883.
 pub fn broker() -> (String, u16) {
@@ -210,4 +214,108 @@ impl Drop for HubProcess {
             );
         }
     }
+}
+
+/// One Server-Sent Event, with when the client got it.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+    pub at: Instant,
+}
+
+/// Opens the SSE stream at `url` and parses it in the background (`event:`, `id:`, `data:`
+/// lines, blank-line terminated; comments, the keep-alives, skipped).
+pub async fn sse(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> (
+    mpsc::UnboundedReceiver<SseEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut resp = client
+        .get(url)
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{url}: {:?}", resp.text().await);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let at = Instant::now();
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&block);
+                let mut ev = SseEvent {
+                    event: String::new(),
+                    id: None,
+                    data: String::new(),
+                    at,
+                };
+                let mut lines = 0;
+                for line in block.lines() {
+                    let (field, value) = match line.split_once(':') {
+                        Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                        None => (line, ""),
+                    };
+                    match field {
+                        "event" => ev.event = value.to_owned(),
+                        "id" => ev.id = Some(value.to_owned()),
+                        "data" => {
+                            if lines > 0 {
+                                ev.data.push('\n');
+                            }
+                            ev.data.push_str(value);
+                            lines += 1;
+                        }
+                        _ => {} // "" (a comment) or unknown
+                    }
+                }
+                if (!ev.event.is_empty() || lines > 0) && tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (rx, reader)
+}
+
+/// A gate publishing on the test broker, once it is connected.
+pub async fn gate_client(prefix: &str) -> AsyncClient {
+    let (host, port) = broker();
+    let mut opts = MqttOptions::new(format!("{prefix}-gate"), host, port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut el) = AsyncClient::new(opts, 100);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("broker did not answer: is Mosquitto running (XUELIANG_TEST_MQTT)?")
+        .unwrap();
+    client
 }

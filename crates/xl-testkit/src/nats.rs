@@ -1,0 +1,258 @@
+//! A real NATS server with JetStream for tests: `nats-server -a 127.0.0.1 -p PORT -js -sd DIR`.
+//!
+//! The binary is nats-server 2.15.1 from `scripts/ensure-nats` (path in `XUELIANG_NATS_SERVER`,
+//! which `scripts/setup` prints). Debian's 2.9.10 is too old for async-nats' key-value buckets.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::TempDir;
+
+/// How long [`NatsServer::start`] waits for the server to accept TCP connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long [`NatsServer::restart`] retries while the old port is still taken.
+const RESTART_BIND_RETRY: Duration = Duration::from_secs(10);
+/// Fresh ports [`NatsServer::start`] tries when another process takes the free port it found
+/// before the server binds it.
+const START_ATTEMPTS: usize = 5;
+/// Lines of the server's log kept for error messages.
+const LOG_TAIL_LINES: usize = 200;
+
+/// The env var naming the nats-server binary.
+pub const NATS_SERVER_ENV: &str = "XUELIANG_NATS_SERVER";
+
+/// A nats-server process with JetStream on a free loopback port, its store in a scratch
+/// directory. Killed (and the directory removed) on drop.
+///
+/// A test process killed with SIGKILL leaves the server running (nothing here can catch
+/// that); its port and directory are unique, so later runs do not collide with it.
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    store: TempDir,
+    process: Option<Child>,
+    log_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free loopback port and waits until it accepts connections.
+    ///
+    /// Fails naming `scripts/ensure-nats` when `XUELIANG_NATS_SERVER` is unset or names no
+    /// file.
+    pub fn start() -> anyhow::Result<NatsServer> {
+        let binary = binary()?;
+        let store = TempDir::new("nats")?;
+        let log_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut last_err = None;
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port()?;
+            match spawn(&binary, port, &store.path, &log_tail) {
+                Ok(child) => {
+                    return Ok(NatsServer {
+                        binary,
+                        port,
+                        store,
+                        process: Some(child),
+                        log_tail,
+                    });
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("nats-server did not start")))
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port the server listens on (stays the same across [`NatsServer::restart`]).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`, e.g. for a [`crate::TcpProxy`] in front of the server.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The JetStream store directory (kept across [`NatsServer::restart`]).
+    pub fn store_dir(&self) -> &std::path::Path {
+        &self.store.path
+    }
+
+    /// Whether the server process is up (started and not stopped).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.process {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Kills the server abruptly (SIGKILL, like a crashed host) and waits for it. Clients see
+    /// their connections reset. A no-op when already stopped.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            tracing::debug!(port = self.port, "nats test server stopped");
+        }
+    }
+
+    /// Stops the server if running and starts it again on the same port with the same store
+    /// directory, so JetStream streams (key-value buckets) and their data survive. Retries for
+    /// a while if the port is still taken.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let deadline = Instant::now() + RESTART_BIND_RETRY;
+        loop {
+            match spawn(&self.binary, self.port, &self.store.path, &self.log_tail) {
+                Ok(child) => {
+                    self.process = Some(child);
+                    return Ok(());
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(port = self.port, error = %format!("{e:#}"), "nats restart: retrying");
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The last lines the server logged, for test failure messages.
+    pub fn log_tail(&self) -> String {
+        join_tail(&self.log_tail)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for NatsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsServer")
+            .field("port", &self.port)
+            .field("store", &self.store.path)
+            .field("running", &self.process.is_some())
+            .finish()
+    }
+}
+
+/// Starts nats-server on `port` with its JetStream store in `store` and waits until it accepts
+/// connections; its log goes into `log_tail`.
+fn spawn(
+    binary: &Path,
+    port: u16,
+    store: &Path,
+    log_tail: &Arc<Mutex<VecDeque<String>>>,
+) -> anyhow::Result<Child> {
+    let mut child = Command::new(binary)
+        .arg("-a")
+        .arg("127.0.0.1")
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-js")
+        .arg("-sd")
+        .arg(store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    // nats-server logs to stderr; drain it for the server's whole life (a full pipe would
+    // block it) and keep the tail for error messages.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let tail = Arc::clone(log_tail);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("nats-server-log".into())
+        .spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                tracing::trace!(target: "xl_testkit::nats_server", "{line}");
+                if line.contains("Server is ready") {
+                    let _ = ready_tx.send(());
+                }
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                if tail.len() == LOG_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        })?;
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut ready = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            // Give the log thread a moment to collect the reason.
+            thread::sleep(Duration::from_millis(50));
+            bail!(
+                "nats-server on port {} exited before accepting connections ({status}); its log:\n{}",
+                port,
+                join_tail(log_tail)
+            );
+        }
+        // "Server is ready" comes after JetStream is enabled and the client listener is open;
+        // the connection then proves the port is this server's, not another process's.
+        ready = ready || ready_rx.try_recv().is_ok();
+        if ready && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            tracing::debug!(port = port, "nats test server ready");
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "nats-server on port {} not accepting connections after {} s; its log:\n{}",
+                port,
+                READY_TIMEOUT.as_secs(),
+                join_tail(log_tail)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn join_tail(tail: &Mutex<VecDeque<String>>) -> String {
+    let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    tail.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn binary() -> anyhow::Result<PathBuf> {
+    let Some(path) = std::env::var_os(NATS_SERVER_ENV).filter(|p| !p.is_empty()) else {
+        bail!(
+            "{NATS_SERVER_ENV} is not set: run scripts/ensure-nats (or scripts/setup) and \
+             export the XUELIANG_NATS_SERVER=... line it prints"
+        );
+    };
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        bail!(
+            "{NATS_SERVER_ENV}={} is not a file: run scripts/ensure-nats to install nats-server 2.15.1",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A loopback port nothing listens on right now (the OS picks it; it may be taken again before
+/// the caller binds it, hence the retries in [`NatsServer::start`]).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a free port")?;
+    Ok(listener.local_addr()?.port())
+}

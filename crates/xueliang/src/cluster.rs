@@ -1,0 +1,340 @@
+//! A district on several hub nodes (`[cluster]`).
+//!
+//! Every node serves the API and the console for the whole district from the shared
+//! PostgreSQL store. What must happen once is owned through leases in NATS JetStream
+//! ([`xl_cluster`]):
+//! - each camera (`camera.<id>`): only its owner pulls, decodes, analyses and records it;
+//! - the gate work (`task.gate-alerts`): stored gate events and gate health go through the
+//!   rules on one node, whose commits carry the lease's revision as a fence
+//!   ([`xl_store::Fence`]), so a node that lost the lease cannot commit after its successor;
+//! - publishing (`task.notify`: MQTT out and webhooks) and retention (`task.retention`).
+//!
+//! Gate ingest is not leased: every node takes every gate's events (from the external
+//! broker, or from the gates that push to it), and the store keeps an event once across
+//! nodes (its dedup key within the ingest's window), so an event a dying node took is still
+//! stored by the others.
+//!
+//! Alerts committed on any node reach every node's SSE streams: a node announces its commits
+//! on NATS, and reads the store's last outbox seq every [`COMMITTED_POLL`] in case an
+//! announcement was lost.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use xl_cluster::{Cluster, ClusterConfig, Held, LeaseKey, Wanted};
+use xl_core::topology::Topology;
+use xl_store::{Fence, Store};
+
+use crate::config::StoreConfig;
+
+/// The lease of the gate work (stored gate events and gate health through the rules).
+pub const TASK_GATE_ALERTS: &str = "gate-alerts";
+/// The lease of MQTT out and the webhooks.
+pub const TASK_NOTIFY: &str = "notify";
+/// The lease of the store's retention job.
+pub const TASK_RETENTION: &str = "retention";
+
+/// How often a node reads the store's last outbox seq besides the announcements.
+const COMMITTED_POLL: Duration = Duration::from_secs(2);
+
+/// `[cluster]`
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// NATS server URLs (`nats://host:4222`), JetStream enabled. Required.
+    pub nats: Vec<String>,
+    /// This node's id (letters, digits, `-` and `_`). Default: the host name.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Capacity weight against the other nodes' (a node of weight 200 gets about twice the
+    /// cameras of one of 100). Default 100.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Seconds a lease lives without renewal: a dead node's cameras move after at most this
+    /// (plus a renewal period). Default 10, at least 4.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// The URL this node's API is reached at by people and other nodes (shown in
+    /// `GET /api/v1/cluster`). Default none.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The prefix of the NATS buckets and subjects, for several districts on one NATS.
+    /// Default `xl`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+fn default_lease_secs() -> u64 {
+    10
+}
+
+fn default_prefix() -> String {
+    "xl".into()
+}
+
+impl ClusterSettings {
+    pub(crate) fn validate(&self, store: &StoreConfig) -> anyhow::Result<()> {
+        if self.nats.is_empty() {
+            bail!("cluster.nats: give at least one NATS URL (nats://host:4222)");
+        }
+        if self.weight == 0 {
+            bail!("cluster.weight must be at least 1");
+        }
+        if self.lease_secs < 4 {
+            bail!("cluster.lease_secs must be at least 4");
+        }
+        let shared = store
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+        if !shared {
+            bail!(
+                "[cluster] needs a store all nodes share: set [store] database_url to a \
+                 postgres:// URL (SQLite is one node's file)"
+            );
+        }
+        Ok(())
+    }
+
+    fn node_id(&self) -> anyhow::Result<String> {
+        if let Some(n) = &self.node {
+            return Ok(n.clone());
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("cluster.node is not set and the host name cannot be read")?;
+        Ok(host.trim().to_owned())
+    }
+
+    fn config(&self) -> anyhow::Result<ClusterConfig> {
+        let ttl = Duration::from_secs(self.lease_secs);
+        Ok(ClusterConfig {
+            urls: self.nats.clone(),
+            node: self.node_id()?,
+            weight: self.weight,
+            lease_ttl: ttl,
+            renew_every: ttl / 5,
+            bucket_prefix: self.prefix.clone(),
+            advertise: self.advertise.clone(),
+        })
+    }
+}
+
+/// Joins the district: connects to NATS and starts taking leases (none until
+/// [`Cluster::want`] names what there is).
+pub async fn join(
+    settings: &ClusterSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Cluster> {
+    let cfg = settings.config()?;
+    let node = cfg.node.clone();
+    let cluster = Cluster::start(cfg, shutdown)
+        .await
+        .with_context(|| format!("cannot join the cluster as node {node} ([cluster])"))?;
+    info!(node, "joined the cluster");
+    Ok(cluster)
+}
+
+/// The lease of `task`.
+pub fn task_key(task: &str) -> LeaseKey {
+    // The task names are ours and valid.
+    LeaseKey::task(task).expect("task names are valid lease keys")
+}
+
+/// Every lease of the district: the cameras that run (`runnable`) and the tasks.
+pub fn wanted(runnable: &Topology) -> Vec<Wanted> {
+    let cameras = runnable.cameras.keys().filter_map(|id| match LeaseKey::camera(id.as_str()) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            warn!(camera = %id, error = %e, "camera id cannot name a lease; not run in the cluster");
+            None
+        }
+    });
+    let tasks = [TASK_GATE_ALERTS, TASK_NOTIFY, TASK_RETENTION].map(task_key);
+    cameras
+        .chain(tasks)
+        .map(|key| Wanted { key, pin: None })
+        .collect()
+}
+
+/// Whether this node holds `camera`'s lease.
+pub fn holds_camera(held: &Held, camera: &xl_core::CameraId) -> bool {
+    LeaseKey::camera(camera.as_str()).is_ok_and(|k| held.leases.contains_key(&k))
+}
+
+/// What the alert processor holds, from the leases: the gate work (with its fence) and a
+/// count bumped whenever cameras are taken over (the engine then reloads the committed
+/// alerts, the moved cameras' included).
+pub fn shard_feed(
+    mut held: watch::Receiver<Arc<Held>>,
+    shutdown: CancellationToken,
+) -> watch::Receiver<xl_alerts::Shard> {
+    let gate_key = task_key(TASK_GATE_ALERTS);
+    let shard_of = move |h: &Held, taken: u64| xl_alerts::Shard {
+        gates: h.leases.get(&gate_key).map(|&revision| Fence {
+            key: gate_key.to_string(),
+            revision,
+        }),
+        taken,
+    };
+    let first = held.borrow_and_update().clone();
+    let (tx, rx) = watch::channel(shard_of(&first, 0));
+    let cameras = |h: &Held| -> BTreeSet<LeaseKey> {
+        h.leases
+            .keys()
+            .filter(|k| k.as_str().starts_with("camera."))
+            .cloned()
+            .collect()
+    };
+    tokio::spawn(async move {
+        let mut had = cameras(&first);
+        let mut taken = 0;
+        loop {
+            tokio::select! {
+                r = held.changed() => if r.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+            let now = held.borrow_and_update().clone();
+            let has = cameras(&now);
+            if !has.is_subset(&had) {
+                taken += 1;
+            }
+            had = has;
+            tx.send_replace(shard_of(&now, taken));
+        }
+    });
+    rx
+}
+
+/// Runs `job` while this node holds `task`'s lease: started when the lease is taken, its
+/// token cancelled (and the job awaited) when it is lost; again when taken again.
+pub async fn while_held<F, Fut>(
+    mut held: watch::Receiver<Arc<Held>>,
+    task: &'static str,
+    shutdown: CancellationToken,
+    mut job: F,
+) where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let key = task_key(task);
+    loop {
+        // Wait for the lease.
+        loop {
+            if held.borrow_and_update().leases.contains_key(&key) {
+                break;
+            }
+            tokio::select! {
+                r = held.changed() => if r.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+        }
+        info!(task, "this node runs the task");
+        let token = shutdown.child_token();
+        let running = tokio::spawn(job(token.clone()));
+        // Run until the lease goes (or shutdown).
+        loop {
+            tokio::select! {
+                r = held.changed() => if r.is_err() { break },
+                () = shutdown.cancelled() => break,
+            }
+            if !held.borrow_and_update().leases.contains_key(&key) {
+                break;
+            }
+        }
+        token.cancel();
+        let _ = running.await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        info!(task, "this node no longer runs the task");
+    }
+}
+
+/// Announces this node's commits to the others, and takes theirs (and the store's last
+/// outbox seq, in case an announcement was lost) into `alerts`' committed seq, which the SSE
+/// streams and publishers wait on.
+pub async fn share_commits(
+    cluster: Arc<Cluster>,
+    alerts: Arc<xl_alerts::Alerts>,
+    store: Store,
+    shutdown: CancellationToken,
+) {
+    let mut ours = alerts.committed();
+    let mut theirs = cluster.committed();
+    let mut poll = tokio::time::interval(COMMITTED_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut announced = *ours.borrow();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = ours.changed() => {
+                if r.is_err() { return }
+                let seq = *ours.borrow_and_update();
+                if seq > announced {
+                    announced = seq;
+                    cluster.notify_committed(seq).await;
+                }
+            }
+            r = theirs.changed() => {
+                if r.is_err() { return }
+                let seq = *theirs.borrow_and_update();
+                announced = announced.max(seq);
+                alerts.observe_committed(seq);
+            }
+            _ = poll.tick() => match store.last_outbox_seq().await {
+                Ok(seq) => {
+                    announced = announced.max(seq);
+                    alerts.observe_committed(seq);
+                }
+                Err(e) => debug!(error = %e, "cannot read the last outbox seq"),
+            },
+        }
+    }
+}
+
+/// The API's view of the district from this node's.
+pub fn view_dto(node: &str, view: xl_cluster::ClusterView) -> xl_api::backend::ClusterView {
+    let cameras_of = |id: &str| {
+        view.leases
+            .iter()
+            .filter(|l| l.node == id && l.key.starts_with("camera."))
+            .count()
+    };
+    xl_api::backend::ClusterView {
+        clustered: true,
+        node: Some(node.to_owned()),
+        nodes: view
+            .nodes
+            .iter()
+            .map(|n| xl_api::backend::ClusterNode {
+                id: n.id.clone(),
+                weight: n.weight,
+                advertise: n.advertise.clone(),
+                held: n.held,
+                cameras: cameras_of(&n.id),
+                heartbeat_age_ms: n.heartbeat_age_ms,
+            })
+            .collect(),
+        leases: view
+            .leases
+            .iter()
+            .map(|l| xl_api::backend::ClusterLease {
+                key: l.key.clone(),
+                node: l.node.clone(),
+                revision: l.revision,
+                age_ms: l.age_ms,
+            })
+            .collect(),
+    }
+}
