@@ -85,6 +85,8 @@ pub(crate) struct LeaseLoop {
     info: NodeInfo,
     wanted: watch::Receiver<Arc<Vec<Wanted>>>,
     held_tx: watch::Sender<Arc<Held>>,
+    /// Counts the rounds that saw the live nodes (and so took and released what they should).
+    rounds_tx: watch::Sender<u64>,
     stop: CancellationToken,
     held: BTreeMap<LeaseKey, Lease>,
     /// Live nodes at the last successful listing, this one always among them.
@@ -103,16 +105,32 @@ pub(crate) struct LeaseLoop {
     releasing: Vec<(LeaseKey, u64)>,
 }
 
+/// The buckets the loop works on.
+pub(crate) struct Buckets {
+    pub nodes: kv::Store,
+    pub leases: kv::Store,
+}
+
+/// What the loop tells the [`Cluster`](crate::Cluster).
+pub(crate) struct Outputs {
+    pub held: watch::Sender<Arc<Held>>,
+    pub rounds: watch::Sender<u64>,
+}
+
 impl LeaseLoop {
     pub(crate) fn new(
         cfg: ClusterConfig,
-        nodes: kv::Store,
-        leases: kv::Store,
+        buckets: Buckets,
         info: NodeInfo,
         wanted: watch::Receiver<Arc<Vec<Wanted>>>,
-        held_tx: watch::Sender<Arc<Held>>,
+        outputs: Outputs,
         stop: CancellationToken,
     ) -> LeaseLoop {
+        let Buckets { nodes, leases } = buckets;
+        let Outputs {
+            held: held_tx,
+            rounds: rounds_tx,
+        } = outputs;
         let live = vec![(cfg.node.clone(), cfg.weight)];
         LeaseLoop {
             cfg,
@@ -121,6 +139,7 @@ impl LeaseLoop {
             info,
             wanted,
             held_tx,
+            rounds_tx,
             stop,
             held: BTreeMap::new(),
             live,
@@ -225,6 +244,9 @@ impl LeaseLoop {
         drop(results);
         self.fence();
         self.publish();
+        if self.live_fresh {
+            self.rounds_tx.send_modify(|n| *n += 1);
+        }
         // Last, so that a watch that cannot be made (NATS down) does not eat the time of the
         // heartbeat and the renewals.
         self.ensure_node_watch(deadline).await;

@@ -357,6 +357,7 @@ struct Inner {
     leases: kv::Store,
     wanted: watch::Sender<Arc<Vec<Wanted>>>,
     held: watch::Receiver<Arc<Held>>,
+    rounds: watch::Receiver<u64>,
     committed: watch::Sender<i64>,
     /// Counts the topology writes other nodes announced.
     topology: watch::Sender<u64>,
@@ -432,6 +433,7 @@ impl Cluster {
 
         let (wanted_tx, wanted_rx) = watch::channel(Arc::new(Vec::new()));
         let (held_tx, held_rx) = watch::channel(Arc::new(Held::default()));
+        let (rounds_tx, rounds_rx) = watch::channel(0u64);
         let info = NodeInfo {
             weight: cfg.weight,
             advertise: cfg.advertise.clone(),
@@ -440,11 +442,16 @@ impl Cluster {
         };
         let lease_loop = LeaseLoop::new(
             cfg.clone(),
-            nodes.clone(),
-            leases.clone(),
+            leases::Buckets {
+                nodes: nodes.clone(),
+                leases: leases.clone(),
+            },
             info,
             wanted_rx,
-            held_tx,
+            leases::Outputs {
+                held: held_tx,
+                rounds: rounds_tx,
+            },
             stop.clone(),
         );
         let node = cfg.node.clone();
@@ -461,6 +468,7 @@ impl Cluster {
                 leases,
                 wanted: wanted_tx,
                 held: held_rx,
+                rounds: rounds_rx,
                 committed: committed_tx,
                 topology: topology_tx,
                 stop,
@@ -548,6 +556,21 @@ impl Cluster {
             Ok(Err(e)) => debug!(error = %e, "cannot announce a topology change"),
             Err(_) => debug!("announcing a topology change timed out"),
         }
+    }
+
+    /// Counts the lease loop's rounds that saw the live nodes, and so took and released
+    /// what they should of the list [`Cluster::want`] last gave. Two rounds after a `want`,
+    /// this node holds its share of that list (readiness: [`Cluster::settled`]).
+    pub fn rounds(&self) -> watch::Receiver<u64> {
+        self.inner.rounds.clone()
+    }
+
+    /// Returns once this node has taken its share of the list last given to
+    /// [`Cluster::want`]: two full rounds after the call (one may have begun before it).
+    pub async fn settled(&self) {
+        let mut rounds = self.rounds();
+        let from = *rounds.borrow_and_update();
+        let _ = rounds.wait_for(|n| *n >= from + 2).await;
     }
 
     /// Counts the topology changes the other nodes announced (never this node's own).

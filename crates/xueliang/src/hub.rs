@@ -391,7 +391,23 @@ impl Hub {
                 () = drain => info!("closing HTTP connections still open (live feeds) at shutdown"),
             }
         }));
-        ready.store(true, Ordering::Relaxed);
+        match &hub.cluster {
+            None => ready.store(true, Ordering::Relaxed),
+            // Ready once this node holds its share of the cameras (a rolling restart waits
+            // for it before taking the next node down).
+            Some(c) => {
+                let (c, stop) = (Arc::clone(c), shutdown.clone());
+                hub.tasks.push(tokio::spawn(async move {
+                    tokio::select! {
+                        () = c.settled() => {
+                            info!("this node holds its share of the district");
+                            ready.store(true, Ordering::Relaxed);
+                        }
+                        () = stop.cancelled() => {}
+                    }
+                }));
+            }
+        }
         info!(%addr, "API listening on http://{addr}");
         Ok(hub)
     }
