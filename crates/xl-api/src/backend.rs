@@ -542,6 +542,11 @@ pub trait Backend: Send + Sync + 'static {
     fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
         no_recordings()
     }
+    /// In a district, the cameras other nodes run, as they last posted them, each with what
+    /// scope checks read. A single hub (the default) has none.
+    fn remote_cameras(&self) -> Vec<(xl_core::camera::CameraInfo, crate::cameras::CameraDto)> {
+        Vec::new()
+    }
     /// The district's nodes and leases; a single hub's answer (the default) has none.
     fn cluster(&self) -> BoxFut<'_, ClusterView> {
         Box::pin(async { Ok(ClusterView::default()) })

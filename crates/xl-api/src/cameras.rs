@@ -54,14 +54,16 @@ pub(crate) fn routes() -> Vec<Route> {
     ]
 }
 
-/// One camera as the API shows it.
-#[derive(Debug, Serialize)]
+/// One camera as the API shows it (and as a node of a district posts the cameras it runs for
+/// the others to show).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CameraDto {
     pub id: CameraId,
     pub name: String,
     pub community: CommunityId,
     pub network: CameraNetwork,
-    pub status: &'static str,
+    /// `connecting`, `online` or `offline`.
+    pub status: String,
     /// Why the camera is offline, when it is.
     pub status_reason: Option<String>,
     /// Frames received per second.
@@ -75,6 +77,9 @@ pub struct CameraDto {
     pub decode_policy: String,
     pub reconnects: u64,
     pub rtp_packets_lost: u64,
+    /// In a district, the node running the camera when it is not the node answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl From<&CameraEntry> for CameraDto {
@@ -88,7 +93,7 @@ impl From<&CameraEntry> for CameraDto {
             name: info.name.clone(),
             community: info.community.clone(),
             network: info.network,
-            status: status.label(),
+            status: status.label().to_owned(),
             status_reason: match status {
                 CameraStatus::Offline { reason } => Some(reason),
                 _ => None,
@@ -103,6 +108,7 @@ impl From<&CameraEntry> for CameraDto {
             decode_policy: stats.decode_policy().to_string(),
             reconnects: stats.reconnects.load(Relaxed),
             rtp_packets_lost: stats.rtp_packets_lost.load(Relaxed),
+            node: None,
         }
     }
 }
@@ -111,16 +117,24 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// The cameras this hub runs, then (in a district) those the other nodes run.
 async fn list(State(state): State<ApiState>, caller: Caller) -> Json<Vec<CameraDto>> {
-    Json(
+    let local = state.cameras.snapshot();
+    let mut out: Vec<CameraDto> = local
+        .iter()
+        .filter(|(info, _)| caller.sees_camera(info))
+        .map(CameraDto::from)
+        .collect();
+    let here: std::collections::HashSet<&CameraId> = local.iter().map(|(i, _)| &i.id).collect();
+    out.extend(
         state
-            .cameras
-            .snapshot()
-            .iter()
-            .filter(|(info, _)| caller.sees_camera(info))
-            .map(CameraDto::from)
-            .collect(),
-    )
+            .backend
+            .remote_cameras()
+            .into_iter()
+            .filter(|(info, _)| !here.contains(&info.id) && caller.sees_camera(info))
+            .map(|(_, dto)| dto),
+    );
+    Json(out)
 }
 
 async fn detail(
@@ -128,7 +142,17 @@ async fn detail(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CameraDto>, ApiError> {
-    Ok(Json(CameraDto::from(&find(&state, &caller, id)?)))
+    match find(&state, &caller, id.clone()) {
+        Ok(entry) => Ok(Json(CameraDto::from(&entry))),
+        Err(e) if e.kind == ErrorKind::NotFound => state
+            .backend
+            .remote_cameras()
+            .into_iter()
+            .find(|(info, _)| info.id.as_str() == id && caller.sees_camera(info))
+            .map(|(_, dto)| Json(dto))
+            .ok_or(e),
+        Err(e) => Err(e),
+    }
 }
 
 /// A camera the caller sees; others are "not found", so that their existence does not leak.

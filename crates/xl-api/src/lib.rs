@@ -45,6 +45,7 @@ use xl_core::gate_status::GateRegistry;
 
 pub use auth::{ApiToken, LoginLimiter, hash_password};
 pub use backend::Backend;
+pub use cameras::CameraDto;
 pub use error::{ApiError, ErrorDetail, RowError};
 pub use gates::GateDto;
 pub use proxy::{SocketPeer, TrustedProxies};

@@ -336,6 +336,7 @@ pub(crate) fn camera() -> Value {
             ),
             "reconnects": count(),
             "rtp_packets_lost": count(),
+            "node": { "type": "string", "description": "in a district, the node running the camera when another node answers" },
         },
     })
 }

@@ -38,6 +38,7 @@
 //!
 //! Needs nats-server 2.10 or later with JetStream (`scripts/ensure-nats` installs 2.15.1).
 
+mod board;
 mod error;
 mod leases;
 mod owner;
@@ -56,6 +57,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use board::BOARD_TTL;
 pub use error::{BoxError, ClusterError};
 pub use owner::owner;
 
@@ -167,6 +169,10 @@ impl ClusterConfig {
 
     fn leases_bucket(&self) -> String {
         format!("{}-leases", self.bucket_prefix)
+    }
+
+    fn board_bucket(&self) -> String {
+        format!("{}-board", self.bucket_prefix)
     }
 
     fn topology_subject(&self) -> String {
@@ -359,6 +365,9 @@ struct Inner {
     held: watch::Receiver<Arc<Held>>,
     rounds: watch::Receiver<u64>,
     committed: watch::Sender<i64>,
+    /// The board's bucket, and what this node has read of it.
+    board: kv::Store,
+    board_entries: board::Entries,
     /// Counts the topology writes other nodes announced.
     topology: watch::Sender<u64>,
     /// Cancels the lease loop (which then releases everything) and the committed subscriber.
@@ -400,8 +409,9 @@ impl Cluster {
         let mut js = jetstream::new(client.clone());
         // Bounds every JetStream request (the loop adds its own, tighter timeouts).
         js.set_timeout(REQUEST_TIMEOUT);
-        let nodes = open_bucket(&js, &cfg, cfg.nodes_bucket()).await?;
-        let leases = open_bucket(&js, &cfg, cfg.leases_bucket()).await?;
+        let nodes = open_bucket(&js, &cfg, cfg.nodes_bucket(), cfg.lease_ttl).await?;
+        let leases = open_bucket(&js, &cfg, cfg.leases_bucket(), cfg.lease_ttl).await?;
+        let board = open_bucket(&js, &cfg, cfg.board_bucket(), BOARD_TTL).await?;
 
         let stop = shutdown.child_token();
         let (committed_tx, _) = watch::channel(0i64);
@@ -429,6 +439,13 @@ impl Cluster {
             topology_tx.clone(),
             stop.clone(),
             cfg.node.clone(),
+        ));
+
+        let board_entries = board::Entries::default();
+        tokio::spawn(board::follow(
+            board.clone(),
+            Arc::clone(&board_entries),
+            stop.clone(),
         ));
 
         let (wanted_tx, wanted_rx) = watch::channel(Arc::new(Vec::new()));
@@ -470,6 +487,8 @@ impl Cluster {
                 held: held_rx,
                 rounds: rounds_rx,
                 committed: committed_tx,
+                board,
+                board_entries,
                 topology: topology_tx,
                 stop,
                 tasks: Mutex::new(Some((loop_task, committed_task))),
@@ -571,6 +590,37 @@ impl Cluster {
         let mut rounds = self.rounds();
         let from = *rounds.borrow_and_update();
         let _ = rounds.wait_for(|n| *n >= from + 2).await;
+    }
+
+    /// Posts `value` under `key` on the board (see [`BOARD_TTL`]): every node reads it with
+    /// [`Cluster::board`] within moments. Keys are `[A-Za-z0-9_.=/-]`.
+    pub async fn post(&self, key: &str, value: Vec<u8>) -> Result<(), ClusterError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.inner.board.put(key, value.into())).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ClusterError::Nats {
+                op: format!("posting {key} on the board"),
+                source: Box::new(e),
+            }),
+            Err(_) => Err(ClusterError::Timeout {
+                op: format!("posting {key} on the board"),
+                timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// The board as this node last read it: key -> value, for entries that arrived within
+    /// [`BOARD_TTL`] (older ones have expired in NATS).
+    pub fn board(&self) -> BTreeMap<String, bytes::Bytes> {
+        let entries = self
+            .inner
+            .board_entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() < BOARD_TTL)
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Counts the topology changes the other nodes announced (never this node's own).
@@ -745,12 +795,13 @@ async fn open_bucket(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
     bucket: String,
+    max_age: Duration,
 ) -> Result<kv::Store, ClusterError> {
     let config = kv::Config {
         bucket: bucket.clone(),
         description: "xueliang cluster (xl-cluster)".to_owned(),
         history: 1,
-        max_age: cfg.lease_ttl,
+        max_age,
         // Not memory: leases must survive a NATS restart (see the crate docs).
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
@@ -776,13 +827,13 @@ async fn open_bucket(
             op: "creating or opening",
             source: format!("{create_err}; opening: {e}").into(),
         })?;
-    let max_age = store.stream.cached_info().config.max_age;
-    if max_age != cfg.lease_ttl {
+    let stored_age = store.stream.cached_info().config.max_age;
+    if stored_age != max_age {
         return Err(ClusterError::BadConfig(format!(
-            "bucket {bucket} exists with max_age {max_age:?} but this node's lease_ttl is {:?}: \
-             every node of a district must use the same lease ttl (or delete the buckets \
-             {}-nodes and {}-leases while all nodes are stopped)",
-            cfg.lease_ttl, cfg.bucket_prefix, cfg.bucket_prefix
+            "bucket {bucket} exists with max_age {stored_age:?}, not {max_age:?}: every node \
+             of a district must use the same lease ttl (or delete the buckets {}-nodes and \
+             {}-leases while all nodes are stopped)",
+            cfg.bucket_prefix, cfg.bucket_prefix
         )));
     }
     debug!(%bucket, error = %create_err, "bucket exists with other settings; opened it");

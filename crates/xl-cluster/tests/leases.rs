@@ -540,6 +540,56 @@ async fn a_commit_announced_by_one_node_reaches_the_others() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_announcements_and_board_posts_reach_the_other_nodes() -> anyhow::Result<()> {
+    let server = start_server().await?;
+    let shutdown = CancellationToken::new();
+    let prefix = prefix();
+    let url = server.url();
+    let nodes = start_nodes(
+        &[("a", 100, url.clone()), ("b", 100, url)],
+        &prefix,
+        &shutdown,
+    )
+    .await?;
+    // A topology change is announced to the others, never to the announcer.
+    let (mut a_changed, mut b_changed) = (nodes[0].topology_changed(), nodes[1].topology_changed());
+    nodes[0].notify_topology().await;
+    tokio::time::timeout(SETTLE, b_changed.wait_for(|n| *n == 1)).await??;
+    nodes[1].notify_topology().await;
+    tokio::time::timeout(SETTLE, a_changed.wait_for(|n| *n == 1)).await??;
+    assert_eq!(
+        *nodes[1].topology_changed().borrow(),
+        1,
+        "b never counts its own"
+    );
+
+    // A post is read by both nodes; a later post replaces it.
+    nodes[0].post("camera.c1", b"online".to_vec()).await?;
+    nodes[1].post("camera.c2", b"offline".to_vec()).await?;
+    nodes[1].post("camera.c2", b"online".to_vec()).await?;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    for n in &nodes {
+        loop {
+            let board = n.board();
+            let read = |k: &str| board.get(k).map(|v| v.to_vec());
+            if read("camera.c1") == Some(b"online".to_vec())
+                && read("camera.c2") == Some(b"online".to_vec())
+            {
+                break;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "node {} reads the board as {board:?}",
+                n.node()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_fails_naming_the_url_when_nats_is_down() -> anyhow::Result<()> {
     // A port nobody listens on: bind one, then close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

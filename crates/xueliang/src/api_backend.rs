@@ -584,6 +584,13 @@ impl Backend for StoreBackend {
         Box::pin(async move { Ok(key) })
     }
 
+    fn remote_cameras(&self) -> Vec<(xl_core::camera::CameraInfo, xl_api::CameraDto)> {
+        match &self.cluster {
+            Some(c) => crate::cluster::remote_cameras(c, &self.topology.applied.borrow()),
+            None => Vec::new(),
+        }
+    }
+
     fn cluster(&self) -> BoxFut<'_, xl_api::backend::ClusterView> {
         Box::pin(async move {
             let Some(cluster) = &self.cluster else {

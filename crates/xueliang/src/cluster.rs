@@ -338,3 +338,99 @@ pub fn view_dto(node: &str, view: xl_cluster::ClusterView) -> xl_api::backend::C
             .collect(),
     }
 }
+
+/// How often a node posts the status of every camera it runs, changed or not.
+const STATUS_REPOST: Duration = Duration::from_secs(10);
+/// A posted status older than this is not shown (its node stopped posting: it died, or the
+/// camera moved and its new node has not posted yet).
+const STATUS_STALE: Duration = Duration::from_secs(25);
+
+/// A camera's status as a node posts it on the board (`camera.<id>`).
+#[derive(serde::Serialize, Deserialize)]
+struct PostedCamera {
+    /// When it was posted (Unix milliseconds).
+    at_ms: i64,
+    camera: xl_api::CameraDto,
+}
+
+/// Posts the status of the cameras this node runs on the board, for the other nodes' APIs:
+/// at once when a camera's status changes (checked every second), and every
+/// [`STATUS_REPOST`] anyway.
+pub async fn post_camera_status(
+    cluster: Arc<Cluster>,
+    cameras: Arc<xl_core::camera::CameraRegistry>,
+    shutdown: CancellationToken,
+) {
+    let mut posted: std::collections::HashMap<xl_core::CameraId, (String, std::time::Instant)> =
+        Default::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let snapshot = cameras.snapshot();
+        posted.retain(|id, _| snapshot.iter().any(|(info, _)| &info.id == id));
+        for entry in &snapshot {
+            let mut dto = xl_api::CameraDto::from(entry);
+            let due = posted
+                .get(&dto.id)
+                .is_none_or(|(status, at)| *status != dto.status || at.elapsed() >= STATUS_REPOST);
+            if !due {
+                continue;
+            }
+            let Ok(key) = LeaseKey::camera(dto.id.as_str()) else {
+                continue;
+            };
+            dto.node = Some(cluster.node().to_owned());
+            let status = dto.status.clone();
+            let body = PostedCamera {
+                at_ms: jiff::Timestamp::now().as_millisecond(),
+                camera: dto,
+            };
+            let Ok(json) = serde_json::to_vec(&body) else {
+                continue;
+            };
+            match cluster.post(key.as_str(), json).await {
+                Ok(()) => {
+                    posted.insert(body.camera.id, (status, std::time::Instant::now()));
+                }
+                Err(e) => debug!(camera = %body.camera.id, error = %e, "cannot post camera status"),
+            }
+        }
+    }
+}
+
+/// The cameras of `topology` that other nodes run, as they last posted them (recent posts
+/// only), with the names, communities and networks of the topology (which scope reads).
+pub fn remote_cameras(
+    cluster: &Cluster,
+    topology: &Topology,
+) -> Vec<(xl_core::camera::CameraInfo, xl_api::CameraDto)> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let stale = STATUS_STALE.as_millis() as i64;
+    cluster
+        .board()
+        .into_iter()
+        .filter_map(|(key, value)| {
+            key.strip_prefix("camera.")?;
+            let posted: PostedCamera = serde_json::from_slice(&value).ok()?;
+            if now - posted.at_ms > stale || posted.camera.node.as_deref() == Some(cluster.node()) {
+                return None;
+            }
+            let cam = topology.cameras.get(&posted.camera.id)?;
+            let info = xl_core::camera::CameraInfo {
+                id: cam.id.clone(),
+                name: cam.name.clone(),
+                community: cam.community.clone(),
+                network: cam.network,
+            };
+            let mut dto = posted.camera;
+            dto.name = info.name.clone();
+            dto.community = info.community.clone();
+            dto.network = info.network;
+            Some((info, dto))
+        })
+        .collect()
+}

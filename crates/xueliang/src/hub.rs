@@ -318,6 +318,12 @@ impl Hub {
                     shutdown.child_token(),
                     notify_job(&config, outbox, &hub.alerts, &cameras, &clocks),
                 )));
+                hub.tasks
+                    .push(tokio::spawn(crate::cluster::post_camera_status(
+                        Arc::clone(c),
+                        Arc::clone(&cameras),
+                        shutdown.child_token(),
+                    )));
                 hub.tasks.push(tokio::spawn(crate::cluster::share_commits(
                     Arc::clone(c),
                     Arc::clone(&hub.alerts),

@@ -440,6 +440,38 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
         assert_eq!(ready.status(), 200, "node {} ready", n.name);
     }
 
+    // Every node's API lists the whole district's cameras, online, each with the node that
+    // runs it (none for its own).
+    for n in &d.nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = get_json(&http, &format!("{}/api/v1/cameras", n.base)).await;
+            let seen: BTreeMap<String, (String, String)> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let id = c["id"].as_str().unwrap().to_owned();
+                    let node = c["node"].as_str().unwrap_or(n.name).to_owned();
+                    (id, (c["status"].as_str().unwrap().to_owned(), node))
+                })
+                .collect();
+            let want: BTreeMap<String, (String, String)> = owners
+                .iter()
+                .map(|(c, o)| (c.clone(), ("online".to_owned(), o.clone())))
+                .collect();
+            if seen == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} lists {seen:?}, not {want:?}",
+                n.name
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     // Gates publish door-forced events through everything that follows.
     let publisher = Publisher::start(&d.prefix, 1000).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
