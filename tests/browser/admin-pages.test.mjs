@@ -6,7 +6,8 @@
 // community and sees the new name in the tables; disables and enables the station; is told
 // that the grid cannot go while the camera is in it; edits a camera someone else changed
 // meanwhile and is told so (409, reloaded); imports a CSV with a bad row (per-row report,
-// nothing stored) and then a good one; and does the same in English.
+// nothing stored) and then a good one; sees the cluster page say that this hub runs alone;
+// and does the same in English.
 //
 //   node tests/browser/admin-pages.test.mjs --url http://127.0.0.1:8080 --user admin \
 //     --password 'admin-password' --artifacts target/browser-artifacts/admin-pages
@@ -243,8 +244,18 @@ const exitCode = await runInBrowser(
     if ((await page.getByTestId("admin-row").count()) !== 2) fail("searching 导入 does not find exactly the two imported cameras");
     await page.getByTestId("admin-search").fill("");
 
+    ctx.step = "the cluster page of a single hub";
+    await open("cluster");
+    const single = page.getByTestId("cluster-single");
+    await single.waitFor();
+    if (!(await single.textContent()).includes("单机运行")) fail(`the single-hub notice says "${await single.textContent()}"`);
+    if (await page.getByTestId("cluster-nodes").count()) fail("a single hub shows a table of nodes");
+    await ctx.shot("05-cluster-single.png");
+
     ctx.step = "the same pages in English";
     await page.getByTestId("lang-en").click();
+    await open("cluster");
+    await page.getByText("This hub runs alone (no [cluster] in its config)").waitFor();
     await open("gates");
     await rowOf(ids.gate).getByTestId("admin-edit").click();
     if ((await form.getByTestId("admin-save").textContent()) !== "Save") fail("the form is not in English");

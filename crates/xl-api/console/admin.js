@@ -1,5 +1,6 @@
 // The admin pages, shown to admins only: cameras (search, add / edit with "test connection",
-// zones, disable, delete, CSV import), gates, stations, communities, grids and users.
+// zones, disable, delete, CSV import), gates, stations, communities, grids and users; and the
+// cluster page (the district's nodes and leases, read-only, refreshed while shown).
 //
 // Topology entries are whole xl_core::topology entries at /api/v1/topology/{kind}: an edit
 // starts from the entry as read and sends it back whole, with If-Match: "<revision read>"; a
@@ -701,6 +702,8 @@ const PAGES = {
   grids: gridsPage,
   users: usersPage,
 };
+/** The cluster page's id: read-only, not a table of entries, so not one of PAGES. */
+const CLUSTER = "cluster";
 
 // ---------------------------------------------------------------- writes
 
@@ -968,9 +971,421 @@ function openZones(cameraId) {
   renderAdmin();
 }
 
+// ---------------------------------------------------------------- cluster
+
+// GET /api/v1/cluster: the district's nodes and leases as the answering node reads them from
+// NATS (a single hub answers clustered: false and nothing else). Read-only; the page asks
+// again every CLUSTER_REFRESH_MS while it is shown. The functions from here to `clusterState`
+// are pure: tests/browser/cluster.test.mjs runs them under node.
+
+/** How often the cluster page asks again while it is shown, in milliseconds. */
+export const CLUSTER_REFRESH_MS = 5000;
+/** Camera leases shown per page of their table. */
+export const CLUSTER_PAGE_ROWS = 100;
+/**
+ * A heartbeat older than this (milliseconds) is marked late: nodes renew theirs every 2 s by
+ * default (`[cluster] renew_every`), so this is two renewals missed; at `lease_ttl` (default
+ * 10 s) the node drops out of the answer.
+ */
+export const HEARTBEAT_LATE_MS = 5000;
+/** The tasks a district leases to one node (`xueliang::cluster::TASK_*`), in the order shown. */
+export const CLUSTER_TASKS = ["gate-alerts", "notify", "retention"];
+
+/** A lease key split at its first dot: `camera.<id>`, `task.<name>`; anything else is "other". */
+export function leaseKind(key) {
+  const k = String(key ?? "");
+  for (const kind of ["camera", "task"]) {
+    if (k.startsWith(`${kind}.`) && k.length > kind.length + 1) return { kind, name: k.slice(kind.length + 1) };
+  }
+  return { kind: "other", name: k };
+}
+
+/** A task's name in the console's language ("gate-alerts" -> 门禁告警处理); an unknown one as it is. */
+export function taskLabel(name) {
+  return tOr(`cluster.task.${name}`, String(name));
+}
+
+/** Milliseconds as seconds for a table: one decimal under 10 s, else whole; "—" for none. */
+export function secsText(ms) {
+  const n = Number(ms);
+  if (ms === null || ms === undefined || !Number.isFinite(n) || n < 0) return "—";
+  const s = n / 1000;
+  return s < 10 ? s.toFixed(1) : String(Math.round(s));
+}
+
+/** A share (0..1) as a percentage: whole percents, "<1%" for a sliver, "—" for none. */
+export function percentText(share) {
+  if (share === null || share === undefined || !Number.isFinite(share)) return "—";
+  if (share > 0 && share < 0.005) return "<1%";
+  return `${Math.round(share * 100)}%`;
+}
+
+/**
+ * `url` when it is an absolute http(s) URL (a node's advertised API, safe to make a link of),
+ * else null.
+ */
+export function httpUrl(url) {
+  if (typeof url !== "string" || !url) return null;
+  try {
+    const u = new URL(url);
+    return u.protocol === "http:" || u.protocol === "https:" ? url : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+/** Names in natural order ("2号" before "10号"), then ids. */
+const byNameThenId = (a, b) =>
+  a.name.localeCompare(b.name, undefined, { numeric: true }) || a.id.localeCompare(b.id, undefined, { numeric: true });
+
+/**
+ * The cluster page's rows from the API's answer; `cameraName(id)` is a camera's display name
+ * (the topology's, else the id). Returns
+ * - `clustered`, `node` (the answering node's id);
+ * - `nodes`: the live nodes in the answer's order, then any lease holder without a heartbeat
+ *   (`live: false`: a node that died and whose leases have not expired yet), each {id, self,
+ *   live, weight, advertise (the text), link (an http(s) URL or null), held (leases it reported
+ *   at its heartbeat; counted from the leases for a node without one), cameras (its camera
+ *   leases), tasks ([names]), heartbeatMs, late, share (of the district's camera leases,
+ *   0..1), weightShare (its weight over the live nodes', 0..1; null when not live)};
+ * - `tasks`: [{name, label, node, ageMs, revision}], the known tasks first in CLUSTER_TASKS
+ *   order, then any other by name;
+ * - `cameras`: [{id, name, node, ageMs, revision}] by name in natural order, then id;
+ * - `totals`: {nodes (live), cameras, tasks}.
+ * Anything malformed in the answer is left out rather than shown half.
+ */
+export function clusterRows(view, cameraName = (id) => id) {
+  const self = typeof view?.node === "string" ? view.node : null;
+  const liveNodes = (Array.isArray(view?.nodes) ? view.nodes : []).filter((n) => n && typeof n.id === "string");
+  const leases = (Array.isArray(view?.leases) ? view.leases : []).filter(
+    (l) => l && typeof l.key === "string" && typeof l.node === "string",
+  );
+  const tasks = [];
+  const cameras = [];
+  const byNode = new Map();
+  const of = (id) => {
+    if (!byNode.has(id)) byNode.set(id, { leases: 0, cameras: 0, tasks: [] });
+    return byNode.get(id);
+  };
+  for (const l of leases) {
+    const { kind, name } = leaseKind(l.key);
+    const mine = of(l.node);
+    mine.leases += 1;
+    const common = { node: l.node, ageMs: Number.isFinite(l.age_ms) ? l.age_ms : null, revision: l.revision ?? null };
+    if (kind === "camera") {
+      mine.cameras += 1;
+      cameras.push({ id: name, name: String(cameraName(name) || name), ...common });
+    } else if (kind === "task") {
+      mine.tasks.push(name);
+      tasks.push({ name, label: taskLabel(name), ...common });
+    }
+  }
+  const rank = (name) => {
+    const i = CLUSTER_TASKS.indexOf(name);
+    return i < 0 ? CLUSTER_TASKS.length : i;
+  };
+  tasks.sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name) || a.node.localeCompare(b.node));
+  for (const n of byNode.values()) n.tasks.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  cameras.sort(byNameThenId);
+
+  const totalWeight = liveNodes.reduce((sum, n) => sum + (Number(n.weight) > 0 ? Number(n.weight) : 0), 0);
+  const share = (n) => (cameras.length ? n / cameras.length : 0);
+  const nodes = liveNodes.map((n) => {
+    const mine = byNode.get(n.id) || of(n.id);
+    const weight = Number(n.weight) > 0 ? Number(n.weight) : 0;
+    const heartbeatMs = Number.isFinite(n.heartbeat_age_ms) ? n.heartbeat_age_ms : null;
+    return {
+      id: n.id,
+      self: n.id === self,
+      live: true,
+      weight,
+      advertise: typeof n.advertise === "string" ? n.advertise : null,
+      link: httpUrl(n.advertise),
+      held: Number.isFinite(n.held) ? n.held : mine.leases,
+      cameras: mine.cameras,
+      tasks: mine.tasks,
+      heartbeatMs,
+      late: heartbeatMs !== null && heartbeatMs > HEARTBEAT_LATE_MS,
+      share: share(mine.cameras),
+      weightShare: totalWeight ? weight / totalWeight : null,
+    };
+  });
+  const live = new Set(liveNodes.map((n) => n.id));
+  for (const id of [...byNode.keys()].filter((id) => !live.has(id)).sort()) {
+    const mine = byNode.get(id);
+    nodes.push({
+      id,
+      self: id === self,
+      live: false,
+      weight: null,
+      advertise: null,
+      link: null,
+      held: mine.leases,
+      cameras: mine.cameras,
+      tasks: mine.tasks,
+      heartbeatMs: null,
+      late: true,
+      share: share(mine.cameras),
+      weightShare: null,
+    });
+  }
+  return {
+    clustered: view?.clustered === true,
+    node: self,
+    nodes,
+    tasks,
+    cameras,
+    totals: { nodes: liveNodes.length, cameras: cameras.length, tasks: tasks.length },
+  };
+}
+
+/** The camera rows whose name, id or node contains `query` (any case); all for a blank one. */
+export function filterCameraRows(rows, query) {
+  const q = String(query ?? "").trim().toLowerCase();
+  if (!q) return rows;
+  return rows.filter((r) => [r.name, r.id, r.node].some((v) => String(v).toLowerCase().includes(q)));
+}
+
+/** Page `page` (from 0, clamped to those there are) of `rows`, `size` a page: {rows, page, pages}. */
+export function pageRows(rows, page, size = CLUSTER_PAGE_ROWS) {
+  const pages = Math.max(1, Math.ceil(rows.length / size));
+  const p = Math.min(Math.max(0, Math.trunc(Number(page)) || 0), pages - 1);
+  return { rows: rows.slice(p * size, (p + 1) * size), page: p, pages };
+}
+
+/** The cluster page's state: the last answer, and the refresh while the page is shown. */
+const clusterState = {
+  view: null,
+  error: null,
+  fetchedAt: null,
+  inFlight: false,
+  timer: null,
+  search: "",
+  page: 0,
+  /** The page's parts that each refresh fills (the search box stays as typed). */
+  el: null,
+};
+
+function clusterPageEl() {
+  const search = h("input", {
+    type: "search",
+    class: "admin-search",
+    "data-testid": "cluster-search",
+    placeholder: t("cluster.search"),
+    value: clusterState.search,
+    oninput: (e) => {
+      clusterState.search = e.target.value;
+      clusterState.page = 0;
+      renderClusterBody();
+    },
+  });
+  const turn = (delta) => {
+    clusterState.page += delta;
+    renderClusterBody();
+  };
+  const el = {
+    status: h("span", { class: "muted", "data-testid": "cluster-status" }),
+    loading: h("p", { class: "empty", "data-testid": "cluster-loading" }, t("cluster.loading")),
+    single: h("p", { class: "notice cluster-single", "data-testid": "cluster-single", hidden: true }, t("cluster.single")),
+    district: h("div", { class: "cluster", "data-testid": "cluster-district", hidden: true }),
+    summary: h("p", { class: "cluster-summary", "data-testid": "cluster-summary" }),
+    nodes: h("div", { class: "admin-table-wrap" }),
+    tasks: h("div", { class: "admin-table-wrap" }),
+    cameras: h("div", { class: "admin-table-wrap" }),
+    count: h("span", { class: "muted", "data-testid": "cluster-camera-count" }),
+    pageLabel: h("span", { "data-testid": "cluster-page" }),
+    prev: button(t("wall.prev"), "cluster-prev", () => turn(-1)),
+    next: button(t("wall.next"), "cluster-next", () => turn(1)),
+  };
+  fill(el.district,
+    el.summary,
+    h("h3", {}, t("cluster.nodes")),
+    el.nodes,
+    h("h3", {}, t("cluster.tasks")),
+    el.tasks,
+    h(
+      "div",
+      { class: "panel-head cluster-cameras-head" },
+      h("h3", {}, t("cluster.cameras")),
+      el.count,
+      search,
+      h("div", { class: "cluster-pager" }, el.prev, el.pageLabel, el.next),
+    ),
+    el.cameras,
+  );
+  clusterState.el = el;
+  return [
+    h("div", { class: "panel-head admin-head" }, h("h2", {}, t("admin.nav.cluster")), el.status),
+    el.loading,
+    el.single,
+    el.district,
+  ];
+}
+
+/** A plain table of the cluster page: `columns` [{label, value(row), class}], one row each. */
+function clusterTable(testid, columns, rows, rowAttrs) {
+  return h(
+    "table",
+    { class: "table admin-table", "data-testid": testid },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.class === "num" ? "num" : "" }, t(c.label))))),
+    h(
+      "tbody",
+      {},
+      rows.map((r) => h("tr", rowAttrs(r), columns.map((c) => h("td", { class: c.class }, c.value(r))))),
+    ),
+  );
+}
+
+const agoText = (ms) => (secsText(ms) === "—" ? "—" : t("cluster.secs_ago", { n: secsText(ms) }));
+
+function shareCell(n) {
+  const fillEl = h("span", { class: "share-fill" });
+  // CSSOM, not a style attribute: the CSP allows it.
+  fillEl.style.width = `${Math.max(0, Math.min(1, n.share)) * 100}%`;
+  return [
+    h("span", { class: "share-n" }, String(n.cameras)),
+    h("span", { class: "share-bar", "data-testid": "cluster-share-bar" }, fillEl),
+    h("span", { class: "share-pct", "data-testid": "cluster-share" }, percentText(n.share)),
+    n.weightShare !== null ? h("small", { class: "muted" }, t("cluster.by_weight", { pct: percentText(n.weightShare) })) : null,
+  ];
+}
+
+const NODE_COLUMNS = [
+  {
+    label: "cluster.col.node",
+    value: (n) => [
+      h("span", { class: "mono" }, n.id),
+      n.self ? badge(t("cluster.self"), "badge-config", "cluster-self") : null,
+      n.live ? null : badge(t("cluster.no_heartbeat"), "badge-late", "cluster-no-heartbeat"),
+    ],
+  },
+  { label: "cluster.col.weight", value: (n) => (n.weight === null ? "—" : String(n.weight)), class: "num" },
+  { label: "cluster.col.cameras", value: shareCell, class: "share" },
+  { label: "cluster.col.held", value: (n) => String(n.held), class: "num" },
+  { label: "cluster.col.tasks", value: (n) => (n.tasks.length ? n.tasks.map(taskLabel).join(" · ") : "—") },
+  {
+    label: "cluster.col.heartbeat",
+    value: (n) =>
+      n.live
+        ? h("span", { class: n.late ? "is-late" : "", title: n.late ? t("cluster.late", { n: HEARTBEAT_LATE_MS / 1000 }) : null }, agoText(n.heartbeatMs))
+        : "—",
+    class: "num",
+  },
+  {
+    label: "cluster.col.advertise",
+    value: (n) =>
+      n.link
+        ? h("a", { href: n.link, target: "_blank", rel: "noopener noreferrer", "data-testid": "cluster-advertise" }, n.advertise)
+        : n.advertise || "—",
+    class: "mono clip",
+  },
+];
+
+const TASK_COLUMNS = [
+  { label: "cluster.col.task", value: (r) => [h("span", {}, taskLabel(r.name)), h("small", { class: "muted mono task-key" }, r.name)] },
+  { label: "cluster.col.node", value: (r) => r.node, class: "mono" },
+  { label: "cluster.col.renewed", value: (r) => agoText(r.ageMs), class: "num" },
+  { label: "cluster.col.revision", value: (r) => (r.revision === null ? "—" : String(r.revision)), class: "num mono" },
+];
+
+const CAMERA_COLUMNS = [
+  { label: "cluster.col.camera", value: (r) => r.name },
+  { label: "cluster.col.id", value: (r) => r.id, class: "mono" },
+  { label: "cluster.col.node", value: (r) => r.node, class: "mono" },
+  { label: "cluster.col.renewed", value: (r) => agoText(r.ageMs), class: "num" },
+  { label: "cluster.col.revision", value: (r) => (r.revision === null ? "—" : String(r.revision)), class: "num mono" },
+];
+
+/** Fills the cluster page from the last answer (names from the topology as now loaded). */
+function renderClusterBody() {
+  const el = clusterState.el;
+  if (!el || admin.page !== CLUSTER) return;
+  const { view, error } = clusterState;
+  el.status.textContent = error
+    ? t("cluster.failed", { msg: error })
+    : clusterState.fetchedAt
+      ? t("cluster.updated", { time: fmtTime(new Date(clusterState.fetchedAt).toISOString(), false), n: CLUSTER_REFRESH_MS / 1000 })
+      : "";
+  el.status.classList.toggle("is-late", !!error);
+  el.loading.hidden = view !== null || !!error;
+  el.single.hidden = !view || view.clustered === true;
+  el.district.hidden = !view || view.clustered !== true;
+  if (!view || view.clustered !== true) return;
+
+  const rows = clusterRows(view, (id) => nameOf("cameras", id));
+  el.summary.textContent = t("cluster.summary", {
+    node: rows.node ?? "—",
+    nodes: rows.totals.nodes,
+    cameras: rows.totals.cameras,
+    tasks: rows.totals.tasks,
+  });
+  fill(el.nodes,
+    rows.nodes.length
+      ? clusterTable("cluster-nodes", NODE_COLUMNS, rows.nodes, (n) => ({
+          "data-testid": "cluster-node",
+          dataset: { id: n.id },
+          class: [n.self ? "is-self" : "", n.live ? "" : "is-disabled"].join(" ").trim(),
+        }))
+      : h("p", { class: "empty" }, t("cluster.no_nodes")),
+  );
+  fill(el.tasks,
+    rows.tasks.length
+      ? clusterTable("cluster-tasks", TASK_COLUMNS, rows.tasks, (r) => ({ "data-testid": "cluster-task", dataset: { task: r.name } }))
+      : h("p", { class: "empty", "data-testid": "cluster-tasks-empty" }, t("cluster.no_tasks")),
+  );
+  const found = filterCameraRows(rows.cameras, clusterState.search);
+  const shown = pageRows(found, clusterState.page);
+  clusterState.page = shown.page;
+  el.count.textContent = t("admin.count", { shown: found.length, total: rows.cameras.length });
+  el.pageLabel.textContent = t("wall.page", { page: shown.page + 1, pages: shown.pages });
+  el.prev.disabled = shown.page === 0;
+  el.next.disabled = shown.page >= shown.pages - 1;
+  el.prev.parentElement.hidden = shown.pages < 2;
+  fill(el.cameras,
+    shown.rows.length
+      ? clusterTable("cluster-cameras", CAMERA_COLUMNS, shown.rows, (r) => ({ "data-testid": "cluster-camera", dataset: { id: r.id } }))
+      : h("p", { class: "empty", "data-testid": "cluster-cameras-empty" }, t(rows.cameras.length ? "admin.no_match" : "cluster.no_cameras")),
+  );
+}
+
+/** Asks for the cluster's state once (not while an answer is awaited) and redraws. */
+async function loadCluster() {
+  if (clusterState.inFlight) return;
+  clusterState.inFlight = true;
+  try {
+    clusterState.view = await api("GET", "/api/v1/cluster");
+    clusterState.error = null;
+    clusterState.fetchedAt = Date.now();
+  } catch (e) {
+    // Shown on the page (and the last answer kept), not toasted every 5 s.
+    if (e.status !== 401) clusterState.error = e.message;
+  } finally {
+    clusterState.inFlight = false;
+  }
+  renderClusterBody();
+}
+
+function startClusterRefresh() {
+  stopClusterRefresh();
+  loadCluster();
+  // A browser tab in the background asks for nothing; it catches up at the next tick shown.
+  clusterState.timer = setInterval(() => {
+    if (!document.hidden) loadCluster();
+  }, CLUSTER_REFRESH_MS);
+}
+
+function stopClusterRefresh() {
+  if (clusterState.timer !== null) clearInterval(clusterState.timer);
+  clusterState.timer = null;
+}
+
 // ---------------------------------------------------------------- rendering
 
 function renderRows() {
+  if (admin.page === CLUSTER) {
+    renderClusterBody();
+    return;
+  }
   const page = PAGES[admin.page];
   if (!admin.tableWrap) return;
   const q = admin.search.trim().toLowerCase();
@@ -999,6 +1414,13 @@ export function renderAdmin() {
     fill(root, admin.zones.editor.el);
     return;
   }
+  if (admin.page === CLUSTER) {
+    root.dataset.page = CLUSTER;
+    fill(root, clusterPageEl());
+    renderClusterBody();
+    return;
+  }
+  clusterState.el = null;
   const page = PAGES[admin.page];
   root.dataset.page = page.id;
   const search = h("input", {
@@ -1031,12 +1453,13 @@ export function renderAdmin() {
 }
 
 /**
- * Shows the admin panel, reloading what its page lists. With `page` (one of PAGES' keys, from
- * the sub-navigation) it opens that page, closing the zone editor; without, it shows the panel
- * as it was left (the tab was selected again).
+ * Shows the admin panel, reloading what its page lists. With `page` (one of PAGES' keys or
+ * "cluster", from the sub-navigation) it opens that page, closing the zone editor; without,
+ * it shows the panel as it was left (the tab was selected again). The cluster page refreshes
+ * itself while it is shown.
  */
 export async function showAdminPage(requested) {
-  if (requested && PAGES[requested]) {
+  if (requested && (PAGES[requested] || requested === CLUSTER)) {
     if (requested !== admin.page) {
       admin.page = requested;
       admin.search = "";
@@ -1047,6 +1470,13 @@ export async function showAdminPage(requested) {
   }
   const page = admin.page;
   renderAdmin();
+  if (page === CLUSTER) {
+    // Camera names come from the topology; the leases themselves come every few seconds.
+    loadTopology();
+    startClusterRefresh();
+    return;
+  }
+  stopClusterRefresh();
   try {
     await PAGES[page].load();
     // The users page names communities and stations too.
@@ -1082,8 +1512,15 @@ export function rerenderAdmin() {
   renderAdmin();
 }
 
+/** The admin panel is no longer shown (another tab): the cluster page stops asking. */
+export function hideAdmin() {
+  stopClusterRefresh();
+}
+
 /** Starts afresh for `user` (sign-in, sign-out). */
 export function resetAdmin(user = null) {
+  stopClusterRefresh();
+  Object.assign(clusterState, { view: null, error: null, fetchedAt: null, search: "", page: 0, el: null });
   admin.me = user;
   admin.view = null;
   admin.zones = null;

@@ -8,7 +8,7 @@
 import { t, tOr, getLang, setLang, applyStatic } from "./i18n.js";
 import { $, $$, h, s, api, toast, pad, parseTime, fmtTime, setUnauthorizedHandler } from "./ui.js";
 import { loadTopology, onTopology, clearTopology, nameOf, nameAndId } from "./topology.js";
-import { showAdminPage, rerenderAdmin, resetAdmin, renderAdminRows } from "./admin.js";
+import { showAdminPage, hideAdmin, rerenderAdmin, resetAdmin, renderAdminRows } from "./admin.js";
 import { alertTitle, alertWhere, zoneNameAndId, foldHistory, repeatsText, actorText, noteText } from "./alert-text.js";
 import { initWall, showWall, hideWall, stopWall, renderWall, onWallCameraStatus, openWallCamera, liveCameraOf } from "./wall.js";
 import { initPlayback, showPlayback, hidePlayback, stopPlayback, renderPlayback, openPlaybackAt, showAlertClip, ALERT_PREROLL_MS } from "./playback.js";
@@ -725,6 +725,7 @@ function selectTab(tab) {
   if (tab === "gates") loadGates();
   if (tab === "figures") loadFigures();
   if (tab === "admin") showAdminPage();
+  else hideAdmin();
 }
 
 // ---------------------------------------------------------------- cameras

@@ -326,7 +326,8 @@ async fn admin_adds_a_camera_and_a_zone_and_it_raises_an_intrusion_live() {
 /// password), a gate watched by it (write-only push secret), a police user limited to the
 /// station and a property user, each made through its form; a rename, disable and enable; the
 /// API's refusals (a gate without push settings, a grid still in use, a stale edit, a CSV
-/// with a bad row) shown where they belong; a good CSV imported. The store holds the result.
+/// with a bad row) shown where they belong; a good CSV imported; the cluster page says that
+/// this hub runs alone. The store holds the result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_manages_the_topology_and_users_in_the_console() {
     let root = browser_root();
@@ -629,6 +630,24 @@ fn playback_timeline_arithmetic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new("node")
         .arg(root.join("tests/browser/playback.test.mjs"))
+        .output()
+        .expect("run node (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cluster page's pure parts (`tests/browser/cluster.test.mjs`, node:test): a district of
+/// three nodes turned into rows (leases grouped by node, shares of the cameras and by weight,
+/// late heartbeats, task names in both languages, camera names, search and pages).
+#[test]
+fn cluster_page_rows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/cluster.test.mjs"))
         .output()
         .expect("run node (scripts/setup installs it)");
     assert!(
