@@ -48,6 +48,14 @@ pub enum NotifyError {
     /// The MQTT client refused a request (its queue is full or closed).
     #[error("MQTT out ({broker}): {message}")]
     Mqtt { broker: String, message: String },
+    /// A NATS request of JetStream out failed (`op` says which: "connecting", "publishing
+    /// seq 12 on xl.alerts.xingfu.gate_forced_open"); `urls` have no credentials.
+    #[error("JetStream out ({urls}): {op}: {message}")]
+    Nats {
+        urls: String,
+        op: String,
+        message: String,
+    },
     /// The outbox (the store) failed.
     #[error("outbox: {0}")]
     Outbox(#[from] OutboxError),
@@ -81,7 +89,7 @@ impl NotifyError {
                 }
             }
             NotifyError::BadResponse { .. } => ErrorKind::InvalidInput,
-            NotifyError::Mqtt { .. } => ErrorKind::Unavailable,
+            NotifyError::Mqtt { .. } | NotifyError::Nats { .. } => ErrorKind::Unavailable,
             NotifyError::Outbox(e) => e.kind(),
             NotifyError::Encode { .. } => ErrorKind::Internal,
         }

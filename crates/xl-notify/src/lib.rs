@@ -1,5 +1,5 @@
-//! The alert publishers: MQTT out ([`MqttOut`]) and webhooks ([`Webhooks`]: generic JSON,
-//! DingTalk, WeCom).
+//! The alert publishers: MQTT out ([`MqttOut`]), webhooks ([`Webhooks`]: generic JSON,
+//! DingTalk, WeCom) and JetStream out ([`JetStreamOut`]: NATS JetStream, for a district).
 //!
 //! Every publisher reads the store's outbox through the [`Outbox`] port, in `seq` order, and
 //! keeps its own cursor there (the last `seq` it delivered, under its own name), so delivery
@@ -13,11 +13,13 @@ use xl_core::{ErrorKind, OutboxEntry};
 
 mod backoff;
 mod error;
+pub mod jetstream;
 pub mod mqtt;
 mod redact;
 pub mod webhook;
 
 pub use error::NotifyError;
+pub use jetstream::{JetStreamOut, JetStreamOutConfig, JetStreamOutStats};
 pub use mqtt::{MqttOut, MqttOutConfig, MqttOutStats};
 pub use redact::redact_url;
 pub use webhook::{
