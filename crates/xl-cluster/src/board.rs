@@ -23,9 +23,15 @@ const REWATCH: Duration = Duration::from_secs(1);
 /// What this node has read of the board: key -> (value, when it arrived here).
 pub(crate) type Entries = Arc<RwLock<HashMap<String, (Bytes, Instant)>>>;
 
-/// Keeps `entries` equal to the board (the last value of each key, then every change) until
-/// `stop`; a watch lost with the connection is made again.
-pub(crate) async fn follow(store: kv::Store, entries: Entries, stop: CancellationToken) {
+/// Keeps `entries` equal to the bucket (the last value of each key, then every change) until
+/// `stop`, calling `changed` after each change; a watch lost with the connection is made
+/// again. Used for the board and the pins.
+pub(crate) async fn follow(
+    store: kv::Store,
+    entries: Entries,
+    changed: impl Fn() + Send + 'static,
+    stop: CancellationToken,
+) {
     loop {
         match store.watch_with_history(">").await {
             Ok(mut watch) => loop {
@@ -35,15 +41,18 @@ pub(crate) async fn follow(store: kv::Store, entries: Entries, stop: Cancellatio
                 };
                 match next {
                     Some(Ok(entry)) => {
-                        let mut map = entries.write().unwrap_or_else(|e| e.into_inner());
-                        match entry.operation {
-                            kv::Operation::Put => {
-                                map.insert(entry.key, (entry.value, Instant::now()));
-                            }
-                            kv::Operation::Delete | kv::Operation::Purge => {
-                                map.remove(&entry.key);
+                        {
+                            let mut map = entries.write().unwrap_or_else(|e| e.into_inner());
+                            match entry.operation {
+                                kv::Operation::Put => {
+                                    map.insert(entry.key, (entry.value, Instant::now()));
+                                }
+                                kv::Operation::Delete | kv::Operation::Purge => {
+                                    map.remove(&entry.key);
+                                }
                             }
                         }
+                        changed();
                     }
                     Some(Err(e)) => {
                         debug!(error = %e, "board watch failed; watching again");

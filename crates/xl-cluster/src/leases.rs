@@ -84,6 +84,8 @@ pub(crate) struct LeaseLoop {
     leases: kv::Store,
     info: NodeInfo,
     wanted: watch::Receiver<Arc<Vec<Wanted>>>,
+    /// The admins' pins (lease key -> node), which take precedence over [`Wanted::pin`].
+    pins: crate::board::Entries,
     held_tx: watch::Sender<Arc<Held>>,
     /// Counts the rounds that saw the live nodes (and so took and released what they should).
     rounds_tx: watch::Sender<u64>,
@@ -123,6 +125,7 @@ impl LeaseLoop {
         buckets: Buckets,
         info: NodeInfo,
         wanted: watch::Receiver<Arc<Vec<Wanted>>>,
+        pins: crate::board::Entries,
         outputs: Outputs,
         stop: CancellationToken,
     ) -> LeaseLoop {
@@ -138,6 +141,7 @@ impl LeaseLoop {
             leases,
             info,
             wanted,
+            pins,
             held_tx,
             rounds_tx,
             stop,
@@ -255,9 +259,11 @@ impl LeaseLoop {
     /// Decides what to do with each key. Drops the keys to release from `held` at once.
     fn plan(&mut self) -> Vec<Op> {
         let wanted = self.wanted.borrow_and_update().clone();
+        let pinned = crate::read_pins(&self.pins);
         let mut pins: BTreeMap<&LeaseKey, Option<&str>> = BTreeMap::new();
         for w in wanted.iter() {
-            pins.entry(&w.key).or_insert(w.pin.as_deref());
+            let pin = pinned.get(w.key.as_str()).map(String::as_str);
+            pins.entry(&w.key).or_insert(pin.or(w.pin.as_deref()));
         }
         let me = self.cfg.node.as_str();
         let mut ops: Vec<Op> = std::mem::take(&mut self.releasing)

@@ -175,6 +175,10 @@ impl ClusterConfig {
         format!("{}-board", self.bucket_prefix)
     }
 
+    fn pins_bucket(&self) -> String {
+        format!("{}-pins", self.bucket_prefix)
+    }
+
     fn topology_subject(&self) -> String {
         format!("{}.topology", self.bucket_prefix)
     }
@@ -189,6 +193,17 @@ impl ClusterConfig {
             .map(|u| redact(u))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// A node id: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn check_node_id(node: &str) -> Result<(), ClusterError> {
+    if is_id(node, 64) {
+        Ok(())
+    } else {
+        Err(ClusterError::BadConfig(format!(
+            "node id {node:?} must be 1 to 64 of A-Z a-z 0-9 _ -"
+        )))
     }
 }
 
@@ -368,6 +383,9 @@ struct Inner {
     /// The board's bucket, and what this node has read of it.
     board: kv::Store,
     board_entries: board::Entries,
+    /// The pins' bucket (lease key -> node id), and what this node has read of it.
+    pins: kv::Store,
+    pin_entries: board::Entries,
     /// Counts the topology writes other nodes announced.
     topology: watch::Sender<u64>,
     /// Cancels the lease loop (which then releases everything) and the committed subscriber.
@@ -412,6 +430,8 @@ impl Cluster {
         let nodes = open_bucket(&js, &cfg, cfg.nodes_bucket(), cfg.lease_ttl).await?;
         let leases = open_bucket(&js, &cfg, cfg.leases_bucket(), cfg.lease_ttl).await?;
         let board = open_bucket(&js, &cfg, cfg.board_bucket(), BOARD_TTL).await?;
+        // Pins stay until an admin removes them.
+        let pins = open_bucket(&js, &cfg, cfg.pins_bucket(), Duration::ZERO).await?;
 
         let stop = shutdown.child_token();
         let (committed_tx, _) = watch::channel(0i64);
@@ -445,10 +465,22 @@ impl Cluster {
         tokio::spawn(board::follow(
             board.clone(),
             Arc::clone(&board_entries),
+            || {},
             stop.clone(),
         ));
 
         let (wanted_tx, wanted_rx) = watch::channel(Arc::new(Vec::new()));
+        // A pin changed anywhere wakes the lease loop as a new list would.
+        let pin_entries = board::Entries::default();
+        {
+            let wake = wanted_tx.clone();
+            tokio::spawn(board::follow(
+                pins.clone(),
+                Arc::clone(&pin_entries),
+                move || wake.send_modify(|_| {}),
+                stop.clone(),
+            ));
+        }
         let (held_tx, held_rx) = watch::channel(Arc::new(Held::default()));
         let (rounds_tx, rounds_rx) = watch::channel(0u64);
         let info = NodeInfo {
@@ -465,6 +497,7 @@ impl Cluster {
             },
             info,
             wanted_rx,
+            Arc::clone(&pin_entries),
             leases::Outputs {
                 held: held_tx,
                 rounds: rounds_tx,
@@ -489,6 +522,8 @@ impl Cluster {
                 committed: committed_tx,
                 board,
                 board_entries,
+                pins,
+                pin_entries,
                 topology: topology_tx,
                 stop,
                 tasks: Mutex::new(Some((loop_task, committed_task))),
@@ -552,10 +587,7 @@ impl Cluster {
     pub async fn notify_committed(&self, seq: i64) {
         raise(&self.inner.committed, seq);
         let subject = self.inner.cfg.committed_subject();
-        let publish = self
-            .inner
-            .client
-            .publish(subject, seq.to_string().into_bytes().into());
+        let publish = announce(&self.inner.client, subject, seq.to_string().into_bytes());
         match tokio::time::timeout(self.inner.cfg.renew_every, publish).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(seq, error = %e, "cannot announce a commit"),
@@ -566,9 +598,11 @@ impl Cluster {
     /// Announces that this node changed the district's topology (core NATS publish on
     /// `{prefix}.topology`, best effort), so that the other nodes read it from the store.
     pub async fn notify_topology(&self) {
-        let publish = self.inner.client.publish(
-            self.inner.cfg.topology_subject(),
-            self.inner.cfg.node.clone().into_bytes().into(),
+        let subject = self.inner.cfg.topology_subject();
+        let publish = announce(
+            &self.inner.client,
+            subject,
+            self.inner.cfg.node.clone().into_bytes(),
         );
         match tokio::time::timeout(self.inner.cfg.renew_every, publish).await {
             Ok(Ok(())) => {}
@@ -621,6 +655,42 @@ impl Cluster {
             .filter(|(_, (_, at))| at.elapsed() < BOARD_TTL)
             .map(|(k, (v, _))| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Pins `key` to `node` (the entry runs there while that node is live, elsewhere by the
+    /// hashing when it is not), or removes its pin (`None`). Every node's lease loop reads the
+    /// pins; they stay until removed, and take precedence over [`Wanted::pin`].
+    pub async fn pin(&self, key: &LeaseKey, node: Option<&str>) -> Result<(), ClusterError> {
+        let op = format!("pinning {key}");
+        let done = match node {
+            Some(n) => {
+                check_node_id(n)?;
+                tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    self.inner
+                        .pins
+                        .put(key.as_str(), n.to_owned().into_bytes().into()),
+                )
+                .await
+                .map(|r| r.map(|_| ()).map_err(|e| Box::new(e) as BoxError))
+            }
+            None => tokio::time::timeout(REQUEST_TIMEOUT, self.inner.pins.delete(key.as_str()))
+                .await
+                .map(|r| r.map_err(|e| Box::new(e) as BoxError)),
+        };
+        match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ClusterError::Nats { op, source }),
+            Err(_) => Err(ClusterError::Timeout {
+                op,
+                timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// The pins as this node last read them: lease key -> node id.
+    pub fn pins(&self) -> BTreeMap<String, String> {
+        read_pins(&self.inner.pin_entries)
     }
 
     /// Counts the topology changes the other nodes announced (never this node's own).
@@ -775,6 +845,18 @@ async fn connect(cfg: &ClusterConfig) -> Result<async_nats::Client, ClusterError
     }
 }
 
+/// Publishes on core NATS and flushes, so that an announcement leaves at once rather than
+/// with the client's next write.
+async fn announce(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Vec<u8>,
+) -> Result<(), BoxError> {
+    client.publish(subject, payload.into()).await?;
+    client.flush().await?;
+    Ok(())
+}
+
 async fn flush(client: &async_nats::Client, what: &str) -> Result<(), ClusterError> {
     match tokio::time::timeout(REQUEST_TIMEOUT, client.flush()).await {
         Ok(Ok(())) => Ok(()),
@@ -831,7 +913,7 @@ async fn open_bucket(
     if stored_age != max_age {
         return Err(ClusterError::BadConfig(format!(
             "bucket {bucket} exists with max_age {stored_age:?}, not {max_age:?}: every node \
-             of a district must use the same lease ttl (or delete the buckets {}-nodes and \
+             of a district must use the same lease_ttl (or delete the buckets {}-nodes and \
              {}-leases while all nodes are stopped)",
             cfg.bucket_prefix, cfg.bucket_prefix
         )));
@@ -989,4 +1071,14 @@ mod tests {
             "\"camera.front-door_2\""
         );
     }
+}
+
+/// Lease key -> node id, from the pins' bucket as read.
+pub(crate) fn read_pins(entries: &board::Entries) -> BTreeMap<String, String> {
+    entries
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|(k, (v, _))| Some((k.clone(), String::from_utf8(v.to_vec()).ok()?)))
+        .collect()
 }

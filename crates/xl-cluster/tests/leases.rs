@@ -590,6 +590,54 @@ async fn topology_announcements_and_board_posts_reach_the_other_nodes() -> anyho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_key_moves_to_its_node_and_back_when_unpinned() -> anyhow::Result<()> {
+    let server = start_server().await?;
+    let shutdown = CancellationToken::new();
+    let prefix = prefix();
+    let url = server.url();
+    let nodes = start_nodes(
+        &[("a", 100, url.clone()), ("b", 100, url)],
+        &prefix,
+        &shutdown,
+    )
+    .await?;
+    let both = live(&[("a", 100), ("b", 100)]);
+    wait_settled(&[&nodes[0], &nodes[1]], &both).await?;
+    // A key the hashing gives to a, pinned to b (through a, read by both).
+    let key = keys()
+        .into_iter()
+        .find(|k| owner(k.as_str(), &both, None) == Some("a"))
+        .unwrap();
+    nodes[0].pin(&key, Some("b")).await?;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let h = holders(&[&nodes[0], &nodes[1]]);
+        if h.get(&key).map(Vec::as_slice) == Some(&["b".to_owned()][..]) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{key} held by {:?}", h.get(&key));
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        nodes[1].pins().get(key.as_str()).map(String::as_str),
+        Some("b")
+    );
+    // Only that key moved.
+    let h = holders(&[&nodes[0], &nodes[1]]);
+    for k in keys().into_iter().filter(|k| *k != key) {
+        let want = owner(k.as_str(), &both, None).unwrap().to_owned();
+        assert_eq!(h.get(&k).map(Vec::as_slice), Some(&[want][..]), "{k}");
+    }
+    // A bad node id is refused; removing the pin gives the key back to the hashing's owner.
+    assert!(nodes[0].pin(&key, Some("no spaces")).await.is_err());
+    nodes[1].pin(&key, None).await?;
+    wait_settled(&[&nodes[0], &nodes[1]], &both).await?;
+    assert!(!nodes[0].pins().contains_key(key.as_str()));
+    shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_fails_naming_the_url_when_nats_is_down() -> anyhow::Result<()> {
     // A port nobody listens on: bind one, then close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
