@@ -98,6 +98,9 @@ pub struct ClusterConfig {
     /// This node's API URL as other nodes and operators reach it (shown in [`ClusterView`]).
     /// Default none.
     pub advertise: Option<String>,
+    /// Copies of each bucket the NATS cluster keeps (JetStream replicas, 1 to 5): 3 on a
+    /// three-server NATS cluster, so that the leases outlive one server. Default 1.
+    pub replicas: usize,
 }
 
 impl Default for ClusterConfig {
@@ -110,6 +113,7 @@ impl Default for ClusterConfig {
             renew_every: Duration::from_secs(2),
             bucket_prefix: "xl".to_owned(),
             advertise: None,
+            replicas: 1,
         }
     }
 }
@@ -131,6 +135,9 @@ impl ClusterConfig {
                 "node id {:?} must be 1 to 64 of A-Z a-z 0-9 _ -",
                 self.node
             ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return bad(format!("replicas must be 1 to 5 (got {})", self.replicas));
         }
         if self.weight == 0 {
             return bad("weight must be > 0".into());
@@ -884,6 +891,7 @@ async fn open_bucket(
         description: "xueliang cluster (xl-cluster)".to_owned(),
         history: 1,
         max_age,
+        num_replicas: cfg.replicas,
         // Not memory: leases must survive a NATS restart (see the crate docs).
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
@@ -920,6 +928,16 @@ async fn open_bucket(
     }
     debug!(%bucket, error = %create_err, "bucket exists with other settings; opened it");
     Ok(store)
+}
+
+/// Lease key -> node id, from the pins' bucket as read.
+pub(crate) fn read_pins(entries: &board::Entries) -> BTreeMap<String, String> {
+    entries
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|(k, (v, _))| Some((k.clone(), String::from_utf8(v.to_vec()).ok()?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -1071,14 +1089,4 @@ mod tests {
             "\"camera.front-door_2\""
         );
     }
-}
-
-/// Lease key -> node id, from the pins' bucket as read.
-pub(crate) fn read_pins(entries: &board::Entries) -> BTreeMap<String, String> {
-    entries
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter_map(|(k, (v, _))| Some((k.clone(), String::from_utf8(v.to_vec()).ok()?)))
-        .collect()
 }

@@ -47,6 +47,7 @@ fn config(url: &str, node: &str, weight: u32, prefix: &str) -> ClusterConfig {
         renew_every: RENEW,
         bucket_prefix: prefix.to_owned(),
         advertise: Some(format!("http://{node}.test:8080")),
+        replicas: 1,
     }
 }
 

@@ -82,6 +82,14 @@ pub struct JetStreamOutConfig {
     /// How often the outbox is read when nothing woke the publisher. Default 5.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_secs: f64,
+    /// Copies of the stream the NATS cluster keeps (JetStream replicas, set when the stream
+    /// is made). Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+}
+
+fn default_replicas() -> usize {
+    1
 }
 
 fn default_prefix() -> String {
@@ -120,6 +128,7 @@ impl JetStreamOutConfig {
             backoff_initial_secs: default_backoff_initial(),
             backoff_max_secs: default_backoff_max(),
             poll_interval_secs: default_poll_interval(),
+            replicas: default_replicas(),
         }
     }
 
@@ -210,6 +219,7 @@ impl JetStreamOutConfig {
             storage: stream::StorageType::File,
             max_age: Duration::from_secs(u64::from(self.max_age_days) * 86_400),
             duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }

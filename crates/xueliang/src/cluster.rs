@@ -65,10 +65,18 @@ pub struct ClusterSettings {
     /// `GET /api/v1/cluster`). Default none.
     #[serde(default)]
     pub advertise: Option<String>,
-    /// The prefix of the NATS buckets and subjects, for several districts on one NATS.
-    /// Default `xl`.
+    /// The prefix of the NATS buckets, streams and subjects, for several districts on one
+    /// NATS. Default `xl`.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// Copies NATS keeps of the leases and the alert stream (JetStream replicas): 3 on a
+    /// three-server NATS cluster. Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+}
+
+fn default_replicas() -> usize {
+    1
 }
 
 fn default_weight() -> u32 {
@@ -93,6 +101,9 @@ impl ClusterSettings {
         }
         if self.lease_secs < 4 {
             bail!("cluster.lease_secs must be at least 4");
+        }
+        if !(1..=5).contains(&self.replicas) {
+            bail!("cluster.replicas must be 1 to 5");
         }
         let shared = store
             .database_url
@@ -126,7 +137,18 @@ impl ClusterSettings {
             renew_every: ttl / 5,
             bucket_prefix: self.prefix.clone(),
             advertise: self.advertise.clone(),
+            replicas: self.replicas,
         })
+    }
+}
+
+/// Where the district's alert changes go on JetStream (`{prefix}.alerts.<community>.<kind>`),
+/// published by the node holding the notify lease.
+pub fn alert_stream(settings: &ClusterSettings) -> xl_notify::JetStreamOutConfig {
+    xl_notify::JetStreamOutConfig {
+        prefix: settings.prefix.clone(),
+        replicas: settings.replicas,
+        ..xl_notify::JetStreamOutConfig::new(settings.nats.clone())
     }
 }
 
@@ -433,4 +455,40 @@ pub fn remote_cameras(
             Some((info, dto))
         })
         .collect()
+}
+
+/// A node's figures on `/metrics`: the leases it holds by kind, the lease rounds it has done,
+/// and the last commit seq of the district it has heard of.
+pub struct ClusterMetrics(pub Arc<Cluster>);
+
+impl xl_core::metrics::MetricsSource for ClusterMetrics {
+    fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        let held = self.0.held().borrow().clone();
+        let count = |kind: &str| held.leases.keys().filter(|k| k.kind() == kind).count();
+        let node = self.0.node();
+        let _ = writeln!(
+            out,
+            "# HELP xueliang_cluster_leases_held Leases this node holds, by kind (camera, gate, task).\n\
+             # TYPE xueliang_cluster_leases_held gauge"
+        );
+        for kind in ["camera", "gate", "task"] {
+            let _ = writeln!(
+                out,
+                "xueliang_cluster_leases_held{{node=\"{node}\",kind=\"{kind}\"}} {}",
+                count(kind)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP xueliang_cluster_lease_rounds_total Lease rounds that saw the live nodes.\n\
+             # TYPE xueliang_cluster_lease_rounds_total counter\n\
+             xueliang_cluster_lease_rounds_total{{node=\"{node}\"}} {}\n\
+             # HELP xueliang_cluster_committed_seq The last outbox seq any node of the district announced.\n\
+             # TYPE xueliang_cluster_committed_seq gauge\n\
+             xueliang_cluster_committed_seq{{node=\"{node}\"}} {}",
+            *self.0.rounds().borrow(),
+            *self.0.committed().borrow(),
+        );
+    }
 }

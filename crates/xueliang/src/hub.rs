@@ -355,6 +355,10 @@ impl Hub {
                         Arc::clone(live.stats()) as _,
                         Arc::clone(recordings.stats()) as _,
                     ])
+                    .chain(hub.cluster.as_ref().map(|c| {
+                        Arc::new(crate::cluster::ClusterMetrics(Arc::clone(c)))
+                            as Arc<dyn xl_core::metrics::MetricsSource>
+                    }))
                     .collect(),
                 backend: Arc::new(StoreBackend {
                     store: hub
@@ -506,8 +510,9 @@ fn start_webhooks(
     )?))
 }
 
-/// A district's publishing, run by the node holding the notify lease: webhooks, MQTT out
-/// and the camera status it publishes (of the cameras this node runs).
+/// A district's publishing, run by the node holding the notify lease: the alert changes on
+/// JetStream, webhooks, MQTT out and the camera status it publishes (of the cameras this node
+/// runs).
 fn notify_job(
     config: &Config,
     outbox: Arc<StoreOutbox>,
@@ -518,11 +523,20 @@ fn notify_job(
 + use<> {
     let hooks = config.webhooks.clone();
     let mqtt_out = config.mqtt_out_config();
+    let stream = config.cluster.as_ref().map(crate::cluster::alert_stream);
     let (alerts, cameras, clocks) = (Arc::clone(alerts), Arc::clone(cameras), Arc::clone(clocks));
     move |token: CancellationToken| {
         let webhooks = start_webhooks(&hooks, &outbox, &alerts, token.child_token());
         let mqtt = mqtt_out.clone().map(|cfg| {
             xl_notify::MqttOut::start(
+                cfg,
+                Arc::clone(&outbox),
+                alerts.committed(),
+                token.child_token(),
+            )
+        });
+        let jetstream = stream.clone().map(|cfg| {
+            xl_notify::JetStreamOut::start(
                 cfg,
                 Arc::clone(&outbox),
                 alerts.committed(),
@@ -539,6 +553,11 @@ fn notify_job(
                 }
             };
             let mut tasks = Vec::new();
+            match jetstream {
+                Some(Ok((_, task))) => tasks.push(task),
+                Some(Err(e)) => warn!(error = %e, "cannot start the alert stream on JetStream"),
+                None => {}
+            }
             match mqtt {
                 Some(Ok((out, task))) => {
                     tasks.push(task);

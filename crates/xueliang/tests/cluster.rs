@@ -399,6 +399,91 @@ async fn events_stored_and_counted_once(db: &sqlx::PgPool, published: &[(usize, 
     }
 }
 
+/// Waits until the district's alert stream on JetStream (`xl-alerts`, published by the node
+/// holding the notify lease) holds every outbox entry of the store exactly once, in seq
+/// order, each on `xl.alerts.<community>.<kind with _ for .>`.
+async fn alert_stream_holds_the_outbox_once(nats: &NatsServer, db: &sqlx::PgPool) {
+    use async_nats::jetstream::{self, consumer::pull};
+    use futures::StreamExt;
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (last,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+            .fetch_one(db)
+            .await
+            .unwrap();
+        let got = match js.get_stream("xl-alerts").await {
+            Ok(mut stream) => stream.info().await.unwrap().state.messages,
+            Err(_) => 0,
+        };
+        if last > 0 && got >= last as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alert stream holds {got} messages, the outbox {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let stream = js.get_stream("xl-alerts").await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .unwrap();
+        let before = seqs.len();
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            let entry: OutboxEntry = serde_json::from_slice(&m.payload).unwrap();
+            let kind = entry.alert.kind.to_string().replace('.', "_");
+            assert_eq!(
+                m.subject.as_str(),
+                format!("xl.alerts.{}.{kind}", entry.alert.community),
+                "seq {}",
+                entry.seq
+            );
+            seqs.push(entry.seq);
+            m.ack().await.unwrap();
+        }
+        if seqs.len() == before {
+            break;
+        }
+    }
+    let (last,): (i64,) = sqlx::query_as("SELECT MAX(seq) FROM outbox")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let want: Vec<i64> = (1..=last).collect();
+    assert_eq!(
+        &seqs[..want.len().min(seqs.len())],
+        &want[..want.len().min(seqs.len())],
+        "the alert stream is the outbox in seq order"
+    );
+    assert!(
+        seqs.len() >= want.len(),
+        "{} of {} outbox entries",
+        seqs.len(),
+        want.len()
+    );
+    let distinct: BTreeSet<i64> = seqs.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        seqs.len(),
+        "an outbox entry published twice"
+    );
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -438,6 +523,21 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
         );
         let ready = http.get(format!("{}/readyz", n.base)).send().await.unwrap();
         assert_eq!(ready.status(), 200, "node {} ready", n.name);
+        let metrics = http
+            .get(format!("{}/metrics", n.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mine = owners.values().filter(|o| *o == n.name).count();
+        let line = format!(
+            "xueliang_cluster_leases_held{{node=\"{}\",kind=\"camera\"}} {mine}",
+            n.name
+        );
+        assert!(metrics.contains(&line), "{line} not in /metrics");
     }
 
     // Every node's API lists the whole district's cameras, online, each with the node that
@@ -518,6 +618,8 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
     let published = publisher.stop().await;
     let db = sqlx::PgPool::connect(&d.pg.url).await.unwrap();
     events_stored_and_counted_once(&db, &published).await;
+    // Every alert change, also those of the failover, on JetStream once.
+    alert_stream_holds_the_outbox_once(&d.nats, &db).await;
 
     // A camera added on node A that the leases give to node B: B pulls it (and fails), A's
     // SSE client sees B's camera.offline.
