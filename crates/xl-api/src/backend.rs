@@ -315,6 +315,15 @@ pub struct ClusterView {
     pub nodes: Vec<ClusterNode>,
     /// Every lease held, by key.
     pub leases: Vec<ClusterLease>,
+    /// Cameras pinned to a node, by camera.
+    pub pins: Vec<ClusterPin>,
+}
+
+/// A camera an admin pinned to a node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterPin {
+    pub camera: String,
+    pub node: String,
 }
 
 /// A live node.
@@ -546,6 +555,17 @@ pub trait Backend: Send + Sync + 'static {
     /// scope checks read. A single hub (the default) has none.
     fn remote_cameras(&self) -> Vec<(xl_core::camera::CameraInfo, crate::cameras::CameraDto)> {
         Vec::new()
+    }
+    /// Pins `camera` to `node` (checked: a node id), or removes its pin (`None`). A single
+    /// hub (the default) answers Unavailable.
+    fn pin_camera(&self, camera: &CameraId, node: Option<&str>) -> BoxFut<'_, ()> {
+        let _ = (camera, node);
+        Box::pin(async {
+            Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "this hub is not a node of a district ([cluster])",
+            ))
+        })
     }
     /// The district's nodes and leases; a single hub's answer (the default) has none.
     fn cluster(&self) -> BoxFut<'_, ClusterView> {

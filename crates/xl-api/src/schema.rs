@@ -499,7 +499,7 @@ pub(crate) fn recorded() -> Value {
 pub(crate) fn cluster_view() -> Value {
     json!({
         "type": "object",
-        "required": ["clustered", "node", "nodes", "leases"],
+        "required": ["clustered", "node", "nodes", "leases", "pins"],
         "properties": {
             "clustered": { "type": "boolean", "description": "false on a single hub (no nodes, no leases)" },
             "node": { "type": ["string", "null"], "description": "the answering node's id" },
@@ -531,6 +531,29 @@ pub(crate) fn cluster_view() -> Value {
                     },
                 },
             },
+            "pins": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["camera", "node"],
+                    "properties": {
+                        "camera": id(),
+                        "node": { "type": "string" },
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// `PUT /api/v1/cluster/pins/{camera}` (`cluster::PinRequest`).
+pub(crate) fn pin_request() -> Value {
+    json!({
+        "type": "object",
+        "required": ["node"],
+        "additionalProperties": false,
+        "properties": {
+            "node": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$" },
         },
     })
 }

@@ -596,11 +596,41 @@ impl Backend for StoreBackend {
             let Some(cluster) = &self.cluster else {
                 return Ok(xl_api::backend::ClusterView::default());
             };
-            let view = cluster
-                .view()
-                .await
+            let view = cluster.view().await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the cluster's view from NATS");
+                ApiError::new(
+                    e.kind(),
+                    "the cluster's state could not be read from NATS; try again",
+                )
+            })?;
+            Ok(crate::cluster::view_dto(
+                cluster.node(),
+                view,
+                cluster.pins(),
+            ))
+        })
+    }
+
+    fn pin_camera(&self, camera: &CameraId, node: Option<&str>) -> BoxFut<'_, ()> {
+        let (camera, node) = (camera.clone(), node.map(str::to_owned));
+        Box::pin(async move {
+            let Some(cluster) = &self.cluster else {
+                return Err(ApiError::new(
+                    xl_core::ErrorKind::Unavailable,
+                    "this hub is not a node of a district ([cluster])",
+                ));
+            };
+            let key = xl_cluster::LeaseKey::camera(camera.as_str())
                 .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
-            Ok(crate::cluster::view_dto(cluster.node(), view))
+            if let Some(n) = &node {
+                xl_cluster::check_node_id(n).map_err(|e| {
+                    ApiError::new(xl_core::ErrorKind::InvalidInput, format!("node: {e}"))
+                })?;
+            }
+            cluster.pin(&key, node.as_deref()).await.map_err(|e| {
+                tracing::warn!(camera = %camera, error = %e, "cannot store a pin");
+                ApiError::new(e.kind(), "the pin could not be stored in NATS; try again")
+            })
         })
     }
 

@@ -325,8 +325,12 @@ pub async fn share_commits(
     }
 }
 
-/// The API's view of the district from this node's.
-pub fn view_dto(node: &str, view: xl_cluster::ClusterView) -> xl_api::backend::ClusterView {
+/// The API's view of the district from this node's, with the pins it has read.
+pub fn view_dto(
+    node: &str,
+    view: xl_cluster::ClusterView,
+    pins: std::collections::BTreeMap<String, String>,
+) -> xl_api::backend::ClusterView {
     let cameras_of = |id: &str| {
         view.leases
             .iter()
@@ -356,6 +360,13 @@ pub fn view_dto(node: &str, view: xl_cluster::ClusterView) -> xl_api::backend::C
                 node: l.node.clone(),
                 revision: l.revision,
                 age_ms: l.age_ms,
+            })
+            .collect(),
+        pins: pins
+            .into_iter()
+            .filter_map(|(key, node)| {
+                let camera = key.strip_prefix("camera.")?.to_owned();
+                Some(xl_api::backend::ClusterPin { camera, node })
             })
             .collect(),
     }

@@ -732,6 +732,73 @@ async fn a_node_cut_from_nats_stops_its_cameras_before_another_pulls_them_and_a_
         "a camera was pulled twice after the partition healed"
     );
 
+    // An admin pins one of "kept"'s cameras to "cut": it moves (and only it), still never
+    // pulled twice; removing the pin gives it back.
+    let owners = d.owners(&http, 1, 2).await;
+    let moving = owners.iter().find(|(_, n)| *n == "kept").unwrap().0.clone();
+    let pin_url = format!("{}/api/v1/cluster/pins/{moving}", d.nodes[1].base);
+    for (body, status) in [
+        (serde_json::json!({ "node": "no spaces" }), 400),
+        (serde_json::json!({ "nod": "cut" }), 400),
+    ] {
+        let r = http
+            .put(&pin_url)
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
+    let r = http
+        .put(format!(
+            "{}/api/v1/cluster/pins/no-such-camera",
+            d.nodes[1].base
+        ))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "node": "cut" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let before = d.opened([moving.clone()]);
+    let r = http
+        .put(&pin_url)
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "node": "cut" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    d.every_camera_pulled_once(&before, 30).await;
+    let pinned = camera_owners(&http, &d.nodes[0]).await;
+    assert_eq!(pinned[&moving], "cut");
+    for (c, n) in &owners {
+        if *c != moving {
+            assert_eq!(&pinned[c], n, "only the pinned camera moves");
+        }
+    }
+    let view = get_json(&http, &format!("{}/api/v1/cluster", d.nodes[0].base)).await;
+    assert_eq!(
+        view["pins"],
+        serde_json::json!([{ "camera": moving, "node": "cut" }])
+    );
+    let before = d.opened([moving.clone()]);
+    let r = http
+        .delete(&pin_url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    d.every_camera_pulled_once(&before, 30).await;
+    assert_eq!(camera_owners(&http, &d.nodes[0]).await[&moving], "kept");
+    assert_eq!(
+        d.max_sessions(),
+        1,
+        "a camera was pulled twice while pinned or unpinned"
+    );
+
     // nats-server restarted while the gates publish: nothing acknowledged is lost, nothing
     // is counted twice, and the cameras stay pulled once.
     let publisher = Publisher::start(&d.prefix, 5000).await;
