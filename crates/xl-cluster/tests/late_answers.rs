@@ -102,7 +102,11 @@ async fn renewals_answered_too_late_keep_the_leases() -> anyhow::Result<()> {
     let server = tokio::task::spawn_blocking(NatsServer::start).await??;
     let pid = server.pid().context("the server runs")?;
     let shutdown = CancellationToken::new();
-    let node = Cluster::start(config(server.url(), "node-a", &prefix(), TTL), shutdown.clone()).await?;
+    let node = Cluster::start(
+        config(server.url(), "node-a", &prefix(), TTL),
+        shutdown.clone(),
+    )
+    .await?;
     node.want(wanted());
     let deadline = Instant::now() + PATIENCE;
     while node.held().borrow().leases.len() < KEYS {
@@ -141,7 +145,11 @@ async fn a_release_after_late_answers_frees_the_key_at_once() -> anyhow::Result<
     let pid = server.pid().context("the server runs")?;
     let shutdown = CancellationToken::new();
     let prefix = prefix();
-    let a = Cluster::start(config(server.url(), "node-a", &prefix, LONG_TTL), shutdown.clone()).await?;
+    let a = Cluster::start(
+        config(server.url(), "node-a", &prefix, LONG_TTL),
+        shutdown.clone(),
+    )
+    .await?;
     a.want(wanted());
     let deadline = Instant::now() + PATIENCE;
     while a.held().borrow().leases.len() < KEYS {
@@ -158,7 +166,11 @@ async fn a_release_after_late_answers_frees_the_key_at_once() -> anyhow::Result<
     let left = Instant::now();
     a.stop().await;
 
-    let b = Cluster::start(config(server.url(), "node-b", &prefix, LONG_TTL), shutdown.clone()).await?;
+    let b = Cluster::start(
+        config(server.url(), "node-b", &prefix, LONG_TTL),
+        shutdown.clone(),
+    )
+    .await?;
     b.want(wanted());
     while b.held().borrow().leases.len() < KEYS {
         if Instant::now() > left + PATIENCE {

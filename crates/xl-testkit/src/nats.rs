@@ -90,6 +90,12 @@ impl NatsServer {
         &self.store.path
     }
 
+    /// The server's process id while it runs (e.g. to read its CPU time from `/proc`); `None`
+    /// once stopped. Changes across [`NatsServer::restart`].
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
     /// Whether the server process is up (started and not stopped).
     pub fn is_running(&mut self) -> bool {
         match &mut self.process {
