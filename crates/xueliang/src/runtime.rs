@@ -733,8 +733,7 @@ fn check_gate_change(
     })
 }
 
-/// The part of the topology that runs: entries not disabled, under a community and station
-/// not disabled.
+/// Sleeps `d`; never returns for `None`.
 async fn sleep_or_never(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
@@ -768,6 +767,8 @@ async fn leases_changed(held: &mut Option<watch::Receiver<Arc<xl_cluster::Held>>
     }
 }
 
+/// The part of the topology that runs: entries not disabled, under a community and station
+/// not disabled.
 fn runnable(t: &Topology) -> Topology {
     let community_on = |c: &xl_core::CommunityId| {
         t.communities.get(c).is_none_or(|c| {
