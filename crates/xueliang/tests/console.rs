@@ -622,22 +622,27 @@ fn console_strings_exist_in_both_languages() {
     );
 }
 
+/// Runs one of the console's pure tests (node:test) under node.
+fn node_test(file: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser").join(file))
+        .output()
+        .expect("run node (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{file}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The playback page's pure parts (`tests/browser/playback.test.mjs`, node:test): the day's
 /// bounds (also on daylight-saving days), time <-> x on the timeline, which recorded range a
 /// click falls in and the clip it asks for, the next clip when one ends, the download range.
 #[test]
 fn playback_timeline_arithmetic() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/playback.test.mjs"))
-        .output()
-        .expect("run node (scripts/setup installs it)");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node_test("playback.test.mjs");
 }
 
 /// The cluster page's pure parts (`tests/browser/cluster.test.mjs`, node:test): a district of
@@ -645,17 +650,7 @@ fn playback_timeline_arithmetic() {
 /// late heartbeats, task names in both languages, camera names, search and pages).
 #[test]
 fn cluster_page_rows() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/cluster.test.mjs"))
-        .output()
-        .expect("run node (scripts/setup installs it)");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node_test("cluster.test.mjs");
 }
 
 /// The live camera wall in the browser (`tests/browser/wall.test.mjs`) against the real hub
