@@ -454,9 +454,14 @@ impl Cluster {
                 })?;
             subscribers.push(sub);
         }
-        // The server has the subscriptions once the flush returns: announcements made after
-        // `start` returns are not missed.
+        // A flush only writes the socket. The server reads a connection in order, so once it
+        // has answered a request sent after the subscriptions it has them too: announcements
+        // made after `start` returns are not missed.
         flush(&client, "subscribing").await?;
+        nodes.status().await.map_err(|e| ClusterError::Nats {
+            op: "confirming the subscriptions".into(),
+            source: Box::new(e),
+        })?;
         let topology_sub = subscribers.pop().expect("two subscriptions");
         let committed_sub = subscribers.pop().expect("two subscriptions");
         let committed_task = tokio::spawn(announcements_loop(
@@ -690,6 +695,47 @@ impl Cluster {
             Ok(Err(source)) => Err(ClusterError::Nats { op, source }),
             Err(_) => Err(ClusterError::Timeout {
                 op,
+                timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// The node holding `key` now, read from NATS (one key-value get, bounded by a few
+    /// seconds); `None` when no live node holds it.
+    pub async fn holder(&self, key: &LeaseKey) -> Result<Option<String>, ClusterError> {
+        let bucket = self.inner.cfg.leases_bucket();
+        let entry = self.get(&self.inner.leases, &bucket, key.as_str()).await?;
+        Ok(entry.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The API URL `node` advertises, read from its node entry in NATS; `None` when the node
+    /// is not live or advertises none.
+    pub async fn node_address(&self, node: &str) -> Result<Option<String>, ClusterError> {
+        let bucket = self.inner.cfg.nodes_bucket();
+        let Some(entry) = self.get(&self.inner.nodes, &bucket, node).await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice::<NodeInfo>(&entry)
+            .ok()
+            .and_then(|info| info.advertise))
+    }
+
+    /// One key's current value (`None` when absent or deleted).
+    async fn get(
+        &self,
+        store: &kv::Store,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<bytes::Bytes>, ClusterError> {
+        let op = || format!("reading {key} in bucket {bucket}");
+        match tokio::time::timeout(REQUEST_TIMEOUT, store.get(key)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ClusterError::Nats {
+                op: op(),
+                source: Box::new(e),
+            }),
+            Err(_) => Err(ClusterError::Timeout {
+                op: op(),
                 timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
             }),
         }
