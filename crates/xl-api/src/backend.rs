@@ -265,6 +265,63 @@ pub trait VideoBody: Send + Sync + 'static {
     fn read(&self, start: u64, end: u64) -> Result<Vec<u8>, ApiError>;
 }
 
+/// Marks a request one node of a district makes of another, with the asking node's id: such a
+/// request is served where it arrives, never forwarded again. It grants nothing.
+pub const FORWARDED_BY: &str = "x-xueliang-forwarded-by";
+
+/// The caller's credentials (its `Authorization`, `Cookie` and `X-CSRF-Token` headers, nothing
+/// else of theirs), for a node of a district that asks another node on the caller's behalf
+/// (a forwarded camera route, a segment of a recording): sessions live in the shared store,
+/// so the other node authenticates the same user, checks the same scope and audits what it
+/// serves. Never logged (its `Debug` shows only which headers it holds).
+#[derive(Clone, Default)]
+pub struct OnBehalf(Vec<(axum::http::HeaderName, axum::http::HeaderValue)>);
+
+impl OnBehalf {
+    /// The headers that go along: the credentials, and the CSRF token a cookie session's
+    /// writes need.
+    const HEADERS: [&str; 3] = ["authorization", "cookie", crate::auth::CSRF_HEADER];
+
+    /// The credential headers of a request, in the order sent.
+    pub fn of(headers: &axum::http::HeaderMap) -> OnBehalf {
+        let kept = Self::HEADERS
+            .iter()
+            .flat_map(|name| {
+                headers
+                    .get_all(*name)
+                    .iter()
+                    .map(|v| (axum::http::HeaderName::from_static(name), v.clone()))
+            })
+            .collect();
+        OnBehalf(kept)
+    }
+
+    /// The headers to send along.
+    pub fn headers(
+        &self,
+    ) -> impl Iterator<Item = (&axum::http::HeaderName, &axum::http::HeaderValue)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
+impl std::fmt::Debug for OnBehalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_tuple("OnBehalf").field(&names).finish()
+    }
+}
+
+/// A segment file of this node's recordings, as another node asks for it
+/// ([`Backend::own_segment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    pub camera: CameraId,
+    pub path: PathBuf,
+    pub start_at: Timestamp,
+    /// `None` while it is being written (then only its bytes so far are sent).
+    pub end_at: Option<Timestamp>,
+}
+
 /// What an evidence export packages.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -351,6 +408,18 @@ pub struct ClusterLease {
     pub revision: u64,
     /// Milliseconds since it was last renewed.
     pub age_ms: u64,
+}
+
+/// The node of a district that runs a camera this node does not: where the camera's
+/// node-local routes (live view, thumbnail, snapshot, decode policy) are forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The node's id.
+    pub node: String,
+    /// Its advertised API base URL (`http://10.0.0.5:8080`).
+    pub url: String,
+    /// This node's id, which the forwarded request carries (`x-xueliang-forwarded-by`).
+    pub from: String,
 }
 
 /// Everything the API reads from or writes to beyond the live registries.
@@ -523,29 +592,42 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// `camera`'s recording of `[from, to)` as one MP4. Nothing recorded in it is `NotFound`
     /// with the gaps ([`ApiError::with_gaps`]); a range longer than the hub allows is
-    /// `InvalidInput` naming the limit.
+    /// `InvalidInput` naming the limit. In a district, segments recorded on other nodes are
+    /// fetched from them `on_behalf` of the caller.
     fn recording_clip(
         &self,
         camera: &CameraId,
         stream: Option<xl_core::live::StreamKind>,
         from: Timestamp,
         to: Timestamp,
+        on_behalf: &OnBehalf,
     ) -> BoxFut<'_, Arc<dyn VideoBody>> {
-        let _ = (camera, stream, from, to);
+        let _ = (camera, stream, from, to, on_behalf);
         no_recordings()
     }
     /// The clip of an alert (the caller has checked the alert is in scope): its camera's (or
     /// its gate's camera's) recording from the rule's `pre` before it was raised to `post`
     /// after. `NotFound` when it has no camera or nothing was recorded.
-    fn alert_clip(&self, alert: &AlertId) -> BoxFut<'_, Arc<dyn VideoBody>> {
-        let _ = alert;
+    fn alert_clip(&self, alert: &AlertId, on_behalf: &OnBehalf) -> BoxFut<'_, Arc<dyn VideoBody>> {
+        let _ = (alert, on_behalf);
         no_recordings()
     }
     /// Makes a signed evidence package of `subject` (scope checked by the caller) for the
     /// user `by`.
-    fn export(&self, subject: ExportSubject, by: &str) -> BoxFut<'_, ExportFile> {
-        let _ = (subject, by);
+    fn export(
+        &self,
+        subject: ExportSubject,
+        by: &str,
+        on_behalf: &OnBehalf,
+    ) -> BoxFut<'_, ExportFile> {
+        let _ = (subject, by, on_behalf);
         no_recordings()
+    }
+    /// Segment `id` of this node's recordings (`None`: no such segment, or another node's),
+    /// for another node of the district that plays it.
+    fn own_segment(&self, id: i64) -> BoxFut<'_, Option<SegmentFile>> {
+        let _ = id;
+        Box::pin(async { Ok(None) })
     }
     /// The public half of the key evidence packages are signed with.
     fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
@@ -570,6 +652,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The district's nodes and leases; a single hub's answer (the default) has none.
     fn cluster(&self) -> BoxFut<'_, ClusterView> {
         Box::pin(async { Ok(ClusterView::default()) })
+    }
+    /// In a district, the node that runs `camera` when it is another node (the holder of
+    /// its lease, with its advertised URL); `None` when this node runs it, when no node does
+    /// now (it is moving), or when that cannot be told (the caller then serves the request
+    /// itself). A single hub (the default) runs all its cameras.
+    fn camera_peer(&self, camera: &CameraId) -> BoxFut<'_, Option<Peer>> {
+        let _ = camera;
+        Box::pin(async { Ok(None) })
     }
 }
 

@@ -12,6 +12,7 @@ use xl_core::camera::{CameraEntry, CameraNetwork, CameraStatus, DecodePolicy};
 use xl_core::{CameraId, CommunityId, ErrorKind};
 
 use crate::auth::Caller;
+use crate::forward::{Camera, Forward};
 use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
@@ -170,8 +171,12 @@ async fn latest_snapshot(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    forward: Forward,
 ) -> Result<Response, ApiError> {
-    let (info, _) = find(&state, &caller, id)?;
+    let info = match forward.camera(&state, &caller, id).await? {
+        Camera::Here((info, _)) => info,
+        Camera::There(camera, peer) => return Ok(forward.http(&camera, &peer, None).await),
+    };
     let not_found = || ApiError::not_found(format!("no snapshot of camera {}", info.id));
     let (snap, path) = state
         .backend
@@ -207,14 +212,21 @@ async fn set_decode_policy(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    forward: Forward,
     body: Result<Json<DecodePolicyRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<CameraDto>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.body_text()))?;
     let policy: DecodePolicy = body
         .decode_policy
         .parse()
         .map_err(|e: String| ApiError::new(ErrorKind::InvalidInput, e))?;
-    let (info, stats) = find(&state, &caller, id)?;
+    let (info, stats) = match forward.camera(&state, &caller, id).await? {
+        Camera::Here(entry) => entry,
+        Camera::There(camera, peer) => {
+            let body = serde_json::json!({ "decode_policy": policy.as_str() }).to_string();
+            return Ok(forward.http(&camera, &peer, Some(body.into_bytes())).await);
+        }
+    };
     let previous = stats.decode_policy();
     caller
         .audit(
@@ -226,5 +238,5 @@ async fn set_decode_policy(
         .await?;
     stats.set_decode_policy(policy);
     tracing::info!(camera = %info.id, from = %previous, to = %policy, "decode policy set through the API");
-    Ok(Json(CameraDto::from(&(info, stats))))
+    Ok(Json(CameraDto::from(&(info, stats))).into_response())
 }

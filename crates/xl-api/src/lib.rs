@@ -18,6 +18,7 @@ mod cluster;
 mod console;
 mod error;
 mod evidence;
+mod forward;
 mod gates;
 pub mod live;
 mod metrics;

@@ -14,7 +14,9 @@
 //! same rule as snapshots: property sees only its communities' community-network cameras; an
 //! unseen camera is "not found"), and the `Origin` header, which must name this host when
 //! present (a page of another site must not ride on the console's cookie). Every session is
-//! audited twice: `live.start` (camera, stream) and `live.end` (seconds, bytes, why).
+//! audited twice: `live.start` (camera, stream) and `live.end` (seconds, bytes, why). In a
+//! district, a camera another node runs is forwarded there after these checks
+//! (`forward.rs`), and that node audits it.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,7 @@ use xl_core::camera::CameraInfo;
 use xl_core::live::{LiveEnd, LiveFeed, LiveMessage, StreamKind};
 
 use crate::auth::Caller;
+use crate::forward::{Camera, Forward};
 use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
 
@@ -127,10 +130,11 @@ async fn open(
     Path(id): Path<String>,
     params: Result<Query<LiveParams>, QueryRejection>,
     headers: HeaderMap,
+    forward: Forward,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(&headers)?;
-    let (info, _) = crate::cameras::find(&state, &caller, id)?;
+    let camera = forward.camera(&state, &caller, id).await?;
     let Query(params) =
         params.map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.body_text()))?;
     let kind: StreamKind = match params.stream.as_deref() {
@@ -155,6 +159,10 @@ async fn open(
             "live video is a WebSocket: connect with Connection: Upgrade",
         ));
     };
+    let (info, _) = match camera {
+        Camera::Here(entry) => entry,
+        Camera::There(camera, peer) => return Ok(forward.live(&camera, &peer, upgrade).await),
+    };
     let feed = state.backend.live(&info.id, kind, h265).await?;
     caller
         .audit(
@@ -173,8 +181,12 @@ async fn thumbnail(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    forward: Forward,
 ) -> Result<Response, ApiError> {
-    let (info, _) = crate::cameras::find(&state, &caller, id)?;
+    let info = match forward.camera(&state, &caller, id).await? {
+        Camera::Here((info, _)) => info,
+        Camera::There(camera, peer) => return Ok(forward.http(&camera, &peer, None).await),
+    };
     let jpeg = state
         .backend
         .thumbnail(&info.id)

@@ -3,9 +3,13 @@
 //! and `/api/v1/alerts/{id}/clip.mp4` (recorded video as one MP4, served in HTTP byte ranges so
 //! that a `<video>` element seeks in it without loading it whole), `/api/v1/exports` (a signed
 //! evidence package, made and downloaded at once; police and admins only) and
-//! `/api/v1/evidence/key` (the public key the packages are signed with).
+//! `/api/v1/evidence/key` (the public key the packages are signed with), and
+//! `/api/v1/recordings/segments/{id}` (one segment file of this node's, for another node of a
+//! district that plays a recording made partly here; the caller's own credentials come along,
+//! so it is scoped and audited as `recording.segment` like any look at video).
 //!
-//! Scope: a camera's routes follow live view's rule (`cameras::find`; an unseen camera is "not
+//! Scope: a camera's routes follow live view's rule ([`recorded_camera`]: any camera of the
+//! district's topology, running here, on another node or not at all; an unseen camera is "not
 //! found"), an alert's clip the alert routes' (`alerts::find`). Audit: `recording.play`, or
 //! `recording.download` with `download=true` (camera, stream, from, to), and `alert.clip`, each
 //! once per user, subject and action every [`LOOK_AUDIT_EVERY`](crate::live::LOOK_AUDIT_EVERY)
@@ -31,7 +35,7 @@ use xl_core::live::StreamKind;
 use xl_core::{ErrorKind, Role};
 
 use crate::auth::Caller;
-use crate::backend::{EvidenceKey, ExportSubject, Recorded, VideoBody};
+use crate::backend::{EvidenceKey, ExportSubject, OnBehalf, Recorded, SegmentFile, VideoBody};
 use crate::params::Params;
 use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
@@ -125,6 +129,16 @@ pub(crate) fn routes() -> Vec<Route> {
         .describe(
             "Police and admin users only (others 403). Body: {\"alert\": \"<id>\"} or {\"range\": {\"camera\", \"stream\" (optional), \"from\", \"to\"}}, of an alert or camera the caller sees (else 404). The package carries a manifest signed with the hub's key (`GET /api/v1/evidence/key`; check it with `xueliang verify-export`).",
         ),
+        video(Route::new(
+            Method::GET,
+            "/api/v1/recordings/segments/{id}",
+            Access::User,
+            "One segment file of this node's recordings, as recorded (fragmented MP4), in byte ranges: how a node of a district plays video another node recorded; audited once per user and camera every ten minutes",
+            get(segment),
+        ))
+        .describe(
+            "A segment recorded on another node, or none, is 404: ask the node the recording's index names. A segment still being written is sent as far as it is written.",
+        ),
         Route::new(
             Method::GET,
             "/api/v1/evidence/key",
@@ -166,6 +180,34 @@ fn time_range(params: &Params) -> Result<(Timestamp, Timestamp, Option<StreamKin
     Ok((from, to, params.one::<StreamKind>("stream")?))
 }
 
+/// The camera `id` whose recordings the caller asks for: one running here, or else any camera
+/// of the topology (another node of the district runs it, or it is disabled: its video stays
+/// under retention). Scoped as live view; an unseen camera is "not found".
+fn recorded_camera(
+    state: &ApiState,
+    caller: &Caller,
+    id: String,
+) -> Result<xl_core::camera::CameraInfo, ApiError> {
+    if let Ok((info, _)) = crate::cameras::find(state, caller, id.clone()) {
+        return Ok(info);
+    }
+    let camera = xl_core::CameraId::new(&id)
+        .map_err(|e| ApiError::new(ErrorKind::InvalidInput, e.to_string()))?;
+    state
+        .backend
+        .topology_view()
+        .cameras
+        .get(&camera)
+        .map(|c| xl_core::camera::CameraInfo {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            community: c.community.clone(),
+            network: c.network,
+        })
+        .filter(|info| caller.sees_camera(info))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no camera {camera}")))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
@@ -175,7 +217,7 @@ async fn recordings(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Json<Recorded>, ApiError> {
-    let (info, _) = crate::cameras::find(&state, &caller, id)?;
+    let info = recorded_camera(&state, &caller, id)?;
     params.only(&["from", "to", "stream"])?;
     let (from, to, stream) = time_range(&params)?;
     Ok(Json(
@@ -190,13 +232,13 @@ async fn recording_mp4(
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (info, _) = crate::cameras::find(&state, &caller, id)?;
+    let info = recorded_camera(&state, &caller, id)?;
     params.only(&["from", "to", "stream", "download"])?;
     let (from, to, stream) = time_range(&params)?;
     let download = params.one::<bool>("download")?.unwrap_or(false);
     let video = state
         .backend
-        .recording_clip(&info.id, stream, from, to)
+        .recording_clip(&info.id, stream, from, to, &OnBehalf::of(&headers))
         .await?;
     let part = Part::of(headers.get(header::RANGE), video.len());
     if part == Part::Unsatisfiable {
@@ -232,7 +274,10 @@ async fn alert_clip(
 ) -> Result<Response, ApiError> {
     let view = crate::alerts::find(&state, &caller, id).await?;
     let alert = view.alert;
-    let video = state.backend.alert_clip(&alert.id).await?;
+    let video = state
+        .backend
+        .alert_clip(&alert.id, &OnBehalf::of(&headers))
+        .await?;
     let part = Part::of(headers.get(header::RANGE), video.len());
     if part == Part::Unsatisfiable {
         return Ok(unsatisfiable(video.len()));
@@ -250,6 +295,7 @@ async fn alert_clip(
 async fn export(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if !matches!(caller.user.role, Role::Police | Role::Admin) {
@@ -274,7 +320,7 @@ async fn export(
             if let Some(fault) = range_fault(*from, *to) {
                 return Err(ApiError::invalid(format!("`range.to` {fault}")).with_field("range.to"));
             }
-            crate::cameras::find(&state, &caller, camera.to_string())?;
+            recorded_camera(&state, &caller, camera.to_string())?;
             json!({ "range": {
                 "camera": camera,
                 "stream": stream.map(StreamKind::as_str),
@@ -283,7 +329,10 @@ async fn export(
             } })
         }
     };
-    let file = state.backend.export(subject, caller.name()).await?;
+    let file = state
+        .backend
+        .export(subject, caller.name(), &OnBehalf::of(&headers))
+        .await?;
     caller
         .audit(
             &state,
@@ -350,6 +399,85 @@ fn export_subject(body: &[u8]) -> Result<ExportSubject, ApiError> {
     }
     serde_json::from_value(body)
         .map_err(|e| ApiError::invalid(format!("bad request body: {e}; {expected}")))
+}
+
+async fn segment(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no recording segment {id} on this node"));
+    let n: i64 = id.parse().map_err(|_| not_found())?;
+    let file = state.backend.own_segment(n).await?.ok_or_else(not_found)?;
+    // Scope as the camera's other routes (a camera the caller does not see is not found).
+    recorded_camera(&state, &caller, file.camera.to_string()).map_err(|_| not_found())?;
+    let camera = file.camera.clone();
+    let video = FileVideo::open(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ApiError::not_found(format!(
+            "recording segment {id} is gone from the disk (deleted by retention or the disk guard)"
+        )),
+        _ => ApiError::internal(format!("opening recording segment {id}: {e}")),
+    })?;
+    let video: Arc<dyn VideoBody> = Arc::new(video);
+    let part = Part::of(headers.get(header::RANGE), video.len());
+    if part == Part::Unsatisfiable {
+        return Ok(unsatisfiable(video.len()));
+    }
+    let detail = json!({ "camera": camera, "segment": n });
+    audit_look(
+        &state,
+        &caller,
+        "recording.segment",
+        camera.as_str(),
+        detail,
+    )
+    .await?;
+    Ok(video_response(
+        video,
+        part,
+        format!("recording segment {n}"),
+    ))
+}
+
+/// A segment file sent as it is: its length when opened (a segment being written grows;
+/// what was written by then is sent).
+struct FileVideo {
+    file: SegmentFile,
+    len: u64,
+}
+
+impl FileVideo {
+    fn open(file: SegmentFile) -> std::io::Result<FileVideo> {
+        let len = std::fs::metadata(&file.path)?.len();
+        Ok(FileVideo { file, len })
+    }
+}
+
+impl VideoBody for FileVideo {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn start_at(&self) -> Timestamp {
+        self.file.start_at
+    }
+
+    fn end_at(&self) -> Timestamp {
+        self.file.end_at.unwrap_or(self.file.start_at)
+    }
+
+    fn read(&self, start: u64, end: u64) -> Result<Vec<u8>, ApiError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let fail = |e: std::io::Error| {
+            ApiError::internal(format!("reading {}: {e}", self.file.path.display()))
+        };
+        let mut f = std::fs::File::open(&self.file.path).map_err(fail)?;
+        f.seek(SeekFrom::Start(start)).map_err(fail)?;
+        let mut out = vec![0; usize::try_from(end.saturating_sub(start)).unwrap_or(0)];
+        f.read_exact(&mut out).map_err(fail)?;
+        Ok(out)
+    }
 }
 
 async fn evidence_key(State(state): State<ApiState>) -> Result<Json<EvidenceKey>, ApiError> {

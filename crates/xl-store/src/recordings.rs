@@ -85,6 +85,8 @@ pub struct NewSegment {
     /// Relative to the data directory (`recordings/<camera>/<stream>/<date>/<ms>.mp4`): not
     /// absolute, no `..` (the caller deletes it when the segment goes). Unique.
     pub path: String,
+    /// The node whose disk holds the file (`[cluster] node`; '' for a single hub).
+    pub node: String,
 }
 
 /// A stored segment.
@@ -104,6 +106,8 @@ pub struct SegmentRow {
     pub media_start_90k: u64,
     pub path: String,
     pub state: SegmentState,
+    /// The node whose disk holds the file ('' for a single hub).
+    pub node: String,
 }
 
 /// A stretch of wall-clock time, `start` to `end`.
@@ -171,7 +175,7 @@ impl HoldRow {
 }
 
 const SEGMENT_COLS: &str = "s.id, s.camera, s.stream, s.start_at, s.end_at, s.bytes, s.codec, \
-                            s.width, s.height, s.media_start_90k, s.path, s.state";
+                            s.width, s.height, s.media_start_90k, s.path, s.state, s.node";
 
 const HOLD_COLS: &str = "id, camera, from_at, to_at, until_at, reason, holder, keep_after_ms";
 
@@ -236,6 +240,7 @@ fn segment_row(row: &AnyRow, op: &'static str) -> Result<SegmentRow, StoreError>
         media_start_90k: r.u64("media_start_90k")?,
         path: r.text("path")?,
         state: r.parse("state")?,
+        node: r.text("node")?,
     })
 }
 
@@ -416,8 +421,8 @@ impl Store {
         let id = next_id(&mut tx, OP, SEGMENTS).await?;
         sqlx::query(
             "INSERT INTO recording_segments (id, camera, stream, start_at, end_at, bytes, codec, \
-             width, height, media_start_90k, path, state) \
-             VALUES ($1, $2, $3, $4, NULL, 0, $5, $6, $7, $8, $9, 'open')",
+             width, height, media_start_90k, path, state, node) \
+             VALUES ($1, $2, $3, $4, NULL, 0, $5, $6, $7, $8, $9, 'open', $10)",
         )
         .bind(id)
         .bind(s.camera.as_str().to_owned())
@@ -428,6 +433,7 @@ impl Store {
         .bind(i64::from(s.height))
         .bind(media_start_90k)
         .bind(s.path.clone())
+        .bind(crate::sql::text(&s.node))
         .execute(&mut *tx)
         .await
         .map_err(|source| dup_or(source, OP, "segment file", &s.path))?;
@@ -539,15 +545,17 @@ impl Store {
         row.map(|r| segment_row(&r, OP)).transpose()
     }
 
-    /// The segments still open, oldest first: at start, before recording, the ones the hub
-    /// was writing when it stopped (to repair).
-    pub async fn open_segments(&self) -> Result<Vec<SegmentRow>, StoreError> {
+    /// `node`'s segments still open, oldest first: at start, before recording, the ones the
+    /// node was writing when it stopped (to repair). Another node's open segments are its own
+    /// business: it may be writing them now.
+    pub async fn open_segments(&self, node: &str) -> Result<Vec<SegmentRow>, StoreError> {
         const OP: &str = "listing open recording segments";
         let sql = format!(
-            "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.state = 'open' \
-             ORDER BY s.start_at, s.id"
+            "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.node = $1 \
+             AND s.state = 'open' ORDER BY s.start_at, s.id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(crate::sql::text(node))
             .fetch_all(&self.pool)
             .await
             .map_err(db(OP))?;
@@ -664,14 +672,16 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Segments past retention at `now`: closed or repaired, ended longer than their camera's
-    /// keep ago, and overlapped by no hold live at `now`. `keep_per_camera` gives a camera's
+    /// `node`'s segments past retention at `now` (each node deletes the files on its own
+    /// disk): closed or repaired, ended longer than their camera's keep ago, and overlapped by
+    /// no hold live at `now`. `keep_per_camera` gives a camera's
     /// keep (`None`: kept forever; a camera listed twice: the later entry counts); the other
     /// cameras (also the ones no longer configured) keep `default_keep`. At most `limit`,
     /// each camera's oldest first; the caller deletes the files, then
     /// [`Store::remove_segment`], and asks again until none is left.
     pub async fn expired_segments(
         &self,
+        node: &str,
         keep_per_camera: &[(CameraId, Option<SignedDuration>)],
         default_keep: Option<SignedDuration>,
         now: Timestamp,
@@ -695,7 +705,8 @@ impl Store {
             let sql = format!(
                 "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.camera = $1 \
                  AND s.stream IN ({streams}) AND s.start_at < $2 AND s.end_at < $2 \
-                 AND s.state <> 'open' AND {} ORDER BY s.start_at, s.id LIMIT $4",
+                 AND s.state <> 'open' AND s.node = $5 AND {} \
+                 ORDER BY s.start_at, s.id LIMIT $4",
                 unheld("$3")
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -703,6 +714,7 @@ impl Store {
                 .bind(c)
                 .bind(ms(now))
                 .bind(i64::from(left))
+                .bind(crate::sql::text(node))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db(OP))?;
@@ -712,23 +724,24 @@ impl Store {
         }
         let left = limit.saturating_sub(u32::try_from(out.len()).unwrap_or(u32::MAX));
         if let (Some(c), true) = (keep_cutoff(now, default_keep), left > 0) {
-            // $1 cutoff, $2 now, $3 limit, then the listed cameras.
+            // $1 cutoff, $2 now, $3 limit, $4 node, then the listed cameras.
             let not_listed = if listed.is_empty() {
                 String::new()
             } else {
-                let ps: Vec<String> = (0..listed.len()).map(|i| format!("${}", i + 4)).collect();
+                let ps: Vec<String> = (0..listed.len()).map(|i| format!("${}", i + 5)).collect();
                 format!("AND s.camera NOT IN ({}) ", ps.join(", "))
             };
             let sql = format!(
                 "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.start_at < $1 \
-                 AND s.end_at < $1 AND s.state <> 'open' {not_listed}AND {} \
+                 AND s.end_at < $1 AND s.state <> 'open' AND s.node = $4 {not_listed}AND {} \
                  ORDER BY s.start_at, s.id LIMIT $3",
                 unheld("$2")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(c)
                 .bind(ms(now))
-                .bind(i64::from(left));
+                .bind(i64::from(left))
+                .bind(crate::sql::text(node));
             for camera in listed.keys() {
                 q = q.bind(camera.as_str().to_owned());
             }
@@ -740,23 +753,25 @@ impl Store {
         Ok(out)
     }
 
-    /// For the disk guard: the oldest segments (by start, across cameras and streams) that
-    /// may go at `now`: closed or repaired, overlapped by no live hold; at most `limit`. Never
-    /// an open segment or a held one, however full the disk.
+    /// For `node`'s disk guard: its oldest segments (by start, across cameras and streams)
+    /// that may go at `now`: closed or repaired, overlapped by no live hold; at most `limit`.
+    /// Never an open segment or a held one, however full the disk.
     pub async fn oldest_unheld_segments(
         &self,
+        node: &str,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<SegmentRow>, StoreError> {
         const OP: &str = "listing the oldest recording segments";
         let sql = format!(
-            "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.state <> 'open' AND {} \
-             ORDER BY s.start_at, s.id LIMIT $2",
+            "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.node = $3 \
+             AND s.state <> 'open' AND {} ORDER BY s.start_at, s.id LIMIT $2",
             unheld("$1")
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ms(now))
             .bind(i64::from(limit))
+            .bind(crate::sql::text(node))
             .fetch_all(&self.pool)
             .await
             .map_err(db(OP))?;
@@ -792,6 +807,7 @@ mod tests {
             } else {
                 SegmentState::Open
             },
+            node: String::new(),
         }
     }
 

@@ -23,6 +23,7 @@ both_backends!(
     the_disk_guard_takes_the_oldest_unheld_first_across_cameras,
     holds_end_and_are_deleted_once_ended,
     an_alerts_clip_hold_ends_its_keep_after_when_the_alert_is_resolved,
+    each_node_repairs_expires_and_guards_only_its_own_segments,
 );
 
 /// 2025-01-01T00:00:00Z, a base for test times.
@@ -55,6 +56,7 @@ fn new_segment(cam: &str, stream: StreamKind, start: Timestamp) -> NewSegment {
             start.strftime("%Y-%m-%d"),
             start.as_millisecond()
         ),
+        node: String::new(),
     }
 }
 
@@ -122,7 +124,7 @@ async fn segments_open_close_repair_and_go(db: &TestDb) {
     assert_eq!(open.path, new.path);
     assert_eq!(open.state, SegmentState::Open);
     // Both are listed for repair, oldest first.
-    assert_eq!(ids(&s.open_segments().await.unwrap()), vec![a, b]);
+    assert_eq!(ids(&s.open_segments("").await.unwrap()), vec![a, b]);
 
     // The same file twice is refused.
     let dup = s.segment_opened(&new).await.unwrap_err();
@@ -161,12 +163,12 @@ async fn segments_open_close_repair_and_go(db: &TestDb) {
     assert_eq!(s.segment(a).await.unwrap().unwrap(), closed);
 
     // The start-up repair: the other one was open when the hub stopped.
-    assert_eq!(ids(&s.open_segments().await.unwrap()), vec![b]);
+    assert_eq!(ids(&s.open_segments("").await.unwrap()), vec![b]);
     s.segment_repaired(b, at(35), 4_096).await.unwrap();
     let repaired = s.segment(b).await.unwrap().unwrap();
     assert_eq!(repaired.state, SegmentState::Repaired);
     assert_eq!((repaired.end_at, repaired.bytes), (Some(at(35)), 4_096));
-    assert!(s.open_segments().await.unwrap().is_empty());
+    assert!(s.open_segments("").await.unwrap().is_empty());
 
     // A file with no complete fragment: its row goes.
     let c = s
@@ -176,7 +178,7 @@ async fn segments_open_close_repair_and_go(db: &TestDb) {
     assert!(s.remove_segment(c).await.unwrap());
     assert!(!s.remove_segment(c).await.unwrap(), "removed already");
     assert_eq!(s.segment(c).await.unwrap(), None);
-    assert!(s.open_segments().await.unwrap().is_empty());
+    assert!(s.open_segments("").await.unwrap().is_empty());
     let gone = s.segment_repaired(c, at(101), 1).await.unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::NotFound);
 }
@@ -342,7 +344,10 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
         // Listed twice: the later entry counts.
         (camera("cam-c"), day(4)),
     ];
-    let mut expired = ids(&s.expired_segments(&days, day(3), now, 100).await.unwrap());
+    let mut expired = ids(&s
+        .expired_segments("", &days, day(3), now, 100)
+        .await
+        .unwrap());
     expired.sort();
     let mut want = vec![a_old, c_old, gone_old];
     want.sort();
@@ -360,25 +365,25 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
         assert!(!expired.contains(&kept), "segment {kept} expired");
     }
     // Forever by default: only the listed cameras' segments go.
-    let listed_only = s.expired_segments(&days, None, now, 100).await.unwrap();
+    let listed_only = s.expired_segments("", &days, None, now, 100).await.unwrap();
     assert_eq!(ids(&listed_only), vec![a_old, c_old]);
     // At most `limit`.
     assert_eq!(
-        s.expired_segments(&days, day(3), now, 2)
+        s.expired_segments("", &days, day(3), now, 2)
             .await
             .unwrap()
             .len(),
         2
     );
     assert!(
-        s.expired_segments(&days, day(3), now, 0)
+        s.expired_segments("", &days, day(3), now, 0)
             .await
             .unwrap()
             .is_empty()
     );
 
     // The disk guard never takes the held ones either.
-    let guard = ids(&s.oldest_unheld_segments(now, 100).await.unwrap());
+    let guard = ids(&s.oldest_unheld_segments("", now, 100).await.unwrap());
     for kept in [a_held, a_touched, a_sub, a_open, b_old] {
         assert!(!guard.contains(&kept), "disk guard took {kept}");
     }
@@ -390,10 +395,16 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
             .unwrap(),
         1
     );
-    let still = ids(&s.expired_segments(&days, day(3), now, 100).await.unwrap());
+    let still = ids(&s
+        .expired_segments("", &days, day(3), now, 100)
+        .await
+        .unwrap());
     assert!(!still.contains(&a_held) && !still.contains(&a_sub));
     let later = now + SignedDuration::from_hours(25);
-    let expired = ids(&s.expired_segments(&days, day(3), later, 100).await.unwrap());
+    let expired = ids(&s
+        .expired_segments("", &days, day(3), later, 100)
+        .await
+        .unwrap());
     for gone in [a_held, a_touched, a_sub] {
         assert!(
             expired.contains(&gone),
@@ -401,7 +412,7 @@ async fn retention_follows_each_cameras_days_and_spares_held_segments(db: &TestD
         );
     }
     assert!(!expired.contains(&a_open) && !expired.contains(&b_old));
-    let guard = ids(&s.oldest_unheld_segments(later, 100).await.unwrap());
+    let guard = ids(&s.oldest_unheld_segments("", later, 100).await.unwrap());
     assert!(guard.contains(&a_held) && guard.contains(&a_sub));
     assert!(!guard.contains(&b_old), "cam-b's export hold lives");
     assert!(!guard.contains(&a_open), "an open segment is never taken");
@@ -425,13 +436,13 @@ async fn the_disk_guard_takes_the_oldest_unheld_first_across_cameras(db: &TestDb
         .await
         .unwrap();
 
-    let first = s.oldest_unheld_segments(now, 3).await.unwrap();
+    let first = s.oldest_unheld_segments("", now, 3).await.unwrap();
     assert_eq!(ids(&first), vec![c1, c2, c3_sub]);
     // The caller deletes the files, then the rows; the next call goes on from there.
     for seg in &first {
         assert!(s.remove_segment(seg.id).await.unwrap());
     }
-    let next = s.oldest_unheld_segments(now, 3).await.unwrap();
+    let next = s.oldest_unheld_segments("", now, 3).await.unwrap();
     assert_eq!(
         ids(&next),
         vec![c3, c1_b],
@@ -529,7 +540,12 @@ async fn an_alerts_clip_hold_ends_its_keep_after_when_the_alert_is_resolved(db: 
     let expired = |now| {
         let store = db.store.clone();
         let keep = keep.clone();
-        async move { ids(&store.expired_segments(&keep, None, now, 10).await.unwrap()) }
+        async move {
+            ids(&store
+                .expired_segments("", &keep, None, now, 10)
+                .await
+                .unwrap())
+        }
     };
     assert!(expired(at(2 * DAY)).await.is_empty(), "A2 still holds it");
     db.store
@@ -642,7 +658,7 @@ async fn an_upgraded_database_keeps_its_data(backend: Backend) {
             .map(|r| r.try_get("version").unwrap())
             .collect()
     };
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
 
     let id = recorded(&db, "cam-1", 0, 60).await;
     assert_eq!(
@@ -663,4 +679,90 @@ async fn an_upgraded_sqlite_database_keeps_its_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgraded_postgres_database_keeps_its_data() {
     an_upgraded_database_keeps_its_data(Backend::Postgres).await;
+}
+
+/// A segment indexed before segments named their node (migration 7) is the single hub's ('').
+async fn a_segment_from_before_nodes_is_the_single_hubs(backend: Backend) {
+    let seed = [
+        "INSERT INTO recording_segments (id, camera, stream, start_at, end_at, bytes, \
+                 codec, width, height, media_start_90k, path, state) VALUES (1, 'cam-0', 'main', \
+                 1735689600000, NULL, 0, 'h264', 640, 360, 0, 'recordings/cam-0/main/a.mp4', \
+                 'open')",
+    ];
+    let db = TestDb::upgraded(backend, 7, &seed).await;
+    let old = db.store.open_segments("").await.unwrap();
+    assert_eq!(ids(&old), vec![1], "still the single hub's to repair");
+    assert_eq!(old[0].node, "");
+    assert!(db.store.open_segments("n1").await.unwrap().is_empty());
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_from_before_nodes_is_the_single_hubs_on_sqlite() {
+    a_segment_from_before_nodes_is_the_single_hubs(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_from_before_nodes_is_the_single_hubs_on_postgres() {
+    a_segment_from_before_nodes_is_the_single_hubs(Backend::Postgres).await;
+}
+
+/// Two nodes of a district share the index; each has the files it recorded on its own disk.
+/// Playback reads every node's segments as one timeline; the repair, retention and the disk
+/// guard of a node touch only its own (the other may be writing its open one right now).
+async fn each_node_repairs_expires_and_guards_only_its_own_segments(db: &TestDb) {
+    let s = &db.store;
+    let on = |node: &str, start: i64| {
+        let mut seg = new_segment("cam-moved", StreamKind::Main, at(start));
+        seg.node = node.to_owned();
+        seg
+    };
+    // The camera ran on n1 for a minute, then moved to n2, which is recording it now.
+    let n1_old = s.segment_opened(&on("n1", 0)).await.unwrap();
+    s.segment_closed(n1_old, at(60), 1_000).await.unwrap();
+    let n1_open = s.segment_opened(&on("n1", 60)).await.unwrap();
+    let n2_closed = s.segment_opened(&on("n2", 120)).await.unwrap();
+    s.segment_closed(n2_closed, at(180), 1_000).await.unwrap();
+    let n2_open = s.segment_opened(&on("n2", 180)).await.unwrap();
+
+    let timeline = s
+        .segments(&camera("cam-moved"), StreamKind::Main, at(0), at(240))
+        .await
+        .unwrap();
+    assert_eq!(ids(&timeline), vec![n1_old, n1_open, n2_closed, n2_open]);
+    let nodes: Vec<&str> = timeline.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(nodes, ["n1", "n1", "n2", "n2"]);
+
+    assert_eq!(ids(&s.open_segments("n1").await.unwrap()), vec![n1_open]);
+    assert_eq!(ids(&s.open_segments("n2").await.unwrap()), vec![n2_open]);
+    assert!(s.open_segments("").await.unwrap().is_empty());
+
+    let later = at(10 * DAY);
+    let keep = [(camera("cam-moved"), Some(SignedDuration::from_hours(24)))];
+    let default = Some(SignedDuration::from_hours(24));
+    let n1 = s
+        .expired_segments("n1", &keep, default, later, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&n1), vec![n1_old]);
+    let n2 = s
+        .expired_segments("n2", &keep, default, later, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&n2), vec![n2_closed]);
+    // Unlisted cameras (the default keep) are split the same way.
+    let n2_default = s
+        .expired_segments("n2", &[], default, later, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&n2_default), vec![n2_closed]);
+
+    let guard = s.oldest_unheld_segments("n1", later, 100).await.unwrap();
+    assert_eq!(ids(&guard), vec![n1_old]);
+    assert!(
+        s.oldest_unheld_segments("n3", later, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

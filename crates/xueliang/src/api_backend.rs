@@ -9,7 +9,7 @@ use xl_api::ApiError;
 use xl_api::RowError;
 use xl_api::backend::{
     AlertQuery, AlertView, AuditEntry, AuditQuery, Author as ApiAuthor, Backend, BoxFut,
-    DurationFigures, EventQuery, HistoryEntry, ProbeRequest, ProbeResult, ResponseTimes,
+    DurationFigures, EventQuery, HistoryEntry, OnBehalf, ProbeRequest, ProbeResult, ResponseTimes,
     SecretEdit, SessionRecord, SnapshotInfo, TopologyItem, User, UserRecord,
 };
 use xl_core::ErrorKind;
@@ -548,34 +548,58 @@ impl Backend for StoreBackend {
         stream: Option<xl_core::live::StreamKind>,
         from: jiff::Timestamp,
         to: jiff::Timestamp,
+        on_behalf: &OnBehalf,
     ) -> BoxFut<'_, Arc<dyn xl_api::backend::VideoBody>> {
-        let camera = camera.clone();
+        let (camera, on_behalf) = (camera.clone(), on_behalf.clone());
         Box::pin(async move {
-            crate::playback::clip(&self.store, &self.recordings, &camera, stream, from, to).await
+            let r = &self.recordings;
+            crate::playback::clip(&self.store, r, &camera, stream, from, to, &on_behalf).await
         })
     }
 
-    fn alert_clip(&self, alert: &AlertId) -> BoxFut<'_, Arc<dyn xl_api::backend::VideoBody>> {
-        let alert = alert.clone();
-        Box::pin(
-            async move { crate::playback::alert_clip(&self.store, &self.recordings, &alert).await },
-        )
+    fn alert_clip(
+        &self,
+        alert: &AlertId,
+        on_behalf: &OnBehalf,
+    ) -> BoxFut<'_, Arc<dyn xl_api::backend::VideoBody>> {
+        let (alert, on_behalf) = (alert.clone(), on_behalf.clone());
+        Box::pin(async move {
+            crate::playback::alert_clip(&self.store, &self.recordings, &alert, &on_behalf).await
+        })
     }
 
     fn export(
         &self,
         subject: xl_api::backend::ExportSubject,
         by: &str,
+        on_behalf: &OnBehalf,
     ) -> BoxFut<'_, xl_api::backend::ExportFile> {
-        let by = by.to_owned();
+        let (by, on_behalf) = (by.to_owned(), on_behalf.clone());
         Box::pin(async move {
             crate::playback::Exporter {
                 backend: self,
                 key: &self.evidence_key,
                 data_dir: &self.data_dir,
+                on_behalf: &on_behalf,
             }
             .export(subject, &by)
             .await
+        })
+    }
+
+    fn own_segment(&self, id: i64) -> BoxFut<'_, Option<xl_api::backend::SegmentFile>> {
+        Box::pin(async move {
+            let row = self.store.segment(id).await.map_err(|e| {
+                xl_api::ApiError::internal(format!("reading recording segment {id}: {e}"))
+            })?;
+            Ok(row.filter(|s| s.node == self.recordings.node()).map(|s| {
+                xl_api::backend::SegmentFile {
+                    camera: s.camera,
+                    path: self.data_dir.join(&s.path),
+                    start_at: s.start_at,
+                    end_at: s.end_at,
+                }
+            }))
         })
     }
 
@@ -608,6 +632,45 @@ impl Backend for StoreBackend {
                 view,
                 cluster.pins(),
             ))
+        })
+    }
+
+    fn camera_peer(&self, camera: &CameraId) -> BoxFut<'_, Option<xl_api::backend::Peer>> {
+        let camera = camera.clone();
+        Box::pin(async move {
+            let Some(cluster) = &self.cluster else {
+                return Ok(None);
+            };
+            let Ok(key) = xl_cluster::LeaseKey::camera(camera.as_str()) else {
+                return Ok(None);
+            };
+            if cluster.held().borrow().leases.contains_key(&key) {
+                return Ok(None);
+            }
+            let holder = match cluster.holder(&key).await {
+                Ok(Some(holder)) if holder != cluster.node() => holder,
+                Ok(_) => return Ok(None),
+                Err(e) => {
+                    tracing::debug!(camera = %camera, error = %e, "cannot read the camera's holder; serving here");
+                    return Ok(None);
+                }
+            };
+            let url = match cluster.node_address(&holder).await {
+                Ok(Some(url)) => url,
+                Ok(None) => {
+                    tracing::debug!(camera = %camera, node = %holder, "the camera's node advertises no address ([cluster] advertise); serving here");
+                    return Ok(None);
+                }
+                Err(e) => {
+                    tracing::debug!(camera = %camera, node = %holder, error = %e, "cannot read the node's address; serving here");
+                    return Ok(None);
+                }
+            };
+            Ok(Some(xl_api::backend::Peer {
+                node: holder,
+                url,
+                from: cluster.node().to_owned(),
+            }))
         })
     }
 

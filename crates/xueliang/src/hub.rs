@@ -135,6 +135,8 @@ impl Hub {
             store.clone(),
             Arc::clone(&clocks),
             health_tx,
+            cluster.clone(),
+            feed.applied.clone(),
         );
         // Before any recorder starts: what a crash left open is repaired.
         recordings

@@ -11,6 +11,7 @@ pub mod gate_store;
 pub mod hub;
 pub mod live;
 pub mod logging;
+pub mod peer_video;
 pub mod playback;
 pub mod probe;
 pub mod recording;

@@ -11,7 +11,8 @@ use sha2::Digest;
 use tracing::{info, warn};
 use xl_api::ApiError;
 use xl_api::backend::{
-    AlertQuery, AlertView, EvidenceKey, ExportFile, ExportSubject, Recorded, Span, VideoBody,
+    AlertQuery, AlertView, EvidenceKey, ExportFile, ExportSubject, OnBehalf, Recorded, Span,
+    VideoBody,
 };
 use xl_core::live::StreamKind;
 use xl_core::{AlertId, CameraId, ErrorKind};
@@ -95,10 +96,11 @@ pub async fn clip(
     stream: Option<StreamKind>,
     from: Timestamp,
     to: Timestamp,
+    on_behalf: &OnBehalf,
 ) -> Result<Arc<dyn VideoBody>, ApiError> {
     check_range(recordings, from, to)?;
     let stream = stream.unwrap_or_else(|| recordings.recorded_stream(camera));
-    let clip = make_clip(store, recordings, camera, stream, from, to).await?;
+    let clip = make_clip(store, recordings, camera, stream, from, to, on_behalf).await?;
     Ok(Arc::new(ClipBody(clip)))
 }
 
@@ -126,8 +128,9 @@ async fn make_clip(
     stream: StreamKind,
     from: Timestamp,
     to: Timestamp,
+    on_behalf: &OnBehalf,
 ) -> Result<Clip, ApiError> {
-    match recordings.clip(camera, stream, from, to).await {
+    match recordings.clip(camera, stream, from, to, on_behalf).await {
         Ok(c) => Ok(c),
         Err(ClipError::Record(RecordError::NoRecording { .. })) => {
             let r = store
@@ -145,6 +148,18 @@ async fn make_clip(
                 "a segment of camera {camera}'s recording between {from} and {to} is gone \
                  from the disk (deleted by retention or the disk guard); ask for a later range"
             )))
+        }
+        Err(ClipError::Peer(part)) => {
+            use crate::peer_video::FetchError;
+            let message = format!("camera {camera}'s recording: {part}");
+            Err(match part.error {
+                FetchError::Gone { .. } => ApiError::not_found(message),
+                FetchError::Io(_) => ApiError::internal(message),
+                // 502, which says what went wrong (a 503's words are withheld).
+                FetchError::Unreachable { .. } | FetchError::Refused { .. } => {
+                    ApiError::new(ErrorKind::Upstream, message)
+                }
+            })
         }
         Err(e) => Err(ApiError::internal(format!("clip of camera {camera}: {e}"))),
     }
@@ -180,6 +195,7 @@ pub async fn alert_clip(
     store: &Store,
     recordings: &Recordings,
     alert: &AlertId,
+    on_behalf: &OnBehalf,
 ) -> Result<Arc<dyn VideoBody>, ApiError> {
     let a = store
         .alert(alert)
@@ -193,7 +209,7 @@ pub async fn alert_clip(
         )));
     };
     let stream = recordings.recorded_stream(&camera);
-    let clip = make_clip(store, recordings, &camera, stream, from, to).await?;
+    let clip = make_clip(store, recordings, &camera, stream, from, to, on_behalf).await?;
     Ok(Arc::new(ClipBody(clip)))
 }
 
@@ -211,6 +227,8 @@ pub struct Exporter<'a> {
     pub backend: &'a crate::api_backend::StoreBackend,
     pub key: &'a Arc<xl_evidence::HubKey>,
     pub data_dir: &'a Path,
+    /// The caller's credentials, for video recorded on other nodes.
+    pub on_behalf: &'a OnBehalf,
 }
 
 impl Exporter<'_> {
@@ -318,7 +336,16 @@ impl Exporter<'_> {
         let mut files: Vec<(String, xl_evidence::Source)> = Vec::new();
 
         if let Some((camera, stream, from, to)) = video {
-            match make_clip(&b.store, &b.recordings, camera, *stream, *from, *to).await {
+            let clip = make_clip(
+                &b.store,
+                &b.recordings,
+                camera,
+                *stream,
+                *from,
+                *to,
+                self.on_behalf,
+            );
+            match clip.await {
                 Ok(clip) => {
                     let path = temp_clip(dir, id);
                     let (start, end) = (clip.start_at(), clip.end_at());

@@ -220,6 +220,12 @@ pub struct Recordings {
     stopping: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Stretches of motion not held yet (`motion-and-events` cameras).
     motion: Mutex<Motion>,
+    /// In a district: this node's id (its segments carry it; '' for a single hub) and the
+    /// other nodes' segments, fetched for clips.
+    node: String,
+    /// The topology as applied: the recorded stream of a camera that does not record here.
+    topology: tokio::sync::watch::Receiver<Arc<xl_core::topology::Topology>>,
+    peers: Option<crate::peer_video::PeerSegments>,
 }
 
 /// Per camera, the stretch of motion going on (its first and last frame with motion), and the
@@ -231,16 +237,25 @@ struct Motion {
 }
 
 impl Recordings {
-    /// The recordings under `data_dir`; the returned receiver feeds [`Recordings::run_index`].
+    /// The recordings under `data_dir`, of this node of `cluster` when there is one; the
+    /// returned receiver feeds [`Recordings::run_index`].
     pub fn new(
         cfg: RecordingConfig,
         data_dir: &Path,
         store: Store,
         clocks: Arc<dyn Clocks>,
         health: mpsc::UnboundedSender<Input>,
+        cluster: Option<Arc<xl_cluster::Cluster>>,
+        topology: tokio::sync::watch::Receiver<Arc<xl_core::topology::Topology>>,
     ) -> (Arc<Recordings>, mpsc::UnboundedReceiver<SegmentEvent>) {
         let (events, rx) = mpsc::unbounded_channel();
+        let peers = cluster.map(|c| crate::peer_video::PeerSegments::new(c, data_dir));
         let r = Recordings {
+            node: peers
+                .as_ref()
+                .map_or_else(String::new, |p| p.node().to_owned()),
+            peers,
+            topology,
             cfg,
             data_dir: data_dir.to_owned(),
             store,
@@ -417,7 +432,11 @@ impl Recordings {
             match event {
                 SegmentEvent::Opened { segment } => {
                     self.recovered(&segment.camera);
-                    match self.store.segment_opened(&new_segment(&segment)).await {
+                    match self
+                        .store
+                        .segment_opened(&new_segment(&segment, &self.node))
+                        .await
+                    {
                         Ok(id) => {
                             open.insert(segment.path, id);
                         }
@@ -429,7 +448,11 @@ impl Recordings {
                 SegmentEvent::Closed { segment } => {
                     let id = match open.remove(&segment.path) {
                         Some(id) => Ok(id),
-                        None => self.store.segment_opened(&new_segment(&segment)).await,
+                        None => {
+                            self.store
+                                .segment_opened(&new_segment(&segment, &self.node))
+                                .await
+                        }
                     };
                     let (Ok(id), Some(end)) = (id, segment.end_at) else {
                         warn!(path = %segment.path, "cannot index a closed segment; its file is swept at the next start");
@@ -548,10 +571,10 @@ impl Recordings {
         }
     }
 
-    /// After a crash: repairs the segments left open, and deletes the files of each stream's
-    /// newest day that the index does not know.
+    /// After a crash: repairs this node's segments left open, and deletes the files of each
+    /// stream's newest day that the index does not know.
     pub async fn recover(&self) -> anyhow::Result<()> {
-        let open = self.store.open_segments().await?;
+        let open = self.store.open_segments(&self.node).await?;
         for s in &open {
             self.repair_one(Some(s.id), &s.path, s.start_at, s.media_start_90k)
                 .await;
@@ -666,6 +689,7 @@ impl Recordings {
                 () = shutdown.cancelled() => break,
             }
             self.guard_disk().await;
+            self.sweep_peer_copies().await;
             self.retry_failed();
             let cameras: Vec<Camera> = topology.borrow().cameras.values().cloned().collect();
             self.hold_motion(&cameras, false).await;
@@ -709,7 +733,7 @@ impl Recordings {
         loop {
             let expired = match self
                 .store
-                .expired_segments(&keep, default, now, DELETE_BATCH)
+                .expired_segments(&self.node, &keep, default, now, DELETE_BATCH)
                 .await
             {
                 Ok(e) => e,
@@ -782,7 +806,7 @@ impl Recordings {
             }
             let oldest = match self
                 .store
-                .oldest_unheld_segments(self.clocks.realtime(), DELETE_BATCH)
+                .oldest_unheld_segments(&self.node, self.clocks.realtime(), DELETE_BATCH)
                 .await
             {
                 Ok(o) => o,
@@ -848,35 +872,89 @@ impl Recordings {
         }
     }
 
-    /// The stream `camera` records (or, for a camera that no longer records, `main`).
-    pub fn recorded_stream(&self, camera: &CameraId) -> StreamKind {
-        self.lock()
-            .get(camera)
-            .map_or(self.cfg.stream, |c| c.stream)
+    /// This node's id in the district ('' for a single hub): the segments it records carry it.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
-    /// The clip of `camera`'s `stream` over `[from, to)`.
+    /// The stream `camera` records: the one its recorder here takes, else (another node runs
+    /// it, or it stopped) the one its settings in the topology name (the other one when it
+    /// has not that stream), else the default.
+    pub fn recorded_stream(&self, camera: &CameraId) -> StreamKind {
+        if let Some(c) = self.lock().get(camera) {
+            return c.stream;
+        }
+        let topology = self.topology.borrow();
+        let Some(cam) = topology.cameras.get(camera) else {
+            return self.cfg.stream;
+        };
+        match self.cfg.of(cam).1 {
+            StreamKind::Main if cam.main.is_none() && cam.sub.is_some() => StreamKind::Sub,
+            StreamKind::Sub if cam.sub.is_none() && cam.main.is_some() => StreamKind::Main,
+            wanted => wanted,
+        }
+    }
+
+    /// The clip of `camera`'s `stream` over `[from, to)`. In a district, the segments other
+    /// nodes recorded are fetched from them `on_behalf` of the caller.
     pub async fn clip(
         &self,
         camera: &CameraId,
         stream: StreamKind,
         from: Timestamp,
         to: Timestamp,
+        on_behalf: &xl_api::backend::OnBehalf,
     ) -> Result<Clip, ClipError> {
         let rows = self.store.segments(camera, stream, from, to).await?;
-        let segments: Vec<SegmentRef> = rows
-            .iter()
-            .map(|s| SegmentRef {
-                path: self.data_dir.join(&s.path),
+        let mut segments = Vec::with_capacity(rows.len());
+        for s in needed(&rows, from, to) {
+            let path = match &self.peers {
+                Some(peers) if s.node != self.node => {
+                    peers.local_copy(s, on_behalf).await.map_err(|e| {
+                        ClipError::Peer(PeerPart {
+                            start_at: s.start_at,
+                            end_at: s.end_at,
+                            error: e,
+                        })
+                    })?
+                }
+                _ => self.data_dir.join(&s.path),
+            };
+            segments.push(SegmentRef {
+                path,
                 start_at: s.start_at,
                 media_start_90k: s.media_start_90k,
-            })
-            .collect();
+            });
+        }
         let clip = tokio::task::spawn_blocking(move || Clip::plan(&segments, from, to))
             .await
             .map_err(|e| ClipError::Thread(e.to_string()))??;
         Ok(clip)
     }
+
+    /// Deletes the copies of other nodes' segments not read lately.
+    async fn sweep_peer_copies(self: &Arc<Self>) {
+        if self.peers.is_some() {
+            let me = Arc::clone(self);
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(p) = &me.peers {
+                    p.sweep();
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// The segments of `rows` (in start order, overlapping `[from, to)`) a clip of that range
+/// reads: not those before the last one starting at or before `from` (as [`Clip::plan`]
+/// skips them), so that no other node is asked for a segment the clip does not use.
+fn needed(rows: &[SegmentRow], from: Timestamp, to: Timestamp) -> Vec<&SegmentRow> {
+    rows.iter()
+        .enumerate()
+        .filter(|(i, s)| s.start_at < to && rows.get(i + 1).is_none_or(|next| next.start_at > from))
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// Why a clip could not be made.
@@ -888,10 +966,35 @@ pub enum ClipError {
     Record(#[from] xl_record::RecordError),
     #[error("the clip thread failed: {0}")]
     Thread(String),
+    /// A part recorded on another node could not be had from it.
+    #[error("{0}")]
+    Peer(PeerPart),
 }
 
-fn new_segment(s: &xl_record::Segment) -> NewSegment {
+/// A part of a recording another node holds, and why it could not be had.
+#[derive(Debug)]
+pub struct PeerPart {
+    pub start_at: Timestamp,
+    pub end_at: Option<Timestamp>,
+    pub error: crate::peer_video::FetchError,
+}
+
+impl std::fmt::Display for PeerPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.end_at {
+            Some(end) => write!(
+                f,
+                "the part from {} to {end}: {}",
+                self.start_at, self.error
+            ),
+            None => write!(f, "the part from {} on: {}", self.start_at, self.error),
+        }
+    }
+}
+
+fn new_segment(s: &xl_record::Segment, node: &str) -> NewSegment {
     NewSegment {
+        node: node.to_owned(),
         camera: s.camera.clone(),
         stream: s.stream,
         start_at: s.start_at,
@@ -1026,6 +1129,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_clip_needs_the_segment_holding_its_start_and_those_after() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let row = |id: i64, start: i64, end: Option<i64>| SegmentRow {
+            id,
+            camera: CameraId::new("c").unwrap(),
+            stream: StreamKind::Main,
+            start_at: t(start),
+            end_at: end.map(t),
+            bytes: 0,
+            codec: xl_core::camera::VideoCodec::H264,
+            width: 640,
+            height: 360,
+            media_start_90k: 0,
+            path: format!("{id}.mp4"),
+            state: if end.is_some() {
+                xl_store::SegmentState::Closed
+            } else {
+                xl_store::SegmentState::Open
+            },
+            node: String::new(),
+        };
+        // As the index answers [70, 150): every segment overlapping it.
+        let rows = [
+            row(1, 0, Some(60)),
+            row(2, 60, Some(120)),
+            row(3, 120, Some(180)),
+            row(4, 180, None),
+        ];
+        let ids = |v: Vec<&SegmentRow>| v.iter().map(|s| s.id).collect::<Vec<_>>();
+        // The one before the segment holding `from` (it starts at or before 70) is not read.
+        assert_eq!(ids(needed(&rows, t(70), t(150))), [2, 3]);
+        // A start exactly at a segment's start: the earlier ones go.
+        assert_eq!(ids(needed(&rows, t(120), t(200))), [3, 4]);
+        // Before everything: from the first on.
+        assert_eq!(ids(needed(&rows, t(-10), t(65))), [1, 2]);
+    }
+
+    #[test]
     fn config_defaults_and_checks() {
         let cfg = RecordingConfig::default();
         cfg.validate().unwrap();
@@ -1090,6 +1231,8 @@ mod tests {
             store.clone(),
             clocks.shared(),
             health,
+            None,
+            tokio::sync::watch::channel(Arc::default()).1,
         );
         let cam = camera_in(RecordingMode::MotionAndEvents);
         rec.set_camera(&cam, Some((StreamKind::Sub, Arc::new(Tee::new()))));

@@ -107,7 +107,7 @@ async fn check_index_and_files(
     stream: StreamKind,
 ) -> Vec<Vec<SegmentRow>> {
     assert!(
-        store.open_segments().await.unwrap().is_empty(),
+        store.open_segments("").await.unwrap().is_empty(),
         "segments left open"
     );
     let far = Timestamp::now() + SignedDuration::from_hours(1);

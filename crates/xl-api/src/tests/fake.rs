@@ -42,6 +42,10 @@ pub(crate) struct Data {
     /// Every export made: what of, and for whom.
     pub exports: Vec<(ExportSubject, String)>,
     pub evidence_key: Option<EvidenceKey>,
+    /// This node's segment files (`own_segment`), by id.
+    pub segments: Vec<(i64, SegmentFile)>,
+    /// The credential headers each recording, clip and export call came with.
+    pub on_behalf: Vec<Vec<String>>,
 }
 
 /// A camera's recording: where it has video, and the MP4 every clip of it answers with.
@@ -612,8 +616,10 @@ impl Backend for Fake {
         _stream: Option<StreamKind>,
         from: Timestamp,
         to: Timestamp,
+        on_behalf: &OnBehalf,
     ) -> BoxFut<'_, Arc<dyn VideoBody>> {
-        let d = self.lock();
+        let mut d = self.lock();
+        d.on_behalf.push(names(on_behalf));
         let found = d.recordings.iter().find(|r| &r.camera == camera);
         let (ranges, gaps) = recorded_in(found.map_or(&[], |r| &r.ranges), from, to);
         match found {
@@ -627,9 +633,10 @@ impl Backend for Fake {
         }
     }
 
-    fn alert_clip(&self, alert: &AlertId) -> BoxFut<'_, Arc<dyn VideoBody>> {
-        let clip = self
-            .lock()
+    fn alert_clip(&self, alert: &AlertId, on_behalf: &OnBehalf) -> BoxFut<'_, Arc<dyn VideoBody>> {
+        let mut d = self.lock();
+        d.on_behalf.push(names(on_behalf));
+        let clip = d
             .clips
             .iter()
             .find(|(a, _)| a == alert)
@@ -638,8 +645,14 @@ impl Backend for Fake {
         ready(clip)
     }
 
-    fn export(&self, subject: ExportSubject, by: &str) -> BoxFut<'_, ExportFile> {
+    fn export(
+        &self,
+        subject: ExportSubject,
+        by: &str,
+        on_behalf: &OnBehalf,
+    ) -> BoxFut<'_, ExportFile> {
         let mut d = self.lock();
+        d.on_behalf.push(names(on_behalf));
         let Some(file) = d.export.clone() else {
             return ready(Err(ApiError::new(
                 xl_core::ErrorKind::Unavailable,
@@ -648,6 +661,16 @@ impl Backend for Fake {
         };
         d.exports.push((subject, by.to_owned()));
         ready(Ok(file))
+    }
+
+    fn own_segment(&self, id: i64) -> BoxFut<'_, Option<SegmentFile>> {
+        let found = self
+            .lock()
+            .segments
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, f)| f.clone());
+        ready(Ok(found))
     }
 
     fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
@@ -727,4 +750,12 @@ impl Fake {
         item.meta.secret_set = item.entry.secret().is_some();
         Ok(without_secret(item))
     }
+}
+
+/// `name: value` of each credential header, to check what a call was given.
+fn names(on_behalf: &OnBehalf) -> Vec<String> {
+    on_behalf
+        .headers()
+        .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+        .collect()
 }

@@ -784,3 +784,107 @@ fn the_document_describes_the_playback_routes() {
     // A 404 of a range with nothing recorded lists the gaps.
     assert!(crate::schema::error()["properties"]["gaps"].is_object());
 }
+
+#[tokio::test]
+async fn another_node_gets_this_nodes_segments_in_scope_and_audited() {
+    let w = world();
+    let dir = std::env::temp_dir().join(format!("xl-api-segments-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seg.mp4");
+    std::fs::write(&path, pattern()).unwrap();
+    w.fake.lock().segments = vec![(
+        7,
+        SegmentFile {
+            camera: CameraId::new("cam-a").unwrap(),
+            path: path.clone(),
+            start_at: t(0),
+            end_at: Some(t(60)),
+        },
+    )];
+    let prop_a = login(&w.state, "prop-a").await;
+    let r = get(
+        &w.state,
+        "/api/v1/recordings/segments/7",
+        &prop_a,
+        &[("range", "bytes=1000-1999")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes(), &pattern()[1000..2000]);
+    assert_eq!(r.header("content-type"), Some("video/mp4"));
+    let whole = get(&w.state, "/api/v1/recordings/segments/7", &prop_a, &[]).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.bytes(), pattern().as_slice());
+    // Audited once for the user and camera, however many ranges the node asks for.
+    let looks = audits(&w, "recording.segment");
+    assert_eq!(looks.len(), 1, "{looks:?}");
+    assert_eq!(looks[0].target.as_deref(), Some("cam-a"));
+    assert_eq!(looks[0].detail["segment"], 7);
+
+    // Out of scope, unknown, not a number: all "not found", nothing said of the file.
+    let prop_b = login(&w.state, "prop-b").await;
+    for (token, uri) in [
+        (&prop_b, "/api/v1/recordings/segments/7"),
+        (&prop_a, "/api/v1/recordings/segments/8"),
+        (&prop_a, "/api/v1/recordings/segments/x"),
+    ] {
+        let r = get(&w.state, uri, token, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            !message(&r).contains(&dir.display().to_string()),
+            "{}",
+            message(&r)
+        );
+    }
+    // The file gone: 404 saying so, without its path.
+    std::fs::remove_file(&path).unwrap();
+    let r = get(&w.state, "/api/v1/recordings/segments/7", &prop_a, &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        message(&r).contains("gone from the disk"),
+        "{}",
+        message(&r)
+    );
+    assert!(!message(&r).contains("seg.mp4"), "{}", message(&r));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn recordings_clips_and_exports_are_asked_with_the_callers_credentials_only() {
+    let w = world();
+    let police = login(&w.state, "police1").await;
+    let uri = format!("/api/v1/cameras/cam-a/recording.mp4?{}", span(0, 60));
+    let r = get(
+        &w.state,
+        &uri,
+        &police,
+        &[
+            ("cookie", "xl_session=abc"),
+            ("x-other", "not a credential"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let clip = get(&w.state, "/api/v1/alerts/al-a1/clip.mp4", &police, &[]).await;
+    assert_eq!(clip.status, StatusCode::OK);
+    let export = call(
+        &w.state,
+        Method::POST,
+        "/api/v1/exports",
+        &police,
+        &[],
+        Some(json!({"alert": "al-a1"})),
+    )
+    .await;
+    assert_eq!(export.status, StatusCode::OK);
+    let bearer = format!("authorization: Bearer {police}");
+    let given = w.fake.lock().on_behalf.clone();
+    assert_eq!(
+        given,
+        vec![
+            vec![bearer.clone(), "cookie: xl_session=abc".to_owned()],
+            vec![bearer.clone()],
+            vec![bearer],
+        ]
+    );
+}

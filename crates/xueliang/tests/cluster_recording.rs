@@ -1,0 +1,448 @@
+//! A recording made on two nodes of a district, because its camera moved, plays as one
+//! timeline from either node. Two hub processes share a real nats-server, a fresh PostgreSQL
+//! database and the real RTSP server; each records onto its own data directory:
+//! - the camera records on n1 (pinned there), is pinned to n2 and records there;
+//! - a police user's playback of the whole range, asked of either node, is one MP4 that
+//!   ffprobe reads whole, holding both nodes' video (the other node's segments fetched with
+//!   the user's own session, which that node audits as `recording.segment`);
+//! - n1 killed with SIGKILL and started again repairs only its own segments: n2's segment
+//!   being written is left to n2;
+//! - with the recording node stopped, a part never fetched from it answers 502 naming the
+//!   node (not a torn clip); a part fetched before plays from the copy kept.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use xl_store::{SegmentRow, SegmentState, Store};
+use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
+use xueliang::config::Config;
+
+mod common;
+use common::{HubProcess, TestPg, free_port, temp_dir};
+
+const TOKEN: &str = "cluster-recording-token";
+const CAMERA: &str = "cam";
+const POLICE: &str = "police1";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Node {
+    name: &'static str,
+    base: String,
+    config: PathBuf,
+    log: PathBuf,
+    process: HubProcess,
+}
+
+impl Node {
+    fn start(name: &'static str, dir: &Path, pg: &TestPg, nats: &str, rtsp: &RtspServer) -> Node {
+        let port = free_port();
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+api_token = "{TOKEN}"
+data_dir = "{data}"
+
+[store]
+database_url = "{db}"
+
+[cluster]
+nats = ["{nats}"]
+node = "{name}"
+advertise = "http://127.0.0.1:{port}"
+
+[rtsp]
+request_timeout_secs = 3
+frame_timeout_secs = 3
+backoff_initial_secs = 0.2
+backoff_max_secs = 1.0
+
+[detect]
+enabled = false
+
+[recording]
+mode = "continuous"
+stream = "sub"
+segment_secs = 10
+
+[[cameras]]
+id = "{CAMERA}"
+community = "c1"
+url = "{url}"
+"#,
+            data = dir.join(name).display(),
+            db = pg.url,
+            url = rtsp.url(CAMERA),
+        );
+        Config::parse(&text).expect("the config is valid");
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        Node {
+            name,
+            base: format!("http://127.0.0.1:{port}"),
+            process: HubProcess::spawn(&config, log.clone()),
+            config,
+            log,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+    }
+
+    fn restart(&mut self) {
+        let old = std::fs::read_to_string(&self.log).unwrap_or_default();
+        std::fs::write(self.log.with_extension("log.1"), old).unwrap();
+        self.process = HubProcess::spawn(&self.config, self.log.clone());
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, node: &mut Node) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        node.process.assert_running();
+        let ok = http
+            .get(format!("{}/readyz", node.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node {} not ready", node.name);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The camera's segments in the shared index, in time order.
+async fn segments(store: &Store) -> Vec<SegmentRow> {
+    store
+        .segments(
+            &xl_core::CameraId::new(CAMERA).unwrap(),
+            xl_core::live::StreamKind::Sub,
+            Timestamp::UNIX_EPOCH,
+            Timestamp::now() + jiff::SignedDuration::from_hours(1),
+        )
+        .await
+        .unwrap()
+}
+
+/// Waits until `what` holds of the camera's segments.
+async fn wait_segments(
+    store: &Store,
+    what: &str,
+    nodes: &mut [&mut Node],
+    ok: impl Fn(&[SegmentRow]) -> bool,
+) -> Vec<SegmentRow> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for n in nodes.iter_mut() {
+            n.process.assert_running();
+        }
+        let rows = segments(store).await;
+        if ok(&rows) {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "{what}: segments {rows:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn closed_on(rows: &[SegmentRow], node: &str) -> Vec<SegmentRow> {
+    rows.iter()
+        .filter(|s| s.node == node && s.state != SegmentState::Open)
+        .cloned()
+        .collect()
+}
+
+/// The holder of the camera's lease, as `node` reads the district.
+async fn holder(http: &reqwest::Client, node: &Node) -> Option<String> {
+    let view: Value = http
+        .get(format!("{}/api/v1/cluster", node.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    view["leases"]
+        .as_array()?
+        .iter()
+        .find(|l| l["key"] == format!("camera.{CAMERA}"))
+        .and_then(|l| l["node"].as_str().map(str::to_owned))
+}
+
+/// The duration ffprobe reads in an MP4 (failing on anything it complains about).
+fn ffprobe_duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffprobe rejects {}: {stderr}",
+        path.display()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("ffprobe duration {text:?}: {e}"))
+}
+
+/// Pins the camera to `to`, asked of `node`.
+async fn pin(http: &reqwest::Client, node: &Node, to: &str) {
+    let r = http
+        .put(format!("{}/api/v1/cluster/pins/{CAMERA}", node.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": to }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "pinning to {to}");
+}
+
+/// Plays `[from, to)` through `node` as `token`'s user.
+async fn play(
+    http: &reqwest::Client,
+    node: &Node,
+    token: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> reqwest::Response {
+    http.get(format!(
+        "{}/api/v1/cameras/{CAMERA}/recording.mp4?from={from}&to={to}",
+        node.base
+    ))
+    .bearer_auth(token)
+    .send()
+    .await
+    .unwrap()
+}
+
+fn header_time(r: &reqwest::Response, name: &str) -> Timestamp {
+    r.headers()[name].to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_made_on_two_nodes_plays_as_one_timeline_from_either() {
+    let clip = test_clip(H264_360P).expect("the test clips: run scripts/setup");
+    let rtsp = RtspServer::start(&[(CAMERA, clip)]).expect("start the RTSP server");
+    let nats = NatsServer::start().expect("start nats-server (scripts/ensure-nats)");
+    let pg = TestPg::create().await;
+    let dir = temp_dir("cluster-recording");
+    let http = reqwest::Client::new();
+
+    let mut n1 = Node::start("n1", &dir, &pg, &nats.url(), &rtsp);
+    let mut n2 = Node::start("n2", &dir, &pg, &nats.url(), &rtsp);
+    wait_ready(&http, &mut n1).await;
+    wait_ready(&http, &mut n2).await;
+    let store = Store::open(&pg.url).await.unwrap();
+
+    // A police user, who plays through their own session.
+    let r = http
+        .post(format!("{}/api/v1/users", n1.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"username": POLICE, "password": PASSWORD, "role": "police"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let login: Value = http
+        .post(format!("{}/api/v1/auth/login", n2.base))
+        .json(&json!({"username": POLICE, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().expect("a session token").to_owned();
+
+    // The camera records on n1 (pinned there), then is pinned to n2 and records there.
+    let (a, b) = ("n1", "n2");
+    pin(&http, &n1, a).await;
+    let rows = wait_segments(
+        &store,
+        "a closed segment on n1",
+        &mut [&mut n1, &mut n2],
+        |r| !closed_on(r, a).is_empty(),
+    )
+    .await;
+    let from = closed_on(&rows, a).last().unwrap().start_at;
+    pin(&http, &n2, b).await;
+    let rows = wait_segments(
+        &store,
+        "a closed segment on n2",
+        &mut [&mut n1, &mut n2],
+        |r| closed_on(r, b).iter().any(|s| s.start_at > from),
+    )
+    .await;
+    let first_b = closed_on(&rows, b)
+        .into_iter()
+        .find(|s| s.start_at > from)
+        .unwrap();
+    let to = first_b.end_at.unwrap();
+    assert_eq!(holder(&http, &n1).await.as_deref(), Some(b));
+    // What the two nodes recorded in [from, to), in seconds; one node at a time.
+    let inside: Vec<&SegmentRow> = rows
+        .iter()
+        .filter(|s| s.start_at >= from && s.end_at.is_some_and(|e| e <= to))
+        .collect();
+    assert!(
+        inside.iter().any(|s| s.node == a) && inside.iter().any(|s| s.node == b),
+        "{inside:#?}"
+    );
+    assert!(
+        inside
+            .windows(2)
+            .all(|w| w[0].end_at.unwrap() <= w[1].start_at),
+        "the camera was recorded by one node at a time: {inside:#?}"
+    );
+    let recorded: f64 = inside
+        .iter()
+        .map(|s| s.end_at.unwrap().duration_since(s.start_at).as_secs_f64())
+        .sum();
+
+    // The timeline, asked of either node, covers both nodes' video.
+    for node in [&n1, &n2] {
+        let t: Value = http
+            .get(format!(
+                "{}/api/v1/cameras/{CAMERA}/recordings?from={from}&to={to}",
+                node.base
+            ))
+            .bearer_auth(&session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let covered: f64 = t["ranges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: {t}", node.name))
+            .iter()
+            .map(|r| {
+                let f: Timestamp = r["from"].as_str().unwrap().parse().unwrap();
+                let e: Timestamp = r["to"].as_str().unwrap().parse().unwrap();
+                e.duration_since(f).as_secs_f64()
+            })
+            .sum();
+        assert!(
+            covered >= recorded - 0.5,
+            "{}: {t} against {recorded} s",
+            node.name
+        );
+    }
+
+    // Played through either node: one MP4 with both nodes' video, the same bytes.
+    let mut lengths = Vec::new();
+    for node in [&n1, &n2] {
+        let r = play(&http, node, &session, from, to).await;
+        assert_eq!(r.status(), 200, "{}", node.name);
+        let (start, end) = (
+            header_time(&r, "x-clip-start"),
+            header_time(&r, "x-clip-end"),
+        );
+        assert!(
+            start <= from,
+            "{}: clip starts at {start}, after {from}",
+            node.name
+        );
+        assert!(
+            end > first_b.start_at,
+            "{}: the clip ends at {end}, before n2's part ({})",
+            node.name,
+            first_b.start_at
+        );
+        let bytes = r.bytes().await.unwrap();
+        let file = dir.join(format!("played-on-{}.mp4", node.name));
+        std::fs::write(&file, &bytes).unwrap();
+        let seconds = ffprobe_duration(&file);
+        assert!(
+            seconds >= recorded - 2.0,
+            "{}: {seconds} s played of the {recorded} s recorded on {a} and {b}",
+            node.name
+        );
+        lengths.push(bytes.len());
+    }
+    assert_eq!(lengths[0], lengths[1], "the same clip from either node");
+
+    // The node that sent its segments audited them, as the police user's looks.
+    let audit: Value = http
+        .get(format!("{}/api/v1/audit?limit=1000", n1.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let segment_looks: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "recording.segment")
+        .collect();
+    assert!(
+        !segment_looks.is_empty() && segment_looks.iter().all(|e| e["actor"] == POLICE),
+        "{segment_looks:?}"
+    );
+
+    // The first node dies and comes back: it repairs its own segments only; the other node's
+    // segment being written stays open and grows.
+    let (node_a, node_b) = (&mut n1, &mut n2);
+    let open_b = segments(&store)
+        .await
+        .into_iter()
+        .find(|s| s.node == b && s.state == SegmentState::Open)
+        .expect("the pinned node is writing a segment");
+    node_a.kill();
+    node_a.restart();
+    wait_ready(&http, node_a).await;
+    let row = store.segment(open_b.id).await.unwrap();
+    let row = row.expect("the other node's open segment is still indexed");
+    assert!(
+        row.state == SegmentState::Open || row.end_at.is_some_and(|e| e > open_b.start_at),
+        "{row:?}"
+    );
+    assert_eq!(row.node, b);
+
+    // The recording node stopped: a part of its never fetched before is 502 naming it, from
+    // the node left; the part fetched before still plays from the copy kept here.
+    node_b.process.terminate();
+    let (start, end) = (
+        open_b.start_at,
+        open_b.start_at + jiff::SignedDuration::from_secs(2),
+    );
+    let r = play(&http, node_a, &session, start, end).await;
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("node {b}")), "{message}");
+    assert!(!message.contains("127.0.0.1"), "no addresses: {message}");
+    let two_secs = jiff::SignedDuration::from_secs(2);
+    let r = play(
+        &http,
+        node_a,
+        &session,
+        first_b.start_at,
+        first_b.start_at + two_secs,
+    )
+    .await;
+    assert_eq!(r.status(), 200, "the copy of n2's first segment");
+}
