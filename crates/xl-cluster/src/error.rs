@@ -23,6 +23,16 @@ pub enum ClusterError {
         #[source]
         source: BoxError,
     },
+    /// A NATS server answered and refused this node's credentials ([`crate::NatsAuth`]):
+    /// wrong user, password, token or credentials file, or none given to a server that
+    /// requires them. `auth` says what was sent, without the secret.
+    #[error("NATS at {urls} refused the credentials ({auth}): {source}")]
+    Unauthenticated {
+        urls: String,
+        auth: String,
+        #[source]
+        source: BoxError,
+    },
     /// Creating or opening a key-value bucket failed.
     #[error("NATS JetStream key-value bucket {bucket}: {op}: {source}")]
     Bucket {
@@ -44,10 +54,12 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// What sort of failure this is (config and keys: invalid input; NATS: unavailable).
+    /// What sort of failure this is (config and keys: invalid input; credentials refused:
+    /// unauthenticated; NATS: unavailable).
     pub fn kind(&self) -> ErrorKind {
         match self {
             ClusterError::BadConfig(_) | ClusterError::BadKey { .. } => ErrorKind::InvalidInput,
+            ClusterError::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             ClusterError::Unreachable { .. }
             | ClusterError::Bucket { .. }
             | ClusterError::Nats { .. }

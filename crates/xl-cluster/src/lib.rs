@@ -38,6 +38,7 @@
 //!
 //! Needs nats-server 2.10 or later with JetStream (`scripts/ensure-nats` installs 2.15.1).
 
+mod auth;
 mod board;
 mod error;
 mod leases;
@@ -57,6 +58,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use auth::NatsAuth;
 pub use board::BOARD_TTL;
 pub use error::{BoxError, ClusterError};
 pub use owner::owner;
@@ -77,9 +79,12 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// How this node joins the district's cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// NATS server URLs (`nats://host:4222`; credentials in the URL are allowed and never
-    /// logged). At least one. JetStream must be enabled.
+    /// NATS server URLs (`nats://host:4222`). At least one. JetStream must be enabled.
+    /// Credentials go in `auth`: a URL with `user:password@` is refused (async-nats would not
+    /// send them).
     pub urls: Vec<String>,
+    /// The credentials sent to NATS. Default none.
+    pub auth: NatsAuth,
     /// This node's id: 1 to 64 of `A-Z a-z 0-9 _ -`. Unique in the district.
     pub node: String,
     /// Capacity weight: a node of weight 200 gets about twice the keys of one of 100. Default
@@ -107,6 +112,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             urls: Vec::new(),
+            auth: NatsAuth::None,
             node: String::new(),
             weight: 100,
             lease_ttl: Duration::from_secs(10),
@@ -126,10 +132,9 @@ impl ClusterConfig {
             return bad("no NATS server URL (urls is empty)".into());
         }
         for url in &self.urls {
-            if let Err(e) = url.parse::<async_nats::ServerAddr>() {
-                return bad(format!("NATS URL {}: {e}", redact(url)));
-            }
+            check_url(url)?;
         }
+        self.auth.validate()?;
         if !is_id(&self.node, 64) {
             return bad(format!(
                 "node id {:?} must be 1 to 64 of A-Z a-z 0-9 _ -",
@@ -200,6 +205,25 @@ impl ClusterConfig {
             .map(|u| redact(u))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// A NATS server URL (`nats://host:4222`, `tls://...`, `host:4222`) without credentials:
+/// async-nats 0.51 parses a `user:password@` but never sends it, so it is refused rather than
+/// silently ignored. The error shows the URL without its credentials.
+pub fn check_url(url: &str) -> Result<(), ClusterError> {
+    match url.parse::<async_nats::ServerAddr>() {
+        Err(e) => Err(ClusterError::BadConfig(format!(
+            "NATS URL {}: {e}",
+            redact(url)
+        ))),
+        Ok(addr) if addr.has_user_pass() => Err(ClusterError::BadConfig(format!(
+            "NATS URL {}: credentials in a URL are not sent to the server; give them as their \
+             own setting ([cluster] nats_user + nats_password, nats_token or nats_credentials \
+             in a hub's config)",
+            redact(url)
+        ))),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -867,7 +891,10 @@ async fn connect(cfg: &ClusterConfig) -> Result<async_nats::Client, ClusterError
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ClusterError::BadConfig(format!("NATS URL: {e}")))?;
     let node = cfg.node.clone();
-    let options = async_nats::ConnectOptions::new()
+    let options = cfg
+        .auth
+        .apply(async_nats::ConnectOptions::new())
+        .await?
         .name(format!("xueliang-{}", cfg.node))
         .connection_timeout(CONNECT_TIMEOUT)
         .reconnect_delay_callback(|attempts| {
@@ -880,6 +907,10 @@ async fn connect(cfg: &ClusterConfig) -> Result<async_nats::Client, ClusterError
                 match event {
                     async_nats::Event::Connected => info!(%node, "connected to NATS"),
                     async_nats::Event::Disconnected => warn!(%node, "disconnected from NATS"),
+                    // E.g. an authorization violation after the server's credentials changed.
+                    async_nats::Event::ServerError(e) => {
+                        warn!(%node, error = %e, "NATS server error")
+                    }
                     other => debug!(%node, event = %other, "NATS client event"),
                 }
             }
@@ -891,6 +922,22 @@ async fn connect(cfg: &ClusterConfig) -> Result<async_nats::Client, ClusterError
     .await
     {
         Ok(Ok(client)) => Ok(client),
+        // The server answered and refused the CONNECT (`-ERR 'Authorization Violation'`), or
+        // the credentials file could not sign the server's nonce. async-nats stops trying the
+        // other URLs at once on these.
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                async_nats::ConnectErrorKind::AuthorizationViolation
+                    | async_nats::ConnectErrorKind::Authentication
+            ) =>
+        {
+            Err(ClusterError::Unauthenticated {
+                urls: cfg.urls_for_log(),
+                auth: cfg.auth.to_string(),
+                source: Box::new(e),
+            })
+        }
         Ok(Err(e)) => Err(unreachable(Box::new(e))),
         Err(_) => Err(unreachable(
             format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()).into(),
@@ -1087,11 +1134,26 @@ mod tests {
                 },
                 "NATS URL",
             ),
+            (
+                ClusterConfig {
+                    urls: vec!["nats://hub:hunter2@127.0.0.1:4222".into()],
+                    ..cfg()
+                },
+                "credentials in a URL",
+            ),
+            (
+                ClusterConfig {
+                    auth: NatsAuth::Token(String::new()),
+                    ..cfg()
+                },
+                "token is empty",
+            ),
         ];
         for (c, field) in cases {
             let err = c.validate().unwrap_err();
             assert!(matches!(err, ClusterError::BadConfig(_)), "{err}");
             assert!(err.to_string().contains(field), "{field}: {err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
             assert_eq!(err.kind(), xl_core::ErrorKind::InvalidInput);
         }
         // The boundary itself is fine.

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use async_nats::jetstream::{self, kv};
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
-use xl_cluster::{Cluster, ClusterConfig, ClusterError, Held, LeaseKey, Wanted, owner};
+use xl_cluster::{Cluster, ClusterConfig, ClusterError, Held, LeaseKey, NatsAuth, Wanted, owner};
 use xl_testkit::{NatsServer, TcpProxy};
 
 const TTL: Duration = Duration::from_secs(3);
@@ -41,6 +41,7 @@ fn prefix() -> String {
 fn config(url: &str, node: &str, weight: u32, prefix: &str) -> ClusterConfig {
     ClusterConfig {
         urls: vec![url.to_owned()],
+        auth: NatsAuth::None,
         node: node.to_owned(),
         weight,
         lease_ttl: TTL,
@@ -644,11 +645,18 @@ async fn start_fails_naming_the_url_when_nats_is_down() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let url = format!("nats://user:secret@127.0.0.1:{port}");
+    let url = format!("nats://127.0.0.1:{port}");
+    let cfg = ClusterConfig {
+        auth: NatsAuth::UserPassword {
+            user: "hub".into(),
+            password: "secret".into(),
+        },
+        ..config(&url, "a", 100, "xl")
+    };
     let started = Instant::now();
     let err = tokio::time::timeout(
         Duration::from_secs(30),
-        Cluster::start(config(&url, "a", 100, "xl"), CancellationToken::new()),
+        Cluster::start(cfg, CancellationToken::new()),
     )
     .await?
     .unwrap_err();
@@ -715,5 +723,142 @@ async fn expiry_is_prompt() -> anyhow::Result<()> {
     println!("entries gone this long after max_age: {lags:?}");
     let worst = lags.iter().max().unwrap();
     assert!(*worst < Duration::from_secs(5), "expiry lags {lags:?}");
+    Ok(())
+}
+
+/// `config` with `auth`.
+fn config_with(url: &str, node: &str, prefix: &str, auth: NatsAuth) -> ClusterConfig {
+    ClusterConfig {
+        auth,
+        ..config(url, node, 100, prefix)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_the_servers_user_and_password_join_and_take_leases() -> anyhow::Result<()> {
+    let server =
+        tokio::task::spawn_blocking(|| NatsServer::start_with_user("hub", "s3cret-pw")).await??;
+    let shutdown = CancellationToken::new();
+    let prefix = prefix();
+    let auth = NatsAuth::UserPassword {
+        user: "hub".into(),
+        password: "s3cret-pw".into(),
+    };
+    let mut nodes = Vec::new();
+    for id in ["a", "b"] {
+        let cfg = config_with(&server.url(), id, &prefix, auth.clone());
+        let c = Cluster::start(cfg, shutdown.clone()).await?;
+        c.want(wanted());
+        nodes.push(c);
+    }
+    wait_settled(
+        &nodes.iter().collect::<Vec<_>>(),
+        &live(&[("a", 100), ("b", 100)]),
+    )
+    .await?;
+    assert_eq!(nodes[0].view().await?.nodes.len(), 2);
+    // Neither the config's nor the cluster's Debug shows the password.
+    let shown = format!("{:?} {:?}", nodes[0].config(), nodes[0]);
+    assert!(
+        !shown.contains("s3cret-pw") && shown.contains("hub"),
+        "{shown}"
+    );
+    shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_password_is_refused_as_unauthenticated() -> anyhow::Result<()> {
+    let server =
+        tokio::task::spawn_blocking(|| NatsServer::start_with_user("hub", "s3cret-pw")).await??;
+    let prefix = prefix();
+    let cases = [
+        (
+            NatsAuth::UserPassword {
+                user: "hub".into(),
+                password: "wrong-pw-1234".into(),
+            },
+            "user \"hub\"",
+        ),
+        (NatsAuth::None, "no credentials"),
+        (NatsAuth::Token("wrong-pw-1234".into()), "a token"),
+    ];
+    for (auth, shown) in cases {
+        let cfg = config_with(&server.url(), "a", &prefix, auth);
+        let err = tokio::time::timeout(
+            Duration::from_secs(30),
+            Cluster::start(cfg, CancellationToken::new()),
+        )
+        .await?
+        .unwrap_err();
+        let msg = format!("{err:#} {err:?}");
+        assert!(
+            matches!(err, ClusterError::Unauthenticated { .. }),
+            "{shown}: {msg}"
+        );
+        assert_eq!(err.kind(), xl_core::ErrorKind::Unauthenticated);
+        let text = err.to_string();
+        assert!(
+            text.contains("refused the credentials")
+                && text.contains(shown)
+                && text.contains(&server.url()),
+            "{text}"
+        );
+        assert!(!msg.contains("wrong-pw-1234"), "the secret leaks: {msg}");
+        println!("{shown}: {text}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_servers_token_joins_and_a_wrong_token_is_refused() -> anyhow::Result<()> {
+    let server =
+        tokio::task::spawn_blocking(|| NatsServer::start_with_token("t0ken-abc")).await??;
+    let shutdown = CancellationToken::new();
+    let prefix = prefix();
+    let good = config_with(
+        &server.url(),
+        "a",
+        &prefix,
+        NatsAuth::Token("t0ken-abc".into()),
+    );
+    let a = Cluster::start(good, shutdown.clone()).await?;
+    a.want(wanted());
+    wait_settled(&[&a], &live(&[("a", 100)])).await?;
+    let bad = config_with(
+        &server.url(),
+        "b",
+        &prefix,
+        NatsAuth::Token("t0ken-xyz".into()),
+    );
+    let err = Cluster::start(bad, shutdown.clone()).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Unauthenticated { .. }), "{err}");
+    assert!(!format!("{err:#}").contains("t0ken"), "{err:#}");
+    shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreadable_credentials_file_is_a_config_error_naming_it() -> anyhow::Result<()> {
+    let dir = xl_testkit::TempDir::new("creds")?;
+    let garbage = dir.path.join("garbage.creds");
+    std::fs::write(&garbage, "SUAGARBAGESEEDTHATMUSTNOTLEAK\n")?;
+    let missing = dir.path.join("missing.creds");
+    // No server is needed: the file is read before connecting.
+    for path in [garbage, missing] {
+        let cfg = config_with(
+            "nats://127.0.0.1:1",
+            "a",
+            "xl",
+            NatsAuth::CredentialsFile(path.clone()),
+        );
+        let err = Cluster::start(cfg, CancellationToken::new())
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(matches!(err, ClusterError::BadConfig(_)), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(!msg.contains("SUAGARBAGE"), "{msg}");
+    }
     Ok(())
 }

@@ -20,11 +20,15 @@
 //!   republishes with the same message ids, and the server drops what it already has: exactly
 //!   once within the duplicate window, at least once beyond it. Message ids are built from the
 //!   outbox `seq`, so every node of a district must publish from the same store.
+//! - Credentials ([`NatsAuth`]: a user and password, a token or a `.creds` file) are their own
+//!   setting: async-nats never sends a URL's `user:password@`, so such URLs are refused. A
+//!   server that refuses them is logged as such and retried with the backoff below.
 //! - NATS down, JetStream not ready or an ack not coming: the publisher backs off
 //!   (`backoff_initial_secs` doubling to `backoff_max_secs`, ±20% jitter) and resumes from its
 //!   cursor; no entry is skipped. async-nats reconnects by itself.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -63,9 +67,13 @@ const MAX_AGE_DAYS_LIMIT: u32 = 3650;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JetStreamOutConfig {
-    /// NATS server URLs (`nats://host:4222`; credentials in the URL are accepted and never
-    /// logged). At least one; JetStream must be enabled.
+    /// NATS server URLs (`nats://host:4222`). At least one; JetStream must be enabled. A URL
+    /// with `user:password@` is refused: credentials go in `auth`.
     pub urls: Vec<String>,
+    /// The credentials sent to NATS. Not read from TOML: the hub sets its `[cluster]` ones.
+    /// Default none.
+    #[serde(skip)]
+    pub auth: NatsAuth,
     /// Names the stream `{prefix}-alerts`, its subjects `{prefix}.alerts.>` and the message
     /// ids `{prefix}-outbox-{seq}`. 1 to 32 of `A-Z a-z 0-9 _ -`. Default `xl`.
     #[serde(default = "default_prefix")]
@@ -86,6 +94,68 @@ pub struct JetStreamOutConfig {
     /// is made). Default 1.
     #[serde(default = "default_replicas")]
     pub replicas: usize,
+}
+
+/// The credentials JetStream out sends to NATS (xl-cluster's `NatsAuth`, which the hub fills
+/// from the same `[cluster]` keys). Secrets never appear in `Debug` output, logs or errors.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// None: the server must allow clients without credentials. The default.
+    #[default]
+    None,
+    /// A user and password.
+    UserPassword { user: String, password: String },
+    /// A token.
+    Token(String),
+    /// A `.creds` file (a user JWT and its NKey seed), read at each connection attempt.
+    CredentialsFile(PathBuf),
+}
+
+impl fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("None"),
+            NatsAuth::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            NatsAuth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+            NatsAuth::CredentialsFile(path) => {
+                f.debug_tuple("CredentialsFile").field(path).finish()
+            }
+        }
+    }
+}
+
+impl fmt::Display for NatsAuth {
+    /// What is sent, without the secret: `no credentials`, `user "hub"`, `a token`,
+    /// `credentials file PATH`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("no credentials"),
+            NatsAuth::UserPassword { user, .. } => write!(f, "user {user:?}"),
+            NatsAuth::Token(_) => f.write_str("a token"),
+            NatsAuth::CredentialsFile(path) => write!(f, "credentials file {}", path.display()),
+        }
+    }
+}
+
+impl NatsAuth {
+    /// Why it cannot be used (an empty part), if it cannot.
+    fn problem(&self) -> Option<&'static str> {
+        match self {
+            NatsAuth::UserPassword { user, .. } if user.is_empty() => Some("the user is empty"),
+            NatsAuth::UserPassword { password, .. } if password.is_empty() => {
+                Some("the password is empty")
+            }
+            NatsAuth::Token(t) if t.is_empty() => Some("the token is empty"),
+            NatsAuth::CredentialsFile(p) if p.as_os_str().is_empty() => {
+                Some("the credentials file path is empty")
+            }
+            _ => None,
+        }
+    }
 }
 
 fn default_replicas() -> usize {
@@ -114,6 +184,7 @@ impl fmt::Debug for JetStreamOutConfig {
             .field("urls", &self.urls_for_log())
             .field("prefix", &self.prefix)
             .field("max_age_days", &self.max_age_days)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +194,7 @@ impl JetStreamOutConfig {
     pub fn new(urls: Vec<String>) -> JetStreamOutConfig {
         JetStreamOutConfig {
             urls,
+            auth: NatsAuth::None,
             prefix: default_prefix(),
             max_age_days: default_max_age_days(),
             backoff_initial_secs: default_backoff_initial(),
@@ -145,9 +217,23 @@ impl JetStreamOutConfig {
             return Err(Self::err("urls", "no NATS server URL"));
         }
         for url in &self.urls {
-            if let Err(e) = url.parse::<async_nats::ServerAddr>() {
-                return Err(Self::err("urls", format!("{}: {e}", redact_url(url))));
+            match url.parse::<async_nats::ServerAddr>() {
+                Err(e) => return Err(Self::err("urls", format!("{}: {e}", redact_url(url)))),
+                Ok(addr) if addr.has_user_pass() => {
+                    return Err(Self::err(
+                        "urls",
+                        format!(
+                            "{}: credentials in the URL are not sent to the server; give them \
+                             as auth instead",
+                            redact_url(url)
+                        ),
+                    ));
+                }
+                Ok(_) => {}
             }
+        }
+        if let Some(problem) = self.auth.problem() {
+            return Err(Self::err("auth", problem));
         }
         let p = &self.prefix;
         if p.is_empty()
@@ -449,7 +535,24 @@ impl Publisher {
         let counters = Arc::clone(&self.counters);
         // async-nats runs the callback on its own task, outside this publisher's span.
         let stream = self.cfg.stream_name();
-        let options = async_nats::ConnectOptions::new()
+        let options = match &self.cfg.auth {
+            NatsAuth::None => async_nats::ConnectOptions::new(),
+            NatsAuth::UserPassword { user, password } => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            NatsAuth::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
+            // The error names the file and what is wrong with it, never its contents.
+            NatsAuth::CredentialsFile(path) => async_nats::ConnectOptions::new()
+                .credentials_file(path)
+                .await
+                .map_err(|e| {
+                    self.nats_err(
+                        "connecting",
+                        format!("NATS credentials file {}: {e}", path.display()),
+                    )
+                })?,
+        };
+        let options = options
             .name("xueliang-jetstream-out")
             .connection_timeout(CONNECT_TIMEOUT)
             .reconnect_delay_callback(|attempts| {
@@ -469,6 +572,9 @@ impl Publisher {
                             counters.connected.store(false, Relaxed);
                             warn!(%stream, "JetStream out: disconnected from NATS");
                         }
+                        async_nats::Event::ServerError(e) => {
+                            warn!(%stream, error = %e, "JetStream out: NATS server error");
+                        }
                         other => debug!(%stream, event = %other, "NATS client event"),
                     }
                 }
@@ -480,6 +586,23 @@ impl Publisher {
         .await
         {
             Ok(Ok(client)) => Ok(client),
+            // The server answered and refused the CONNECT, or the credentials file could not
+            // sign its nonce.
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    async_nats::ConnectErrorKind::AuthorizationViolation
+                        | async_nats::ConnectErrorKind::Authentication
+                ) =>
+            {
+                Err(self.nats_err(
+                    "connecting",
+                    format!(
+                        "the server refused the credentials ({}): {e}",
+                        self.cfg.auth
+                    ),
+                ))
+            }
             Ok(Err(e)) => Err(self.nats_err("connecting", e)),
             Err(_) => Err(self.nats_err(
                 "connecting",
@@ -693,6 +816,7 @@ mod tests {
         let bad = [
             ("urls = []", "jetstream_out.urls"),
             ("urls = [\"nats://u:hunter2@h:x\"]", "jetstream_out.urls"),
+            ("urls = [\"nats://u:hunter2@h:4222\"]", "jetstream_out.urls"),
             ("prefix = \"a.b\"", "jetstream_out.prefix"),
             ("prefix = \"\"", "jetstream_out.prefix"),
             ("max_age_days = 0", "jetstream_out.max_age_days"),
@@ -717,13 +841,32 @@ mod tests {
             assert!(e.contains(key), "{line}: {e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
-        let c: JetStreamOutConfig =
-            toml::from_str("urls = [\"nats://hub:hunter2@10.0.0.5:4222\"]").unwrap();
-        c.validate().unwrap();
-        let dbg = format!("{c:?}");
+        let mut c: JetStreamOutConfig =
+            toml::from_str("urls = [\"nats://10.0.0.5:4222\"]").unwrap();
+        for auth in [
+            NatsAuth::UserPassword {
+                user: "hub".into(),
+                password: "hunter2".into(),
+            },
+            NatsAuth::Token("hunter2".into()),
+        ] {
+            c.auth = auth;
+            c.validate().unwrap();
+            let dbg = format!("{c:?} {}", c.auth);
+            assert!(
+                !dbg.contains("hunter2") && dbg.contains("10.0.0.5"),
+                "{dbg}"
+            );
+        }
+        c.auth = NatsAuth::UserPassword {
+            user: "hub".into(),
+            password: String::new(),
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("jetstream_out.auth"), "{e}");
+        // Not a TOML key: the hub sets it.
         assert!(
-            !dbg.contains("hunter2") && dbg.contains("10.0.0.5"),
-            "{dbg}"
+            toml::from_str::<JetStreamOutConfig>("urls = [\"nats://h:4222\"]\nauth = 1").is_err()
         );
     }
 }

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use xl_core::alert::AlertChange;
 use xl_core::{AlertKind, OutboxEntry, Severity};
+use xl_notify::jetstream::NatsAuth;
 use xl_notify::{JetStreamOut, JetStreamOutConfig, Outbox};
 use xl_testkit::NatsServer;
 
@@ -46,7 +47,13 @@ async fn read_stream(
     cfg: &JetStreamOutConfig,
     filter: Option<String>,
 ) -> (Vec<Got>, u64) {
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let options = match nats.user_and_password() {
+        Some((user, password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    let client = options.connect(nats.url()).await.unwrap();
     let js = jetstream::new(client);
     let mut stream = js.get_stream(cfg.stream_name()).await.unwrap();
     let count = stream.info().await.unwrap().state.messages;
@@ -194,6 +201,44 @@ async fn entries_are_published_in_order_on_their_subjects_and_the_cursor_follows
     shutdown.cancel();
     task.await.unwrap();
     assert!(!out.stats().connected);
+}
+
+#[tokio::test]
+async fn entries_reach_a_server_that_requires_a_user_and_password() {
+    init_logs();
+    let nats = NatsServer::start_with_user("hub", "s3cret-pw").unwrap();
+    let cfg = JetStreamOutConfig {
+        auth: NatsAuth::UserPassword {
+            user: "hub".into(),
+            password: "s3cret-pw".into(),
+        },
+        ..config(&nats)
+    };
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("s3cret-pw") && shown.contains("hub"),
+        "{shown}"
+    );
+    let outbox = MemOutbox::new();
+    for n in 1..=3 {
+        outbox.push(
+            AlertChange::Raised,
+            alert("xingfu", AlertKind::GateForcedOpen, Severity::Major, n),
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let (out, task) = JetStreamOut::start(
+        cfg.clone(),
+        Arc::clone(&outbox),
+        outbox.watch(),
+        shutdown.clone(),
+    )
+    .unwrap();
+    assert_eq!(outbox.wait_cursor("jetstream", 3, WAIT).await, 3);
+    assert_eq!(out.stats().published, 3);
+    assert_exactly_once_in_order(&nats, &cfg, &outbox, 3).await;
+    shutdown.cancel();
+    task.await.unwrap();
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! A real NATS server with JetStream for tests: `nats-server -a 127.0.0.1 -p PORT -js -sd DIR`.
+//! A real NATS server with JetStream for tests: `nats-server -a 127.0.0.1 -p PORT -js -sd DIR`,
+//! optionally requiring a user and password (`--user`, `--pass`) or a token (`--auth`).
 //!
 //! The binary is nats-server 2.15.1 from `scripts/ensure-nats` (path in `XUELIANG_NATS_SERVER`,
 //! which `scripts/setup` prints). Debian's 2.9.10 is too old for async-nats' key-value buckets.
@@ -40,6 +41,30 @@ pub struct NatsServer {
     store: TempDir,
     process: Option<Child>,
     log_tail: Arc<Mutex<VecDeque<String>>>,
+    auth: ServerAuth,
+}
+
+/// What the server requires of its clients.
+#[derive(Clone, Default)]
+enum ServerAuth {
+    #[default]
+    None,
+    User {
+        user: String,
+        password: String,
+    },
+    Token(String),
+}
+
+impl ServerAuth {
+    /// The nats-server arguments that require it.
+    fn args(&self) -> Vec<&str> {
+        match self {
+            ServerAuth::None => Vec::new(),
+            ServerAuth::User { user, password } => vec!["--user", user, "--pass", password],
+            ServerAuth::Token(token) => vec!["--auth", token],
+        }
+    }
 }
 
 impl NatsServer {
@@ -48,13 +73,33 @@ impl NatsServer {
     /// Fails naming `scripts/ensure-nats` when `XUELIANG_NATS_SERVER` is unset or names no
     /// file.
     pub fn start() -> anyhow::Result<NatsServer> {
+        Self::start_with(ServerAuth::None)
+    }
+
+    /// Like [`NatsServer::start`], but clients must give this user and password
+    /// (`nats-server --user USER --pass PASSWORD`); others are refused with an authorization
+    /// violation.
+    pub fn start_with_user(user: &str, password: &str) -> anyhow::Result<NatsServer> {
+        Self::start_with(ServerAuth::User {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        })
+    }
+
+    /// Like [`NatsServer::start`], but clients must give this token
+    /// (`nats-server --auth TOKEN`).
+    pub fn start_with_token(token: &str) -> anyhow::Result<NatsServer> {
+        Self::start_with(ServerAuth::Token(token.to_owned()))
+    }
+
+    fn start_with(auth: ServerAuth) -> anyhow::Result<NatsServer> {
         let binary = binary()?;
         let store = TempDir::new("nats")?;
         let log_tail = Arc::new(Mutex::new(VecDeque::new()));
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn(&binary, port, &store.path, &log_tail) {
+            match spawn(&binary, port, &store.path, &auth, &log_tail) {
                 Ok(child) => {
                     return Ok(NatsServer {
                         binary,
@@ -62,6 +107,7 @@ impl NatsServer {
                         store,
                         process: Some(child),
                         log_tail,
+                        auth,
                     });
                 }
                 Err(e) => last_err = Some(e),
@@ -73,6 +119,22 @@ impl NatsServer {
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The user and password clients must give ([`NatsServer::start_with_user`]).
+    pub fn user_and_password(&self) -> Option<(&str, &str)> {
+        match &self.auth {
+            ServerAuth::User { user, password } => Some((user, password)),
+            _ => None,
+        }
+    }
+
+    /// The token clients must give ([`NatsServer::start_with_token`]).
+    pub fn token(&self) -> Option<&str> {
+        match &self.auth {
+            ServerAuth::Token(token) => Some(token),
+            _ => None,
+        }
     }
 
     /// The port the server listens on (stays the same across [`NatsServer::restart`]).
@@ -115,13 +177,19 @@ impl NatsServer {
     }
 
     /// Stops the server if running and starts it again on the same port with the same store
-    /// directory, so JetStream streams (key-value buckets) and their data survive. Retries for
+    /// directory (and credentials), so JetStream streams (key-value buckets) and their data survive. Retries for
     /// a while if the port is still taken.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         let deadline = Instant::now() + RESTART_BIND_RETRY;
         loop {
-            match spawn(&self.binary, self.port, &self.store.path, &self.log_tail) {
+            match spawn(
+                &self.binary,
+                self.port,
+                &self.store.path,
+                &self.auth,
+                &self.log_tail,
+            ) {
                 Ok(child) => {
                     self.process = Some(child);
                     return Ok(());
@@ -153,16 +221,25 @@ impl std::fmt::Debug for NatsServer {
             .field("port", &self.port)
             .field("store", &self.store.path)
             .field("running", &self.process.is_some())
+            .field(
+                "auth",
+                &match self.auth {
+                    ServerAuth::None => "none",
+                    ServerAuth::User { .. } => "user",
+                    ServerAuth::Token(_) => "token",
+                },
+            )
             .finish()
     }
 }
 
-/// Starts nats-server on `port` with its JetStream store in `store` and waits until it accepts
-/// connections; its log goes into `log_tail`.
+/// Starts nats-server on `port` with its JetStream store in `store`, requiring `auth` of its
+/// clients, and waits until it accepts connections; its log goes into `log_tail`.
 fn spawn(
     binary: &Path,
     port: u16,
     store: &Path,
+    auth: &ServerAuth,
     log_tail: &Arc<Mutex<VecDeque<String>>>,
 ) -> anyhow::Result<Child> {
     let mut child = Command::new(binary)
@@ -173,6 +250,7 @@ fn spawn(
         .arg("-js")
         .arg("-sd")
         .arg(store)
+        .args(auth.args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -19,7 +19,9 @@
 //! announcement was lost.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use xl_cluster::{Cluster, ClusterConfig, Held, LeaseKey, Wanted};
+use xl_cluster::{Cluster, ClusterConfig, Held, LeaseKey, NatsAuth, Wanted};
 use xl_core::topology::Topology;
 use xl_store::{Fence, Store};
 
@@ -45,11 +47,26 @@ pub const TASK_RETENTION: &str = "retention";
 const COMMITTED_POLL: Duration = Duration::from_secs(2);
 
 /// `[cluster]`
-#[derive(Deserialize, Clone, Debug)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
-    /// NATS server URLs (`nats://host:4222`), JetStream enabled. Required.
+    /// NATS server URLs (`nats://host:4222`), JetStream enabled. Required. No credentials in
+    /// them (async-nats would not send them): see `nats_user` and the others below.
     pub nats: Vec<String>,
+    /// The NATS user; needs `nats_password`. At most one of `nats_user` + `nats_password`,
+    /// `nats_token` and `nats_credentials`. Default: no credentials.
+    #[serde(default)]
+    pub nats_user: Option<String>,
+    /// The NATS user's password (never logged). Default none.
+    #[serde(default)]
+    pub nats_password: Option<String>,
+    /// A NATS token (never logged). Default none.
+    #[serde(default)]
+    pub nats_token: Option<String>,
+    /// A NATS `.creds` file (a user JWT and its NKey seed: NATS decentralized auth), read
+    /// when connecting. Default none.
+    #[serde(default)]
+    pub nats_credentials: Option<PathBuf>,
     /// This node's id (letters, digits, `-` and `_`). Default: the host name.
     #[serde(default)]
     pub node: Option<String>,
@@ -91,11 +108,43 @@ fn default_prefix() -> String {
     "xl".into()
 }
 
+impl fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ClusterSettings")
+            .field(
+                "nats",
+                &self
+                    .nats
+                    .iter()
+                    .map(|u| xl_notify::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("nats_user", &self.nats_user)
+            .field("nats_password", &redacted(&self.nats_password))
+            .field("nats_token", &redacted(&self.nats_token))
+            .field("nats_credentials", &self.nats_credentials)
+            .field("node", &self.node)
+            .field("weight", &self.weight)
+            .field("lease_secs", &self.lease_secs)
+            .field("advertise", &self.advertise)
+            .field("prefix", &self.prefix)
+            .field("replicas", &self.replicas)
+            .finish()
+    }
+}
+
 impl ClusterSettings {
     pub(crate) fn validate(&self, store: &StoreConfig) -> anyhow::Result<()> {
         if self.nats.is_empty() {
             bail!("cluster.nats: give at least one NATS URL (nats://host:4222)");
         }
+        for (i, url) in self.nats.iter().enumerate() {
+            if let Err(e) = xl_cluster::check_url(url) {
+                bail!("cluster.nats[{i}]: {e}");
+            }
+        }
+        self.auth()?;
         if self.weight == 0 {
             bail!("cluster.weight must be at least 1");
         }
@@ -127,10 +176,64 @@ impl ClusterSettings {
         Ok(host.trim().to_owned())
     }
 
+    /// The NATS credentials: at most one kind, a user with its password.
+    fn auth(&self) -> anyhow::Result<NatsAuth> {
+        let given: Vec<&str> = [
+            (self.nats_user.is_some() || self.nats_password.is_some())
+                .then_some("nats_user + nats_password"),
+            self.nats_token.is_some().then_some("nats_token"),
+            self.nats_credentials
+                .is_some()
+                .then_some("nats_credentials"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() > 1 {
+            bail!(
+                "cluster: give only one kind of NATS credentials, not {}",
+                given.join(" and ")
+            );
+        }
+        let nonempty = |key: &str, v: &Option<String>| -> anyhow::Result<()> {
+            if v.as_deref() == Some("") {
+                bail!("cluster.{key} is empty");
+            }
+            Ok(())
+        };
+        nonempty("nats_user", &self.nats_user)?;
+        nonempty("nats_password", &self.nats_password)?;
+        nonempty("nats_token", &self.nats_token)?;
+        Ok(
+            match (
+                &self.nats_user,
+                &self.nats_password,
+                &self.nats_token,
+                &self.nats_credentials,
+            ) {
+                (Some(user), Some(password), None, None) => NatsAuth::UserPassword {
+                    user: user.clone(),
+                    password: password.clone(),
+                },
+                (Some(_), None, ..) => bail!("cluster.nats_user needs cluster.nats_password"),
+                (None, Some(_), ..) => bail!("cluster.nats_password needs cluster.nats_user"),
+                (None, None, Some(token), None) => NatsAuth::Token(token.clone()),
+                (None, None, None, Some(path)) => {
+                    if path.as_os_str().is_empty() {
+                        bail!("cluster.nats_credentials is empty");
+                    }
+                    NatsAuth::CredentialsFile(path.clone())
+                }
+                _ => NatsAuth::None,
+            },
+        )
+    }
+
     fn config(&self) -> anyhow::Result<ClusterConfig> {
         let ttl = Duration::from_secs(self.lease_secs);
         Ok(ClusterConfig {
             urls: self.nats.clone(),
+            auth: self.auth()?,
             node: self.node_id()?,
             weight: self.weight,
             lease_ttl: ttl,
@@ -143,9 +246,19 @@ impl ClusterSettings {
 }
 
 /// Where the district's alert changes go on JetStream (`{prefix}.alerts.<community>.<kind>`),
-/// published by the node holding the notify lease.
+/// published by the node holding the notify lease, with the cluster's NATS credentials.
 pub fn alert_stream(settings: &ClusterSettings) -> xl_notify::JetStreamOutConfig {
+    use xl_notify::jetstream::NatsAuth as Out;
+    // The settings were validated when the config was read; [`join`] fails on the same
+    // error before anything is published.
+    let auth = match settings.auth().unwrap_or_default() {
+        NatsAuth::None => Out::None,
+        NatsAuth::UserPassword { user, password } => Out::UserPassword { user, password },
+        NatsAuth::Token(token) => Out::Token(token),
+        NatsAuth::CredentialsFile(path) => Out::CredentialsFile(path),
+    };
     xl_notify::JetStreamOutConfig {
+        auth,
         prefix: settings.prefix.clone(),
         replicas: settings.replicas,
         ..xl_notify::JetStreamOutConfig::new(settings.nats.clone())
@@ -501,5 +614,103 @@ impl xl_core::metrics::MetricsSource for ClusterMetrics {
             *self.0.rounds().borrow(),
             *self.0.committed().borrow(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A `[cluster]` with `extra` keys, on a shared store.
+    fn parse(extra: &str) -> anyhow::Result<Config> {
+        Config::parse(&format!(
+            "[store]\ndatabase_url = \"postgres://xl:pw@db/xl\"\n\
+             [cluster]\nnats = [\"nats://10.0.0.5:4222\"]\nnode = \"hub-0\"\n{extra}\n"
+        ))
+    }
+
+    fn settings(extra: &str) -> ClusterSettings {
+        parse(extra).unwrap().cluster.unwrap()
+    }
+
+    #[test]
+    fn nats_credentials_reach_the_leases_and_the_alert_stream() {
+        let cases = [
+            ("", NatsAuth::None),
+            (
+                "nats_user = \"hub\"\nnats_password = \"hunter2\"",
+                NatsAuth::UserPassword {
+                    user: "hub".into(),
+                    password: "hunter2".into(),
+                },
+            ),
+            (
+                "nats_token = \"hunter2\"",
+                NatsAuth::Token("hunter2".into()),
+            ),
+            (
+                "nats_credentials = \"/etc/xueliang/hub.creds\"",
+                NatsAuth::CredentialsFile("/etc/xueliang/hub.creds".into()),
+            ),
+        ];
+        for (extra, want) in cases {
+            let s = settings(extra);
+            assert_eq!(s.config().unwrap().auth, want, "{extra}");
+            let stream = alert_stream(&s);
+            assert_eq!(stream.auth.to_string(), want.to_string(), "{extra}");
+            let shown = format!("{s:?} {:?} {stream:?}", s.config().unwrap());
+            assert!(!shown.contains("hunter2"), "a secret in Debug: {shown}");
+        }
+        let s = settings("nats_user = \"hub\"\nnats_password = \"hunter2\"");
+        assert!(
+            matches!(alert_stream(&s).auth, xl_notify::jetstream::NatsAuth::UserPassword { ref user, ref password } if user == "hub" && password == "hunter2")
+        );
+    }
+
+    #[test]
+    fn nats_credential_mistakes_name_the_keys_without_the_secret() {
+        let cases = [
+            (
+                "nats_user = \"hub\"",
+                "cluster.nats_user needs cluster.nats_password",
+            ),
+            (
+                "nats_password = \"hunter2\"",
+                "cluster.nats_password needs cluster.nats_user",
+            ),
+            (
+                "nats_user = \"hub\"\nnats_password = \"hunter2\"\nnats_token = \"hunter2\"",
+                "not nats_user + nats_password and nats_token",
+            ),
+            (
+                "nats_token = \"hunter2\"\nnats_credentials = \"/x.creds\"",
+                "not nats_token and nats_credentials",
+            ),
+            ("nats_token = \"\"", "cluster.nats_token is empty"),
+            (
+                "nats_user = \"\"\nnats_password = \"hunter2\"",
+                "cluster.nats_user is empty",
+            ),
+        ];
+        for (extra, want) in cases {
+            let e = format!("{:#}", parse(extra).unwrap_err());
+            assert!(e.contains(want), "{extra}: {e}");
+            assert!(!e.contains("hunter2"), "{extra}: {e}");
+        }
+        // Credentials in the URL would be silently dropped by async-nats: refused instead.
+        let e = format!(
+            "{:#}",
+            Config::parse(
+                "[store]\ndatabase_url = \"postgres://xl:pw@db/xl\"\n\
+                 [cluster]\nnats = [\"nats://hub:hunter2@10.0.0.5:4222\"]\n"
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("cluster.nats[0]") && e.contains("nats_user"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }
