@@ -1,13 +1,13 @@
 // Playback (the playback tab): pick a camera and a day, see the day's recording on a 24-hour
 // timeline (recorded ranges, gaps, the alerts of the camera and of the gates it watches, those
 // gates' events), click it to play from that instant. Also the alert detail's clip and the
-// evidence exports of both, and the hub's evidence key.
+// evidence exports of both, and the evidence key (a district's: every node's).
 //
 // The hub's side: GET /api/v1/cameras/{id}/recordings (ranges and gaps of a time range),
 // GET /api/v1/cameras/{id}/recording.mp4?from&to (one MP4 of a range that lies inside one
 // recorded range, starting at the key frame at or before `from`; `X-Clip-Start` is the wall
 // time of its time 0), GET /api/v1/alerts/{id}/clip.mp4, POST /api/v1/exports (a signed zip,
-// police and admin only) and GET /api/v1/evidence/key. Videos play from a plain
+// police and admin only), GET /api/v1/evidence/key and /evidence/keys. Videos play from a plain
 // <video src> (the browser asks for byte ranges), not through MSE. A clip is at most
 // CLIP_MAX_MS long; when it ends the next one is asked for, across gaps, until the day's
 // recording ends.
@@ -20,6 +20,8 @@ import { $, $$, h, api, apiResponse, toast, pad, parseTime, fmtTime } from "./ui
 import { items, nameOf } from "./topology.js";
 import { alertTitle } from "./alert-text.js";
 
+/** The name the district's evidence keys are saved as (`verify-export --keys`). */
+const KEYS_FILE = "evidence-keys.json";
 /** The longest clip asked for at once; playback goes on with the next one. */
 export const CLIP_MAX_MS = 10 * 60_000;
 /** The default download and export range: this long, around the playhead. */
@@ -300,6 +302,8 @@ const pb = {
   exporting: false,
   key: null,
   keyError: null,
+  /** The district's keys (GET /api/v1/evidence/keys), or null. */
+  keys: null,
   timers: [],
 };
 
@@ -439,6 +443,7 @@ export function stopPlayback() {
     message: null,
     key: null,
     keyError: null,
+    keys: null,
   });
   pb.loadSeq++;
   $("#pb-search").value = "";
@@ -576,6 +581,12 @@ async function loadKey() {
   } catch (e) {
     pb.key = null;
     pb.keyError = e.status === 401 ? null : e.message;
+  }
+  // A district's nodes each sign with their own key; without the list, this node's key alone.
+  try {
+    pb.keys = await api("GET", "/api/v1/evidence/keys");
+  } catch (_) {
+    pb.keys = null;
   }
   renderKey();
 }
@@ -1268,7 +1279,12 @@ function renderKey() {
     return;
   }
   $("#pb-key-copy").hidden = false;
-  const command = `xueliang verify-export FILE --key ${k.public_key}`;
+  // Several keys (a district): their fingerprints by node instead of this node's, and the
+  // list saved as the file `verify-export --keys` reads.
+  const keys = Array.isArray(pb.keys) && pb.keys.length > 1 ? pb.keys : null;
+  const command = keys
+    ? `xueliang verify-export FILE --keys ${KEYS_FILE}`
+    : `xueliang verify-export FILE --key ${k.public_key}`;
   body.replaceChildren(
     h(
       "dl",
@@ -1277,10 +1293,38 @@ function renderKey() {
       h("dd", { "data-testid": "evidence-key-algorithm" }, k.algorithm || "—"),
       h("dt", {}, t("evidence.public_key")),
       h("dd", {}, h("code", { class: "mono key-text", "data-testid": "evidence-key-public" }, k.public_key || "—")),
-      h("dt", {}, t("evidence.fingerprint")),
-      h("dd", {}, h("code", { class: "mono key-text", "data-testid": "evidence-key-fingerprint" }, k.fingerprint || "—")),
+      keys ? h("dt", {}, t("evidence.keys")) : h("dt", {}, t("evidence.fingerprint")),
+      keys
+        ? h(
+            "dd",
+            {},
+            h(
+              "ul",
+              { class: "key-list", "data-testid": "evidence-keys" },
+              keys.map((d) =>
+                h(
+                  "li",
+                  { "data-node": d.node || "" },
+                  h("code", { class: "mono key-text" }, d.fingerprint || "—"),
+                  ` ${d.node || "—"}`,
+                  d.public_key === k.public_key ? ` (${t("evidence.this_node")})` : null,
+                ),
+              ),
+            ),
+            h(
+              "a",
+              {
+                class: "btn btn-ghost btn-sm",
+                "data-testid": "evidence-keys-save",
+                download: KEYS_FILE,
+                href: `data:application/json;charset=utf-8,${encodeURIComponent(JSON.stringify(keys, null, 2))}`,
+              },
+              t("evidence.save_keys"),
+            ),
+          )
+        : h("dd", {}, h("code", { class: "mono key-text", "data-testid": "evidence-key-fingerprint" }, k.fingerprint || "—")),
     ),
-    h("p", { class: "muted" }, t("evidence.verify")),
+    h("p", { class: "muted" }, t(keys ? "evidence.verify_keys" : "evidence.verify")),
     h("code", { class: "mono key-text key-command", "data-testid": "evidence-key-command" }, command),
   );
 }

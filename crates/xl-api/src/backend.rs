@@ -362,6 +362,35 @@ pub struct EvidenceKey {
     pub fingerprint: String,
 }
 
+/// A key the district's nodes sign (or signed) evidence packages with
+/// (`GET /api/v1/evidence/keys`): [`EvidenceKey`]'s fields, with the node and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DistrictEvidenceKey {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// The 32-byte public key, base64 (what `xueliang verify-export --key` takes).
+    pub public_key: String,
+    /// The key id packages name (`ok: ..., signed by key ID`).
+    pub fingerprint: String,
+    /// The node that signs with it (`""`: a single hub).
+    pub node: String,
+    /// When the district first saw it (`None`: a key not registered in a store).
+    pub since: Option<Timestamp>,
+}
+
+impl From<EvidenceKey> for DistrictEvidenceKey {
+    /// A key of no named node, not registered in a store: a single hub's.
+    fn from(key: EvidenceKey) -> DistrictEvidenceKey {
+        DistrictEvidenceKey {
+            algorithm: key.algorithm,
+            public_key: key.public_key,
+            fingerprint: key.fingerprint,
+            node: String::new(),
+            since: None,
+        }
+    }
+}
+
 /// The district as one node sees it (`GET /api/v1/cluster`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClusterView {
@@ -632,6 +661,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The public half of the key evidence packages are signed with.
     fn evidence_key(&self) -> BoxFut<'_, EvidenceKey> {
         no_recordings()
+    }
+    /// Every key the district's nodes have signed evidence packages with, oldest first (a
+    /// package made on any node verifies against one of them). The default: this node's key
+    /// ([`Backend::evidence_key`]) alone.
+    fn evidence_keys(&self) -> BoxFut<'_, Vec<DistrictEvidenceKey>> {
+        Box::pin(async move { Ok(vec![self.evidence_key().await?.into()]) })
     }
     /// In a district, the cameras other nodes run, as they last posted them, each with what
     /// scope checks read. A single hub (the default) has none.

@@ -3,7 +3,8 @@
 //! and `/api/v1/alerts/{id}/clip.mp4` (recorded video as one MP4, served in HTTP byte ranges so
 //! that a `<video>` element seeks in it without loading it whole), `/api/v1/exports` (a signed
 //! evidence package, made and downloaded at once; police and admins only) and
-//! `/api/v1/evidence/key` (the public key the packages are signed with), and
+//! `/api/v1/evidence/key` (the public key this node signs packages with),
+//! `/api/v1/evidence/keys` (every key the district's nodes sign with), and
 //! `/api/v1/recordings/segments/{id}` (one segment file of this node's, for another node of a
 //! district that plays a recording made partly here; the caller's own credentials come along,
 //! so it is scoped and audited as `recording.segment` like any look at video).
@@ -35,7 +36,9 @@ use xl_core::live::StreamKind;
 use xl_core::{ErrorKind, Role};
 
 use crate::auth::Caller;
-use crate::backend::{EvidenceKey, ExportSubject, OnBehalf, Recorded, SegmentFile, VideoBody};
+use crate::backend::{
+    DistrictEvidenceKey, EvidenceKey, ExportSubject, OnBehalf, Recorded, SegmentFile, VideoBody,
+};
 use crate::params::Params;
 use crate::routes::{Access, Route};
 use crate::{ApiError, ApiState};
@@ -127,7 +130,7 @@ pub(crate) fn routes() -> Vec<Route> {
         .answer_header("X-Export-Sha256", "hex SHA-256 of the whole zip")
         .responds(404)
         .describe(
-            "Police and admin users only (others 403). Body: {\"alert\": \"<id>\"} or {\"range\": {\"camera\", \"stream\" (optional), \"from\", \"to\"}}, of an alert or camera the caller sees (else 404). The package carries a manifest signed with the hub's key (`GET /api/v1/evidence/key`; check it with `xueliang verify-export`).",
+            "Police and admin users only (others 403). Body: {\"alert\": \"<id>\"} or {\"range\": {\"camera\", \"stream\" (optional), \"from\", \"to\"}}, of an alert or camera the caller sees (else 404). The package carries a manifest signed with the key of the node that makes it (`GET /api/v1/evidence/key`; a district's keys: `GET /api/v1/evidence/keys`; check it with `xueliang verify-export`).",
         ),
         video(Route::new(
             Method::GET,
@@ -147,6 +150,17 @@ pub(crate) fn routes() -> Vec<Route> {
             get(evidence_key),
         )
         .answers(schema::evidence_key),
+        Route::new(
+            Method::GET,
+            "/api/v1/evidence/keys",
+            Access::User,
+            "Every key the district's nodes sign evidence packages with: a package made on any node verifies against one of them",
+            get(evidence_keys),
+        )
+        .answers(schema::evidence_keys)
+        .describe(
+            "Each node of a district signs with its own key (`GET /api/v1/evidence/key` answers the answering node's); a single hub has one. Oldest first, with the node that signs with it (`\"\"` on a single hub) and since when. Save the answer as a file and check a package with `xueliang verify-export FILE --keys KEYS.json`: it must be signed with one of them. Only public keys are kept; a key is listed once its node has started.",
+        ),
     ]
 }
 
@@ -482,6 +496,12 @@ impl VideoBody for FileVideo {
 
 async fn evidence_key(State(state): State<ApiState>) -> Result<Json<EvidenceKey>, ApiError> {
     Ok(Json(state.backend.evidence_key().await?))
+}
+
+async fn evidence_keys(
+    State(state): State<ApiState>,
+) -> Result<Json<Vec<DistrictEvidenceKey>>, ApiError> {
+    Ok(Json(state.backend.evidence_keys().await?))
 }
 
 /// Audits a look at recorded video as `action`, the first of the caller's at `subject` in

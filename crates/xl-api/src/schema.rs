@@ -566,9 +566,23 @@ pub(crate) fn evidence_key() -> Value {
         "properties": {
             "algorithm": { "type": "string", "description": "ed25519" },
             "public_key": { "type": "string", "description": "the 32-byte public key, base64" },
-            "fingerprint": { "type": "string", "description": "hex SHA-256 of the public key's bytes" },
+            "fingerprint": { "type": "string", "description": "the key id packages name: the first 16 hex digits of the SHA-256 of the public key's bytes" },
         },
     })
+}
+
+/// `Vec<backend::DistrictEvidenceKey>`: what `xueliang verify-export --keys` reads.
+pub(crate) fn evidence_keys() -> Value {
+    let mut key = evidence_key();
+    key["required"] = json!(["algorithm", "public_key", "fingerprint", "node", "since"]);
+    key["properties"]["node"] = json!({
+        "type": "string",
+        "description": "the node that signs with it (`[cluster] node`); empty on a single hub",
+    });
+    key["properties"]["since"] = nullable(
+        json!({ "type": "string", "format": "date-time", "description": "when the district first saw it" }),
+    );
+    array(key)
 }
 
 /// `POST /api/v1/exports` (`backend::ExportSubject`, `deny_unknown_fields`): exactly one of

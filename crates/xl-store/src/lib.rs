@@ -1,6 +1,7 @@
 //! All persistence of the Xueliang hub: gate events, vision events, alerts with their history
 //! and outbox, snapshots' metadata, the camera and gate registry, users, sessions, the audit
-//! log, and the recordings' index with its holds.
+//! log, the recordings' index with its holds, and the district's evidence-signing keys (public
+//! halves only).
 //!
 //! One [`Store`] over a sqlx `AnyPool`: SQLite (WAL) by default, PostgreSQL when the URL says
 //! so. One set of migrations (`migrations/`, embedded) runs on both, written in portable SQL;
@@ -24,6 +25,7 @@
 
 mod alerts;
 mod error;
+mod evidence_keys;
 mod gates;
 mod recordings;
 mod registry;
@@ -43,6 +45,7 @@ pub use alerts::{
     ActionRow, AlertDetail, AlertFilter, Change, Commit, Durations, Fence, ResponseFigures,
 };
 pub use error::{StoreError, redact_url};
+pub use evidence_keys::EvidenceKeyRow;
 pub use gates::{
     DeadLetterRow, GateBatchStored, GateEventFilter, GateEventRow, NewDeadLetter, NewGateEvent,
     NewVisionEvent, VisionEventFilter, VisionEventRow,

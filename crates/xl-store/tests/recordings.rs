@@ -658,7 +658,7 @@ async fn an_upgraded_database_keeps_its_data(backend: Backend) {
             .map(|r| r.try_get("version").unwrap())
             .collect()
     };
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 
     let id = recorded(&db, "cam-1", 0, 60).await;
     assert_eq!(

@@ -608,6 +608,23 @@ impl Backend for StoreBackend {
         Box::pin(async move { Ok(key) })
     }
 
+    /// As the nodes registered them at start (each its own key; see `Hub::start`).
+    fn evidence_keys(&self) -> BoxFut<'_, Vec<xl_api::backend::DistrictEvidenceKey>> {
+        Box::pin(async move {
+            let rows = self.store.evidence_keys().await.map_err(api)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| xl_api::backend::DistrictEvidenceKey {
+                    algorithm: "ed25519".to_owned(),
+                    public_key: r.public_key,
+                    fingerprint: r.key_id,
+                    node: r.node,
+                    since: Some(r.first_seen_at),
+                })
+                .collect())
+        })
+    }
+
     fn remote_cameras(&self) -> Vec<(xl_core::camera::CameraInfo, xl_api::CameraDto)> {
         match &self.cluster {
             Some(c) => crate::cluster::remote_cameras(c, &self.topology.applied.borrow()),

@@ -119,6 +119,24 @@ impl Hub {
             )),
             None => None,
         };
+        // The public half, so that the district's packages verify against its keys
+        // (`GET /api/v1/evidence/keys`); once the node's id is known (the host name by default).
+        let node = cluster.as_ref().map_or("", |c| c.node());
+        store
+            .register_evidence_key(
+                &evidence_key.key_id(),
+                &evidence_key.public_key_base64(),
+                node,
+                clocks.realtime(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot register this node's evidence signing key {} ({}) in the store",
+                    evidence_key.key_id(),
+                    evidence_key.path().display()
+                )
+            })?;
         let shutdown = CancellationToken::new();
         if let Some(admin) = &config.admin {
             crate::users::ensure_admin(&store, admin).await?;

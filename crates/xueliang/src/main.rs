@@ -112,15 +112,24 @@ enum Command {
     /// Checks an evidence export (a zip the hub made): the signature of its manifest and the
     /// size and SHA-256 of every file in it. Prints `ok: N files, signed by key ID` (exit 0),
     /// or each problem by file: altered, missing, added, another signer (exit 1). A file that
-    /// is not a zip or has no manifest exits 2.
+    /// is not a zip or has no manifest, or a key or key file that cannot be read, exits 2.
+    ///
+    /// Each node of a district signs with its own key: trust the district's keys with
+    /// `--keys` (or one `--key` per node), and a package made on any node verifies.
     VerifyExport {
         /// The export (a .zip).
         file: PathBuf,
-        /// The hub's public key (base64, as the console and the API show it): the package
-        /// must be signed with it. Without it, the key named in the package is used, which
-        /// shows the package is unaltered since it was signed, not who signed it.
+        /// A hub's public key (base64, as the console and `GET /api/v1/evidence/key` show it):
+        /// the package must be signed with it, or with one of the keys when given several
+        /// times. Without --key and --keys, the key named in the package is used, which shows
+        /// the package is unaltered since it was signed, not who signed it.
         #[arg(long)]
-        key: Option<String>,
+        key: Vec<String>,
+        /// A JSON file of trusted keys, as `GET /api/v1/evidence/keys` answers (a district's
+        /// keys, saved from the console or the API): `[{"public_key": BASE64, ...}, ...]`.
+        /// The package must be signed with one of them (or of the --key ones).
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
     },
     /// Manages dashboard users in the hub's store.
     User {
@@ -210,7 +219,9 @@ fn main() -> ExitCode {
         }),
         Command::CheckConfig { file } => check_config(file),
         Command::Export { config, output } => export(config, output),
-        Command::VerifyExport { file, key } => return verify_export(&file, key.as_deref()),
+        Command::VerifyExport { file, key, keys } => {
+            return verify_export(&file, &key, keys.as_deref());
+        }
         Command::User {
             command:
                 UserCommand::Add {
@@ -428,38 +439,178 @@ fn export(config: PathBuf, output: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// `verify-export`: exit 0 when the package verifies, 1 with each problem listed, 2 when the
-/// file is not a package (or the key given is not a key).
-fn verify_export(file: &std::path::Path, key: Option<&str>) -> ExitCode {
-    let checked = key
-        .map(xl_evidence::PublicKey::from_base64)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--key: {e}"))
-        .and_then(|trusted| Ok(xl_evidence::verify(file, trusted.as_ref())?));
-    let report = match checked {
-        Ok(report) => report,
+/// file is not a package (or a key given is not a key, or the key file cannot be read).
+fn verify_export(
+    file: &std::path::Path,
+    keys: &[String],
+    keys_file: Option<&std::path::Path>,
+) -> ExitCode {
+    let checked = trusted_keys(keys, keys_file).and_then(|trusted| {
+        let checked = match trusted.as_slice() {
+            [] => (xl_evidence::verify(file, None)?, Vec::new()),
+            [one] => (xl_evidence::verify(file, Some(&one.key))?, Vec::new()),
+            several => {
+                // Checked with the key the package names: when it is one of the trusted keys,
+                // exactly what checking with that key finds.
+                let report = xl_evidence::verify(file, None)?;
+                let untrusted = untrusted_signer(&report, several);
+                (report, untrusted.into_iter().collect())
+            }
+        };
+        Ok((checked, trusted))
+    });
+    let ((report, extra), trusted) = match checked {
+        Ok(checked) => checked,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
-    if report.is_ok() {
-        println!(
-            "ok: {} files, signed by key {}",
-            report.files(),
-            report.key_id().unwrap_or("?")
-        );
+    if report.is_ok() && extra.is_empty() {
+        let key_id = report.key_id().unwrap_or("?");
+        let node = trusted
+            .iter()
+            .find(|t| t.key.key_id() == key_id && !t.node.is_empty())
+            .map(|t| format!(" (node {})", t.node))
+            .unwrap_or_default();
+        println!("ok: {} files, signed by key {key_id}{node}", report.files());
         return ExitCode::SUCCESS;
     }
-    for problem in &report.problems {
-        println!("{problem}");
+    let lines: Vec<String> = report
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .chain(extra)
+        .collect();
+    for line in &lines {
+        println!("{line}");
     }
-    let n = report.problems.len();
+    let n = lines.len();
     println!(
         "{}: not verified ({n} problem{})",
         file.display(),
         if n == 1 { "" } else { "s" }
     );
     ExitCode::FAILURE
+}
+
+/// A key `verify-export` trusts, with the node it is said to be of (`--keys`).
+struct TrustedKey {
+    key: xl_evidence::PublicKey,
+    node: String,
+}
+
+/// One key of a `--keys` file: an entry of `GET /api/v1/evidence/keys` (its other fields,
+/// such as `since`, are not needed).
+#[derive(serde::Deserialize)]
+struct KeyEntry {
+    algorithm: Option<String>,
+    public_key: String,
+    fingerprint: Option<String>,
+    #[serde(default)]
+    node: String,
+}
+
+/// A `--keys` file: the list `GET /api/v1/evidence/keys` answers, or the one key
+/// `GET /api/v1/evidence/key` answers.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum KeysFile {
+    List(Vec<KeyEntry>),
+    One(KeyEntry),
+}
+
+/// The `--key` keys, then the `--keys` file's, each once.
+fn trusted_keys(
+    keys: &[String],
+    keys_file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<TrustedKey>> {
+    let mut trusted: Vec<TrustedKey> = Vec::new();
+    let mut add = |key: TrustedKey| {
+        if !trusted.iter().any(|t| t.key == key.key) {
+            trusted.push(key);
+        }
+    };
+    for text in keys {
+        add(TrustedKey {
+            key: xl_evidence::PublicKey::from_base64(text)
+                .map_err(|e| anyhow::anyhow!("--key: {e}"))?,
+            node: String::new(),
+        });
+    }
+    if let Some(path) = keys_file {
+        let context = || format!("--keys {}", path.display());
+        let text = std::fs::read_to_string(path).with_context(context)?;
+        let entries = match serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not the JSON of GET /api/v1/evidence/keys ([{{\"public_key\": ...}}, ...])",
+                context()
+            )
+        })? {
+            KeysFile::List(entries) => entries,
+            KeysFile::One(entry) => vec![entry],
+        };
+        if entries.is_empty() {
+            anyhow::bail!("{}: lists no key", context());
+        }
+        for (i, entry) in entries.into_iter().enumerate() {
+            let which = || format!("{}: key {}", context(), i + 1);
+            if let Some(algorithm) = entry.algorithm.as_deref().filter(|a| *a != "ed25519") {
+                anyhow::bail!("{}: algorithm {algorithm:?}, expected \"ed25519\"", which());
+            }
+            let key = xl_evidence::PublicKey::from_base64(&entry.public_key)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", which()))?;
+            if let Some(fingerprint) = entry.fingerprint.filter(|f| *f != key.key_id()) {
+                anyhow::bail!(
+                    "{}: fingerprint {fingerprint:?} is not its public key's ({}): the file \
+                     was altered or mistyped",
+                    which(),
+                    key.key_id()
+                );
+            }
+            add(TrustedKey {
+                key,
+                node: entry.node,
+            });
+        }
+    }
+    Ok(trusted)
+}
+
+/// With several trusted keys: the problem of a package whose named key is none of them
+/// (`None` when it is one of them, or when the manifest names no readable key: that is
+/// reported already).
+fn untrusted_signer(report: &xl_evidence::Report, trusted: &[TrustedKey]) -> Option<String> {
+    let manifest = report.manifest.as_ref()?;
+    let listed = xl_evidence::PublicKey::from_base64(&manifest.key.public_key).ok()?;
+    if trusted.iter().any(|t| t.key == listed) {
+        return None;
+    }
+    let ids: Vec<String> = trusted.iter().map(|t| t.key.key_id()).collect();
+    // Whether the named key is shown to have signed the manifest.
+    let signed_by_listed = !report.problems.iter().any(|p| {
+        matches!(
+            p,
+            xl_evidence::Problem::SignatureMismatch { .. }
+                | xl_evidence::Problem::SignatureMissing
+                | xl_evidence::Problem::SignatureMalformed { .. }
+        )
+    });
+    Some(if signed_by_listed {
+        format!(
+            "manifest.sig: signed by key {}, not by any of the {} trusted keys ({})",
+            listed.key_id(),
+            ids.len(),
+            ids.join(", ")
+        )
+    } else {
+        format!(
+            "manifest.json: names key {}, none of the {} trusted keys ({})",
+            listed.key_id(),
+            ids.len(),
+            ids.join(", ")
+        )
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -42,6 +42,8 @@ pub(crate) struct Data {
     /// Every export made: what of, and for whom.
     pub exports: Vec<(ExportSubject, String)>,
     pub evidence_key: Option<EvidenceKey>,
+    /// What `evidence_keys` answers (`None`: the trait's default, `evidence_key` alone).
+    pub evidence_keys: Option<Vec<DistrictEvidenceKey>>,
     /// This node's segment files (`own_segment`), by id.
     pub segments: Vec<(i64, SegmentFile)>,
     /// The credential headers each recording, clip and export call came with.
@@ -680,6 +682,14 @@ impl Backend for Fake {
                 .clone()
                 .ok_or_else(|| ApiError::new(xl_core::ErrorKind::Unavailable, "no evidence key")),
         )
+    }
+
+    fn evidence_keys(&self) -> BoxFut<'_, Vec<DistrictEvidenceKey>> {
+        match self.lock().evidence_keys.clone() {
+            Some(keys) => ready(Ok(keys)),
+            // What a backend that keeps no district's keys answers.
+            None => Box::pin(async move { Ok(vec![self.evidence_key().await?.into()]) }),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Playback and evidence: the timeline, recorded video in byte ranges, alert clips, exports and
-//! the evidence key, on the fake backend: scope, parameters, `Range`, headers, bytes, audit.
+//! the evidence keys, on the fake backend: scope, parameters, `Range`, headers, bytes, audit.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -731,6 +731,51 @@ async fn the_evidence_key_is_served_to_any_user() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn the_districts_evidence_keys_are_served_to_any_user() {
+    let w = world();
+    let prop_a = login(&w.state, "prop-a").await;
+    // A backend that keeps no district's keys answers its own key alone.
+    let r = get(&w.state, "/api/v1/evidence/keys", &prop_a, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let own = w.fake.lock().evidence_key.clone().unwrap();
+    assert_eq!(
+        r.json(),
+        json!([{
+            "algorithm": "ed25519",
+            "public_key": own.public_key,
+            "fingerprint": own.fingerprint,
+            "node": "",
+            "since": null,
+        }])
+    );
+    // A district: every node's key, as the backend lists them.
+    let key = |node: &str, fingerprint: &str, at: i64| DistrictEvidenceKey {
+        algorithm: "ed25519".into(),
+        public_key: format!("{node}-public-key"),
+        fingerprint: fingerprint.into(),
+        node: node.into(),
+        since: Some(t(at)),
+    };
+    w.fake.lock().evidence_keys = Some(vec![
+        key("node-a", "3f8a1c22d0e4b7a1", 0),
+        key("node-b", "91d0e55a7c3b2f08", 60),
+    ]);
+    let r = get(&w.state, "/api/v1/evidence/keys", &prop_a, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let keys = r.json();
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    assert_eq!(keys[1]["node"], "node-b");
+    assert_eq!(keys[1]["fingerprint"], "91d0e55a7c3b2f08");
+    assert_eq!(keys[1]["public_key"], "node-b-public-key");
+    assert_eq!(keys[1]["since"], t(60).to_string());
+    // This node's key alone stays where it was.
+    let r = get(&w.state, "/api/v1/evidence/key", &prop_a, &[]).await;
+    assert_eq!(r.json()["public_key"], own.public_key.as_str());
+    let r = get(&w.state, "/api/v1/evidence/keys", "wrong", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
 #[test]
 fn the_document_describes_the_playback_routes() {
     let doc = crate::openapi::document();
@@ -781,6 +826,13 @@ fn the_document_describes_the_playback_routes() {
         json!(["camera", "stream", "ranges", "gaps"])
     );
     assert!(doc["paths"]["/api/v1/evidence/key"]["get"]["responses"]["200"].is_object());
+    let keys = &doc["paths"]["/api/v1/evidence/keys"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(keys["type"], "array");
+    assert_eq!(
+        keys["items"]["required"],
+        json!(["algorithm", "public_key", "fingerprint", "node", "since"])
+    );
     // A 404 of a range with nothing recorded lists the gaps.
     assert!(crate::schema::error()["properties"]["gaps"].is_object());
 }
