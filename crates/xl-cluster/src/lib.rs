@@ -134,7 +134,7 @@ impl ClusterConfig {
         for url in &self.urls {
             check_url(url)?;
         }
-        self.auth.validate()?;
+        auth::validate(&self.auth)?;
         if !is_id(&self.node, 64) {
             return bad(format!(
                 "node id {:?} must be 1 to 64 of A-Z a-z 0-9 _ -",
@@ -891,9 +891,7 @@ async fn connect(cfg: &ClusterConfig) -> Result<async_nats::Client, ClusterError
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ClusterError::BadConfig(format!("NATS URL: {e}")))?;
     let node = cfg.node.clone();
-    let options = cfg
-        .auth
-        .apply(async_nats::ConnectOptions::new())
+    let options = auth::apply(&cfg.auth, async_nats::ConnectOptions::new())
         .await?
         .name(format!("xueliang-{}", cfg.node))
         .connection_timeout(CONNECT_TIMEOUT)

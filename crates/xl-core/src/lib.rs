@@ -17,6 +17,7 @@ pub mod ids;
 pub mod live;
 pub mod metrics;
 pub mod mqtt;
+pub mod nats;
 pub mod recording;
 pub mod throttle;
 pub mod topology;

@@ -28,7 +28,6 @@
 //!   cursor; no entry is skipped. async-nats reconnects by itself.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -96,67 +95,9 @@ pub struct JetStreamOutConfig {
     pub replicas: usize,
 }
 
-/// The credentials JetStream out sends to NATS (xl-cluster's `NatsAuth`, which the hub fills
-/// from the same `[cluster]` keys). Secrets never appear in `Debug` output, logs or errors.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub enum NatsAuth {
-    /// None: the server must allow clients without credentials. The default.
-    #[default]
-    None,
-    /// A user and password.
-    UserPassword { user: String, password: String },
-    /// A token.
-    Token(String),
-    /// A `.creds` file (a user JWT and its NKey seed), read at each connection attempt.
-    CredentialsFile(PathBuf),
-}
-
-impl fmt::Debug for NatsAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NatsAuth::None => f.write_str("None"),
-            NatsAuth::UserPassword { user, .. } => f
-                .debug_struct("UserPassword")
-                .field("user", user)
-                .field("password", &"<redacted>")
-                .finish(),
-            NatsAuth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
-            NatsAuth::CredentialsFile(path) => {
-                f.debug_tuple("CredentialsFile").field(path).finish()
-            }
-        }
-    }
-}
-
-impl fmt::Display for NatsAuth {
-    /// What is sent, without the secret: `no credentials`, `user "hub"`, `a token`,
-    /// `credentials file PATH`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NatsAuth::None => f.write_str("no credentials"),
-            NatsAuth::UserPassword { user, .. } => write!(f, "user {user:?}"),
-            NatsAuth::Token(_) => f.write_str("a token"),
-            NatsAuth::CredentialsFile(path) => write!(f, "credentials file {}", path.display()),
-        }
-    }
-}
-
-impl NatsAuth {
-    /// Why it cannot be used (an empty part), if it cannot.
-    fn problem(&self) -> Option<&'static str> {
-        match self {
-            NatsAuth::UserPassword { user, .. } if user.is_empty() => Some("the user is empty"),
-            NatsAuth::UserPassword { password, .. } if password.is_empty() => {
-                Some("the password is empty")
-            }
-            NatsAuth::Token(t) if t.is_empty() => Some("the token is empty"),
-            NatsAuth::CredentialsFile(p) if p.as_os_str().is_empty() => {
-                Some("the credentials file path is empty")
-            }
-            _ => None,
-        }
-    }
-}
+/// The credentials JetStream out sends to NATS: the cluster's, which the hub fills from the
+/// same `[cluster]` keys.
+pub use xl_core::nats::NatsAuth;
 
 fn default_replicas() -> usize {
     1

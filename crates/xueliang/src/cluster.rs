@@ -248,15 +248,9 @@ impl ClusterSettings {
 /// Where the district's alert changes go on JetStream (`{prefix}.alerts.<community>.<kind>`),
 /// published by the node holding the notify lease, with the cluster's NATS credentials.
 pub fn alert_stream(settings: &ClusterSettings) -> xl_notify::JetStreamOutConfig {
-    use xl_notify::jetstream::NatsAuth as Out;
     // The settings were validated when the config was read; [`join`] fails on the same
     // error before anything is published.
-    let auth = match settings.auth().unwrap_or_default() {
-        NatsAuth::None => Out::None,
-        NatsAuth::UserPassword { user, password } => Out::UserPassword { user, password },
-        NatsAuth::Token(token) => Out::Token(token),
-        NatsAuth::CredentialsFile(path) => Out::CredentialsFile(path),
-    };
+    let auth = settings.auth().unwrap_or_default();
     xl_notify::JetStreamOutConfig {
         auth,
         prefix: settings.prefix.clone(),
