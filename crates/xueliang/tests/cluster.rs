@@ -26,7 +26,10 @@ use xl_testkit::{H264_360P, NatsServer, RtspServer, TcpProxy, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{HubProcess, TestPg, broker, forced_open, free_port, gate_client, sse, temp_dir};
+use common::{
+    HubProcess, TestPg, broker, district_node_toml, forced_open, free_port, gate_client, sse,
+    temp_dir,
+};
 
 const GATES: usize = 4;
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
@@ -62,33 +65,9 @@ fn node_config(
         rtsp,
     } = servers;
     let (host, mqtt_port) = broker();
-    let mut text = format!(
+    let mut text = district_node_toml(node, port, TOKEN, data, database_url, nats);
+    text.push_str(&format!(
         r#"
-[server]
-listen = "127.0.0.1:{port}"
-api_token = "{TOKEN}"
-data_dir = "{data}"
-
-[log]
-filter = "info"
-
-[store]
-database_url = "{database_url}"
-
-[cluster]
-nats = ["{nats}"]
-node = "{node}"
-advertise = "http://127.0.0.1:{port}"
-
-[rtsp]
-request_timeout_secs = 3
-frame_timeout_secs = 3
-backoff_initial_secs = 0.2
-backoff_max_secs = 1.0
-
-[detect]
-enabled = false
-
 [mqtt]
 url = "mqtt://{host}:{mqtt_port}"
 client_id = "{prefix}-{node}"
@@ -101,9 +80,8 @@ gate_from = {{ topic_segment = 1 }}
 [[rules]]
 kind = "camera.offline"
 debounce_secs = 2
-"#,
-        data = data.display(),
-    );
+"#
+    ));
     for i in 0..cameras {
         let id = camera_id(i);
         text.push_str(&format!(

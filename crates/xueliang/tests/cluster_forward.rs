@@ -19,7 +19,7 @@ use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{HubProcess, TestPg, free_port, temp_dir};
+use common::{HubProcess, TestPg, district_node_toml, free_port, temp_dir};
 
 const TOKEN: &str = "forward-test-token";
 const CAMERAS: [&str; 3] = ["c0", "c1", "c2"];
@@ -40,36 +40,7 @@ fn node_config(
     nats: &str,
     rtsp: &RtspServer,
 ) -> String {
-    let mut text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-api_token = "{TOKEN}"
-data_dir = "{data}"
-trusted_proxies = ["127.0.0.1"]
-
-[log]
-filter = "info"
-
-[store]
-database_url = "{database_url}"
-
-[cluster]
-nats = ["{nats}"]
-node = "{node}"
-advertise = "http://127.0.0.1:{port}"
-
-[rtsp]
-request_timeout_secs = 3
-frame_timeout_secs = 3
-backoff_initial_secs = 0.2
-backoff_max_secs = 1.0
-
-[detect]
-enabled = false
-"#,
-        data = data.display(),
-    );
+    let mut text = district_node_toml(node, port, TOKEN, data, database_url, nats);
     for id in CAMERAS {
         text.push_str(&format!(
             "\n[[cameras]]\nid = \"{id}\"\ncommunity = \"fwd\"\nurl = \"{url}\"\ndecode = \"key-frames\"\n",

@@ -21,7 +21,7 @@ use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{HubProcess, TestPg, free_port, temp_dir};
+use common::{HubProcess, TestPg, district_node_toml, free_port, temp_dir};
 
 const TOKEN: &str = "cluster-recording-token";
 const CAMERA: &str = "cam";
@@ -39,30 +39,9 @@ struct Node {
 impl Node {
     fn start(name: &'static str, dir: &Path, pg: &TestPg, nats: &str, rtsp: &RtspServer) -> Node {
         let port = free_port();
-        let text = format!(
+        let mut text = district_node_toml(name, port, TOKEN, &dir.join(name), &pg.url, nats);
+        text.push_str(&format!(
             r#"
-[server]
-listen = "127.0.0.1:{port}"
-api_token = "{TOKEN}"
-data_dir = "{data}"
-
-[store]
-database_url = "{db}"
-
-[cluster]
-nats = ["{nats}"]
-node = "{name}"
-advertise = "http://127.0.0.1:{port}"
-
-[rtsp]
-request_timeout_secs = 3
-frame_timeout_secs = 3
-backoff_initial_secs = 0.2
-backoff_max_secs = 1.0
-
-[detect]
-enabled = false
-
 [recording]
 mode = "continuous"
 stream = "sub"
@@ -73,10 +52,8 @@ id = "{CAMERA}"
 community = "c1"
 url = "{url}"
 "#,
-            data = dir.join(name).display(),
-            db = pg.url,
             url = rtsp.url(CAMERA),
-        );
+        ));
         Config::parse(&text).expect("the config is valid");
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, text).unwrap();

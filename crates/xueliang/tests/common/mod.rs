@@ -140,6 +140,51 @@ impl Drop for TestPg {
     }
 }
 
+/// The sections every node of a test district shares: `[server]` on `port` with the API
+/// token `token`, `data`, and the loopback as a trusted proxy (a district lists its nodes
+/// there: forwarded requests carry the client's address); `[store]` at `database_url`;
+/// `[cluster]` on `nats` as `node`, advertising its URL; quick RTSP retries; no detection.
+/// A test appends its own sections (cameras, recording, MQTT, rules).
+pub fn district_node_toml(
+    node: &str,
+    port: u16,
+    token: &str,
+    data: &std::path::Path,
+    database_url: &str,
+    nats: &str,
+) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+api_token = "{token}"
+data_dir = "{data}"
+trusted_proxies = ["127.0.0.1"]
+
+[log]
+filter = "info"
+
+[store]
+database_url = "{database_url}"
+
+[cluster]
+nats = ["{nats}"]
+node = "{node}"
+advertise = "http://127.0.0.1:{port}"
+
+[rtsp]
+request_timeout_secs = 3
+frame_timeout_secs = 3
+backoff_initial_secs = 0.2
+backoff_max_secs = 1.0
+
+[detect]
+enabled = false
+"#,
+        data = data.display(),
+    )
+}
+
 /// A loopback port that was free a moment ago (bound to port 0, then let go).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
