@@ -11,7 +11,6 @@
 //!   node (not a torn clip); a part fetched before plays from the copy kept.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -21,7 +20,7 @@ use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{HubProcess, TestPg, district_node_toml, free_port, temp_dir};
+use common::{HubProcess, TestPg, district_node_toml, ffprobe_duration, free_port, temp_dir};
 
 const TOKEN: &str = "cluster-recording-token";
 const CAMERA: &str = "cam";
@@ -153,32 +152,6 @@ async fn holder(http: &reqwest::Client, node: &Node) -> Option<String> {
         .iter()
         .find(|l| l["key"] == format!("camera.{CAMERA}"))
         .and_then(|l| l["node"].as_str().map(str::to_owned))
-}
-
-/// The duration ffprobe reads in an MP4 (failing on anything it complains about).
-fn ffprobe_duration(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe rejects {}: {stderr}",
-        path.display()
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("ffprobe duration {text:?}: {e}"))
 }
 
 /// Pins the camera to `to`, asked of `node`.

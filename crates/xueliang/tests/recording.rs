@@ -25,7 +25,7 @@ use xueliang::config::Config;
 use xueliang::hub::Hub;
 
 mod common;
-use common::{HubProcess, temp_dir};
+use common::{HubProcess, ffprobe_duration, temp_dir};
 
 /// The test clips' group of pictures: a key frame every 20 pictures at 10 fps.
 const GOP: SignedDuration = SignedDuration::from_secs(2);
@@ -45,41 +45,6 @@ async fn wait_online(hub: &Hub, id: &str) {
         assert!(Instant::now() < deadline, "{id} not online: {status:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The length of the video in a file as ffprobe reads it (its end less its start: a segment
-/// that continues its session's timeline starts where the one before ended), failing on
-/// anything ffprobe complains about.
-fn ffprobe_duration(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=start_time,duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe rejects {}: {stderr}",
-        path.display()
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let numbers: Vec<f64> = text
-        .trim()
-        .split(',')
-        .map(|n| {
-            n.parse()
-                .unwrap_or_else(|e| panic!("ffprobe of {}: {text:?}: {e}", path.display()))
-        })
-        .collect();
-    assert_eq!(numbers.len(), 2, "ffprobe of {}: {text:?}", path.display());
-    numbers[1] - numbers[0]
 }
 
 fn secs(d: SignedDuration) -> f64 {

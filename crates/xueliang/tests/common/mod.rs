@@ -185,6 +185,41 @@ enabled = false
     )
 }
 
+/// The length of the video in a file as ffprobe reads it (its end less its start: a segment
+/// that continues its session's timeline starts where the one before ended), failing on
+/// anything ffprobe complains about.
+pub fn ffprobe_duration(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=start_time,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffprobe rejects {}: {stderr}",
+        path.display()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<f64> = text
+        .trim()
+        .split(',')
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|e| panic!("ffprobe of {}: {text:?}: {e}", path.display()))
+        })
+        .collect();
+    assert_eq!(numbers.len(), 2, "ffprobe of {}: {text:?}", path.display());
+    numbers[1] - numbers[0]
+}
+
 /// A loopback port that was free a moment ago (bound to port 0, then let go).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
