@@ -478,11 +478,11 @@ impl Cluster {
                 })?;
             subscribers.push(sub);
         }
-        // A flush only writes the socket. The server reads a connection in order, so once it
-        // has answered a request sent after the subscriptions it has them too: announcements
-        // made after `start` returns are not missed.
-        flush(&client, "subscribing").await?;
-        nodes.status().await.map_err(|e| ClusterError::Nats {
+        // A flush only writes the socket, and `kv::Store::status` answers from a cache. The
+        // server reads a connection in order, so once it has answered a request sent after the
+        // subscriptions (`$JS.API.INFO`) it has them too: announcements made after `start`
+        // returns are not missed.
+        js.query_account().await.map_err(|e| ClusterError::Nats {
             op: "confirming the subscriptions".into(),
             source: Box::new(e),
         })?;
@@ -953,20 +953,6 @@ async fn announce(
     client.publish(subject, payload.into()).await?;
     client.flush().await?;
     Ok(())
-}
-
-async fn flush(client: &async_nats::Client, what: &str) -> Result<(), ClusterError> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, client.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ClusterError::Nats {
-            op: format!("flushing after {what}"),
-            source: Box::new(e),
-        }),
-        Err(_) => Err(ClusterError::Timeout {
-            op: format!("flushing after {what}"),
-            timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
-        }),
-    }
 }
 
 /// Creates the bucket, or opens it when it exists (another node made it, perhaps at the same
