@@ -25,13 +25,14 @@
 //! peer that does not answer gets the client's socket closed with 1011 and a reason naming the
 //! node. Then messages are pumped both ways, one at a time (each send awaited, a viewer that
 //! stops reading cut off as the local live view does), until either side closes; the close
-//! code and reason are passed on.
+//! code and reason are passed on. A peer silent for [`PEER_IDLE`] is pinged, and one still
+//! silent after [`PEER_SILENT`] is taken for gone (1011 to the viewer, naming the node).
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
@@ -57,6 +58,15 @@ const MAX_BODY: usize = 32 << 20;
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// The longest close reason a close frame carries (125 bytes of payload less the code).
 const MAX_REASON: usize = 123;
+/// A forwarded live socket's peer silent this long is pinged (a live view of an offline
+/// camera may send nothing for minutes, but its node answers pings while it is up).
+const PEER_IDLE: Duration = Duration::from_secs(10);
+/// A peer silent this long, pings unanswered, is taken for gone (a node whose host died
+/// without closing its sockets), and the viewer is told so instead of watching a frozen
+/// picture.
+const PEER_SILENT: Duration = Duration::from_secs(30);
+/// The payload of this node's own pings: their pongs are not passed on to the viewer.
+const KEEPALIVE: &[u8] = b"xueliang-forward";
 
 type PeerSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -211,9 +221,9 @@ impl Forward {
         };
         let node = peer.node.clone();
         match connected {
-            Ok(Connect::Open(socket)) => {
-                upgrade.on_upgrade(move |client| async move { pump(client, socket, &node).await })
-            }
+            Ok(Connect::Open(socket)) => upgrade.on_upgrade(move |client| async move {
+                pump(client, socket, &node, Keepalive::DEFAULT).await
+            }),
             Ok(Connect::Refused(answer)) => answer,
             Err(detail) => {
                 warn_no_answer(camera, peer, &detail);
@@ -409,10 +419,31 @@ enum End {
     TooSlow,
 }
 
-async fn pump(mut client: WebSocket, mut peer: Box<PeerSocket>, node: &str) {
+/// When a forwarded live socket pings its peer, and when it gives up on it.
+#[derive(Clone, Copy)]
+struct Keepalive {
+    idle: Duration,
+    silent: Duration,
+}
+
+impl Keepalive {
+    const DEFAULT: Keepalive = Keepalive {
+        idle: PEER_IDLE,
+        silent: PEER_SILENT,
+    };
+}
+
+async fn pump<C, P>(mut client: C, mut peer: P, node: &str, keepalive: Keepalive)
+where
+    C: Stream<Item = Result<Message, axum::Error>> + futures::Sink<Message> + Unpin,
+    P: Stream<Item = Result<PeerMessage, WsError>> + futures::Sink<PeerMessage> + Unpin,
+{
+    let mut heard = tokio::time::Instant::now();
+    let mut check = tokio::time::interval_at(heard + keepalive.idle, keepalive.idle / 2);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
         tokio::select! {
-            message = client.recv() => match message {
+            message = client.next() => match message {
                 Some(Ok(Message::Close(frame))) => break End::ClientClosed(frame),
                 Some(Ok(message)) => {
                     let sent = tokio::time::timeout(SEND_TIMEOUT, peer.send(to_peer(message))).await;
@@ -424,7 +455,9 @@ async fn pump(mut client: WebSocket, mut peer: Box<PeerSocket>, node: &str) {
             },
             message = peer.next() => match message {
                 Some(Ok(PeerMessage::Close(frame))) => break End::PeerClosed(frame),
+                Some(Ok(PeerMessage::Pong(b))) if b.as_ref() == KEEPALIVE => heard = tokio::time::Instant::now(),
                 Some(Ok(message)) => {
+                    heard = tokio::time::Instant::now();
                     let Some(message) = to_client(message) else { continue };
                     match tokio::time::timeout(SEND_TIMEOUT, client.send(message)).await {
                         Ok(Ok(())) => {}
@@ -434,6 +467,19 @@ async fn pump(mut client: WebSocket, mut peer: Box<PeerSocket>, node: &str) {
                 }
                 None | Some(Err(_)) => break End::PeerGone,
             },
+            _ = check.tick() => {
+                let silent = heard.elapsed();
+                if silent >= keepalive.silent {
+                    break End::PeerGone;
+                }
+                if silent >= keepalive.idle {
+                    let ping = PeerMessage::Ping(KEEPALIVE.into());
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, peer.send(ping)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break End::PeerGone;
+                    }
+                }
+            }
         }
     };
     let (to_client, to_peer) = match end {
@@ -460,7 +506,7 @@ async fn pump(mut client: WebSocket, mut peer: Box<PeerSocket>, node: &str) {
         if let Some(frame) = to_client {
             let _ = client.send(Message::Close(frame)).await;
         }
-        tokio::join!(drain(&mut client), drain(&mut *peer));
+        tokio::join!(drain(&mut client), drain(&mut peer));
     })
     .await;
 }
@@ -612,6 +658,90 @@ mod tests {
         assert_eq!(
             (frame.code, frame.reason.as_str()),
             (4404, "the camera was removed")
+        );
+    }
+
+    /// A peer node at a real socket: it takes the handshake, then `answers` pings (it reads
+    /// its socket, so tungstenite pongs) or stays silent as a dead host does. It sends nothing.
+    async fn peer_node(answers: bool) -> Box<PeerSocket> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            if answers {
+                while socket.next().await.is_some() {}
+            } else {
+                std::future::pending::<()>().await;
+            }
+        });
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        Box::new(socket)
+    }
+
+    /// A viewer's socket to a node that pumps it to `peer` with `keepalive`.
+    async fn viewer(peer: Box<PeerSocket>, keepalive: Keepalive) -> Box<PeerSocket> {
+        let peer = std::sync::Arc::new(Mutex::new(Some(peer)));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move |upgrade: WebSocketUpgrade| {
+                let peer = peer.lock().unwrap().take().expect("one viewer");
+                async move {
+                    upgrade.on_upgrade(move |client| async move {
+                        pump(client, peer, "n2", keepalive).await
+                    })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        Box::new(socket)
+    }
+
+    const SHORT: Keepalive = Keepalive {
+        idle: Duration::from_millis(100),
+        silent: Duration::from_millis(400),
+    };
+
+    #[tokio::test]
+    async fn a_viewer_is_told_when_the_peer_node_goes_silent() {
+        let mut viewer = viewer(peer_node(false).await, SHORT).await;
+        let end = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match viewer.next().await {
+                    Some(Ok(PeerMessage::Close(frame))) => break frame,
+                    Some(Ok(other)) => panic!("the viewer got {other:?}"),
+                    other => panic!("the socket ended without a close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the viewer is told within the keepalive's limit")
+        .expect("a close frame with a reason");
+        assert_eq!(u16::from(end.code), 1011);
+        assert!(end.reason.contains("node n2"), "{}", end.reason);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_answers_pings_is_kept_and_its_pongs_stay_between_the_nodes() {
+        let mut viewer = viewer(peer_node(true).await, SHORT).await;
+        // Five times the silence limit: the pings keep the peer, and their pongs are the
+        // nodes' business, so the viewer gets nothing at all.
+        let got = tokio::time::timeout(SHORT.silent * 5, viewer.next()).await;
+        assert!(got.is_err(), "the viewer got {got:?}");
+        viewer.send(PeerMessage::Close(None)).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(20), viewer.next())
+            .await
+            .expect("the close handshake ends");
+        assert!(
+            matches!(closed, Some(Ok(PeerMessage::Close(_))) | None),
+            "{closed:?}"
         );
     }
 }
