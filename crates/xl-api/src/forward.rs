@@ -712,17 +712,13 @@ mod tests {
     #[tokio::test]
     async fn a_viewer_is_told_when_the_peer_node_goes_silent() {
         let mut viewer = viewer(peer_node(false).await, SHORT).await;
-        let end = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                match viewer.next().await {
-                    Some(Ok(PeerMessage::Close(frame))) => break frame,
-                    Some(Ok(other)) => panic!("the viewer got {other:?}"),
-                    other => panic!("the socket ended without a close frame: {other:?}"),
-                }
-            }
-        })
-        .await
-        .expect("the viewer is told within the keepalive's limit")
+        let end = match tokio::time::timeout(Duration::from_secs(20), viewer.next())
+            .await
+            .expect("the viewer is told within the keepalive's limit")
+        {
+            Some(Ok(PeerMessage::Close(frame))) => frame,
+            other => panic!("the viewer got {other:?} instead of a close frame"),
+        }
         .expect("a close frame with a reason");
         assert_eq!(u16::from(end.code), 1011);
         assert!(end.reason.contains("node n2"), "{}", end.reason);
