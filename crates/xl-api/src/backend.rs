@@ -684,6 +684,18 @@ pub trait Backend: Send + Sync + 'static {
             ))
         })
     }
+    /// Removes the recording index's rows of `node`, a node that left the district for good
+    /// (its video went with its disk); how many. Refused (Conflict) while the node is live or
+    /// for the answering node itself. A single hub (the default) answers Unavailable.
+    fn forget_node(&self, node: &str) -> BoxFut<'_, u64> {
+        let _ = node;
+        Box::pin(async {
+            Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "this hub is not a node of a district ([cluster])",
+            ))
+        })
+    }
     /// The district's nodes and leases; a single hub's answer (the default) has none.
     fn cluster(&self) -> BoxFut<'_, ClusterView> {
         Box::pin(async { Ok(ClusterView::default()) })

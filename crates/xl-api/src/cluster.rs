@@ -4,6 +4,12 @@
 //! `PUT /api/v1/cluster/pins/{camera}` pins a camera to a node (it runs there while that node
 //! is live, elsewhere by the hashing when it is not); `DELETE` removes the pin. Both audited
 //! (`cluster.pin`, `cluster.unpin`). A single hub answers 503.
+//!
+//! `DELETE /api/v1/cluster/nodes/{node}/recordings` forgets the recordings of a node that left
+//! the district for good: no other node deletes another's segment rows (retention and the disk
+//! guard take only their own), so without it the index would list that node's video, gone with
+//! its disk, for ever. Refused (409) while the node is live and for the answering node;
+//! audited (`cluster.forget-node`, with the count).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -55,6 +61,16 @@ pub(crate) fn routes() -> Vec<Route> {
         )
         .ok_status(204)
         .responds(503),
+        Route::new(
+            Method::DELETE,
+            "/api/v1/cluster/nodes/{node}/recordings",
+            Access::Admin,
+            "Forget the recordings of a node that left the district for good (its segments' index rows; its video went with its disk); refused while the node is live; audited",
+            axum::routing::delete(forget_node),
+        )
+        .answers(schema::forgotten_node)
+        .responds(409)
+        .responds(503),
     ]
 }
 
@@ -104,6 +120,30 @@ async fn unpin(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `DELETE /api/v1/cluster/nodes/{node}/recordings` removed.
+#[derive(Debug, serde::Serialize)]
+struct Forgotten {
+    node: String,
+    segments: u64,
+}
+
+async fn forget_node(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(node): Path<String>,
+) -> Result<Json<Forgotten>, ApiError> {
+    let segments = state.backend.forget_node(&node).await?;
+    caller
+        .audit(
+            &state,
+            "cluster.forget-node",
+            Some(node.clone()),
+            serde_json::json!({ "segments": segments }),
+        )
+        .await?;
+    Ok(Json(Forgotten { node, segments }))
 }
 
 async fn cluster(State(state): State<ApiState>) -> Result<Json<ClusterView>, ApiError> {

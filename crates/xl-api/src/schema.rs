@@ -558,6 +558,18 @@ pub(crate) fn pin_request() -> Value {
     })
 }
 
+/// What `DELETE /api/v1/cluster/nodes/{node}/recordings` removed.
+pub(crate) fn forgotten_node() -> Value {
+    json!({
+        "type": "object",
+        "required": ["node", "segments"],
+        "properties": {
+            "node": { "type": "string" },
+            "segments": { "type": "integer", "minimum": 0, "description": "segment rows removed from the recording index" },
+        },
+    })
+}
+
 /// `backend::EvidenceKey`.
 pub(crate) fn evidence_key() -> Value {
     json!({

@@ -533,6 +533,28 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Removes from the index every segment node `node` recorded (a node that left the
+    /// district for good: its files went with its disk, and no other node may delete its rows
+    /// otherwise); how many. A single hub's rows (`''`) are never removed this way. Their ids
+    /// are not given again.
+    pub async fn forget_node_segments(&self, node: &str) -> Result<u64, StoreError> {
+        const OP: &str = "forgetting a node's recording segments";
+        if node.is_empty() {
+            return Err(StoreError::Invalid(
+                "a node's id is needed: a single hub's segments are not forgotten".into(),
+            ));
+        }
+        let mut tx = self.begin_write(OP, &[SEGMENTS]).await?;
+        keep_id_floor(&mut tx, OP, SEGMENTS).await?;
+        let done = sqlx::query("DELETE FROM recording_segments WHERE node = $1")
+            .bind(node)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(done.rows_affected())
+    }
+
     /// One segment, or `None`.
     pub async fn segment(&self, id: i64) -> Result<Option<SegmentRow>, StoreError> {
         const OP: &str = "reading a recording segment";

@@ -24,6 +24,7 @@ both_backends!(
     holds_end_and_are_deleted_once_ended,
     an_alerts_clip_hold_ends_its_keep_after_when_the_alert_is_resolved,
     each_node_repairs_expires_and_guards_only_its_own_segments,
+    a_node_that_left_is_forgotten_alone,
 );
 
 /// 2025-01-01T00:00:00Z, a base for test times.
@@ -765,4 +766,34 @@ async fn each_node_repairs_expires_and_guards_only_its_own_segments(db: &TestDb)
             .unwrap()
             .is_empty()
     );
+}
+
+/// A node that left the district for good: its rows go, the other nodes' and the single
+/// hub's stay, and its ids are not given again.
+async fn a_node_that_left_is_forgotten_alone(db: &TestDb) {
+    let s = &db.store;
+    let on = |node: &str, start: i64| {
+        let mut seg = new_segment("cam-left", StreamKind::Main, at(start));
+        seg.node = node.to_owned();
+        seg
+    };
+    let before = s.segment_opened(&on("", 0)).await.unwrap();
+    s.segment_closed(before, at(60), 1_000).await.unwrap();
+    let gone_closed = s.segment_opened(&on("n3", 60)).await.unwrap();
+    s.segment_closed(gone_closed, at(120), 1_000).await.unwrap();
+    let gone_open = s.segment_opened(&on("n3", 120)).await.unwrap();
+    let kept = s.segment_opened(&on("n1", 180)).await.unwrap();
+
+    assert_eq!(s.forget_node_segments("n3").await.unwrap(), 2);
+    let left = s
+        .segments(&camera("cam-left"), StreamKind::Main, at(0), at(240))
+        .await
+        .unwrap();
+    assert_eq!(ids(&left), vec![before, kept]);
+    assert!(s.segment(gone_open).await.unwrap().is_none());
+    assert_eq!(s.forget_node_segments("n3").await.unwrap(), 0, "once");
+    let e = s.forget_node_segments("").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let next = s.segment_opened(&on("n1", 240)).await.unwrap();
+    assert!(next > gone_open, "{next} reuses a forgotten id");
 }

@@ -691,6 +691,44 @@ impl Backend for StoreBackend {
         })
     }
 
+    fn forget_node(&self, node: &str) -> BoxFut<'_, u64> {
+        let node = node.to_owned();
+        Box::pin(async move {
+            let Some(cluster) = &self.cluster else {
+                return Err(ApiError::new(
+                    xl_core::ErrorKind::Unavailable,
+                    "this hub is not a node of a district ([cluster])",
+                ));
+            };
+            xl_cluster::check_node_id(&node).map_err(|e| {
+                ApiError::new(xl_core::ErrorKind::InvalidInput, format!("node: {e}"))
+            })?;
+            let conflict = |why: String| ApiError::new(xl_core::ErrorKind::Conflict, why);
+            if node == cluster.node() {
+                return Err(conflict(format!(
+                    "node {node} is the node answering: its recordings are still its own"
+                )));
+            }
+            // Only a node with no heartbeat is forgotten; a node that is merely down for a
+            // while comes back with its disk, so an admin forgets only one gone for good.
+            let view = cluster.view().await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the cluster's view from NATS");
+                ApiError::new(
+                    e.kind(),
+                    "the district's live nodes could not be read from NATS; try again",
+                )
+            })?;
+            if view.nodes.iter().any(|n| n.id == node) {
+                return Err(conflict(format!(
+                    "node {node} is live: stop it for good before forgetting its recordings"
+                )));
+            }
+            let removed = self.store.forget_node_segments(&node).await.map_err(api)?;
+            tracing::info!(%node, segments = removed, "forgot a departed node's recordings");
+            Ok(removed)
+        })
+    }
+
     fn pin_camera(&self, camera: &CameraId, node: Option<&str>) -> BoxFut<'_, ()> {
         let (camera, node) = (camera.clone(), node.map(str::to_owned));
         Box::pin(async move {

@@ -457,12 +457,10 @@ impl Hub {
             let _ = task.await;
         }
         if let Some(c) = self.cluster.take() {
-            match Arc::try_unwrap(c) {
-                Ok(c) => c.stop().await,
-                Err(_) => {
-                    warn!("cluster membership still shared at shutdown; leases left to expire")
-                }
-            }
+            // The API's backend and the recordings still hold clones, but nothing that uses
+            // them runs now; stopping one clone stops the node for all, so the other nodes
+            // take its cameras at once rather than when its leases expire.
+            xl_cluster::Cluster::clone(&c).stop().await;
         }
         match Arc::try_unwrap(self.gates) {
             Ok(gates) => gates.stop().await,

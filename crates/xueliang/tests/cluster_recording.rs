@@ -8,7 +8,9 @@
 //! - n1 killed with SIGKILL and started again repairs only its own segments: n2's segment
 //!   being written is left to n2;
 //! - with the recording node stopped, a part never fetched from it answers 502 naming the
-//!   node (not a torn clip); a part fetched before plays from the copy kept.
+//!   node (not a torn clip); a part fetched before plays from the copy kept;
+//! - a live node's recordings are never forgotten; once it left for good, an admin forgets
+//!   them (`DELETE /api/v1/cluster/nodes/{node}/recordings`), audited, and the other's stay.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -375,6 +377,17 @@ async fn a_recording_made_on_two_nodes_plays_as_one_timeline_from_either() {
     );
     assert_eq!(row.node, b);
 
+    // A live node's recordings, or the answering node's, are never forgotten.
+    for (asked, node) in [(&*node_a, b), (&*node_a, a)] {
+        let r = forget(&http, asked, node).await;
+        assert_eq!(
+            r.status(),
+            409,
+            "forgetting {node}: {}",
+            r.text().await.unwrap()
+        );
+    }
+
     // The recording node stopped: a part of its never fetched before is 502 naming it, from
     // the node left; the part fetched before still plays from the copy kept here.
     node_b.process.terminate();
@@ -398,4 +411,60 @@ async fn a_recording_made_on_two_nodes_plays_as_one_timeline_from_either() {
     )
     .await;
     assert_eq!(r.status(), 200, "the copy of n2's first segment");
+
+    // n2 left the district for good: an admin forgets its recordings, which leaves n1's.
+    let (n1_rows, n2_rows) = {
+        let rows = segments(&store).await;
+        let on = |n: &str| rows.iter().filter(|s| s.node == n).count();
+        (on(a), on(b))
+    };
+    assert!(n2_rows > 0);
+    // n2 deleted its heartbeat as it stopped (it was stopped, not killed), so it is gone
+    // from the district at once, not when its entry would have expired.
+    let r = forget(&http, node_a, b).await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let forgotten: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(forgotten, json!({ "node": b, "segments": n2_rows }));
+    let rows = segments(&store).await;
+    assert!(rows.iter().all(|s| s.node == a), "{rows:#?}");
+    assert_eq!(rows.len(), n1_rows);
+    let r = play(
+        &http,
+        node_a,
+        &session,
+        first_b.start_at,
+        first_b.start_at + two_secs,
+    )
+    .await;
+    assert_eq!(r.status(), 404, "n2's part is no longer indexed");
+    let audit: Value = http
+        .get(format!("{}/api/v1/audit?limit=1000", node_a.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "cluster.forget-node")
+        .expect("the forgetting is audited");
+    assert_eq!(entry["target"], b, "{entry}");
+}
+
+/// Asks `node` to forget the recordings of node `forgotten`, as the admin.
+async fn forget(http: &reqwest::Client, node: &Node, forgotten: &str) -> reqwest::Response {
+    http.delete(format!(
+        "{}/api/v1/cluster/nodes/{forgotten}/recordings",
+        node.base
+    ))
+    .bearer_auth(TOKEN)
+    .send()
+    .await
+    .unwrap()
 }
