@@ -100,8 +100,21 @@ pub struct GateBatchStored {
     pub duplicates: usize,
 }
 
-/// A stored vision event.
-pub type VisionEventRow = NewVisionEvent;
+/// A stored vision event: the same fields plus the store's `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisionEventRow {
+    /// Increasing and gap-free in storing order, from 1. 0 for an event stored before vision
+    /// events were numbered (migration 0009): such events are listed but not in the feed
+    /// ([`Store::vision_events_after`]).
+    pub seq: i64,
+    pub id: String,
+    pub camera: CameraId,
+    pub community: CommunityId,
+    pub kind: String,
+    pub zone: Option<String>,
+    pub at: Timestamp,
+    pub body: Value,
+}
 
 /// Which vision events to list; same conventions as [`GateEventFilter`], times on `at`.
 #[derive(Debug, Clone, Default)]
@@ -148,9 +161,12 @@ fn dead_letter_row(row: &AnyRow, op: &'static str) -> Result<DeadLetterRow, Stor
     })
 }
 
+const VISION_COLS: &str = "seq, id, camera, community, kind, zone, at, body";
+
 fn vision_row(row: &AnyRow, op: &'static str) -> Result<VisionEventRow, StoreError> {
     let r = Reader { row, op };
     Ok(VisionEventRow {
+        seq: r.opt_int("seq")?.unwrap_or(0),
         id: r.text("id")?,
         camera: r.parse("camera")?,
         community: r.parse("community")?,
@@ -374,18 +390,22 @@ impl Store {
         rows.iter().map(|r| dead_letter_row(r, OP)).collect()
     }
 
-    /// Stores vision events in one transaction; a duplicate id fails them all.
+    /// Stores vision events in one transaction, giving each the next `seq` (under the
+    /// `vision_events` write lock, so nodes sharing the database number them gap-free and in
+    /// commit order); a duplicate id fails them all.
     pub async fn insert_vision_events(&self, events: &[NewVisionEvent]) -> Result<(), StoreError> {
         const OP: &str = "storing vision events";
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP, &["vision_events"]).await?;
+        let mut seq = next_seq(&mut tx, OP, "vision_events").await?;
         for e in events {
             sqlx::query(
-                "INSERT INTO vision_events (id, camera, community, kind, zone, at, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO vision_events (seq, id, camera, community, kind, zone, at, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
+            .bind(seq)
             .bind(e.id.as_str())
             .bind(e.camera.as_str())
             .bind(e.community.as_str())
@@ -396,8 +416,28 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|source| dup_or(source, OP, "vision event", &e.id))?;
+            seq += 1;
         }
         tx.commit().await.map_err(db(OP))
+    }
+
+    /// Vision events with `seq > seq`, oldest first, at most `limit` (a reader's cursor).
+    /// Events stored before vision events were numbered (migration 0009) are not among them.
+    pub async fn vision_events_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<VisionEventRow>, StoreError> {
+        const OP: &str = "reading vision events";
+        let sql =
+            format!("SELECT {VISION_COLS} FROM vision_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        rows.iter().map(|r| vision_row(r, OP)).collect()
     }
 
     /// Vision events matching `filter`, newest first.
@@ -433,12 +473,9 @@ impl Store {
         if f.empty {
             return Ok(Vec::new());
         }
+        let head = format!("SELECT {VISION_COLS} FROM vision_events");
         let rows = f
-            .query(
-                "SELECT id, camera, community, kind, zone, at, body FROM vision_events",
-                "ORDER BY at DESC, id DESC",
-                Some(filter.limit),
-            )
+            .query(&head, "ORDER BY at DESC, id DESC", Some(filter.limit))
             .fetch_all(&self.pool)
             .await
             .map_err(db(OP))?;

@@ -10,12 +10,12 @@
 //! Conventions:
 //! - Times are BIGINT Unix milliseconds ([`jiff::Timestamp`] in the API); structured extras
 //!   are JSON text.
-//! - Ids are made by the application. Sequence numbers (gate events, outbox, audit, an
-//!   alert's history) are assigned by the store as `MAX + 1` inside the writing transaction,
-//!   which first takes the table's write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL
-//!   `LOCK TABLE ... IN EXCLUSIVE MODE`). They are therefore gap-free, and a reader paging by
-//!   `seq` never sees a later number committed before an earlier one. Several hub nodes may
-//!   write one database: they serialise on the same locks.
+//! - Ids are made by the application. Sequence numbers (gate events, vision events, outbox,
+//!   audit, an alert's history) are assigned by the store as `MAX + 1` inside the writing
+//!   transaction, which first takes the table's write lock (SQLite `BEGIN IMMEDIATE`,
+//!   PostgreSQL `LOCK TABLE ... IN EXCLUSIVE MODE`). They are therefore gap-free, and a
+//!   reader paging by `seq` never sees a later number committed before an earlier one.
+//!   Several hub nodes may write one database: they serialise on the same locks.
 //! - Nodes sharing a database: a gate event that every node ingests is stored once
 //!   ([`Store::insert_gate_batch_once`]), and a commit carrying a lease's revision as a
 //!   [`Fence`] is refused once a newer holder of that lease has committed.

@@ -555,6 +555,55 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// The oldest and the newest segment recorded by a single hub (node `''`), if it left
+    /// any: a node that joins a district checks that their files are on its disk before it
+    /// takes them ([`Store::adopt_single_hub_segments`]).
+    pub async fn single_hub_segment_ends(
+        &self,
+    ) -> Result<Option<(SegmentRow, SegmentRow)>, StoreError> {
+        const OP: &str = "reading a single hub's first and last segments";
+        // By start time: the index on (node, start_at) answers each in one probe.
+        let mut ends = Vec::with_capacity(2);
+        for order in ["ASC", "DESC"] {
+            let sql = format!(
+                "SELECT {SEGMENT_COLS} FROM recording_segments s WHERE s.node = '' \
+                 ORDER BY s.start_at {order}, s.id {order} LIMIT 1"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db(OP))?;
+            match row {
+                Some(r) => ends.push(segment_row(&r, OP)?),
+                None => return Ok(None),
+            }
+        }
+        let newest = ends.pop().expect("two ends");
+        let oldest = ends.pop().expect("two ends");
+        Ok(Some((oldest, newest)))
+    }
+
+    /// Names `node` as the recorder of every segment a single hub recorded (node `''`): the
+    /// hub joined a district as `node`, and its files are on that node's disk. From then on
+    /// the other nodes fetch them from it, and its repair, retention and disk guard take them.
+    /// How many.
+    pub async fn adopt_single_hub_segments(&self, node: &str) -> Result<u64, StoreError> {
+        const OP: &str = "taking a single hub's recording segments";
+        if node.is_empty() {
+            return Err(StoreError::Invalid(
+                "a node's id is needed to take a single hub's segments".into(),
+            ));
+        }
+        let mut tx = self.begin_write(OP, &[SEGMENTS]).await?;
+        let done = sqlx::query("UPDATE recording_segments SET node = $1 WHERE node = ''")
+            .bind(node)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(done.rows_affected())
+    }
+
     /// One segment, or `None`.
     pub async fn segment(&self, id: i64) -> Result<Option<SegmentRow>, StoreError> {
         const OP: &str = "reading a recording segment";

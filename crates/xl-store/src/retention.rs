@@ -124,8 +124,8 @@ impl Store {
     /// rows every `outbox.*` cursor has passed, expired sessions. Each step is its own
     /// statement or transaction (no long lock); a purge interrupted midway is finished by the
     /// next. A snapshot file that cannot be removed keeps its row. Numbering of gate events,
-    /// audit rows and the outbox goes on after the highest ever given, even when a purge
-    /// empties the table.
+    /// vision events, audit rows and the outbox goes on after the highest ever given, even
+    /// when a purge empties the table.
     pub async fn purge(
         &self,
         now: Timestamp,
@@ -157,11 +157,7 @@ impl Store {
         }
         if let Some(c) = cutoff(now, retention.vision_events_days) {
             report.vision_events = self
-                .delete_before(
-                    "purging vision events",
-                    "DELETE FROM vision_events WHERE at < $1",
-                    c,
-                )
+                .delete_numbered("purging vision events", "vision_events", "at", c, i64::MAX)
                 .await?;
         }
         if let Some(c) = cutoff(now, retention.dead_letters_days) {
@@ -226,9 +222,9 @@ impl Store {
     }
 
     /// Deletes the rows of `table` (numbered by `seq`) whose `time_col` is before `cutoff_ms`
-    /// and whose `seq` is at most `max_seq`. In the same transaction it first records the
-    /// table's highest `seq` as its floor, so numbering never restarts below a reader's cursor
-    /// when the newest rows go too.
+    /// and whose `seq` is at most `max_seq` or NULL (vision events stored before they were
+    /// numbered). In the same transaction it first records the table's highest `seq` as its
+    /// floor, so numbering never restarts below a reader's cursor when the newest rows go too.
     async fn delete_numbered(
         &self,
         op: &'static str,
@@ -256,7 +252,8 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db(op))?;
-        let sql = format!("DELETE FROM {table} WHERE {time_col} < $1 AND seq <= $2");
+        let sql =
+            format!("DELETE FROM {table} WHERE {time_col} < $1 AND (seq IS NULL OR seq <= $2)");
         let n = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(cutoff_ms)
             .bind(max_seq)

@@ -25,6 +25,7 @@ both_backends!(
     an_alerts_clip_hold_ends_its_keep_after_when_the_alert_is_resolved,
     each_node_repairs_expires_and_guards_only_its_own_segments,
     a_node_that_left_is_forgotten_alone,
+    a_hub_that_joins_a_district_takes_its_segments,
 );
 
 /// 2025-01-01T00:00:00Z, a base for test times.
@@ -659,7 +660,7 @@ async fn an_upgraded_database_keeps_its_data(backend: Backend) {
             .map(|r| r.try_get("version").unwrap())
             .collect()
     };
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
 
     let id = recorded(&db, "cam-1", 0, 60).await;
     assert_eq!(
@@ -796,4 +797,36 @@ async fn a_node_that_left_is_forgotten_alone(db: &TestDb) {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     let next = s.segment_opened(&on("n1", 240)).await.unwrap();
     assert!(next > gone_open, "{next} reuses a forgotten id");
+}
+
+/// A single hub's segments (node '') become the node's it joined the district as; the other
+/// nodes' stay theirs.
+async fn a_hub_that_joins_a_district_takes_its_segments(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.single_hub_segment_ends().await.unwrap().is_none());
+    let on = |node: &str, start: i64| {
+        let mut seg = new_segment("cam-joined", StreamKind::Main, at(start));
+        seg.node = node.to_owned();
+        seg
+    };
+    let first = s.segment_opened(&on("", 0)).await.unwrap();
+    s.segment_closed(first, at(60), 1_000).await.unwrap();
+    let other = s.segment_opened(&on("n2", 60)).await.unwrap();
+    let last = s.segment_opened(&on("", 120)).await.unwrap();
+
+    let (oldest, newest) = s.single_hub_segment_ends().await.unwrap().unwrap();
+    assert_eq!((oldest.id, newest.id), (first, last));
+    assert_eq!(s.adopt_single_hub_segments("n1").await.unwrap(), 2);
+    assert!(s.single_hub_segment_ends().await.unwrap().is_none());
+    let rows = s
+        .segments(&camera("cam-joined"), StreamKind::Main, at(0), at(240))
+        .await
+        .unwrap();
+    let nodes: Vec<(i64, &str)> = rows.iter().map(|r| (r.id, r.node.as_str())).collect();
+    assert_eq!(nodes, vec![(first, "n1"), (other, "n2"), (last, "n1")]);
+    // The open one is now the node's to repair.
+    assert_eq!(ids(&s.open_segments("n1").await.unwrap()), vec![last]);
+    assert_eq!(s.adopt_single_hub_segments("n1").await.unwrap(), 0);
+    let e = s.adopt_single_hub_segments("").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }

@@ -15,7 +15,7 @@ use xl_core::{
 use xl_store::{
     AlertFilter, AuditFilter, CameraRow, Change, Commit, GateEventFilter, GateRow, NewAudit,
     NewDeadLetter, NewGateEvent, NewSnapshot, NewVisionEvent, Retention, SessionRow, Store,
-    StoreError, UserRow, VisionEventFilter,
+    StoreError, UserRow, VisionEventFilter, VisionEventRow,
 };
 
 #[macro_use]
@@ -354,6 +354,17 @@ async fn gate_events_and_vision_events_filter(db: &TestDb) {
         v("v3", "cam-1", "c2", "count_over", None, T0 + 9),
     ];
     s.insert_vision_events(&events).await.unwrap();
+    // Every field comes back as stored, with its seq.
+    let stored = |seq: i64, e: &NewVisionEvent| VisionEventRow {
+        seq,
+        id: e.id.clone(),
+        camera: e.camera.clone(),
+        community: e.community.clone(),
+        kind: e.kind.clone(),
+        zone: e.zone.clone(),
+        at: e.at,
+        body: e.body.clone(),
+    };
     let all = s
         .list_vision_events(&VisionEventFilter {
             limit: 10,
@@ -363,7 +374,11 @@ async fn gate_events_and_vision_events_filter(db: &TestDb) {
         .unwrap();
     assert_eq!(
         all,
-        vec![events[2].clone(), events[1].clone(), events[0].clone()]
+        vec![
+            stored(3, &events[2]),
+            stored(2, &events[1]),
+            stored(1, &events[0])
+        ]
     );
     let cam1 = s
         .list_vision_events(&VisionEventFilter {
@@ -374,7 +389,7 @@ async fn gate_events_and_vision_events_filter(db: &TestDb) {
         })
         .await
         .unwrap();
-    assert_eq!(cam1, vec![events[0].clone()]);
+    assert_eq!(cam1, vec![stored(1, &events[0])]);
     let dup = s.insert_vision_events(&events[..1]).await.unwrap_err();
     assert_eq!(dup.kind(), ErrorKind::InvalidInput);
 }

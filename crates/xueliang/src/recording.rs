@@ -574,6 +574,9 @@ impl Recordings {
     /// After a crash: repairs this node's segments left open, and deletes the files of each
     /// stream's newest day that the index does not know.
     pub async fn recover(&self) -> anyhow::Result<()> {
+        if !self.node.is_empty() {
+            self.adopt_single_hub_segments().await?;
+        }
         let open = self.store.open_segments(&self.node).await?;
         for s in &open {
             self.repair_one(Some(s.id), &s.path, s.start_at, s.media_start_90k)
@@ -608,6 +611,27 @@ impl Recordings {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A hub that joined a district: the segments it recorded as a single hub (node `''`)
+    /// become this node's when their files are on this disk (file names carry the start's
+    /// millisecond, so no other hub has the same ones), so that the other nodes fetch them
+    /// from here and this node's repair, retention and disk guard take them.
+    async fn adopt_single_hub_segments(&self) -> anyhow::Result<()> {
+        let Some((oldest, newest)) = self.store.single_hub_segment_ends().await? else {
+            return Ok(());
+        };
+        let here = |s: &SegmentRow| self.data_dir.join(&s.path).is_file();
+        if !(here(&oldest) || here(&newest)) {
+            debug!("recordings: a single hub's segments are indexed, their files are not here");
+            return Ok(());
+        }
+        let taken = self.store.adopt_single_hub_segments(&self.node).await?;
+        info!(
+            segments = taken,
+            "recordings: the segments recorded before this hub joined the district are now this node's"
+        );
         Ok(())
     }
 

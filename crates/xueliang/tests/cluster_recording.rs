@@ -39,8 +39,32 @@ struct Node {
 
 impl Node {
     fn start(name: &'static str, dir: &Path, pg: &TestPg, nats: &str, rtsp: &RtspServer) -> Node {
+        Node::start_as(name, dir, pg, Some(nats), rtsp)
+    }
+
+    /// `name`'s hub, a node of the district on `nats`, or a single hub on the same store and
+    /// data directory without.
+    fn start_as(
+        name: &'static str,
+        dir: &Path,
+        pg: &TestPg,
+        nats: Option<&str>,
+        rtsp: &RtspServer,
+    ) -> Node {
         let port = free_port();
-        let mut text = district_node_toml(name, port, TOKEN, &dir.join(name), &pg.url, nats);
+        let mut text = district_node_toml(
+            name,
+            port,
+            TOKEN,
+            &dir.join(name),
+            &pg.url,
+            nats.unwrap_or("nats://127.0.0.1:1"),
+        );
+        if nats.is_none() {
+            let from = text.find("[cluster]").expect("a [cluster] section");
+            let to = from + text[from..].find("\n\n").expect("a blank line after it");
+            text.replace_range(from..to, "");
+        }
         text.push_str(&format!(
             r#"
 [recording]
@@ -455,6 +479,60 @@ async fn a_recording_made_on_two_nodes_plays_as_one_timeline_from_either() {
         .find(|e| e["action"] == "cluster.forget-node")
         .expect("the forgetting is audited");
     assert_eq!(entry["target"], b, "{entry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_hub_recorded_before_it_joined_the_district_plays_from_every_node() {
+    let clip = test_clip(H264_360P).expect("the test clips: run scripts/setup");
+    let rtsp = RtspServer::start(&[(CAMERA, clip)]).expect("start the RTSP server");
+    let nats = NatsServer::start().expect("start nats-server (scripts/ensure-nats)");
+    let pg = TestPg::create().await;
+    let dir = temp_dir("cluster-joined");
+    let http = reqwest::Client::new();
+    let store = Store::open(&pg.url).await.unwrap();
+
+    // n1 records as a single hub first (its segments name no node)...
+    let mut single = Node::start_as("n1", &dir, &pg, None, &rtsp);
+    wait_ready(&http, &mut single).await;
+    let before = wait_segments(
+        &store,
+        "a single hub's closed segment",
+        &mut [&mut single],
+        |rows| !closed_on(rows, "").is_empty(),
+    )
+    .await;
+    let first = closed_on(&before, "")[0].clone();
+    assert_eq!(single.process.terminate().map(|s| s.success()), Some(true));
+
+    // ...then joins a district as n1 beside n2: they are n1's now, and n2 plays them.
+    let mut n1 = Node::start("n1", &dir, &pg, &nats.url(), &rtsp);
+    let mut n2 = Node::start("n2", &dir, &pg, &nats.url(), &rtsp);
+    wait_ready(&http, &mut n1).await;
+    wait_ready(&http, &mut n2).await;
+    let rows = segments(&store).await;
+    assert!(rows.iter().all(|s| !s.node.is_empty()), "{rows:#?}");
+    let taken = rows
+        .iter()
+        .find(|s| s.id == first.id)
+        .expect("still indexed");
+    assert_eq!(taken.node, "n1");
+    let r = play(
+        &http,
+        &n2,
+        TOKEN,
+        first.start_at,
+        first.end_at.expect("closed"),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mp4 = r.bytes().await.unwrap();
+    let path = dir.join("joined-on-n2.mp4");
+    std::fs::write(&path, &mp4).unwrap();
+    let played = ffprobe_duration(&path);
+    assert!(
+        played > 1.0,
+        "n2 played {played} s of n1's pre-district segment"
+    );
 }
 
 /// Asks `node` to forget the recordings of node `forgotten`, as the admin.
