@@ -686,15 +686,10 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Removes the recording index's rows of `node`, a node that left the district for good
     /// (its video went with its disk); how many. Refused (Conflict) while the node is live or
-    /// for the answering node itself. A single hub (the default) answers Unavailable.
+    /// for the answering node itself. A single hub (the default) has no nodes: NotFound.
     fn forget_node(&self, node: &str) -> BoxFut<'_, u64> {
-        let _ = node;
-        Box::pin(async {
-            Err(ApiError::new(
-                ErrorKind::Unavailable,
-                "this hub is not a node of a district ([cluster])",
-            ))
-        })
+        let message = format!("no node {node}: this hub is not a node of a district ([cluster])");
+        Box::pin(async move { Err(ApiError::not_found(message)) })
     }
     /// The district's nodes and leases; a single hub's answer (the default) has none.
     fn cluster(&self) -> BoxFut<'_, ClusterView> {

@@ -9,7 +9,7 @@
 //! the district for good: no other node deletes another's segment rows (retention and the disk
 //! guard take only their own), so without it the index would list that node's video, gone with
 //! its disk, for ever. Refused (409) while the node is live and for the answering node;
-//! audited (`cluster.forget-node`, with the count).
+//! audited (`cluster.forget-node`, with the count). A single hub has no nodes: 404.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -69,8 +69,7 @@ pub(crate) fn routes() -> Vec<Route> {
             axum::routing::delete(forget_node),
         )
         .answers(schema::forgotten_node)
-        .responds(409)
-        .responds(503),
+        .responds(409),
     ]
 }
 

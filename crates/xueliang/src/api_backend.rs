@@ -695,10 +695,9 @@ impl Backend for StoreBackend {
         let node = node.to_owned();
         Box::pin(async move {
             let Some(cluster) = &self.cluster else {
-                return Err(ApiError::new(
-                    xl_core::ErrorKind::Unavailable,
-                    "this hub is not a node of a district ([cluster])",
-                ));
+                return Err(ApiError::not_found(format!(
+                    "no node {node}: this hub is not a node of a district ([cluster])"
+                )));
             };
             xl_cluster::check_node_id(&node).map_err(|e| {
                 ApiError::new(xl_core::ErrorKind::InvalidInput, format!("node: {e}"))
