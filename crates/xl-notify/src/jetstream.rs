@@ -1,25 +1,33 @@
-//! JetStream out (async-nats): every alert change on a NATS JetStream subject, for the other
-//! nodes and systems of a district.
+//! JetStream out (async-nats): a [`Feed`] on NATS JetStream subjects named by community and
+//! kind, for the other nodes and systems of a district. Three feeds ([`FeedKind`]), each its
+//! own publisher, stream, message ids and cursor:
 //!
-//! - The stream `{prefix}-alerts` (subjects `{prefix}.alerts.>`, file storage, `max_age` of
+//! | feed | stream | subjects | `Nats-Msg-Id` | cursor |
+//! |---|---|---|---|---|
+//! | alert changes (the outbox) | `{prefix}-alerts` | `{prefix}.alerts.{community}.{kind}` | `{prefix}-outbox-{seq}` | `jetstream` |
+//! | stored gate events | `{prefix}-gate-events` | `{prefix}.gate.{community}.{kind}` | `{prefix}-gate-{seq}` | `jetstream.gate` |
+//! | stored vision events | `{prefix}-vision-events` | `{prefix}.vision.{community}.{kind}` | `{prefix}-vision-{seq}` | `jetstream.vision` |
+//!
+//! - The stream (subjects `{prefix}.{alerts,gate,vision}.>`, file storage, `max_age` of
 //!   `max_age_days`, a [`DUPLICATE_WINDOW`] of 2 minutes) is created, or opened when another
 //!   node made it first. An existing stream keeps its other settings (replicas, limits an
 //!   operator set); its `max_age` and duplicate window are brought to this config's.
-//! - Every outbox entry is published on `{prefix}.alerts.{community}.{kind}`, payload the
-//!   `OutboxEntry` JSON (the same as the SSE stream and MQTT out), header
-//!   `Nats-Msg-Id: {prefix}-outbox-{seq}`. A NATS subject token may not contain `.`, so the
-//!   kind's dots become `_` (`gate.forced_open` -> `xl.alerts.xingfu.gate_forced_open`);
-//!   anything outside `A-Z a-z 0-9 _ -` in either token becomes `_` too.
+//! - Every entry is published on its subject with the feed's payload (alerts: the
+//!   `OutboxEntry` JSON, the same as the SSE stream and MQTT out). A NATS subject token may not
+//!   contain `.`, so the kind's dots become `_` (`gate.forced_open` ->
+//!   `xl.alerts.xingfu.gate_forced_open`); anything outside `A-Z a-z 0-9 _ -` in either token
+//!   becomes `_` too.
 //! - One entry is in flight at a time: the next is published only once the server has
 //!   acknowledged the last (stored, or dropped as a duplicate). That keeps the stream in `seq`
 //!   order even across connection losses: with several in flight, a lost middle would be
-//!   republished after later entries that async-nats still held and sent on reconnecting. The
-//!   alert outbox is small; one round trip per entry is cheap next to that guarantee.
-//! - The cursor `jetstream` moves only past acknowledged entries. A publisher that resumes
-//!   from an older cursor (after a crash, or on another node that took the notify lease)
-//!   republishes with the same message ids, and the server drops what it already has: exactly
-//!   once within the duplicate window, at least once beyond it. Message ids are built from the
-//!   outbox `seq`, so every node of a district must publish from the same store.
+//!   republished after later entries that async-nats still held and sent on reconnecting. A
+//!   district's alerts and gate events are a few a second; one round trip per entry is cheap
+//!   next to that guarantee.
+//! - The cursor moves only past acknowledged entries. A publisher that resumes from an older
+//!   cursor (after a crash, or on another node that took the notify lease) republishes with
+//!   the same message ids, and the server drops what it already has: exactly once within the
+//!   duplicate window, at least once beyond it. Message ids are built from the store's `seq`,
+//!   so every node of a district must publish from the same store.
 //! - Credentials ([`NatsAuth`]: a user and password, a token or a `.creds` file) are their own
 //!   setting: async-nats never sends a URL's `user:password@`, so such URLs are refused. A
 //!   server that refuses them is logged as such and retried with the backoff below.
@@ -38,14 +46,81 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
-use xl_core::OutboxEntry;
 
 use crate::backoff::{Backoff, jittered, secs, sleep_or_shutdown};
 use crate::redact::redact_url;
-use crate::{NotifyError, Outbox};
+use crate::{Feed, FeedEntry, NotifyError};
 
-/// The cursor name of JetStream out in the outbox.
+/// The cursor name of the alert stream in the outbox.
 pub const CURSOR: &str = "jetstream";
+
+/// What a JetStream out publishes; names its stream, subjects, message ids and cursor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FeedKind {
+    /// The alert changes (the outbox). The default.
+    #[default]
+    Alerts,
+    /// The stored gate events.
+    GateEvents,
+    /// The stored vision events.
+    VisionEvents,
+}
+
+impl FeedKind {
+    /// Every feed, in the order the hub starts them.
+    pub const ALL: [FeedKind; 3] = [
+        FeedKind::Alerts,
+        FeedKind::GateEvents,
+        FeedKind::VisionEvents,
+    ];
+
+    /// The cursor the feed's publisher keeps: `jetstream`, `jetstream.gate`,
+    /// `jetstream.vision`.
+    pub fn cursor(self) -> &'static str {
+        match self {
+            FeedKind::Alerts => CURSOR,
+            FeedKind::GateEvents => "jetstream.gate",
+            FeedKind::VisionEvents => "jetstream.vision",
+        }
+    }
+
+    /// After `{prefix}-` in the stream's name.
+    fn stream_suffix(self) -> &'static str {
+        match self {
+            FeedKind::Alerts => "alerts",
+            FeedKind::GateEvents => "gate-events",
+            FeedKind::VisionEvents => "vision-events",
+        }
+    }
+
+    /// After `{prefix}.` in the subjects.
+    fn subject_token(self) -> &'static str {
+        match self {
+            FeedKind::Alerts => "alerts",
+            FeedKind::GateEvents => "gate",
+            FeedKind::VisionEvents => "vision",
+        }
+    }
+
+    /// Between `{prefix}-` and `-{seq}` in the message ids (`outbox` for the alerts: the ids
+    /// they had before there were other feeds, so an upgrade republishes nothing twice).
+    fn id_token(self) -> &'static str {
+        match self {
+            FeedKind::Alerts => "outbox",
+            FeedKind::GateEvents => "gate",
+            FeedKind::VisionEvents => "vision",
+        }
+    }
+
+    /// What the stream holds, for its description and logs.
+    fn what(self) -> &'static str {
+        match self {
+            FeedKind::Alerts => "alert changes",
+            FeedKind::GateEvents => "gate events",
+            FeedKind::VisionEvents => "vision events",
+        }
+    }
+}
 
 /// How long the server remembers a message id: a republish within it is dropped.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -61,8 +136,8 @@ const BATCH: u32 = 100;
 /// Longest accepted `max_age_days` (ten years).
 const MAX_AGE_DAYS_LIMIT: u32 = 3650;
 
-/// JetStream out: the NATS servers and the stream alerts are published to. The hub builds it
-/// from its `[cluster]` settings.
+/// JetStream out: the NATS servers, and the feed and stream it publishes. The hub builds one
+/// per feed from its `[cluster]` settings.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JetStreamOutConfig {
@@ -73,8 +148,13 @@ pub struct JetStreamOutConfig {
     /// Default none.
     #[serde(skip)]
     pub auth: NatsAuth,
-    /// Names the stream `{prefix}-alerts`, its subjects `{prefix}.alerts.>` and the message
-    /// ids `{prefix}-outbox-{seq}`. 1 to 32 of `A-Z a-z 0-9 _ -`. Default `xl`.
+    /// What is published. Not read from TOML: the hub starts one JetStream out per feed.
+    /// Default the alerts.
+    #[serde(skip)]
+    pub feed: FeedKind,
+    /// Names the stream (`{prefix}-alerts`), its subjects (`{prefix}.alerts.>`) and the
+    /// message ids (`{prefix}-outbox-{seq}`); see [`FeedKind`]. 1 to 32 of `A-Z a-z 0-9 _ -`.
+    /// Default `xl`.
     #[serde(default = "default_prefix")]
     pub prefix: String,
     /// How long the stream keeps a message, in days: 1 to 3650. Default 7.
@@ -86,7 +166,7 @@ pub struct JetStreamOutConfig {
     /// Default 30.
     #[serde(default = "default_backoff_max")]
     pub backoff_max_secs: f64,
-    /// How often the outbox is read when nothing woke the publisher. Default 5.
+    /// How often the feed is read when nothing woke the publisher. Default 5.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_secs: f64,
     /// Copies of the stream the NATS cluster keeps (JetStream replicas, set when the stream
@@ -122,6 +202,7 @@ fn default_poll_interval() -> f64 {
 impl fmt::Debug for JetStreamOutConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JetStreamOutConfig")
+            .field("feed", &self.feed)
             .field("urls", &self.urls_for_log())
             .field("prefix", &self.prefix)
             .field("max_age_days", &self.max_age_days)
@@ -136,6 +217,7 @@ impl JetStreamOutConfig {
         JetStreamOutConfig {
             urls,
             auth: NatsAuth::None,
+            feed: FeedKind::Alerts,
             prefix: default_prefix(),
             max_age_days: default_max_age_days(),
             backoff_initial_secs: default_backoff_initial(),
@@ -210,39 +292,45 @@ impl JetStreamOutConfig {
         Ok(())
     }
 
-    /// `{prefix}-alerts`.
+    /// The feed's stream: `{prefix}-alerts`, `{prefix}-gate-events`, `{prefix}-vision-events`.
     pub fn stream_name(&self) -> String {
-        format!("{}-alerts", self.prefix)
+        format!("{}-{}", self.prefix, self.feed.stream_suffix())
     }
 
-    /// `{prefix}.alerts.>`, the stream's subjects.
+    /// The stream's subjects: `{prefix}.alerts.>`, `{prefix}.gate.>`, `{prefix}.vision.>`.
     pub fn subjects(&self) -> String {
-        format!("{}.alerts.>", self.prefix)
+        format!("{}.{}.>", self.prefix, self.feed.subject_token())
     }
 
-    /// `{prefix}.alerts.{community}.{kind}`, each token with `.` and anything outside
-    /// `A-Z a-z 0-9 _ -` replaced by `_` (`xl.alerts.xingfu.gate_forced_open`).
-    pub fn subject(&self, entry: &OutboxEntry) -> String {
+    /// `{prefix}.alerts.{community}.{kind}` (`gate`, `vision` for those feeds), each token
+    /// with `.` and anything outside `A-Z a-z 0-9 _ -` replaced by `_`
+    /// (`xl.alerts.xingfu.gate_forced_open`).
+    pub fn subject(&self, community: &str, kind: &str) -> String {
         format!(
-            "{}.alerts.{}.{}",
+            "{}.{}.{}.{}",
             self.prefix,
-            subject_token(entry.alert.community.as_str()),
-            subject_token(entry.alert.kind.as_str())
+            self.feed.subject_token(),
+            subject_token(community),
+            subject_token(kind)
         )
     }
 
-    /// `{prefix}-outbox-{seq}`, the `Nats-Msg-Id` of the entry `seq`.
+    /// The `Nats-Msg-Id` of the entry `seq`: `{prefix}-outbox-{seq}`, `{prefix}-gate-{seq}`,
+    /// `{prefix}-vision-{seq}`.
     pub fn message_id(&self, seq: i64) -> String {
-        format!("{}-outbox-{seq}", self.prefix)
+        format!("{}-{}-{seq}", self.prefix, self.feed.id_token())
     }
 
     /// The stream this config asks for.
     pub fn stream_config(&self) -> stream::Config {
         stream::Config {
             name: self.stream_name(),
-            description: Some("Xueliang alert changes (xl-notify JetStream out)".into()),
+            description: Some(format!(
+                "Xueliang {} (xl-notify JetStream out)",
+                self.feed.what()
+            )),
             subjects: vec![self.subjects()],
-            // Not memory: alerts must survive a NATS restart.
+            // Not memory: what is published must survive a NATS restart.
             storage: stream::StorageType::File,
             max_age: Duration::from_secs(u64::from(self.max_age_days) * 86_400),
             duplicate_window: DUPLICATE_WINDOW,
@@ -292,7 +380,8 @@ pub struct JetStreamOutStats {
     pub failures: u64,
     /// The last seq acknowledged with all before it.
     pub cursor: i64,
-    /// The last committed seq known minus `cursor`.
+    /// The last seq known to be committed (told by the wake-up watch, or read from the feed)
+    /// minus `cursor`.
     pub lag: i64,
 }
 
@@ -313,14 +402,16 @@ pub struct JetStreamOut {
 }
 
 impl JetStreamOut {
-    /// Validates `cfg` and spawns the publisher on the current tokio runtime. It connects
-    /// (retrying with backoff while no server answers), creates or opens the stream, and
-    /// publishes the outbox from the cursor `jetstream`, woken by `committed` (the last
-    /// committed seq) or every `poll_interval_secs`. It stops on `shutdown`, storing its
-    /// cursor first.
-    pub fn start<O: Outbox>(
+    /// Validates `cfg` and spawns the publisher of `feed` (of the kind `cfg.feed` names) on
+    /// the current tokio runtime. It connects (retrying with backoff while no server
+    /// answers), creates or opens the stream, and publishes the feed from the feed's cursor,
+    /// woken by `committed` (the last committed seq; a feed without one may send any value,
+    /// or `send_modify` the same one, just to wake it) or every `poll_interval_secs`. It
+    /// stops on `shutdown`, storing its cursor first. Any [`crate::Outbox`] is the alerts'
+    /// feed.
+    pub fn start<F: Feed>(
         cfg: JetStreamOutConfig,
-        outbox: Arc<O>,
+        feed: Arc<F>,
         committed: watch::Receiver<i64>,
         shutdown: CancellationToken,
     ) -> Result<(JetStreamOut, JoinHandle<()>), NotifyError> {
@@ -335,7 +426,7 @@ impl JetStreamOut {
             cursor: 0,
             stored: 0,
         };
-        let task = tokio::spawn(publisher.run(outbox, committed, shutdown).instrument(span));
+        let task = tokio::spawn(publisher.run(feed, committed, shutdown).instrument(span));
         Ok((JetStreamOut { counters }, task))
     }
 
@@ -366,19 +457,19 @@ struct Publisher {
     backoff: Backoff,
     /// The last seq acknowledged together with every seq before it.
     cursor: i64,
-    /// The cursor as last stored in the outbox.
+    /// The cursor as last stored in the feed.
     stored: i64,
 }
 
 impl Publisher {
-    async fn run<O: Outbox>(
+    async fn run<F: Feed>(
         mut self,
-        outbox: Arc<O>,
+        feed: Arc<F>,
         mut committed: watch::Receiver<i64>,
         shutdown: CancellationToken,
     ) {
         self.cursor = loop {
-            match outbox.cursor(CURSOR).await {
+            match feed.cursor(self.cfg.feed.cursor()).await {
                 Ok(c) => break c,
                 Err(e) => {
                     warn!(error = %e, "cannot read the JetStream cursor; retrying");
@@ -407,7 +498,7 @@ impl Publisher {
                         }
                         stream_ready = true;
                     }
-                    self.publish_round(&js, &*outbox, &mut committed, &shutdown)
+                    self.publish_round(&js, &*feed, &mut committed, &shutdown)
                         .await
                 };
                 let e = tokio::select! {
@@ -428,7 +519,7 @@ impl Publisher {
                 }
             }
         }
-        self.store_cursor(&*outbox).await;
+        self.store_cursor(&*feed).await;
         self.counters.connected.store(false, Relaxed);
         info!(cursor = self.cursor, "JetStream out stopped");
     }
@@ -583,7 +674,7 @@ impl Publisher {
             ));
         }
         if have.storage != stream::StorageType::File {
-            warn!(stream = %want.name, "the stream keeps alerts in memory: a NATS restart loses them");
+            warn!(stream = %want.name, what = self.cfg.feed.what(), "the stream keeps its messages in memory: a NATS restart loses them");
         }
         if have.max_age != want.max_age || have.duplicate_window != want.duplicate_window {
             let mut update = have.clone();
@@ -605,11 +696,11 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes the outbox from the cursor until shutdown or a failure.
-    async fn publish_round<O: Outbox>(
+    /// Publishes the feed from the cursor until shutdown or a failure.
+    async fn publish_round<F: Feed>(
         &mut self,
         js: &jetstream::Context,
-        outbox: &O,
+        feed: &F,
         committed: &mut watch::Receiver<i64>,
         shutdown: &CancellationToken,
     ) -> Stop {
@@ -619,25 +710,31 @@ impl Publisher {
         let mut want_fetch = true;
         let mut watch_open = true;
         loop {
-            self.store_cursor(outbox).await;
             if want_fetch {
                 self.counters
                     .committed
                     .fetch_max(*committed.borrow_and_update(), Relaxed);
-                let entries = match outbox.after(self.cursor, BATCH).await {
+                let entries = match feed.after(self.cursor, BATCH).await {
                     Ok(e) => e,
                     Err(e) => {
                         // Read again at the next poll tick.
-                        warn!(error = %e, after = self.cursor, "cannot read the outbox");
+                        warn!(error = %e, after = self.cursor, what = self.cfg.feed.what(), "cannot read the feed");
                         Vec::new()
                     }
                 };
+                if let Some(last) = entries.last() {
+                    // Counts the backlog of a feed whose watch does not tell its seq.
+                    self.counters.committed.fetch_max(last.seq, Relaxed);
+                }
                 want_fetch = entries.len() >= BATCH as usize;
                 for entry in entries {
-                    if let Err(e) = self.publish(js, &entry).await {
+                    if let Err(e) = self.publish(js, entry).await {
                         return Stop::Failed(e);
                     }
                 }
+                // After each batch, not at the next wake-up: a publisher that dies while
+                // idle leaves nothing to republish.
+                self.store_cursor(feed).await;
                 if want_fetch {
                     continue;
                 }
@@ -662,17 +759,19 @@ impl Publisher {
     async fn publish(
         &mut self,
         js: &jetstream::Context,
-        entry: &OutboxEntry,
+        entry: FeedEntry,
     ) -> Result<(), NotifyError> {
-        let payload = serde_json::to_vec(entry).map_err(|source| NotifyError::Encode {
-            what: "an outbox entry",
-            source,
-        })?;
-        let subject = self.cfg.subject(entry);
+        let FeedEntry {
+            seq,
+            community,
+            kind,
+            payload,
+        } = entry;
+        let subject = self.cfg.subject(&community, &kind);
         let publish = PublishMessage::build()
             .payload(payload.into())
-            .message_id(self.cfg.message_id(entry.seq));
-        let op = || format!("publishing seq {} on {subject}", entry.seq);
+            .message_id(self.cfg.message_id(seq));
+        let op = || format!("publishing seq {seq} on {subject}");
         let ack = js
             .send_publish(subject.clone(), publish)
             .await
@@ -681,28 +780,24 @@ impl Publisher {
             .map_err(|e| self.nats_err(op(), e))?;
         if ack.duplicate {
             self.counters.duplicates.fetch_add(1, Relaxed);
-            debug!(
-                seq = entry.seq,
-                stream_seq = ack.sequence,
-                "already in the stream"
-            );
+            debug!(seq, stream_seq = ack.sequence, "already in the stream");
         } else {
             self.counters.published.fetch_add(1, Relaxed);
-            trace!(seq = entry.seq, stream_seq = ack.sequence, %subject, "alert published");
+            trace!(seq, stream_seq = ack.sequence, %subject, "published");
         }
         self.backoff.reset();
-        self.cursor = entry.seq;
-        self.counters.cursor.store(entry.seq, Relaxed);
-        self.counters.committed.fetch_max(entry.seq, Relaxed);
+        self.cursor = seq;
+        self.counters.cursor.store(seq, Relaxed);
+        self.counters.committed.fetch_max(seq, Relaxed);
         Ok(())
     }
 
     /// Stores the cursor when it moved; a failure is logged and retried next time.
-    async fn store_cursor<O: Outbox>(&mut self, outbox: &O) {
+    async fn store_cursor<F: Feed>(&mut self, feed: &F) {
         if self.stored == self.cursor {
             return;
         }
-        match outbox.set_cursor(CURSOR, self.cursor).await {
+        match feed.set_cursor(self.cfg.feed.cursor(), self.cursor).await {
             Ok(()) => self.stored = self.cursor,
             Err(e) => warn!(error = %e, cursor = self.cursor, "cannot store the JetStream cursor"),
         }
@@ -732,10 +827,66 @@ mod tests {
         assert_eq!(s.max_age, Duration::from_secs(7 * 86_400));
         assert_eq!(s.duplicate_window, Duration::from_secs(120));
         let e = crate::webhook::tests::sample_entry(3);
-        assert_eq!(c.subject(&e), "xl.alerts.xingfu.gate_forced_open");
+        assert_eq!(
+            c.subject(e.alert.community.as_str(), e.alert.kind.as_str()),
+            "xl.alerts.xingfu.gate_forced_open"
+        );
+        assert_eq!(c.feed.cursor(), "jetstream");
         assert!(cfg("colour = 1").unwrap_err().contains("colour"));
         let n = JetStreamOutConfig::new(vec!["nats://h:4222".into()]);
         assert_eq!((n.prefix.as_str(), n.max_age_days), ("xl", 7));
+    }
+
+    #[test]
+    fn each_feed_has_its_own_stream_subjects_ids_and_cursor() {
+        let base = cfg("prefix = \"d1\"").unwrap();
+        let cases = [
+            (
+                FeedKind::Alerts,
+                "d1-alerts",
+                "d1.alerts.>",
+                "d1.alerts.xingfu.gate_forced_open",
+                "d1-outbox-7",
+                "jetstream",
+            ),
+            (
+                FeedKind::GateEvents,
+                "d1-gate-events",
+                "d1.gate.>",
+                "d1.gate.xingfu.gate_forced_open",
+                "d1-gate-7",
+                "jetstream.gate",
+            ),
+            (
+                FeedKind::VisionEvents,
+                "d1-vision-events",
+                "d1.vision.>",
+                "d1.vision.xingfu.gate_forced_open",
+                "d1-vision-7",
+                "jetstream.vision",
+            ),
+        ];
+        for (feed, stream, subjects, subject, id, cursor) in cases {
+            let c = JetStreamOutConfig {
+                feed,
+                ..base.clone()
+            };
+            c.validate().unwrap();
+            assert_eq!(c.stream_name(), stream);
+            assert_eq!(c.subjects(), subjects);
+            assert_eq!(c.subject("xingfu", "gate.forced_open"), subject);
+            assert_eq!(c.message_id(7), id);
+            assert_eq!(feed.cursor(), cursor);
+            let s = c.stream_config();
+            assert_eq!(
+                (s.name.as_str(), s.subjects),
+                (stream, vec![subjects.to_owned()])
+            );
+            assert_eq!(s.storage, stream::StorageType::File);
+        }
+        // The feed is the hub's to set, not a TOML key.
+        assert!(cfg("feed = \"gate\"").is_err());
+        assert_eq!(FeedKind::ALL.len(), 3);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! JetStream out against a real nats-server 2.15.1 (`XUELIANG_NATS_SERVER`, one server per
-//! test), read back by a JetStream consumer.
+//! test), read back by a JetStream consumer: the alert stream, and the gate and vision event
+//! feeds.
 
 mod common;
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use xl_core::alert::AlertChange;
 use xl_core::{AlertKind, OutboxEntry, Severity};
 use xl_notify::jetstream::NatsAuth;
-use xl_notify::{JetStreamOut, JetStreamOutConfig, Outbox};
+use xl_notify::{FeedKind, JetStreamOut, JetStreamOutConfig, Outbox};
 use xl_testkit::NatsServer;
 
 use common::*;
@@ -31,7 +32,7 @@ fn config(nats: &NatsServer) -> JetStreamOutConfig {
     .unwrap()
 }
 
-/// A message as a JetStream consumer got it.
+/// A message as a JetStream consumer got it, its payload an alert's outbox entry.
 #[derive(Debug)]
 struct Got {
     subject: String,
@@ -40,13 +41,41 @@ struct Got {
     entry: OutboxEntry,
 }
 
-/// Everything in the stream of `cfg` (optionally only `filter`), in stream order, read by a
-/// fresh pull consumer until a fetch comes back empty; and the stream's message count.
+/// A message as a JetStream consumer got it.
+#[derive(Debug)]
+struct Raw {
+    subject: String,
+    msg_id: Option<String>,
+    stream_seq: u64,
+    payload: Vec<u8>,
+}
+
+/// [`read_raw`] of the alert stream, each payload read as an outbox entry.
 async fn read_stream(
     nats: &NatsServer,
     cfg: &JetStreamOutConfig,
     filter: Option<String>,
 ) -> (Vec<Got>, u64) {
+    let (raw, count) = read_raw(nats, cfg, filter).await;
+    let got = raw
+        .into_iter()
+        .map(|r| Got {
+            subject: r.subject,
+            msg_id: r.msg_id,
+            stream_seq: r.stream_seq,
+            entry: serde_json::from_slice(&r.payload).unwrap(),
+        })
+        .collect();
+    (got, count)
+}
+
+/// Everything in the stream of `cfg` (optionally only `filter`), in stream order, read by a
+/// fresh pull consumer until a fetch comes back empty; and the stream's message count.
+async fn read_raw(
+    nats: &NatsServer,
+    cfg: &JetStreamOutConfig,
+    filter: Option<String>,
+) -> (Vec<Raw>, u64) {
     let options = match nats.user_and_password() {
         Some((user, password)) => {
             async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
@@ -78,7 +107,7 @@ async fn read_stream(
         while let Some(m) = batch.next().await {
             let m = m.unwrap();
             let stream_seq = m.info().unwrap().stream_sequence;
-            out.push(Got {
+            out.push(Raw {
                 subject: m.subject.to_string(),
                 msg_id: m
                     .headers
@@ -86,7 +115,7 @@ async fn read_stream(
                     .and_then(|h| h.get("Nats-Msg-Id"))
                     .map(|v| v.as_str().to_owned()),
                 stream_seq,
-                entry: serde_json::from_slice(&m.payload).unwrap(),
+                payload: m.payload.to_vec(),
             });
             m.ack().await.unwrap();
         }
@@ -432,6 +461,197 @@ async fn an_existing_stream_is_opened_keeping_its_settings_but_age_and_window() 
     assert_eq!(c.max_messages, 10_000);
     assert_eq!(c.description.as_deref(), Some("tuned by the operator"));
     assert_exactly_once_in_order(&nats, &cfg, &outbox, 1).await;
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+/// A config for the feed `feed` of `nats`, with a random prefix and fast retries and polls.
+fn feed_config(nats: &NatsServer, feed: FeedKind) -> JetStreamOutConfig {
+    JetStreamOutConfig {
+        feed,
+        ..config(nats)
+    }
+}
+
+/// Asserts the stream of `cfg` holds exactly `want` (each once, in seq order): its subject,
+/// its message id and its payload byte for byte.
+async fn assert_feed_holds_exactly(
+    nats: &NatsServer,
+    cfg: &JetStreamOutConfig,
+    want: &[xl_notify::FeedEntry],
+) {
+    let (got, count) = read_raw(nats, cfg, None).await;
+    assert_eq!(count, want.len() as u64, "the stream holds a duplicate");
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.stream_seq, i as u64 + 1);
+        assert_eq!(
+            g.subject,
+            cfg.subject(&w.community, &w.kind),
+            "seq {}",
+            w.seq
+        );
+        assert_eq!(g.msg_id.as_deref(), Some(cfg.message_id(w.seq).as_str()));
+        assert_eq!(g.payload, w.payload, "seq {}", w.seq);
+    }
+}
+
+#[tokio::test]
+async fn gate_and_vision_events_are_published_in_seq_order_beside_the_alerts() {
+    init_logs();
+    let nats = NatsServer::start().unwrap();
+    let alerts_cfg = config(&nats);
+    let p = alerts_cfg.prefix.clone();
+    let shutdown = CancellationToken::new();
+    // The alert stream of the same prefix runs beside them: the subjects do not overlap.
+    let outbox = MemOutbox::new();
+    outbox.push(
+        AlertChange::Raised,
+        alert("xingfu", AlertKind::GateForcedOpen, Severity::Major, 1),
+    );
+    let (_, alerts_task) = JetStreamOut::start(
+        alerts_cfg.clone(),
+        Arc::clone(&outbox),
+        outbox.watch(),
+        shutdown.clone(),
+    )
+    .unwrap();
+
+    let feeds = [
+        (
+            FeedKind::GateEvents,
+            "gate",
+            [
+                ("xingfu", "door_forced_open"),
+                ("heping-2", "access_denied"),
+                ("xingfu", "access.granted"),
+                ("heping-2", "door_forced_open"),
+                ("xingfu", "tamper"),
+            ],
+        ),
+        (
+            FeedKind::VisionEvents,
+            "vision",
+            [
+                ("xingfu", "entered_zone"),
+                ("heping-2", "dwell_exceeded"),
+                ("xingfu", "count over limit"),
+                ("heping-2", "count_over_limit"),
+                ("xingfu", "entered_zone"),
+            ],
+        ),
+    ];
+    for (feed, token, events) in feeds {
+        let cfg = JetStreamOutConfig {
+            prefix: p.clone(),
+            ..feed_config(&nats, feed)
+        };
+        assert_eq!(cfg.stream_name(), format!("{p}-{token}-events"));
+        let mem = MemFeed::new();
+        // seq 3 was deleted by retention before the publisher started: a gap is no hole.
+        let seqs = [1, 2, 4, 5, 6];
+        let mut want = Vec::new();
+        for (seq, (community, kind)) in seqs.iter().zip(events).take(3) {
+            want.push(mem.push(*seq, community, kind));
+        }
+        let stop = CancellationToken::new();
+        let (out, task) =
+            JetStreamOut::start(cfg.clone(), Arc::clone(&mem), mem.watch(), stop.clone()).unwrap();
+        let cursor = feed.cursor();
+        assert_eq!(cursor, format!("jetstream.{token}"));
+        assert_eq!(mem.wait_cursor(cursor, 4, WAIT).await, 4);
+        // Two more, woken by the watch.
+        for (seq, (community, kind)) in seqs.iter().zip(events).skip(3) {
+            want.push(mem.push(*seq, community, kind));
+        }
+        assert_eq!(mem.wait_cursor(cursor, 6, WAIT).await, 6);
+
+        assert_feed_holds_exactly(&nats, &cfg, &want).await;
+        let (got, _) = read_raw(&nats, &cfg, None).await;
+        assert_eq!(
+            got[0].subject,
+            format!("{p}.{token}.xingfu.{}", events[0].1)
+        );
+        assert_eq!(
+            got[0].msg_id.as_deref(),
+            Some(format!("{p}-{token}-1").as_str())
+        );
+        // Dots and spaces in a kind become `_`.
+        assert_eq!(
+            got[2].subject,
+            format!(
+                "{p}.{token}.xingfu.{}",
+                events[2].1.replace(['.', ' '], "_")
+            )
+        );
+        // The subjects are usable: one community across kinds.
+        let (heping, _) = read_raw(&nats, &cfg, Some(format!("{p}.{token}.heping-2.*"))).await;
+        let ids: Vec<_> = heping.iter().map(|g| g.msg_id.clone().unwrap()).collect();
+        assert_eq!(
+            ids,
+            vec![format!("{p}-{token}-2"), format!("{p}-{token}-5")]
+        );
+
+        let s = out.stats();
+        assert_eq!((s.published, s.duplicates, s.cursor, s.lag), (5, 0, 6, 0));
+        let writes = mem.cursor_writes.lock().unwrap().clone();
+        assert!(
+            writes.iter().all(|(n, s)| n == cursor && seqs.contains(s))
+                && writes.windows(2).all(|w| w[0].1 < w[1].1),
+            "{writes:?}"
+        );
+        stop.cancel();
+        task.await.unwrap();
+        assert!(!out.stats().connected);
+    }
+    shutdown.cancel();
+    alerts_task.await.unwrap();
+    // The alert stream kept its names and ids.
+    assert_eq!(outbox.stored_cursor("jetstream"), 1);
+    assert_exactly_once_in_order(&nats, &alerts_cfg, &outbox, 1).await;
+    assert_eq!(alerts_cfg.message_id(1), format!("{p}-outbox-1"));
+}
+
+#[tokio::test]
+async fn a_gate_feed_resuming_from_an_older_cursor_stores_nothing_twice() {
+    init_logs();
+    let nats = NatsServer::start().unwrap();
+    let cfg = feed_config(&nats, FeedKind::GateEvents);
+    let cursor = FeedKind::GateEvents.cursor();
+    let mem = MemFeed::new();
+    let mut want = Vec::new();
+    for seq in 1..=8 {
+        want.push(mem.push(seq, "xingfu", "door_forced_open"));
+    }
+    let (first, task) = JetStreamOut::start(
+        cfg.clone(),
+        Arc::clone(&mem),
+        mem.watch(),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    assert_eq!(mem.wait_cursor(cursor, 8, WAIT).await, 8);
+    assert_eq!(first.stats().published, 8);
+    // The first node dies, and had stored its cursor only up to 3.
+    task.abort();
+    let _ = task.await;
+    xl_notify::Feed::set_cursor(&*mem, cursor, 3).await.unwrap();
+    for seq in 9..=10 {
+        want.push(mem.push(seq, "heping-2", "access_denied"));
+    }
+
+    // Another node takes the notify lease and resumes from the stored cursor.
+    let shutdown = CancellationToken::new();
+    let (second, task) =
+        JetStreamOut::start(cfg.clone(), Arc::clone(&mem), mem.watch(), shutdown.clone()).unwrap();
+    assert_eq!(mem.wait_cursor(cursor, 10, WAIT).await, 10);
+    let s = second.stats();
+    assert_eq!(
+        (s.duplicates, s.published, s.cursor),
+        (5, 2, 10),
+        "4..=8 are duplicates the server dropped; 9 and 10 are new"
+    );
+    assert_feed_holds_exactly(&nats, &cfg, &want).await;
     shutdown.cancel();
     task.await.unwrap();
 }

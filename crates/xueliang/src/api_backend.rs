@@ -374,14 +374,7 @@ impl Backend for StoreBackend {
                 .map_err(api)?;
             Ok(rows
                 .into_iter()
-                .map(|r| {
-                    let mut v = r.body;
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("id".into(), r.id.into());
-                        o.insert("community".into(), r.community.to_string().into());
-                    }
-                    v
-                })
+                .map(crate::feeds::vision_event_json)
                 .collect())
         })
     }

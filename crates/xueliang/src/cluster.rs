@@ -7,7 +7,8 @@
 //! - the gate work (`task.gate-alerts`): stored gate events and gate health go through the
 //!   rules on one node, whose commits carry the lease's revision as a fence
 //!   ([`xl_store::Fence`]), so a node that lost the lease cannot commit after its successor;
-//! - publishing (`task.notify`: MQTT out and webhooks) and retention (`task.retention`).
+//! - publishing (`task.notify`: MQTT out, webhooks and the JetStream streams of alert changes,
+//!   gate events and vision events) and retention (`task.retention`).
 //!
 //! Gate ingest is not leased: every node takes every gate's events (from the external
 //! broker, or from the gates that push to it), and the store keeps an event once across
@@ -86,8 +87,8 @@ pub struct ClusterSettings {
     /// NATS. Default `xl`.
     #[serde(default = "default_prefix")]
     pub prefix: String,
-    /// Copies NATS keeps of the leases and the alert stream (JetStream replicas): 3 on a
-    /// three-server NATS cluster. Default 1.
+    /// Copies NATS keeps of the leases and the streams (alert changes, gate events, vision
+    /// events; JetStream replicas): 3 on a three-server NATS cluster. Default 1.
     #[serde(default = "default_replicas")]
     pub replicas: usize,
 }
@@ -246,7 +247,8 @@ impl ClusterSettings {
 }
 
 /// Where the district's alert changes go on JetStream (`{prefix}.alerts.<community>.<kind>`),
-/// published by the node holding the notify lease, with the cluster's NATS credentials.
+/// published by the node holding the notify lease, with the cluster's NATS credentials. The
+/// gate and vision event streams are this config with another `feed`.
 pub fn alert_stream(settings: &ClusterSettings) -> xl_notify::JetStreamOutConfig {
     // The settings were validated when the config was read; [`join`] fails on the same
     // error before anything is published.

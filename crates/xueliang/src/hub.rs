@@ -336,7 +336,7 @@ impl Hub {
                     c.held(),
                     crate::cluster::TASK_NOTIFY,
                     shutdown.child_token(),
-                    notify_job(&config, outbox, &hub.alerts, &cameras, &clocks),
+                    notify_job(&config, outbox, &hub.alerts, &hub.gates, &cameras, &clocks),
                 )));
                 hub.tasks
                     .push(tokio::spawn(crate::cluster::post_camera_status(
@@ -528,13 +528,14 @@ fn start_webhooks(
     )?))
 }
 
-/// A district's publishing, run by the node holding the notify lease: the alert changes on
-/// JetStream, webhooks, MQTT out and the camera status it publishes (of the cameras this node
-/// runs).
+/// A district's publishing, run by the node holding the notify lease: the alert changes, the
+/// stored gate events and the stored vision events on JetStream, webhooks, MQTT out and the
+/// camera status it publishes (of the cameras this node runs).
 fn notify_job(
     config: &Config,
     outbox: Arc<StoreOutbox>,
     alerts: &Arc<Alerts>,
+    gates: &Arc<xl_gates::Gates>,
     cameras: &Arc<CameraRegistry>,
     clocks: &Arc<dyn Clocks>,
 ) -> impl FnMut(CancellationToken) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
@@ -542,7 +543,14 @@ fn notify_job(
     let hooks = config.webhooks.clone();
     let mqtt_out = config.mqtt_out_config();
     let stream = config.cluster.as_ref().map(crate::cluster::alert_stream);
-    let (alerts, cameras, clocks) = (Arc::clone(alerts), Arc::clone(cameras), Arc::clone(clocks));
+    let gate_events = Arc::new(crate::feeds::StoreGateEvents(outbox.0.clone()));
+    let vision_events = Arc::new(crate::feeds::StoreVisionEvents(outbox.0.clone()));
+    let (alerts, gates, cameras, clocks) = (
+        Arc::clone(alerts),
+        Arc::clone(gates),
+        Arc::clone(cameras),
+        Arc::clone(clocks),
+    );
     move |token: CancellationToken| {
         let webhooks = start_webhooks(&hooks, &outbox, &alerts, token.child_token());
         let mqtt = mqtt_out.clone().map(|cfg| {
@@ -561,6 +569,36 @@ fn notify_job(
                 token.child_token(),
             )
         });
+        // The event feeds poll the store every poll_interval_secs (events stored by other
+        // nodes, vision events); gate events this node stores wake theirs at once.
+        let (gate_wake, gate_woken) = tokio::sync::watch::channel(0);
+        let gate_jetstream = stream.clone().map(|cfg| {
+            let cfg = xl_notify::JetStreamOutConfig {
+                feed: xl_notify::FeedKind::GateEvents,
+                ..cfg
+            };
+            xl_notify::JetStreamOut::start(
+                cfg,
+                Arc::clone(&gate_events),
+                gate_woken,
+                token.child_token(),
+            )
+        });
+        let vision_jetstream = stream.clone().map(|cfg| {
+            let cfg = xl_notify::JetStreamOutConfig {
+                feed: xl_notify::FeedKind::VisionEvents,
+                ..cfg
+            };
+            // No sender: nothing but the poll wakes it.
+            let (_, woken) = tokio::sync::watch::channel(0);
+            xl_notify::JetStreamOut::start(
+                cfg,
+                Arc::clone(&vision_events),
+                woken,
+                token.child_token(),
+            )
+        });
+        let stored_gate_events = gates.subscribe();
         let (cameras, clocks) = (Arc::clone(&cameras), Arc::clone(&clocks));
         Box::pin(async move {
             let webhooks = match webhooks {
@@ -571,11 +609,22 @@ fn notify_job(
                 }
             };
             let mut tasks = Vec::new();
-            match jetstream {
-                Some(Ok((_, task))) => tasks.push(task),
-                Some(Err(e)) => warn!(error = %e, "cannot start the alert stream on JetStream"),
-                None => {}
+            for (started, what) in [
+                (jetstream, "the alert stream"),
+                (gate_jetstream, "the gate event stream"),
+                (vision_jetstream, "the vision event stream"),
+            ] {
+                match started {
+                    Some(Ok((_, task))) => tasks.push(task),
+                    Some(Err(e)) => warn!(error = %e, "cannot start {what} on JetStream"),
+                    None => {}
+                }
             }
+            tasks.push(tokio::spawn(crate::feeds::wake_on_stored_gate_events(
+                stored_gate_events,
+                gate_wake,
+                token.child_token(),
+            )));
             match mqtt {
                 Some(Ok((out, task))) => {
                     tasks.push(task);

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod feeds;
 pub mod gate_decode;
 pub mod gate_store;
 pub mod hub;

@@ -21,7 +21,7 @@ use xl_core::{
     Alert, AlertKind, AlertState, CameraId, CommunityId, ErrorKind, GateId, OutboxEntry, Role,
     Severity,
 };
-use xl_notify::{Outbox, OutboxError};
+use xl_notify::{FeedEntry, Outbox, OutboxError};
 
 /// Logs to the test output with `RUST_LOG` (e.g. `RUST_LOG=xl_notify=debug`).
 pub fn init_logs() {
@@ -102,6 +102,101 @@ impl Outbox for MemOutbox {
         if limit == 0 {
             return Err(OutboxError::new(ErrorKind::Internal, "limit 0"));
         }
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.seq > seq)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn cursor(&self, name: &str) -> Result<i64, OutboxError> {
+        Ok(self.stored_cursor(name))
+    }
+
+    async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), OutboxError> {
+        self.cursors.lock().unwrap().insert(name.to_owned(), seq);
+        self.cursor_writes
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), seq));
+        Ok(())
+    }
+}
+
+/// A stored feed in memory (gate or vision events as the hub's store gives them): entries,
+/// cursors, and a watch of the last seq.
+pub struct MemFeed {
+    entries: Mutex<Vec<FeedEntry>>,
+    cursors: Mutex<HashMap<String, i64>>,
+    /// Every `set_cursor` call, in order.
+    pub cursor_writes: Mutex<Vec<(String, i64)>>,
+    committed: watch::Sender<i64>,
+}
+
+impl MemFeed {
+    pub fn new() -> Arc<MemFeed> {
+        Arc::new(MemFeed {
+            entries: Mutex::new(Vec::new()),
+            cursors: Mutex::new(HashMap::new()),
+            cursor_writes: Mutex::new(Vec::new()),
+            committed: watch::channel(0).0,
+        })
+    }
+
+    pub fn watch(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    /// Stores an event of `kind` in `community` with the seq `seq` (larger than any before;
+    /// a gap is an event retention deleted) and a JSON payload naming it; returns the entry.
+    pub fn push(&self, seq: i64, community: &str, kind: &str) -> FeedEntry {
+        let entry = FeedEntry {
+            seq,
+            community: community.to_owned(),
+            kind: kind.to_owned(),
+            payload: serde_json::to_vec(&serde_json::json!({
+                "seq": seq,
+                "community": community,
+                "kind": kind,
+                "note": "东门 east door",
+            }))
+            .unwrap(),
+        };
+        {
+            let mut e = self.entries.lock().unwrap();
+            assert!(
+                e.last().is_none_or(|l| l.seq < seq),
+                "seq {seq} out of order"
+            );
+            e.push(entry.clone());
+        }
+        self.committed.send_replace(seq);
+        entry
+    }
+
+    pub fn stored_cursor(&self, name: &str) -> i64 {
+        self.cursors.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+
+    /// Waits until the cursor `name` reaches `seq`, or `within` passes; returns it.
+    pub async fn wait_cursor(&self, name: &str, seq: i64, within: Duration) -> i64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let c = self.stored_cursor(name);
+            if c >= seq || Instant::now() > deadline {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl xl_notify::Feed for MemFeed {
+    async fn after(&self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>, OutboxError> {
         Ok(self
             .entries
             .lock()

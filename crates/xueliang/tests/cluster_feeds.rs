@@ -1,0 +1,151 @@
+//! A one-node district (the hub in this process, a real nats-server and a fresh PostgreSQL
+//! database), its notify lease's holder publishing the stored events on JetStream:
+//! - a gate event pushed over HTTP twice (the device retrying) is stored once and is once on
+//!   `xl.gate.<community>.<kind>` in `xl-gate-events`, as `GET /api/v1/events/gates` shows it;
+//! - a stored vision event is once on `xl.vision.<community>.<kind>` in `xl-vision-events`,
+//!   as `GET /api/v1/events/vision` shows it;
+//! - their cursors are `feed.jetstream.*` in the store, never `outbox.*` ones (outbox
+//!   retention waits for those).
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use serde_json::Value;
+use xl_testkit::NatsServer;
+use xueliang::config::Config;
+use xueliang::hub::Hub;
+
+mod common;
+use common::{TestPg, district_node_toml, forced_open, free_port, temp_dir};
+
+const TOKEN: &str = "feeds-test-token";
+/// Generous: the machine may be loaded. Nothing waits this long when things work.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The one message of `stream` once the store's `cursor` says it is published: (subject,
+/// message id, payload). Panics if there is any other.
+async fn the_one_message(
+    js: &jetstream::Context,
+    store: &xl_store::Store,
+    cursor: &str,
+    stream: &str,
+) -> (String, Option<String>, Value) {
+    let deadline = Instant::now() + WAIT;
+    while store.cursor(cursor).await.unwrap() < 1 {
+        assert!(Instant::now() < deadline, "{cursor} still 0 after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = js.get_stream(stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    let consumer = stream
+        .create_consumer(pull::Config::default())
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let m = batch.next().await.unwrap().unwrap();
+    assert!(batch.next().await.is_none(), "one message");
+    let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
+    (
+        m.subject.to_string(),
+        id.map(|v| v.as_str().to_owned()),
+        serde_json::from_slice(&m.payload).unwrap(),
+    )
+}
+
+/// The rows `GET {path}` answers.
+async fn api_rows(http: &reqwest::Client, base: &str, path: &str) -> Vec<Value> {
+    let r = http.get(format!("{base}{path}")).bearer_auth(TOKEN);
+    r.send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_gate_and_vision_events_are_each_once_on_their_subjects() {
+    let nats = NatsServer::start().expect("start nats-server (scripts/ensure-nats)");
+    let pg = TestPg::create().await;
+    let data = temp_dir("cluster-feeds");
+    let mut text = district_node_toml("n1", free_port(), TOKEN, &data, &pg.url, &nats.url());
+    text.push_str(
+        "\n[[gates]]\nid = \"east\"\ncommunity = \"feeds-1\"\nfirmware = \"hikvision-isapi\"\n\
+         push_allow_from = [\"127.0.0.1\"]\n",
+    );
+    let hub = Hub::start(Config::parse(&text).expect("the config is valid"))
+        .await
+        .unwrap();
+    let base = format!("http://{}", hub.addr);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let store = xl_store::Store::open(&pg.url).await.unwrap();
+
+    let event = forced_open(4242);
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{base}/gates/push/hikvision/east"))
+            .header("content-type", "application/json")
+            .body(event.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A push is answered once its events are committed: the store holds its final state.
+    let rows = api_rows(&http, &base, "/api/v1/events/gates").await;
+    assert_eq!(rows.len(), 1, "stored once: {rows:?}");
+    assert_eq!(rows[0]["event"]["kind"], "door_forced_open", "{rows:?}");
+    let (subject, id, payload) =
+        the_one_message(&js, &store, "feed.jetstream.gate", "xl-gate-events").await;
+    assert_eq!(subject, "xl.gate.feeds-1.door_forced_open");
+    assert_eq!(id.as_deref(), Some("xl-gate-1"));
+    assert_eq!(payload, rows[0], "the gate event as the API shows it");
+
+    // As the alert processor stores a zone entry (no camera needed for the feed).
+    let at = jiff::Timestamp::now();
+    let body = serde_json::json!({
+        "kind": "entered_zone", "camera": "cam-9", "track": 3, "zone": "lobby",
+        "class": "person", "at": at.to_string(),
+    });
+    store
+        .insert_vision_events(&[xl_store::NewVisionEvent {
+            id: "feeds-vision-1".into(),
+            camera: "cam-9".parse().unwrap(),
+            community: "feeds-1".parse().unwrap(),
+            kind: "entered_zone".into(),
+            zone: Some("lobby".into()),
+            at,
+            body,
+        }])
+        .await
+        .unwrap();
+    let rows = api_rows(&http, &base, "/api/v1/events/vision").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (subject, id, payload) =
+        the_one_message(&js, &store, "feed.jetstream.vision", "xl-vision-events").await;
+    assert_eq!(subject, "xl.vision.feeds-1.entered_zone");
+    assert_eq!(id.as_deref(), Some("xl-vision-1"));
+    assert_eq!(payload, rows[0], "the vision event as the API shows it");
+
+    let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM cursors WHERE name LIKE '%jetstream%' ORDER BY name")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    let names: Vec<&str> = names.iter().map(|(n,)| n.as_str()).collect();
+    assert!(
+        names.starts_with(&["feed.jetstream.gate", "feed.jetstream.vision"])
+            && names[2..].iter().all(|n| *n == "outbox.jetstream"),
+        "{names:?}"
+    );
+    db.close().await;
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
