@@ -33,10 +33,11 @@
 // a minute or two of recording). "Go to" a time plays from that time, and the frame shown is
 // compared with the hub's own recording: the same instant, decoded by FFmpeg from another MP4
 // the hub serves (a range around it), is the closest of all its frames to the browser's picture
-// (within 0.3 s) and nearly identical to it, while a frame 3 s away differs clearly (the
-// control). At 2x the video's playbackRate is 2 and it plays on. A police user exports the
-// alert: the result shows the SHA-256 of the file the browser saves, and the evidence key
-// panel shows the hub's public key.
+// (within 0.3 s) and nearly identical to it (a frame within 0.15 s of the instant: clips from
+// two segments differ by their first key frames' arrival jitter), while a frame 3 s away differs
+// clearly (the control). At 2x the video's playbackRate is 2 and it plays on. A police user
+// exports the alert: the result shows the SHA-256 of the file the browser saves, and the
+// evidence key panel shows the hub's public key.
 //
 // Exit status 0 when every step passed; 1 with "playback test: FAILED at step ..." otherwise;
 // 2 for bad arguments.
@@ -108,6 +109,14 @@ const GRID_H = 36;
 const SAME_FRAME_MAD = 1.0;
 /** How far (ms) the best matching frame may lie from the wall time the browser shows: 3 frames. */
 const MATCH_WITHIN_MS = 300;
+/**
+ * How far (ms) from the wall time the browser shows the same picture must be: a frame and a
+ * half. A segment's wall clock starts at its first key frame's arrival and runs on the
+ * camera's timestamps, so two clips starting in different segments (the browser's and the
+ * reference) disagree by those arrivals' jitter (66 ms seen under load), which can make the
+ * frame nearest in time the neighbour of the one shown.
+ */
+const SAME_WITHIN_MS = 150;
 /** The control: a frame this far (ms) from the one shown, which must differ clearly. */
 const CONTROL_OFFSET_MS = 3000;
 /** ... by at least this mean absolute difference, and by twice the match's. */
@@ -445,7 +454,8 @@ const exitCode = await runInBrowser(
     if (!frames.length) fail(`FFmpeg decoded no frame of ${refFile}`);
     const best = frames.reduce((a, b) => (b.mad < a.mad ? b : a));
     const nearest = (ms) => frames.reduce((a, b) => (Math.abs(b.at - ms) < Math.abs(a.at - ms) ? b : a));
-    const same = nearest(shown);
+    const near = frames.filter((f) => Math.abs(f.at - shown) <= SAME_WITHIN_MS);
+    const same = near.length ? near.reduce((a, b) => (b.mad < a.mad ? b : a)) : nearest(shown);
     const control = nearest(shown + CONTROL_OFFSET_MS);
     const report = {
       shown: rfc3339(shown),
@@ -463,14 +473,16 @@ const exitCode = await runInBrowser(
     writeFileSync(join(artifacts, "frame-compare.json"), JSON.stringify(report, null, 1) + "\n");
     ctx.log(
       `the frame shown (${report.shown}) against ${frames.length} frames of the hub's MP4: the closest is ${report.best.offsetMs} ms ` +
-        `from it (difference ${best.mad.toFixed(2)}); the one at that time differs by ${same.mad.toFixed(2)}, ` +
+        `from it (difference ${best.mad.toFixed(2)}); the best within ${SAME_WITHIN_MS} ms of that time differs by ${same.mad.toFixed(2)}, ` +
         `the one ${CONTROL_OFFSET_MS / 1000} s later by ${control.mad.toFixed(2)}`,
     );
     if (Math.abs(control.at - shown - CONTROL_OFFSET_MS) > 500) fail(`the reference has no frame ${CONTROL_OFFSET_MS / 1000} s after the one shown`);
     if (Math.abs(best.at - shown) > MATCH_WITHIN_MS) {
       fail(`the recording's frame most like the one shown is ${report.best.offsetMs} ms away from it (${JSON.stringify(report.best)})`);
     }
-    if (!(same.mad <= SAME_FRAME_MAD)) fail(`the frame shown differs from the recording's at ${report.shown} by ${same.mad.toFixed(2)} (over ${SAME_FRAME_MAD})`);
+    if (!(same.mad <= SAME_FRAME_MAD)) {
+      fail(`the frame shown differs from each of the recording's within ${SAME_WITHIN_MS} ms of ${report.shown} by over ${SAME_FRAME_MAD} (the least: ${same.mad.toFixed(2)})`);
+    }
     if (!(control.mad >= CONTROL_MIN_MAD && control.mad >= 2 * same.mad)) {
       fail(`the control frame ${CONTROL_OFFSET_MS / 1000} s away differs by only ${control.mad.toFixed(2)} (the same frame: ${same.mad.toFixed(2)}): the comparison cannot tell frames apart`);
     }

@@ -1480,11 +1480,12 @@ async fn the_openapi_document_covers_every_route() {
         .await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
         // A handler's "not found" (a topology entry this world lacks, a camera without a
-        // picture, an alert without a clip, a segment this node has not) is the API's JSON
-        // error; routing's is not.
+        // picture, an alert without a clip, a segment this node has not, a district node of
+        // a single hub) is the API's JSON error; routing's is not.
         let handled = r.body.contains("\"code\":\"not_found\"")
             && (p.starts_with("/api/v1/topology/")
                 || p.starts_with("/api/v1/recordings/segments/")
+                || p.starts_with("/api/v1/cluster/nodes/")
                 || p.ends_with("/thumbnail")
                 || p.ends_with("/clip.mp4"));
         assert!(
