@@ -362,19 +362,9 @@ async fn a_recording_made_on_two_nodes_plays_as_one_timeline_from_either() {
     assert_eq!(lengths[0], lengths[1], "the same clip from either node");
 
     // The node that sent its segments audited them, as the police user's looks.
-    let audit: Value = http
-        .get(format!("{}/api/v1/audit?limit=1000", n1.base))
-        .bearer_auth(TOKEN)
-        .send()
+    let segment_looks: Vec<Value> = audit(&http, &n1)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let segment_looks: Vec<&Value> = audit
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .filter(|e| e["action"] == "recording.segment")
         .collect();
     assert!(
@@ -463,19 +453,9 @@ async fn a_recording_made_on_two_nodes_plays_as_one_timeline_from_either() {
     )
     .await;
     assert_eq!(r.status(), 404, "n2's part is no longer indexed");
-    let audit: Value = http
-        .get(format!("{}/api/v1/audit?limit=1000", node_a.base))
-        .bearer_auth(TOKEN)
-        .send()
+    let entry = audit(&http, node_a)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entry = audit
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|e| e["action"] == "cluster.forget-node")
         .expect("the forgetting is audited");
     assert_eq!(entry["target"], b, "{entry}");
@@ -533,6 +513,18 @@ async fn what_a_hub_recorded_before_it_joined_the_district_plays_from_every_node
         played > 1.0,
         "n2 played {played} s of n1's pre-district segment"
     );
+}
+
+/// `node`'s audit log (its last 1,000 entries), as the admin reads it.
+async fn audit(http: &reqwest::Client, node: &Node) -> Vec<Value> {
+    http.get(format!("{}/api/v1/audit?limit=1000", node.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Asks `node` to forget the recordings of node `forgotten`, as the admin.

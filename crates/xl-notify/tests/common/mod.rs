@@ -35,18 +35,41 @@ pub fn rand_id(prefix: &str) -> String {
     format!("{prefix}-{:x}", rand::random::<u64>())
 }
 
-/// The outbox of the store, in memory: entries, cursors, and the committed-seq watch.
-pub struct MemOutbox {
-    entries: Mutex<Vec<OutboxEntry>>,
+/// What the publishers read, in memory: entries by seq, the cursors, and a watch of the last
+/// committed seq. [`MemOutbox`] holds alert changes, [`MemFeed`] stored events.
+pub struct Mem<E> {
+    entries: Mutex<Vec<E>>,
     cursors: Mutex<HashMap<String, i64>>,
     /// Every `set_cursor` call, in order.
     pub cursor_writes: Mutex<Vec<(String, i64)>>,
     committed: watch::Sender<i64>,
 }
 
-impl MemOutbox {
-    pub fn new() -> Arc<MemOutbox> {
-        Arc::new(MemOutbox {
+/// The outbox of the store, in memory.
+pub type MemOutbox = Mem<OutboxEntry>;
+/// A stored feed in memory (gate or vision events as the hub's store gives them).
+pub type MemFeed = Mem<FeedEntry>;
+
+/// An entry's seq, by which [`Mem`] pages.
+pub trait Seq: Clone {
+    fn seq(&self) -> i64;
+}
+
+impl Seq for OutboxEntry {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
+impl Seq for FeedEntry {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
+impl<E: Seq> Mem<E> {
+    pub fn new() -> Arc<Mem<E>> {
+        Arc::new(Mem {
             entries: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             cursor_writes: Mutex::new(Vec::new()),
@@ -59,25 +82,19 @@ impl MemOutbox {
         self.committed.subscribe()
     }
 
-    /// Appends `alert` after `change` with the next seq, commits it, returns the seq.
-    pub fn push(&self, change: AlertChange, alert: Alert) -> i64 {
-        let seq = {
+    /// Appends `entry` (its seq larger than any before; a gap is an entry retention deleted)
+    /// and commits it.
+    fn commit(&self, entry: E) {
+        let seq = entry.seq();
+        {
             let mut e = self.entries.lock().unwrap();
-            let seq = e.len() as i64 + 1;
-            e.push(OutboxEntry {
-                seq,
-                at: Timestamp::now(),
-                change,
-                alert,
-            });
-            seq
-        };
+            assert!(
+                e.last().is_none_or(|l| l.seq() < seq),
+                "seq {seq} out of order"
+            );
+            e.push(entry);
+        }
         self.committed.send_replace(seq);
-        seq
-    }
-
-    pub fn entry(&self, seq: i64) -> OutboxEntry {
-        self.entries.lock().unwrap()[(seq - 1) as usize].clone()
     }
 
     pub fn stored_cursor(&self, name: &str) -> i64 {
@@ -95,10 +112,8 @@ impl MemOutbox {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
 
-impl Outbox for MemOutbox {
-    async fn after(&self, seq: i64, limit: u32) -> Result<Vec<OutboxEntry>, OutboxError> {
+    fn after(&self, seq: i64, limit: u32) -> Result<Vec<E>, OutboxError> {
         if limit == 0 {
             return Err(OutboxError::new(ErrorKind::Internal, "limit 0"));
         }
@@ -107,50 +122,40 @@ impl Outbox for MemOutbox {
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| e.seq > seq)
+            .filter(|e| e.seq() > seq)
             .take(limit as usize)
             .cloned()
             .collect())
     }
 
-    async fn cursor(&self, name: &str) -> Result<i64, OutboxError> {
-        Ok(self.stored_cursor(name))
-    }
-
-    async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), OutboxError> {
+    fn store_cursor(&self, name: &str, seq: i64) {
         self.cursors.lock().unwrap().insert(name.to_owned(), seq);
         self.cursor_writes
             .lock()
             .unwrap()
             .push((name.to_owned(), seq));
-        Ok(())
     }
 }
 
-/// A stored feed in memory (gate or vision events as the hub's store gives them): entries,
-/// cursors, and a watch of the last seq.
-pub struct MemFeed {
-    entries: Mutex<Vec<FeedEntry>>,
-    cursors: Mutex<HashMap<String, i64>>,
-    /// Every `set_cursor` call, in order.
-    pub cursor_writes: Mutex<Vec<(String, i64)>>,
-    committed: watch::Sender<i64>,
+impl Mem<OutboxEntry> {
+    /// Appends `alert` after `change` with the next seq, commits it, returns the seq.
+    pub fn push(&self, change: AlertChange, alert: Alert) -> i64 {
+        let seq = self.entries.lock().unwrap().len() as i64 + 1;
+        self.commit(OutboxEntry {
+            seq,
+            at: Timestamp::now(),
+            change,
+            alert,
+        });
+        seq
+    }
+
+    pub fn entry(&self, seq: i64) -> OutboxEntry {
+        self.entries.lock().unwrap()[(seq - 1) as usize].clone()
+    }
 }
 
-impl MemFeed {
-    pub fn new() -> Arc<MemFeed> {
-        Arc::new(MemFeed {
-            entries: Mutex::new(Vec::new()),
-            cursors: Mutex::new(HashMap::new()),
-            cursor_writes: Mutex::new(Vec::new()),
-            committed: watch::channel(0).0,
-        })
-    }
-
-    pub fn watch(&self) -> watch::Receiver<i64> {
-        self.committed.subscribe()
-    }
-
+impl Mem<FeedEntry> {
     /// Stores an event of `kind` in `community` with the seq `seq` (larger than any before;
     /// a gap is an event retention deleted) and a JSON payload naming it; returns the entry.
     pub fn push(&self, seq: i64, community: &str, kind: &str) -> FeedEntry {
@@ -166,46 +171,14 @@ impl MemFeed {
             }))
             .unwrap(),
         };
-        {
-            let mut e = self.entries.lock().unwrap();
-            assert!(
-                e.last().is_none_or(|l| l.seq < seq),
-                "seq {seq} out of order"
-            );
-            e.push(entry.clone());
-        }
-        self.committed.send_replace(seq);
+        self.commit(entry.clone());
         entry
-    }
-
-    pub fn stored_cursor(&self, name: &str) -> i64 {
-        self.cursors.lock().unwrap().get(name).copied().unwrap_or(0)
-    }
-
-    /// Waits until the cursor `name` reaches `seq`, or `within` passes; returns it.
-    pub async fn wait_cursor(&self, name: &str, seq: i64, within: Duration) -> i64 {
-        let deadline = Instant::now() + within;
-        loop {
-            let c = self.stored_cursor(name);
-            if c >= seq || Instant::now() > deadline {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
 
-impl xl_notify::Feed for MemFeed {
-    async fn after(&self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>, OutboxError> {
-        Ok(self
-            .entries
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.seq > seq)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+impl Outbox for Mem<OutboxEntry> {
+    async fn after(&self, seq: i64, limit: u32) -> Result<Vec<OutboxEntry>, OutboxError> {
+        Mem::after(self, seq, limit)
     }
 
     async fn cursor(&self, name: &str) -> Result<i64, OutboxError> {
@@ -213,11 +186,22 @@ impl xl_notify::Feed for MemFeed {
     }
 
     async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), OutboxError> {
-        self.cursors.lock().unwrap().insert(name.to_owned(), seq);
-        self.cursor_writes
-            .lock()
-            .unwrap()
-            .push((name.to_owned(), seq));
+        self.store_cursor(name, seq);
+        Ok(())
+    }
+}
+
+impl xl_notify::Feed for Mem<FeedEntry> {
+    async fn after(&self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>, OutboxError> {
+        Mem::after(self, seq, limit)
+    }
+
+    async fn cursor(&self, name: &str) -> Result<i64, OutboxError> {
+        Ok(self.stored_cursor(name))
+    }
+
+    async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), OutboxError> {
+        self.store_cursor(name, seq);
         Ok(())
     }
 }
