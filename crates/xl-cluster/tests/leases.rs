@@ -838,6 +838,92 @@ async fn a_node_with_the_servers_token_joins_and_a_wrong_token_is_refused() -> a
     Ok(())
 }
 
+/// The NKey seed in a `.creds` file (the line after its BEGIN marker), to check that no
+/// error shows it.
+fn creds_seed(path: &std::path::Path) -> anyhow::Result<String> {
+    let contents = std::fs::read_to_string(path)?;
+    let mut lines = contents.lines();
+    lines.find(|l| l.contains("BEGIN USER NKEY SEED"));
+    let seed = lines.next().context("no seed in the creds file")?;
+    anyhow::ensure!(seed.starts_with("SU"), "not a user seed: {seed:?}");
+    Ok(seed.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_the_accounts_creds_file_join_and_take_leases() -> anyhow::Result<()> {
+    let server = tokio::task::spawn_blocking(NatsServer::start_with_operator).await??;
+    let creds = server
+        .creds_file()
+        .context("operator mode has creds")?
+        .to_owned();
+    let seed = creds_seed(&creds)?;
+    let shutdown = CancellationToken::new();
+    let prefix = prefix();
+    let mut nodes = Vec::new();
+    for id in ["a", "b"] {
+        let auth = NatsAuth::CredentialsFile(creds.clone());
+        let cfg = config_with(&server.url(), id, &prefix, auth);
+        let c = Cluster::start(cfg, shutdown.clone())
+            .await
+            .with_context(|| format!("node {id}; server log:\n{}", server.log_tail()))?;
+        c.want(wanted());
+        nodes.push(c);
+    }
+    wait_settled(
+        &nodes.iter().collect::<Vec<_>>(),
+        &live(&[("a", 100), ("b", 100)]),
+    )
+    .await?;
+    // Each sees the other, logged in as the same user.
+    for n in &nodes {
+        assert_eq!(n.view().await?.nodes.len(), 2);
+    }
+    let shown = format!("{:?} {:?}", nodes[0].config(), nodes[0]);
+    assert!(!shown.contains(&seed), "the seed leaks: {shown}");
+    shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_of_an_unknown_account_is_refused_as_unauthenticated() -> anyhow::Result<()> {
+    let server = tokio::task::spawn_blocking(NatsServer::start_with_operator).await??;
+    let creds = server
+        .unknown_account_creds_file()
+        .context("operator mode has creds")?
+        .to_owned();
+    let seed = creds_seed(&creds)?;
+    let cfg = config_with(
+        &server.url(),
+        "a",
+        &prefix(),
+        NatsAuth::CredentialsFile(creds.clone()),
+    );
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        Cluster::start(cfg, CancellationToken::new()),
+    )
+    .await?
+    .unwrap_err();
+    let msg = format!("{err:#} {err:?}");
+    assert!(
+        matches!(err, ClusterError::Unauthenticated { .. }),
+        "{msg}; server log:\n{}",
+        server.log_tail()
+    );
+    assert_eq!(err.kind(), xl_core::ErrorKind::Unauthenticated);
+    let text = err.to_string();
+    assert!(
+        text.contains("refused the credentials")
+            && text.to_lowercase().contains("authorization violation")
+            && text.contains(&format!("credentials file {}", creds.display()))
+            && text.contains(&server.url()),
+        "{text}"
+    );
+    assert!(!msg.contains(&seed), "the seed leaks: {msg}");
+    println!("{text}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_unreadable_credentials_file_is_a_config_error_naming_it() -> anyhow::Result<()> {
     let dir = xl_testkit::TempDir::new("creds")?;

@@ -36,6 +36,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use xl_core::camera::VideoCodec;
 
 mod nats;
+mod nats_jwt;
 mod proxy;
 pub use nats::{NATS_SERVER_ENV, NatsServer};
 pub use proxy::TcpProxy;

@@ -1,10 +1,13 @@
 //! A real NATS server with JetStream for tests: `nats-server -a 127.0.0.1 -p PORT -js -sd DIR`,
-//! optionally requiring a user and password (`--user`, `--pass`) or a token (`--auth`).
+//! optionally requiring a user and password (`--user`, `--pass`), a token (`--auth`), or a
+//! user JWT signed by its account (operator mode, `-c` with an operator, an account and its
+//! users made by [`crate::nats_jwt`]).
 //!
 //! The binary is nats-server 2.15.1 from `scripts/ensure-nats` (path in `XUELIANG_NATS_SERVER`,
 //! which `scripts/setup` prints). Debian's 2.9.10 is too old for async-nats' key-value buckets.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 
 use crate::TempDir;
+use crate::nats_jwt::Decentralized;
 
 /// How long [`NatsServer::start`] waits for the server to accept TCP connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -45,7 +49,7 @@ pub struct NatsServer {
 }
 
 /// What the server requires of its clients.
-#[derive(Clone, Default)]
+#[derive(Default)]
 enum ServerAuth {
     #[default]
     None,
@@ -54,16 +58,54 @@ enum ServerAuth {
         password: String,
     },
     Token(String),
+    /// Operator mode: the config file and the users' `.creds` files, in `_dir`.
+    Operator {
+        _dir: TempDir,
+        config: PathBuf,
+        creds: PathBuf,
+        unknown_account_creds: PathBuf,
+    },
 }
 
 impl ServerAuth {
     /// The nats-server arguments that require it.
-    fn args(&self) -> Vec<&str> {
+    fn args(&self) -> Vec<&OsStr> {
         match self {
             ServerAuth::None => Vec::new(),
-            ServerAuth::User { user, password } => vec!["--user", user, "--pass", password],
-            ServerAuth::Token(token) => vec!["--auth", token],
+            ServerAuth::User { user, password } => {
+                vec![
+                    "--user".as_ref(),
+                    user.as_ref(),
+                    "--pass".as_ref(),
+                    password.as_ref(),
+                ]
+            }
+            ServerAuth::Token(token) => vec!["--auth".as_ref(), token.as_ref()],
+            ServerAuth::Operator { config, .. } => vec!["-c".as_ref(), config.as_ref()],
         }
+    }
+
+    /// A fresh operator, account and users ([`Decentralized`]), written to a scratch
+    /// directory: `server.conf`, `user.creds` and `unknown-account.creds`.
+    fn operator() -> anyhow::Result<ServerAuth> {
+        let keys = Decentralized::generate()?;
+        let dir = TempDir::new("nats-operator")?;
+        let write = |name: &str, contents: &str| -> anyhow::Result<PathBuf> {
+            let path = dir.path.join(name);
+            std::fs::write(&path, contents)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(path)
+        };
+        let config = write("server.conf", &keys.server_config())?;
+        let creds = write("user.creds", &keys.user_creds)?;
+        let unknown_account_creds =
+            write("unknown-account.creds", &keys.unknown_account_user_creds)?;
+        Ok(ServerAuth::Operator {
+            _dir: dir,
+            config,
+            creds,
+            unknown_account_creds,
+        })
     }
 }
 
@@ -90,6 +132,16 @@ impl NatsServer {
     /// (`nats-server --auth TOKEN`).
     pub fn start_with_token(token: &str) -> anyhow::Result<NatsServer> {
         Self::start_with(ServerAuth::Token(token.to_owned()))
+    }
+
+    /// Like [`NatsServer::start`], but in operator mode (NATS decentralized auth): a fresh
+    /// operator and one account with JetStream, preloaded in memory (`resolver: MEMORY`).
+    /// Clients log in with a user JWT and its seed: [`NatsServer::creds_file`] is a user of
+    /// that account; a user of another account
+    /// ([`NatsServer::unknown_account_creds_file`]) is refused with an authorization
+    /// violation.
+    pub fn start_with_operator() -> anyhow::Result<NatsServer> {
+        Self::start_with(ServerAuth::operator()?)
     }
 
     fn start_with(auth: ServerAuth) -> anyhow::Result<NatsServer> {
@@ -133,6 +185,27 @@ impl NatsServer {
     pub fn token(&self) -> Option<&str> {
         match &self.auth {
             ServerAuth::Token(token) => Some(token),
+            _ => None,
+        }
+    }
+
+    /// The `.creds` file (user JWT and seed) of a user of the server's account
+    /// ([`NatsServer::start_with_operator`]).
+    pub fn creds_file(&self) -> Option<&Path> {
+        match &self.auth {
+            ServerAuth::Operator { creds, .. } => Some(creds),
+            _ => None,
+        }
+    }
+
+    /// The `.creds` file of a user signed by an account key the server does not know
+    /// ([`NatsServer::start_with_operator`]); the server refuses it.
+    pub fn unknown_account_creds_file(&self) -> Option<&Path> {
+        match &self.auth {
+            ServerAuth::Operator {
+                unknown_account_creds,
+                ..
+            } => Some(unknown_account_creds),
             _ => None,
         }
     }
@@ -227,6 +300,7 @@ impl std::fmt::Debug for NatsServer {
                     ServerAuth::None => "none",
                     ServerAuth::User { .. } => "user",
                     ServerAuth::Token(_) => "token",
+                    ServerAuth::Operator { .. } => "operator",
                 },
             )
             .finish()
