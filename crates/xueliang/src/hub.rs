@@ -379,6 +379,11 @@ impl Hub {
                         Arc::new(crate::cluster::ClusterMetrics(Arc::clone(c)))
                             as Arc<dyn xl_core::metrics::MetricsSource>
                     }))
+                    .chain(
+                        recordings
+                            .peer_stats()
+                            .map(|s| Arc::clone(s) as Arc<dyn xl_core::metrics::MetricsSource>),
+                    )
                     .collect(),
                 backend: Arc::new(StoreBackend {
                     store: hub

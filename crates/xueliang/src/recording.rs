@@ -931,16 +931,23 @@ impl Recordings {
     ) -> Result<Clip, ClipError> {
         let rows = self.store.segments(camera, stream, from, to).await?;
         let mut segments = Vec::with_capacity(rows.len());
+        // Held until the clip is planned: the copy of another node's segment being written
+        // grows (or is cut back after a failed fetch) under its lock, so the plan reads it
+        // whole, and the bytes it planned on never change after.
+        let mut copies = Vec::new();
         for s in needed(&rows, from, to) {
             let path = match &self.peers {
                 Some(peers) if s.node != self.node => {
-                    peers.local_copy(s, on_behalf).await.map_err(|e| {
+                    let copy = peers.local_copy(s, on_behalf).await.map_err(|e| {
                         ClipError::Peer(PeerPart {
                             start_at: s.start_at,
                             end_at: s.end_at,
                             error: e,
                         })
-                    })?
+                    })?;
+                    let path = copy.path().to_owned();
+                    copies.push(copy);
+                    path
                 }
                 _ => self.data_dir.join(&s.path),
             };
@@ -953,7 +960,13 @@ impl Recordings {
         let clip = tokio::task::spawn_blocking(move || Clip::plan(&segments, from, to))
             .await
             .map_err(|e| ClipError::Thread(e.to_string()))??;
+        drop(copies);
         Ok(clip)
+    }
+
+    /// The bytes fetched from other nodes, for `/metrics` (in a district).
+    pub fn peer_stats(&self) -> Option<&Arc<crate::peer_video::PeerStats>> {
+        self.peers.as_ref().map(|p| p.stats())
     }
 
     /// Deletes the copies of other nodes' segments not read lately.

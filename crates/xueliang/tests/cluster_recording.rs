@@ -11,6 +11,9 @@
 //!   node (not a torn clip); a part fetched before plays from the copy kept;
 //! - a live node's recordings are never forgotten; once it left for good, an admin forgets
 //!   them (`DELETE /api/v1/cluster/nodes/{node}/recordings`), audited, and the other's stay.
+//! - a segment being written on n2, played again and again on n1, is fetched once, then only
+//!   what n2 wrote since (n1's `xueliang_peer_segment_bytes_total` adds up to its one copy);
+//!   each clip is a whole MP4, the later ones with the newer frames.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,17 +42,18 @@ struct Node {
 
 impl Node {
     fn start(name: &'static str, dir: &Path, pg: &TestPg, nats: &str, rtsp: &RtspServer) -> Node {
-        Node::start_as(name, dir, pg, Some(nats), rtsp)
+        Node::start_as(name, dir, pg, Some(nats), rtsp, 10)
     }
 
     /// `name`'s hub, a node of the district on `nats`, or a single hub on the same store and
-    /// data directory without.
+    /// data directory without; it cuts its segments at `segment_secs`.
     fn start_as(
         name: &'static str,
         dir: &Path,
         pg: &TestPg,
         nats: Option<&str>,
         rtsp: &RtspServer,
+        segment_secs: u32,
     ) -> Node {
         let port = free_port();
         let mut text = district_node_toml(
@@ -70,7 +74,7 @@ impl Node {
 [recording]
 mode = "continuous"
 stream = "sub"
-segment_secs = 10
+segment_secs = {segment_secs}
 
 [[cameras]]
 id = "{CAMERA}"
@@ -472,7 +476,7 @@ async fn what_a_hub_recorded_before_it_joined_the_district_plays_from_every_node
     let store = Store::open(&pg.url).await.unwrap();
 
     // n1 records as a single hub first (its segments name no node)...
-    let mut single = Node::start_as("n1", &dir, &pg, None, &rtsp);
+    let mut single = Node::start_as("n1", &dir, &pg, None, &rtsp, 10);
     wait_ready(&http, &mut single).await;
     let before = wait_segments(
         &store,
@@ -513,6 +517,136 @@ async fn what_a_hub_recorded_before_it_joined_the_district_plays_from_every_node
         played > 1.0,
         "n2 played {played} s of n1's pre-district segment"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_being_written_on_another_node_is_fetched_once_then_only_its_tail() {
+    let clip = test_clip(H264_360P).expect("the test clips: run scripts/setup");
+    let rtsp = RtspServer::start(&[(CAMERA, clip)]).expect("start the RTSP server");
+    let nats = NatsServer::start().expect("start nats-server (scripts/ensure-nats)");
+    let pg = TestPg::create().await;
+    let dir = temp_dir("cluster-open-tail");
+    let http = reqwest::Client::new();
+    let store = Store::open(&pg.url).await.unwrap();
+
+    // Segments long enough that the one n2 opens stays open while n1 plays it.
+    let mut n1 = Node::start_as("n1", &dir, &pg, Some(&nats.url()), &rtsp, 300);
+    let mut n2 = Node::start_as("n2", &dir, &pg, Some(&nats.url()), &rtsp, 300);
+    wait_ready(&http, &mut n1).await;
+    wait_ready(&http, &mut n2).await;
+    pin(&http, &n1, "n2").await;
+    let rows = wait_segments(
+        &store,
+        "a segment being written on n2",
+        &mut [&mut n1, &mut n2],
+        |rows| {
+            rows.iter()
+                .any(|s| s.node == "n2" && s.state == SegmentState::Open)
+        },
+    )
+    .await;
+    let open = rows
+        .into_iter()
+        .find(|s| s.node == "n2" && s.state == SegmentState::Open)
+        .unwrap();
+    let on_n2 = dir.join("n2").join(&open.path);
+    let copy = dir
+        .join("n1")
+        .join(format!("cache/segments/{}.open.mp4", open.id));
+    let (from, to) = (
+        open.start_at,
+        open.start_at + jiff::SignedDuration::from_secs(250),
+    );
+    let before = peer_bytes(&http, &n1, "n2").await;
+
+    // A player on n1 asks for the segment again and again: the first clip holds what n2 had
+    // written, a later one the frames written since.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut clips: Vec<(Timestamp, Vec<u8>)> = Vec::new();
+    while clips.len() < 2 || clips[clips.len() - 1].0 <= clips[0].0 {
+        assert!(
+            Instant::now() < deadline,
+            "no clip of n2's open segment with newer frames: {:?}",
+            clips.iter().map(|c| c.0).collect::<Vec<_>>()
+        );
+        n1.process.assert_running();
+        n2.process.assert_running();
+        let r = play(&http, &n1, TOKEN, from, to).await;
+        if r.status() == 404 {
+            // No whole fragment written yet.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let end = header_time(&r, "x-clip-end");
+        clips.push((end, r.bytes().await.unwrap().to_vec()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let row = store
+        .segment(open.id)
+        .await
+        .unwrap()
+        .expect("still indexed");
+    assert_eq!(
+        row.state,
+        SegmentState::Open,
+        "n2 closed the segment while n1 played it: the test needs longer segments"
+    );
+
+    // n1 kept one copy of it, the first bytes of n2's file, and fetched each byte of it once.
+    let fetched = peer_bytes(&http, &n1, "n2").await - before;
+    let kept = std::fs::read(&copy).expect("n1 keeps one copy of n2's open segment");
+    let written = std::fs::read(&on_n2).unwrap();
+    assert!(
+        written.starts_with(&kept),
+        "n1's copy ({} bytes) is not the start of n2's file ({} bytes)",
+        kept.len(),
+        written.len()
+    );
+    assert_eq!(
+        fetched,
+        kept.len() as u64,
+        "{} plays of n2's open segment fetched {fetched} bytes for a copy of {}",
+        clips.len(),
+        kept.len()
+    );
+
+    // Each clip is a whole MP4; the last has the newer frames.
+    let mut seconds = Vec::new();
+    for (i, (_, bytes)) in [&clips[0], &clips[clips.len() - 1]].into_iter().enumerate() {
+        let file = dir.join(format!("open-tail-{i}.mp4"));
+        std::fs::write(&file, bytes).unwrap();
+        seconds.push(ffprobe_duration(&file));
+    }
+    assert!(
+        seconds[1] > seconds[0],
+        "the later clip plays {} s, the first {} s",
+        seconds[1],
+        seconds[0]
+    );
+}
+
+/// The bytes `node` fetched of `from`'s segments, from its `/metrics`.
+async fn peer_bytes(http: &reqwest::Client, node: &Node, from: &str) -> u64 {
+    let metrics = http
+        .get(format!("{}/metrics", node.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let name = format!("xueliang_peer_segment_bytes_total{{recorded_by=\"{from}\"}} ");
+    assert!(
+        metrics.contains("# TYPE xueliang_peer_segment_bytes_total counter"),
+        "no xueliang_peer_segment_bytes_total on {}'s /metrics",
+        node.name
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 /// `node`'s audit log (its last 1,000 entries), as the admin reads it.
