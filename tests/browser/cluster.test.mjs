@@ -33,8 +33,8 @@ const camera = (id, node, age_ms = 800, revision = 100) => ({ key: `camera.${id}
 const task = (name, node, age_ms = 1200, revision = 7) => ({ key: `task.${name}`, node, revision, age_ms });
 
 /**
- * A district of three nodes as node-b answers: node-a (weight 100) holds 3 cameras and the
- * gate work, node-b (weight 200, this node) 5 cameras, notify and retention, node-c (weight
+ * A district of three nodes as node-b answers: node-a (weight 100) holds 3 cameras and two
+ * shards of the gate work, node-b (weight 200, this node) 5 cameras, notify and retention, node-c (weight
  * 100) 2 cameras and a heartbeat 7.5 s old; node-c advertises a URL that is no http(s) link.
  */
 function district() {
@@ -42,7 +42,7 @@ function district() {
     clustered: true,
     node: "node-b",
     nodes: [
-      { id: "node-a", weight: 100, advertise: "http://10.0.0.1:8080", held: 4, cameras: 3, heartbeat_age_ms: 400 },
+      { id: "node-a", weight: 100, advertise: "http://10.0.0.1:8080", held: 5, cameras: 3, heartbeat_age_ms: 400 },
       { id: "node-b", weight: 200, advertise: "https://hub-b.example:8443/", held: 7, cameras: 5, heartbeat_age_ms: 1900 },
       { id: "node-c", weight: 100, advertise: "javascript:alert(1)", held: 2, cameras: 2, heartbeat_age_ms: 7500 },
     ],
@@ -58,7 +58,8 @@ function district() {
       camera("cam-09", "node-c"),
       camera("lobby.v2", "node-b"),
       task("retention", "node-b"),
-      task("gate-alerts", "node-a", 300, 42),
+      task("gate-alerts-10", "node-a", 300, 42),
+      task("gate-alerts-2", "node-a"),
       task("notify", "node-b"),
     ],
   };
@@ -70,7 +71,7 @@ const nameOf = (id) => NAMES[id] ?? id;
 test("a lease key is a camera's id or a task's name, split at the first dot", () => {
   assert.deepEqual(cl.leaseKind("camera.cam-01"), { kind: "camera", name: "cam-01" });
   assert.deepEqual(cl.leaseKind("camera.lobby.v2"), { kind: "camera", name: "lobby.v2" });
-  assert.deepEqual(cl.leaseKind("task.gate-alerts"), { kind: "task", name: "gate-alerts" });
+  assert.deepEqual(cl.leaseKind("task.gate-alerts-3"), { kind: "task", name: "gate-alerts-3" });
   for (const odd of ["camera.", "task", "gate.g1", "", null, undefined]) assert.equal(cl.leaseKind(odd).kind, "other", String(odd));
 });
 
@@ -78,11 +79,11 @@ test("the leases are grouped by node, with each node's share of the cameras and 
   const rows = cl.clusterRows(district(), nameOf);
   assert.equal(rows.clustered, true);
   assert.equal(rows.node, "node-b");
-  assert.deepEqual(rows.totals, { nodes: 3, cameras: 10, tasks: 3 });
+  assert.deepEqual(rows.totals, { nodes: 3, cameras: 10, tasks: 4 });
   assert.deepEqual(
     rows.nodes.map((n) => [n.id, n.self, n.live, n.cameras, n.held, n.tasks]),
     [
-      ["node-a", false, true, 3, 4, ["gate-alerts"]],
+      ["node-a", false, true, 3, 5, ["gate-alerts-2", "gate-alerts-10"]],
       ["node-b", true, true, 5, 7, ["notify", "retention"]],
       ["node-c", false, true, 2, 2, []],
     ],
@@ -104,12 +105,13 @@ test("a heartbeat over 5 s is late, and only an http(s) address becomes a link",
   assert.equal(cl.httpUrl(null), null);
 });
 
-test("tasks come in their fixed order, named in the console's language", () => {
+test("tasks come in their fixed order, shards by number, named in the console's language", () => {
   const rows = inLang("zh", () => cl.clusterRows(district(), nameOf));
   assert.deepEqual(
     rows.tasks.map((r) => [r.name, r.label, r.node, r.ageMs, r.revision]),
     [
-      ["gate-alerts", "门禁告警处理", "node-a", 300, 42],
+      ["gate-alerts-2", "门禁告警处理 #2", "node-a", 1200, 7],
+      ["gate-alerts-10", "门禁告警处理 #10", "node-a", 300, 42],
       ["notify", "告警推送", "node-b", 1200, 7],
       ["retention", "数据保留", "node-b", 1200, 7],
     ],
@@ -124,6 +126,14 @@ test("tasks come in their fixed order, named in the console's language", () => {
   const later = cl.clusterRows(newer, nameOf);
   assert.deepEqual(later.tasks.map((r) => [r.name, r.label]).at(-1), ["audit-export", "audit-export"]);
   assert.deepEqual(later.nodes[2].tasks, ["audit-export"]);
+  // A node's column puts a task's shards together.
+  assert.equal(
+    inLang("zh", () => cl.tasksText(rows.nodes[0].tasks.concat(["notify"]))),
+    "门禁告警处理 #2 #10 · 告警推送",
+  );
+  assert.equal(inLang("en", () => cl.tasksText(["audit-export"])), "audit-export");
+  assert.deepEqual(cl.taskParts("gate-alerts-7"), { base: "gate-alerts", shard: 7 });
+  assert.deepEqual(cl.taskParts("gate-alerts"), { base: "gate-alerts", shard: null });
 });
 
 test("every task has a name in both languages", () => {
@@ -182,7 +192,7 @@ test("a holder whose heartbeat is gone is shown after the live nodes, outside th
   // node-c died: its heartbeat expired, its leases not yet.
   v.nodes = v.nodes.filter((n) => n.id !== "node-c");
   const rows = cl.clusterRows(v, nameOf);
-  assert.deepEqual(rows.totals, { nodes: 2, cameras: 10, tasks: 3 });
+  assert.deepEqual(rows.totals, { nodes: 2, cameras: 10, tasks: 4 });
   const gone = rows.nodes.at(-1);
   assert.deepEqual(
     [gone.id, gone.live, gone.late, gone.cameras, gone.held, gone.weightShare, gone.share],

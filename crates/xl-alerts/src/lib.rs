@@ -8,7 +8,7 @@
 //! batch into an engine restored from the committed alerts; a crash after it finds the batch
 //! done. Vision events and health changes are not durable inputs (a restart starts them afresh).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,11 +50,32 @@ pub enum AlertsError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// The rules processor's cursor over stored gate events.
+/// The rules processor's cursor over stored gate events on a single hub.
 pub const GATE_CURSOR: &str = xl_store::GATE_EVENTS_READER;
+
+/// How many shards a district's gate work is cut into. Each is leased to one node and reads
+/// the stored gate events with its own cursor ([`xl_store::gate_shard_reader`]), taking the
+/// events and the health of its gates only. Fixed: another count would move gates between
+/// cursors (and a gate's events would be read twice or never).
+pub const GATE_SHARDS: u32 = 16;
+
+/// The gate shard of `gate`: FNV-1a of its id, the same on every node and every version.
+pub fn gate_shard(gate: &GateId) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in gate.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % GATE_SHARDS
+}
 
 /// Gate events read from the store per transaction.
 const BATCH: u32 = 256;
+
+/// The most recent denials given back to the engine per lane after a restart or a takeover
+/// (the engine keeps only the rule's `count` per gate; a flood beyond this is no burst that
+/// needs its earliest denials).
+const DENIALS_RESTORED: u32 = 10_000;
 
 /// A person's action on an alert (through the API, committed), so the engine applies it to
 /// its copy too: it stops escalating an alert acknowledged or escalated, and forgets one
@@ -142,13 +163,14 @@ pub struct Sources {
     pub shard: Option<watch::Receiver<Shard>>,
 }
 
-/// What a node of a district holds of the alert work. Vision events and camera health come
-/// only from the cameras the node runs; the gate work (stored gate events, gate health) is
-/// one node's at a time.
+/// What a node of a district holds of the alert work: the rules are sharded by source.
+/// Vision events and camera health come only from the cameras the node runs (a camera's
+/// lease is its shard); the gate work (stored gate events, gate health) is cut into
+/// [`GATE_SHARDS`] shards by gate, each one node's at a time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Shard {
-    /// The gate work's lease as a fence, which its commits carry; `None`: another node has it.
-    pub gates: Option<xl_store::Fence>,
+    /// The gate shards this node holds, each with its lease as the fence its commits carry.
+    pub gates: BTreeMap<u32, xl_store::Fence>,
     /// Bumped whenever the node takes over cameras: the engine reloads the committed alerts
     /// (the moved cameras' open alerts included), so their state moves with them.
     pub taken: u64,
@@ -204,7 +226,17 @@ pub async fn start(
         rules,
         engine,
         active: HashMap::new(),
-        cursor: 0,
+        // A single hub reads every gate's events; a node of a district the shards it takes.
+        lanes: if sources.shard.is_none() {
+            vec![Lane {
+                shard: None,
+                cursor: GATE_CURSOR.to_owned(),
+                at: 0,
+                fence: None,
+            }]
+        } else {
+            Vec::new()
+        },
         rings,
         evidence,
         snapshot_dir,
@@ -236,7 +268,9 @@ struct Processor {
     engine: Engine,
     /// Unresolved alerts as committed (the engine's decisions name them by id).
     active: HashMap<AlertId, Alert>,
-    cursor: i64,
+    /// The readers of stored gate events this processor runs, after it fenced and restored
+    /// for them.
+    lanes: Vec<Lane>,
     rings: Option<Arc<Rings>>,
     evidence: EvidenceConfig,
     snapshot_dir: PathBuf,
@@ -254,14 +288,23 @@ struct Processor {
     shard: Option<watch::Receiver<Shard>>,
 }
 
-/// Whether this node does the gate work.
-enum GateWork {
-    /// A single hub: always, unfenced.
-    Always,
-    /// This node holds the lease: its commits carry the fence.
-    Held(xl_store::Fence),
-    /// Another node has it.
-    Elsewhere,
+/// A reader of the stored gate events: a single hub's (every gate, unfenced) or one gate
+/// shard's on a node of a district (its gates, its commits fenced by the shard's lease).
+#[derive(Clone)]
+struct Lane {
+    /// `None`: every gate.
+    shard: Option<u32>,
+    /// The cursor's name in the store.
+    cursor: String,
+    /// The last event read (committed).
+    at: i64,
+    fence: Option<xl_store::Fence>,
+}
+
+impl Lane {
+    fn takes(&self, gate: &GateId) -> bool {
+        self.shard.is_none_or(|s| gate_shard(gate) == s)
+    }
 }
 
 /// A pending commit and the snapshots to take for it.
@@ -270,8 +313,9 @@ struct Pending {
     changes: Vec<Change>,
     /// Alerts raised in this batch with where their evidence comes from.
     evidence: Vec<(usize, EvidenceFrom)>,
-    cursor: Option<i64>,
-    /// The gate work's fence, for a commit of gate decisions on a node of a district.
+    /// A gate lane's cursor (name, value), committed with the changes.
+    cursor: Option<(String, i64)>,
+    /// A gate shard's fence, for a commit of its decisions on a node of a district.
     fence: Option<xl_store::Fence>,
 }
 
@@ -284,18 +328,47 @@ struct EvidenceFrom {
 }
 
 impl Processor {
-    /// (Re)loads the engine's state and the cursor from the store.
+    /// (Re)loads the engine's state and the gate lanes' cursors from the store.
     async fn restore(&mut self) -> Result<(), AlertsError> {
         let active = self.store.active_alerts().await?;
         self.engine = Engine::new(&self.rules)?;
         self.engine.restore(active.iter().cloned());
         self.active = active.into_iter().map(|a| (a.id.clone(), a)).collect();
-        self.cursor = self.store.cursor(GATE_CURSOR).await?;
+        for lane in &mut self.lanes {
+            lane.at = self.store.gate_reader_start(&lane.cursor).await?;
+        }
+        self.restore_denials().await?;
         info!(
             active = self.active.len(),
-            cursor = self.cursor,
+            gate_lanes = self.lanes.len(),
             "alert engine restored"
         );
+        Ok(())
+    }
+
+    /// Gives the engine back the denials its lanes read within the burst window, so a burst
+    /// being counted when the hub restarted, or when a gate's shard moved here, goes on.
+    async fn restore_denials(&mut self) -> Result<(), AlertsError> {
+        let since = self
+            .clocks
+            .realtime()
+            .checked_sub(self.engine.denial_window())
+            .unwrap_or(Timestamp::MIN);
+        let kind = xl_core::GateEventKind::AccessDenied.as_str();
+        for lane in self.lanes.clone() {
+            let rows = self
+                .store
+                .gate_events_read_since(kind, since, lane.at, DENIALS_RESTORED)
+                .await?;
+            for row in rows.iter().filter(|r| lane.takes(&r.gate)) {
+                let Ok(stored) = serde_json::from_value::<StoredGateEvent>(row.body.clone()) else {
+                    continue;
+                };
+                let at = self.event_time(&stored);
+                self.engine
+                    .restore_denial(&stored.gate, &stored.community, at);
+            }
+        }
         Ok(())
     }
 
@@ -313,16 +386,16 @@ impl Processor {
         // The backlog left by a previous run.
         self.drain_gate_events().await;
         let mut shard = sources.shard.take();
-        let mut last_shard = None;
+        let mut taken = 0;
         if let Some(s) = shard.as_mut() {
             let now = s.borrow_and_update().clone();
-            self.shard_changed(now, &mut last_shard).await;
+            self.shard_changed(now, &mut taken).await;
         }
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 s = shard_changed(&mut shard) => {
-                    self.shard_changed(s, &mut last_shard).await;
+                    self.shard_changed(s, &mut taken).await;
                 }
                 r = recv_gate(&mut sources.gate_events) => {
                     if r {
@@ -347,21 +420,25 @@ impl Processor {
                     }
                 }
                 _ = tick.tick() => {
+                    // A shard whose fence could not be written is tried again.
+                    if let Some(s) = &shard {
+                        let now = s.borrow().clone();
+                        self.shard_changed(now, &mut taken).await;
+                    }
                     let now = self.clocks.realtime();
                     let inputs = health.poll(&sources, now);
-                    // Gate health is gate work: decided (and fenced) where it is held.
+                    // Gate health is gate work: decided (and fenced) in the gate's lane.
                     let (gate_inputs, inputs): (Vec<_>, Vec<_>) = inputs
                         .into_iter()
                         .partition(|i| matches!(i, Input::GateHealth { .. }));
-                    let fence = match self.gate_work() {
-                        GateWork::Always => Some(None),
-                        GateWork::Held(f) => Some(Some(f)),
-                        GateWork::Elsewhere => None,
-                    };
-                    if let Some(fence) = fence {
-                        let mut pending = Pending { fence, ..Pending::default() };
+                    for lane in self.live_lanes() {
+                        let mut pending = Pending { fence: lane.fence.clone(), ..Pending::default() };
                         for input in &gate_inputs {
-                            self.decide(Some(input), now, &mut pending);
+                            if let Input::GateHealth { gate, .. } = input
+                                && lane.takes(gate)
+                            {
+                                self.decide(Some(input), now, &mut pending);
+                            }
                         }
                         self.commit(pending).await;
                     }
@@ -388,46 +465,73 @@ impl Processor {
         }
     }
 
-    fn gate_work(&self) -> GateWork {
-        match &self.shard {
-            None => GateWork::Always,
-            Some(s) => match &s.borrow().gates {
-                Some(f) => GateWork::Held(f.clone()),
-                None => GateWork::Elsewhere,
-            },
-        }
+    /// The gate lanes this node may work on now: all of a single hub's; on a node of a
+    /// district, those whose shard it still holds at the same fence (a shard lost is left at
+    /// once, before the lease's next holder could start it).
+    fn live_lanes(&self) -> Vec<Lane> {
+        let held = self.shard.as_ref().map(|s| s.borrow().gates.clone());
+        self.lanes
+            .iter()
+            .filter(|l| match (&held, l.shard) {
+                (None, _) => true,
+                (Some(held), Some(k)) => held.get(&k) == l.fence.as_ref(),
+                (Some(_), None) => false,
+            })
+            .cloned()
+            .collect()
     }
 
-    /// The node took over cameras or the gate work: the engine reloads what is committed (and
-    /// the gate cursor), after fencing off the gate work's previous holder.
-    async fn shard_changed(&mut self, now: Shard, last: &mut Option<Shard>) {
-        let before = last.replace(now.clone()).unwrap_or_default();
-        let gates_taken = before.gates.is_none() && now.gates.is_some();
-        if !gates_taken && before.taken == now.taken {
+    /// The node's share of the district changed: shards lost are left; for gate shards taken
+    /// (after fencing off their previous holders) and for cameras taken over, the engine
+    /// reloads what is committed and the lanes their cursors, so a moved source's open
+    /// alerts go on where its last node left them.
+    async fn shard_changed(&mut self, now: Shard, taken: &mut u64) {
+        self.lanes
+            .retain(|l| l.shard.and_then(|k| now.gates.get(&k)) == l.fence.as_ref());
+        let mut new = Vec::new();
+        for (&shard, fence) in &now.gates {
+            if self.lanes.iter().any(|l| l.shard == Some(shard)) {
+                continue;
+            }
+            if let Err(e) = self.store.fence(fence).await {
+                warn!(shard, error = %e, "cannot take over a gate shard; trying again shortly");
+                continue;
+            }
+            info!(
+                shard,
+                revision = fence.revision,
+                "this node does a gate shard"
+            );
+            new.push(Lane {
+                shard: Some(shard),
+                cursor: xl_store::gate_shard_reader(shard),
+                at: 0,
+                fence: Some(fence.clone()),
+            });
+        }
+        let cameras_taken = now.taken != *taken;
+        *taken = now.taken;
+        if new.is_empty() && !cameras_taken {
             return;
         }
-        if gates_taken && let Some(f) = &now.gates {
-            if let Err(e) = self.store.fence(f).await {
-                warn!(error = %e, "cannot take over the gate work; it stays with the lease's next holder");
-                return;
-            }
-            info!(revision = f.revision, "this node does the gate work");
-        }
+        self.lanes.extend(new);
+        self.lanes.sort_by_key(|l| l.shard);
         if let Err(e) = self.restore().await {
             error!(error = %e, "cannot restore the alert engine after a takeover");
         }
         self.drain_gate_events().await;
     }
 
-    /// Processes stored gate events after the cursor until none are left.
+    /// Processes stored gate events after each lane's cursor until none are left.
     async fn drain_gate_events(&mut self) {
+        for lane in self.live_lanes() {
+            self.drain_lane(lane).await;
+        }
+    }
+
+    async fn drain_lane(&mut self, mut lane: Lane) {
         loop {
-            let fence = match self.gate_work() {
-                GateWork::Always => None,
-                GateWork::Held(f) => Some(f),
-                GateWork::Elsewhere => return,
-            };
-            let rows = match self.store.gate_events_after(self.cursor, BATCH).await {
+            let rows = match self.store.gate_events_after(lane.at, BATCH).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     warn!(error = %e, "cannot read gate events; retrying shortly");
@@ -438,11 +542,11 @@ impl Processor {
                 return;
             };
             let mut pending = Pending {
-                cursor: Some(last),
-                fence,
+                cursor: Some((lane.cursor.clone(), last)),
+                fence: lane.fence.clone(),
                 ..Pending::default()
             };
-            for row in &rows {
+            for row in rows.iter().filter(|r| lane.takes(&r.gate)) {
                 let stored: StoredGateEvent = match serde_json::from_value(row.body.clone()) {
                     Ok(s) => s,
                     Err(e) => {
@@ -483,6 +587,7 @@ impl Processor {
             if !self.commit(pending).await {
                 return;
             }
+            lane.at = last;
             if rows.len() < BATCH as usize {
                 return;
             }
@@ -698,16 +803,15 @@ impl Processor {
             changes: pending.changes,
             snapshots,
             holds,
-            cursors: pending
-                .cursor
-                .map(|c| vec![(GATE_CURSOR.to_owned(), c)])
-                .unwrap_or_default(),
+            cursors: pending.cursor.clone().into_iter().collect(),
             fence: pending.fence,
         };
         match self.store.commit(&commit).await {
             Ok(entries) => {
-                if let Some(c) = pending.cursor {
-                    self.cursor = c;
+                if let Some((name, c)) = pending.cursor
+                    && let Some(lane) = self.lanes.iter_mut().find(|l| l.cursor == name)
+                {
+                    lane.at = c;
                 }
                 for e in &entries {
                     info!(alert = %e.alert.id, kind = %e.alert.kind, change = %e.change, community = %e.alert.community, "alert");

@@ -988,8 +988,17 @@ export const CLUSTER_PAGE_ROWS = 100;
  * 10 s) the node drops out of the answer.
  */
 export const HEARTBEAT_LATE_MS = 5000;
-/** The tasks a district leases to one node (`xueliang::cluster::TASK_*`), in the order shown. */
+/**
+ * The tasks a district leases to one node (`xueliang::cluster::TASK_*`), in the order shown.
+ * The gate work is cut into shards, each its own task: `gate-alerts-0`, `gate-alerts-1`, ...
+ */
 export const CLUSTER_TASKS = ["gate-alerts", "notify", "retention"];
+
+/** A task's name split into its kind and its shard: "gate-alerts-3" -> {base: "gate-alerts", shard: 3}. */
+export function taskParts(name) {
+  const m = /^(gate-alerts)-(\d+)$/.exec(String(name));
+  return m ? { base: m[1], shard: Number(m[2]) } : { base: String(name), shard: null };
+}
 
 /** A lease key split at its first dot: `camera.<id>`, `task.<name>`; anything else is "other". */
 export function leaseKind(key) {
@@ -1000,9 +1009,30 @@ export function leaseKind(key) {
   return { kind: "other", name: k };
 }
 
-/** A task's name in the console's language ("gate-alerts" -> 门禁告警处理); an unknown one as it is. */
+/**
+ * A task's name in the console's language ("gate-alerts" -> 门禁告警处理, "gate-alerts-3" ->
+ * 门禁告警处理 #3); an unknown one as it is.
+ */
 export function taskLabel(name) {
-  return tOr(`cluster.task.${name}`, String(name));
+  const { base, shard } = taskParts(name);
+  const label = tOr(`cluster.task.${base}`, base);
+  return shard === null ? label : `${label} #${shard}`;
+}
+
+/**
+ * A node's tasks in one line, a task's shards together: ["gate-alerts-0", "gate-alerts-5",
+ * "notify"] -> "门禁告警处理 #0 #5 · 通知推送". `names` in the order to show.
+ */
+export function tasksText(names) {
+  const shards = new Map();
+  for (const name of names) {
+    const { base, shard } = taskParts(name);
+    if (!shards.has(base)) shards.set(base, []);
+    if (shard !== null) shards.get(base).push(`#${shard}`);
+  }
+  return [...shards]
+    .map(([base, numbers]) => [tOr(`cluster.task.${base}`, base), ...numbers].join(" "))
+    .join(" · ");
 }
 
 /** Milliseconds as seconds for a table: one decimal under 10 s, else whole; "—" for none. */
@@ -1081,11 +1111,13 @@ export function clusterRows(view, cameraName = (id) => id) {
     }
   }
   const rank = (name) => {
-    const i = CLUSTER_TASKS.indexOf(name);
+    const i = CLUSTER_TASKS.indexOf(taskParts(name).base);
     return i < 0 ? CLUSTER_TASKS.length : i;
   };
-  tasks.sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name) || a.node.localeCompare(b.node));
-  for (const n of byNode.values()) n.tasks.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  // Shards in number order (gate-alerts-2 before gate-alerts-10).
+  const byName = (a, b) => a.localeCompare(b, "en", { numeric: true });
+  tasks.sort((a, b) => rank(a.name) - rank(b.name) || byName(a.name, b.name) || a.node.localeCompare(b.node));
+  for (const n of byNode.values()) n.tasks.sort((a, b) => rank(a) - rank(b) || byName(a, b));
   cameras.sort(byNameThenId);
 
   const totalWeight = liveNodes.reduce((sum, n) => sum + (Number(n.weight) > 0 ? Number(n.weight) : 0), 0);
@@ -1262,7 +1294,7 @@ const NODE_COLUMNS = [
   { label: "cluster.col.weight", value: (n) => (n.weight === null ? "—" : String(n.weight)), class: "num" },
   { label: "cluster.col.cameras", value: shareCell, class: "share" },
   { label: "cluster.col.held", value: (n) => String(n.held), class: "num" },
-  { label: "cluster.col.tasks", value: (n) => (n.tasks.length ? n.tasks.map(taskLabel).join(" · ") : "—") },
+  { label: "cluster.col.tasks", value: (n) => (n.tasks.length ? tasksText(n.tasks) : "—") },
   {
     label: "cluster.col.heartbeat",
     value: (n) =>

@@ -41,6 +41,14 @@ pub enum ClusterError {
         #[source]
         source: BoxError,
     },
+    /// Creating or opening a JetStream stream failed.
+    #[error("NATS JetStream stream {stream}: {op}: {source}")]
+    Stream {
+        stream: String,
+        op: &'static str,
+        #[source]
+        source: BoxError,
+    },
     /// A request to NATS failed (`op` says which: "listing bucket xl-leases", ...).
     #[error("NATS: {op}: {source}")]
     Nats {
@@ -62,6 +70,7 @@ impl ClusterError {
             ClusterError::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             ClusterError::Unreachable { .. }
             | ClusterError::Bucket { .. }
+            | ClusterError::Stream { .. }
             | ClusterError::Nats { .. }
             | ClusterError::Timeout { .. } => ErrorKind::Unavailable,
         }

@@ -40,6 +40,7 @@
 
 mod auth;
 mod board;
+mod camera_status;
 mod error;
 mod leases;
 mod owner;
@@ -60,6 +61,9 @@ use tracing::{debug, info, warn};
 
 pub use auth::NatsAuth;
 pub use board::BOARD_TTL;
+pub use camera_status::{
+    DUPLICATE_WINDOW, STATUS_MAX_AGE, STATUS_PER_COMMUNITY, StatusAck, StatusChange, StatusChanges,
+};
 pub use error::{BoxError, ClusterError};
 pub use owner::owner;
 
@@ -97,14 +101,16 @@ pub struct ClusterConfig {
     /// How often leases and the heartbeat are renewed, and the bound on each NATS request.
     /// Default 2 s; must be > 0 and at most `lease_ttl / 4`.
     pub renew_every: Duration,
-    /// Names the buckets `{prefix}-nodes` and `{prefix}-leases` and the subject
-    /// `{prefix}.committed`. Default `"xl"`; 1 to 32 of `A-Z a-z 0-9 _ -`.
+    /// Names the buckets `{prefix}-nodes` and `{prefix}-leases`, the subject
+    /// `{prefix}.committed` and the camera-status stream `{prefix}-camera-status`. Default
+    /// `"xl"`; 1 to 32 of `A-Z a-z 0-9 _ -`.
     pub bucket_prefix: String,
     /// This node's API URL as other nodes and operators reach it (shown in [`ClusterView`]).
     /// Default none.
     pub advertise: Option<String>,
-    /// Copies of each bucket the NATS cluster keeps (JetStream replicas, 1 to 5): 3 on a
-    /// three-server NATS cluster, so that the leases outlive one server. Default 1.
+    /// Copies of each bucket and of the camera-status stream the NATS cluster keeps (JetStream
+    /// replicas, 1 to 5): 3 on a three-server NATS cluster, so that the leases outlive one
+    /// server. Default 1.
     pub replicas: usize,
 }
 
@@ -405,6 +411,8 @@ pub struct Cluster {
 struct Inner {
     cfg: ClusterConfig,
     client: async_nats::Client,
+    /// Publishes the camera status changes (requests bounded by `REQUEST_TIMEOUT`).
+    js: jetstream::Context,
     nodes: kv::Store,
     leases: kv::Store,
     wanted: watch::Sender<Arc<Vec<Wanted>>>,
@@ -443,9 +451,9 @@ impl fmt::Debug for Cluster {
 impl Cluster {
     /// Joins the cluster: checks `cfg`, connects to NATS (failing with an error naming the
     /// URLs when no server answers within [`CONNECT_TIMEOUT`]), creates or opens the buckets
-    /// (several nodes may do so at once), subscribes to commit announcements, and spawns the
-    /// lease loop, which heartbeats at once and takes leases once [`Cluster::want`] names
-    /// some.
+    /// and the camera-status stream (several nodes may do so at once), subscribes to commit
+    /// announcements, and spawns the lease loop, which heartbeats at once and takes leases
+    /// once [`Cluster::want`] names some.
     ///
     /// The loop runs until [`Cluster::stop`] or `shutdown`; both release this node's leases
     /// and node entry so that the others take over at once.
@@ -463,6 +471,7 @@ impl Cluster {
         let board = open_bucket(&js, &cfg, cfg.board_bucket(), BOARD_TTL).await?;
         // Pins stay until an admin removes them.
         let pins = open_bucket(&js, &cfg, cfg.pins_bucket(), Duration::ZERO).await?;
+        camera_status::open_stream(&js, &cfg).await?;
 
         let stop = shutdown.child_token();
         let (committed_tx, _) = watch::channel(0i64);
@@ -550,6 +559,7 @@ impl Cluster {
             inner: Arc::new(Inner {
                 cfg,
                 client,
+                js,
                 nodes,
                 leases,
                 wanted: wanted_tx,

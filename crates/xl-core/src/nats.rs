@@ -1,5 +1,6 @@
-//! The credentials a hub sends to NATS (the cluster's leases and JetStream out share them).
-//! Only the data: each crate that connects turns it into its client's options.
+//! The credentials a hub sends to NATS (the cluster's leases and JetStream out share them),
+//! and how a name becomes one token of a NATS subject (every stream named by community and
+//! kind uses it). Only the data: each crate that connects turns it into its client's options.
 //!
 //! async-nats 0.51 sends only what its connect options carry: a `user:password@` in a server
 //! URL is parsed but never sent, so credentials are their own setting.
@@ -69,6 +70,23 @@ impl NatsAuth {
             _ => None,
         }
     }
+}
+
+/// `s` as one NATS subject token: `.`, wildcards, whitespace and anything else outside
+/// `A-Z a-z 0-9 _ -` become `_`; empty becomes `_` (`gate.forced_open` -> `gate_forced_open`).
+pub fn subject_token(s: &str) -> String {
+    if s.is_empty() {
+        return "_".into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
+use xl_core::nats::subject_token;
 
 use crate::backoff::{Backoff, jittered, secs, sleep_or_shutdown};
 use crate::redact::redact_url;
@@ -346,23 +347,6 @@ impl JetStreamOutConfig {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// `s` as one NATS subject token: `.`, wildcards, whitespace and anything else outside
-/// `A-Z a-z 0-9 _ -` become `_`; empty becomes `_`.
-fn subject_token(s: &str) -> String {
-    if s.is_empty() {
-        return "_".into();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// JetStream out's counters at one moment.

@@ -190,6 +190,35 @@ impl Engine {
         }
     }
 
+    /// A denial handled before a restart (or before its gate's shard of the gate work moved
+    /// to this hub), given back after [`Engine::restore`]: it counts towards
+    /// `gate.denied_burst` as it did where it was handled, and decides nothing itself (what it
+    /// decided then is among the restored alerts).
+    pub fn restore_denial(&mut self, gate: &GateId, community: &CommunityId, at: Timestamp) {
+        if self.rule(AlertKind::GateDeniedBurst).applies_to(community) {
+            self.note_denial(gate, at);
+        }
+    }
+
+    /// How far back `gate.denied_burst` counts denials: a hub gives back the denials it
+    /// handled within this of its clock ([`Engine::restore_denial`]).
+    pub fn denial_window(&self) -> SignedDuration {
+        let secs = self.rule(AlertKind::GateDeniedBurst).window_secs;
+        SignedDuration::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
+    /// Puts a denial in its gate's window (sorted: inputs may arrive slightly out of order;
+    /// at most the rule's `count`).
+    fn note_denial(&mut self, gate: &GateId, at: Timestamp) {
+        let count = self.rule(AlertKind::GateDeniedBurst).count as usize;
+        let window = self.denials.entry(gate.clone()).or_default();
+        let pos = window.partition_point(|t| *t <= at);
+        window.insert(pos, at);
+        while window.len() > count {
+            window.pop_front();
+        }
+    }
+
     /// One input. `ids` makes ids for new alerts (it is given the raise time).
     ///
     /// The input's time is also the engine's clock: first everything [`Engine::tick`] would do
@@ -470,15 +499,9 @@ impl Engine {
             return;
         }
         let (count, window_secs) = (rule.count as usize, rule.window_secs);
-        let window = self.denials.entry(g.gate.clone()).or_default();
-        // Inputs may arrive slightly out of order: keep the window sorted.
-        let pos = window.partition_point(|t| *t <= g.at);
-        window.insert(pos, g.at);
-        while window.len() > count {
-            window.pop_front();
-        }
+        self.note_denial(&g.gate, g.at);
         // Denials in (at - window, at].
-        let recent = window
+        let recent = self.denials[&g.gate]
             .iter()
             .filter(|t| **t <= g.at && g.at < plus(**t, window_secs))
             .count();

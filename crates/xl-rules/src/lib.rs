@@ -88,7 +88,8 @@
 //! per gate at most `count` recent denials. Everything else is pruned as time passes, so memory
 //! is bounded by the number of devices and the alerts of the last cooldown. After a restart,
 //! [`Engine::restore`] reloads the unresolved alerts, so cooldowns, escalations and
-//! auto-resolve carry on; pending debounces and denial windows start afresh.
+//! auto-resolve carry on, and [`Engine::restore_denial`] takes back the denials handled within
+//! [`Engine::denial_window`], so a burst being counted goes on; pending debounces start afresh.
 
 mod config;
 mod engine;

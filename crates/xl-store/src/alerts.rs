@@ -667,6 +667,32 @@ impl Store {
         }
     }
 
+    /// Where a gate events reader (`GATE_EVENTS_READER` or a [`crate::gate_shard_reader`])
+    /// starts: its cursor; a reader without one yet takes over from the other layout, so a
+    /// single hub that joins a district (or a district node that runs alone again) neither
+    /// reads its events again from the start nor skips any: a shard starts at the single
+    /// hub's cursor, a single hub at the slowest shard's (the events between the slowest and
+    /// the fastest shard then go through its rules again). 0 when neither has run.
+    pub async fn gate_reader_start(&self, name: &str) -> Result<i64, StoreError> {
+        const OP: &str = "reading a cursor";
+        let other = if name == crate::GATE_EVENTS_READER {
+            crate::GATE_SHARD_READERS
+        } else {
+            crate::GATE_EVENTS_READER
+        };
+        let row = sqlx::query(
+            "SELECT (SELECT value FROM cursors WHERE name = $1) AS own, \
+             (SELECT MIN(value) FROM cursors WHERE name LIKE $2) AS other",
+        )
+        .bind(name.to_owned())
+        .bind(other)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db(OP))?;
+        let r = Reader { row: &row, op: OP };
+        Ok(r.opt_int("own")?.or(r.opt_int("other")?).unwrap_or(0))
+    }
+
     /// Sets a reader's cursor.
     pub async fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
         const OP: &str = "setting a cursor";

@@ -315,6 +315,37 @@ impl Store {
         rows.iter().map(|r| gate_row(r, OP)).collect()
     }
 
+    /// The newest (at most `limit`) gate events of `kind` received at or after `since` that a
+    /// reader at cursor `read` has read (`seq <= read`), oldest first: the rules processor
+    /// gives its engine back the denials it counted lately.
+    pub async fn gate_events_read_since(
+        &self,
+        kind: &str,
+        since: Timestamp,
+        read: i64,
+        limit: u32,
+    ) -> Result<Vec<GateEventRow>, StoreError> {
+        const OP: &str = "reading recent gate events";
+        let sql = format!(
+            "SELECT {GATE_COLS} FROM gate_events \
+             WHERE kind = $1 AND received_at >= $2 AND seq <= $3 ORDER BY seq DESC LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind.to_owned())
+            .bind(ms(since))
+            .bind(read)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        let mut rows = rows
+            .iter()
+            .map(|r| gate_row(r, OP))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     /// The dedup keys of gate events received at or after `since`, with their receive times
     /// (the ingest's dedup window, reloaded at start).
     pub async fn recent_gate_dedup_keys(

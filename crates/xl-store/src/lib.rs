@@ -61,9 +61,18 @@ pub use registry::{
 pub use retention::{PurgeReport, Retention};
 pub use topology::{ApplyReport, Author, SecretUpdate, StoredTopology, TopologyCheck};
 
-/// The cursor of the reader of stored gate events (the rules processor): retention keeps the
-/// gate events it has not read yet.
+/// The cursor of the reader of stored gate events (the rules processor) on a single hub:
+/// retention keeps the gate events it has not read yet.
 pub const GATE_EVENTS_READER: &str = "rules.gate_events";
+
+/// The cursor of gate shard `shard`'s reader on a node of a district
+/// (`rules.gate_events.<shard>`): there retention keeps what the slowest shard has not read.
+pub fn gate_shard_reader(shard: u32) -> String {
+    format!("{GATE_EVENTS_READER}.{shard}")
+}
+
+/// The `LIKE` pattern of the shard readers' cursors.
+const GATE_SHARD_READERS: &str = "rules.gate_events.%";
 
 use sql::db;
 

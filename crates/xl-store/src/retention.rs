@@ -149,8 +149,14 @@ impl Store {
                 .await?;
         }
         if let Some(c) = cutoff(now, retention.gate_events_days) {
-            // Keep what the rules processor has not read yet.
-            let read = self.lowest_cursor(GATE_EVENTS_READER).await?;
+            // Keep what the rules processor has not read yet: on a district, every gate
+            // shard's reader; on a single hub, its one reader.
+            let shards = self.lowest_cursor(crate::GATE_SHARD_READERS).await?;
+            let read = if shards == i64::MAX {
+                self.lowest_cursor(GATE_EVENTS_READER).await?
+            } else {
+                shards
+            };
             report.gate_events = self
                 .delete_numbered("purging gate events", "gate_events", "received_at", c, read)
                 .await?;

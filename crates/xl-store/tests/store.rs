@@ -43,6 +43,7 @@ both_backends!(
     audit_pages_reach_past_the_newest_ten_thousand,
     purge_deletes_old_data_and_keeps_the_rest,
     numbering_goes_on_after_a_purge_empties_a_table,
+    gate_shard_readers_take_over_from_the_single_reader_and_hold_retention,
     nul_in_free_text_does_not_fail_a_batch,
     an_audited_action_commits_with_its_entry_or_not_at_all,
     the_engines_changes_never_overwrite_a_persons,
@@ -1461,6 +1462,76 @@ async fn numbering_goes_on_after_a_purge_empties_a_table(db: &TestDb) {
         .collect();
     assert_eq!(after, [3]);
     assert_eq!(s.audit(&audit(now)).await.unwrap(), 2);
+}
+
+/// A district's gate shards each read with their own cursor. A shard without one starts where
+/// the single hub's reader was (a hub joining a district neither reads its events again nor
+/// skips any), a single hub without one where the slowest shard was; retention keeps what the
+/// slowest shard has not read, and on a district no longer waits for the single reader.
+async fn gate_shard_readers_take_over_from_the_single_reader_and_hold_retention(db: &TestDb) {
+    let s = &db.store;
+    let single = xl_store::GATE_EVENTS_READER;
+    assert_eq!(s.gate_reader_start(single).await.unwrap(), 0);
+    assert_eq!(
+        s.gate_reader_start(&xl_store::gate_shard_reader(3))
+            .await
+            .unwrap(),
+        0
+    );
+    let ids: Vec<String> = (1..=5).map(|i| format!("e{i}")).collect();
+    let events: Vec<_> = (0..5)
+        .map(|i| event(&ids[i], "east", "c1", T0 + i as i64))
+        .collect();
+    s.insert_gate_batch(&events, &[]).await.unwrap();
+    s.set_cursor(single, 2).await.unwrap();
+    assert_eq!(s.gate_reader_start(single).await.unwrap(), 2);
+    // The district starts: shards without a cursor take the single reader's.
+    let (a, b) = (
+        xl_store::gate_shard_reader(0),
+        xl_store::gate_shard_reader(15),
+    );
+    assert_eq!(a, "rules.gate_events.0");
+    assert_eq!(s.gate_reader_start(&a).await.unwrap(), 2);
+    s.set_cursor(&a, 4).await.unwrap();
+    s.set_cursor(&b, 3).await.unwrap();
+    assert_eq!(s.gate_reader_start(&a).await.unwrap(), 4);
+    assert_eq!(s.gate_reader_start(&b).await.unwrap(), 3);
+
+    // Retention keeps what the slowest shard (3) has not read; the single reader's 2 no
+    // longer counts.
+    let day = 86_400;
+    let retention = Retention {
+        gate_events_days: Some(30),
+        ..Retention::default()
+    };
+    let report = s
+        .purge(ts(T0 + 400 * day), &retention, &snapshot_dir(db))
+        .await
+        .unwrap();
+    assert_eq!(report.gate_events, 3, "{report:?}");
+    let left: Vec<i64> = s
+        .gate_events_after(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, [4, 5]);
+
+    // Back to a single hub whose own cursor is gone: it starts at the slowest shard.
+    sqlx_delete_cursor(db, single).await;
+    assert_eq!(s.gate_reader_start(single).await.unwrap(), 3);
+}
+
+/// Deletes a cursor row (as a district that never ran the single reader has none).
+async fn sqlx_delete_cursor(db: &TestDb, name: &str) {
+    let mut c = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM cursors WHERE name = '{name}'"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
 }
 
 /// A payload's error text or a person's note may hold NUL, which PostgreSQL's TEXT refuses: it

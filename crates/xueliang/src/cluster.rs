@@ -4,8 +4,9 @@
 //! PostgreSQL store. What must happen once is owned through leases in NATS JetStream
 //! ([`xl_cluster`]):
 //! - each camera (`camera.<id>`): only its owner pulls, decodes, analyses and records it;
-//! - the gate work (`task.gate-alerts`): stored gate events and gate health go through the
-//!   rules on one node, whose commits carry the lease's revision as a fence
+//! - the gate work, cut by gate into [`xl_alerts::GATE_SHARDS`] shards
+//!   (`task.gate-alerts-<shard>`): a shard's stored gate events and gate health go through
+//!   the rules on one node, whose commits carry the lease's revision as a fence
 //!   ([`xl_store::Fence`]), so a node that lost the lease cannot commit after its successor;
 //! - publishing (`task.notify`: MQTT out, webhooks and the JetStream streams of alert changes,
 //!   gate events and vision events) and retention (`task.retention`).
@@ -37,7 +38,8 @@ use xl_store::{Fence, Store};
 
 use crate::config::StoreConfig;
 
-/// The lease of the gate work (stored gate events and gate health through the rules).
+/// The leases of the gate work's shards (stored gate events and gate health through the
+/// rules) are `task.gate-alerts-<shard>`.
 pub const TASK_GATE_ALERTS: &str = "gate-alerts";
 /// The lease of MQTT out and the webhooks.
 pub const TASK_NOTIFY: &str = "notify";
@@ -88,7 +90,8 @@ pub struct ClusterSettings {
     #[serde(default = "default_prefix")]
     pub prefix: String,
     /// Copies NATS keeps of the leases and the streams (alert changes, gate events, vision
-    /// events; JetStream replicas): 3 on a three-server NATS cluster. Default 1.
+    /// events, camera status changes; JetStream replicas): 3 on a three-server NATS cluster.
+    /// Default 1.
     #[serde(default = "default_replicas")]
     pub replicas: usize,
 }
@@ -282,6 +285,11 @@ pub fn task_key(task: &str) -> LeaseKey {
     LeaseKey::task(task).expect("task names are valid lease keys")
 }
 
+/// The lease of gate shard `shard` (`task.gate-alerts-<shard>`).
+pub fn gate_shard_key(shard: u32) -> LeaseKey {
+    task_key(&format!("{TASK_GATE_ALERTS}-{shard}"))
+}
+
 /// Every lease of the district: the cameras that run (`runnable`) and the tasks.
 pub fn wanted(runnable: &Topology) -> Vec<Wanted> {
     let cameras = runnable.cameras.keys().filter_map(|id| match LeaseKey::camera(id.as_str()) {
@@ -291,8 +299,10 @@ pub fn wanted(runnable: &Topology) -> Vec<Wanted> {
             None
         }
     });
-    let tasks = [TASK_GATE_ALERTS, TASK_NOTIFY, TASK_RETENTION].map(task_key);
+    let gate_shards = (0..xl_alerts::GATE_SHARDS).map(gate_shard_key);
+    let tasks = [TASK_NOTIFY, TASK_RETENTION].map(task_key);
     cameras
+        .chain(gate_shards)
         .chain(tasks)
         .map(|key| Wanted { key, pin: None })
         .collect()
@@ -303,19 +313,30 @@ pub fn holds_camera(held: &Held, camera: &xl_core::CameraId) -> bool {
     LeaseKey::camera(camera.as_str()).is_ok_and(|k| held.leases.contains_key(&k))
 }
 
-/// What the alert processor holds, from the leases: the gate work (with its fence) and a
-/// count bumped whenever cameras are taken over (the engine then reloads the committed
+/// What the alert processor holds, from the leases: the gate shards (each with its fence)
+/// and a count bumped whenever cameras are taken over (the engine then reloads the committed
 /// alerts, the moved cameras' included).
 pub fn shard_feed(
     mut held: watch::Receiver<Arc<Held>>,
     shutdown: CancellationToken,
 ) -> watch::Receiver<xl_alerts::Shard> {
-    let gate_key = task_key(TASK_GATE_ALERTS);
+    let gate_keys: Vec<(u32, LeaseKey)> = (0..xl_alerts::GATE_SHARDS)
+        .map(|k| (k, gate_shard_key(k)))
+        .collect();
     let shard_of = move |h: &Held, taken: u64| xl_alerts::Shard {
-        gates: h.leases.get(&gate_key).map(|&revision| Fence {
-            key: gate_key.to_string(),
-            revision,
-        }),
+        gates: gate_keys
+            .iter()
+            .filter_map(|(k, key)| {
+                let revision = *h.leases.get(key)?;
+                Some((
+                    *k,
+                    Fence {
+                        key: key.to_string(),
+                        revision,
+                    },
+                ))
+            })
+            .collect(),
         taken,
     };
     let first = held.borrow_and_update().clone();
@@ -497,7 +518,9 @@ struct PostedCamera {
 
 /// Posts the status of the cameras this node runs on the board, for the other nodes' APIs:
 /// at once when a camera's status changes (checked every second), and every
-/// [`STATUS_REPOST`] anyway.
+/// [`STATUS_REPOST`] anyway. Each change (not the reposts) is also published, as posted, on
+/// the camera-status stream (`{prefix}.camera.<community>.status`); a change the stream has
+/// not acknowledged is published again at the next check, with the same message id.
 pub async fn post_camera_status(
     cluster: Arc<Cluster>,
     cameras: Arc<xl_core::camera::CameraRegistry>,
@@ -505,6 +528,7 @@ pub async fn post_camera_status(
 ) {
     let mut posted: std::collections::HashMap<xl_core::CameraId, (String, std::time::Instant)> =
         Default::default();
+    let mut changes = xl_cluster::StatusChanges::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -514,12 +538,14 @@ pub async fn post_camera_status(
         }
         let snapshot = cameras.snapshot();
         posted.retain(|id, _| snapshot.iter().any(|(info, _)| &info.id == id));
+        changes.retain(|id| snapshot.iter().any(|(info, _)| info.id.as_str() == id));
         for entry in &snapshot {
             let mut dto = xl_api::CameraDto::from(entry);
             let due = posted
                 .get(&dto.id)
                 .is_none_or(|(status, at)| *status != dto.status || at.elapsed() >= STATUS_REPOST);
-            if !due {
+            let changed = changes.is_change(dto.id.as_str(), &dto.status);
+            if !due && !changed {
                 continue;
             }
             let Ok(key) = LeaseKey::camera(dto.id.as_str()) else {
@@ -534,12 +560,29 @@ pub async fn post_camera_status(
             let Ok(json) = serde_json::to_vec(&body) else {
                 continue;
             };
+            if changed {
+                let change = xl_cluster::StatusChange {
+                    camera: body.camera.id.to_string(),
+                    community: body.camera.community.to_string(),
+                    at_ms: body.at_ms,
+                    payload: json.clone(),
+                };
+                changes.push(&status, change);
+            }
+            if !due {
+                continue;
+            }
             match cluster.post(key.as_str(), json).await {
                 Ok(()) => {
                     posted.insert(body.camera.id, (status, std::time::Instant::now()));
                 }
                 Err(e) => debug!(camera = %body.camera.id, error = %e, "cannot post camera status"),
             }
+        }
+        if changes.pending() > 0
+            && let Err(e) = changes.publish(&cluster).await
+        {
+            debug!(waiting = changes.pending(), error = %e, "cannot publish camera status changes; retrying");
         }
     }
 }

@@ -309,8 +309,9 @@ impl Runtime {
                 }
                 (EntryId::Gate(id), op) => {
                     gates_changed = true;
-                    // In a district, the node doing the gate work resolves a gate's alerts.
-                    if op == ChangeOp::Removed && self.does_gate_work() {
+                    // In a district, the node doing the gate's shard of the gate work resolves
+                    // its alerts.
+                    if op == ChangeOp::Removed && self.does_gate_work(id) {
                         removed_gates.push(id.clone());
                     }
                 }
@@ -348,14 +349,15 @@ impl Runtime {
         Ok(())
     }
 
-    /// Whether this hub resolves removed gates' alerts: a single hub, or the node holding the
-    /// gate work's lease.
-    fn does_gate_work(&self) -> bool {
+    /// Whether this hub resolves `gate`'s alerts when it is removed: a single hub, or the
+    /// node holding the lease of the gate's shard of the gate work.
+    fn does_gate_work(&self, gate: &GateId) -> bool {
         self.parts.cluster.as_ref().is_none_or(|own| {
+            let shard = xl_alerts::gate_shard(gate);
             own.held
                 .borrow()
                 .leases
-                .contains_key(&crate::cluster::task_key(crate::cluster::TASK_GATE_ALERTS))
+                .contains_key(&crate::cluster::gate_shard_key(shard))
         })
     }
 

@@ -671,3 +671,178 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
     gates.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The alert processor on `store`, fed by `gates`, on `clocks` (a single hub's: no shard).
+async fn start_processor(
+    store: &Store,
+    config: &Config,
+    data: &Path,
+    clocks: &SimulatedClocks,
+    gates: &xl_gates::Gates,
+    registry: &std::sync::Arc<xl_core::gate_status::GateRegistry>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (_alerts, task) = xl_alerts::start(
+        xl_alerts::Setup {
+            store: store.clone(),
+            rules: config.rules.clone(),
+            evidence: config.evidence.clone(),
+            rings: None,
+            snapshot_dir: data.join("snapshots"),
+            topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
+            clocks: clocks.shared(),
+            clip_kept_after: config.recording.evidence_keep(),
+        },
+        xl_alerts::Sources {
+            gate_events: Some(gates.subscribe()),
+            vision: None,
+            cameras: std::sync::Arc::default(),
+            gates: std::sync::Arc::clone(registry),
+            inputs: None,
+            shard: None,
+        },
+        shutdown,
+    )
+    .await
+    .unwrap();
+    task
+}
+
+/// A Hikvision "access denied (timeout)" push at `at`.
+fn denied_at(serial: u64, at: jiff::Timestamp) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&forced_open_at(serial, at)).unwrap();
+    let ev = &mut v["AccessControllerEvent"];
+    ev["majorEventType"] = 5.into();
+    ev["subEventType"] = 0x04.into();
+    v.to_string()
+}
+
+/// Four denials at a gate, then the alert processor restarts (as on a hub restart, or when the
+/// gate's shard of a district's gate work moves to another node: the same restore), then the
+/// fifth denial within the minute: the burst is raised, because the processor gave its engine
+/// back the denials it had read. Before, the window started afresh and the burst was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_burst_being_counted_survives_a_processor_restart() {
+    let data = temp_dir("alerts-denials");
+    let t0: jiff::Timestamp = "2026-03-01T08:00:00Z".parse().unwrap();
+    let clocks = SimulatedClocks::new(t0);
+    let config = Config::parse(&format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        api_token = "test-token"
+        data_dir = "{data}"
+        [detect]
+        enabled = false
+        [[gates]]
+        id = "lobby"
+        community = "xingfu"
+        firmware = "hikvision-isapi"
+        push_secret = "{PUSH_SECRET}"
+        "#,
+        data = data.display(),
+    ))
+    .unwrap();
+    let store = Store::open(&format!("sqlite://{}", data.join("xueliang.db").display()))
+        .await
+        .unwrap();
+    let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
+    let dir = xl_gates::Gates::journal_dir(&data);
+    let sink = xueliang::gate_store::StoreSink::open(
+        store.clone(),
+        dir.clone(),
+        Duration::from_secs(config.gate_ingest.dedup_window_secs),
+        clocks.realtime(),
+    )
+    .await
+    .unwrap();
+    let gates = xl_gates::Gates::start_with_sink(
+        config.gates_config(),
+        Box::new(sink),
+        dir,
+        std::sync::Arc::clone(&registry),
+        clocks.shared(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = gates.push_router();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let http = reqwest::Client::new();
+    let push = |serial: u64| {
+        let (http, at) = (http.clone(), clocks.realtime());
+        async move {
+            let r = http
+                .post(format!(
+                    "http://{addr}/gates/push/hikvision/lobby?secret={PUSH_SECRET}"
+                ))
+                .header("content-type", "application/json")
+                .body(denied_at(serial, at))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+        }
+    };
+
+    let first = tokio_util::sync::CancellationToken::new();
+    let task = start_processor(
+        &store,
+        &config,
+        &data,
+        &clocks,
+        &gates,
+        &registry,
+        first.clone(),
+    )
+    .await;
+    for serial in 1..=4 {
+        push(serial).await;
+        clocks.advance(Duration::from_secs(5));
+    }
+    // The processor read all four (its cursor is past them) and raised nothing: four of five.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.cursor(xl_alerts::GATE_CURSOR).await.unwrap() < 4 {
+        assert!(Instant::now() < deadline, "the denials were not read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(alerts_by_gate(&store).await.is_empty());
+    first.cancel();
+    task.await.unwrap();
+
+    let second = tokio_util::sync::CancellationToken::new();
+    let task = start_processor(
+        &store,
+        &config,
+        &data,
+        &clocks,
+        &gates,
+        &registry,
+        second.clone(),
+    )
+    .await;
+    push(5).await;
+    let raised = wait_for_alerts(&store, "the burst raised after the restart", |a| {
+        a.contains_key("lobby")
+    })
+    .await;
+    assert_eq!(raised["lobby"].kind, AlertKind::GateDeniedBurst);
+    assert_eq!(
+        raised["lobby"].raised_at,
+        t0 + jiff::SignedDuration::from_secs(20)
+    );
+
+    second.cancel();
+    let _ = task.await;
+    server.abort();
+    gates.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -4,9 +4,11 @@
 //! - 24 cameras, each pulled by exactly one node (the RTSP server's own session count, never
 //!   two at once for any camera, also while the nodes join one after another);
 //! - four gates publishing door-forced events on Mosquitto through the whole test;
-//! - one node SIGKILLed: its cameras are pulled by the others within 30 s; every gate event
-//!   published is stored exactly once, and each gate's alert is raised once and counts every
-//!   event (none processed twice, none lost);
+//! - the gate work cut into shards spread over the nodes;
+//! - one node SIGKILLed (one doing the gate work of a publishing gate): its cameras are pulled
+//!   by the others within 30 s, its gate shards go on elsewhere from the alerts it committed;
+//!   every gate event published is stored exactly once, and each gate's alert is raised once
+//!   and counts every event (none processed twice, none lost);
 //! - a camera added through node A's API, owned by node B by the leases, raises
 //!   camera.offline on B and A's SSE stream shows it;
 //! - a node cut from NATS (through a proxy the test controls) stops its cameras before the
@@ -254,14 +256,35 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
 
 /// Camera -> the node holding its lease, from a node's `GET /api/v1/cluster`.
 async fn camera_owners(http: &reqwest::Client, node: &Node) -> BTreeMap<String, String> {
+    holders(http, node, "camera").await
+}
+
+/// `<id>` -> the node holding lease `<kind>.<id>`, from a node's `GET /api/v1/cluster`.
+async fn holders(http: &reqwest::Client, node: &Node, kind: &str) -> BTreeMap<String, String> {
     let view = get_json(http, &format!("{}/api/v1/cluster", node.base)).await;
     view["leases"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|l| {
-            let camera = l["key"].as_str()?.strip_prefix("camera.")?;
-            Some((camera.to_owned(), l["node"].as_str()?.to_owned()))
+            let id = l["key"].as_str()?.strip_prefix(kind)?.strip_prefix('.')?;
+            Some((id.to_owned(), l["node"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+/// Gate -> the node doing its shard of the gate work, for the publishing gates.
+async fn gate_workers(http: &reqwest::Client, node: &Node) -> BTreeMap<String, String> {
+    let tasks = holders(http, node, "task").await;
+    let shards = tasks
+        .keys()
+        .filter(|t| t.starts_with("gate-alerts-"))
+        .count();
+    assert_eq!(shards, xl_alerts::GATE_SHARDS as usize, "{tasks:?}");
+    (0..GATES)
+        .map(|g| {
+            let shard = xl_alerts::gate_shard(&xl_core::GateId::new(gate_id(g)).unwrap());
+            (gate_id(g), tasks[&format!("gate-alerts-{shard}")].clone())
         })
         .collect()
 }
@@ -499,8 +522,18 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
             NODES.len(),
             "{view}"
         );
-        let ready = http.get(format!("{}/readyz", n.base)).send().await.unwrap();
-        assert_eq!(ready.status(), 200, "node {} ready", n.name);
+        // Ready two lease rounds (4 s) after it asked for its share, which it may have
+        // pulled by the first: it is ready within a few rounds, not necessarily yet.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("{}/readyz", n.base)).send().await.unwrap();
+            if ready.status() == 200 {
+                break;
+            }
+            assert_eq!(ready.status(), 503, "node {} readyz", n.name);
+            assert!(Instant::now() < deadline, "node {} not ready", n.name);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let metrics = http
             .get(format!("{}/metrics", n.base))
             .bearer_auth(TOKEN)
@@ -563,10 +596,28 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
     )
     .await;
 
-    // SIGKILL the node with the most cameras (never the first: its stream is watched).
+    // The gate work is sharded over the nodes (16 shards, 3 nodes of one weight).
+    let tasks = holders(&http, &d.nodes[0], "task").await;
+    let doing: BTreeSet<&String> = tasks
+        .iter()
+        .filter(|(t, _)| t.starts_with("gate-alerts-"))
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        doing.len() > 1,
+        "one node does all the gate work: {tasks:?}"
+    );
+    let workers = gate_workers(&http, &d.nodes[0]).await;
+
+    // SIGKILL a node doing the gate work of a publishing gate, the one with the most cameras
+    // among them (never the first: its stream is watched). The shards are placed by the
+    // node names, so this is the same node on every run.
     let victim = (1..NODES.len())
+        .filter(|&i| workers.values().any(|n| n == NODES[i]))
         .max_by_key(|&i| owners.values().filter(|n| *n == NODES[i]).count())
-        .unwrap();
+        .unwrap_or_else(|| {
+            panic!("no node but the first does a publishing gate's work: {workers:?}")
+        });
     let moved = d.opened(
         owners
             .iter()
@@ -588,6 +639,25 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
     assert!(
         owners.values().all(|n| n != dead.name),
         "a dead node still holds leases: {owners:?}"
+    );
+    // Its gate shards were taken over too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let moved_gates = loop {
+        let now = holders(&http, &d.nodes[0], "task").await;
+        let shards = now.keys().filter(|t| t.starts_with("gate-alerts-")).count();
+        if shards == xl_alerts::GATE_SHARDS as usize && now.values().all(|n| n != dead.name) {
+            break workers.iter().filter(|(_, n)| **n == dead.name).count();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gate work is not all taken over from {}: {now:?}",
+            dead.name
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!(
+        "node {} killed: the work of {moved_gates} publishing gates moved",
+        dead.name
     );
 
     // Events published through the failover: each stored once; each gate's alert raised once

@@ -5,14 +5,17 @@
 //! - a stored vision event is once on `xl.vision.<community>.<kind>` in `xl-vision-events`,
 //!   as `GET /api/v1/events/vision` shows it;
 //! - their cursors are `feed.jetstream.*` in the store, never `outbox.*` ones (outbox
-//!   retention waits for those).
+//!   retention waits for those);
+//! - a camera the node pulls from the real RTSP server going online is on
+//!   `xl.camera.<community>.status` in `xl-camera-status` with the node's id, each message a
+//!   change (the board's 10-s reposts are not in the stream).
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use serde_json::Value;
-use xl_testkit::NatsServer;
+use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
 use xueliang::config::Config;
 use xueliang::hub::Hub;
 
@@ -146,6 +149,115 @@ async fn stored_gate_and_vision_events_are_each_once_on_their_subjects() {
         "{names:?}"
     );
     db.close().await;
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Every message of `xl-camera-status` on `subject`: (`Nats-Msg-Id`, payload).
+async fn camera_status_messages(js: &jetstream::Context, subject: &str) -> Vec<(String, Value)> {
+    let stream = js.get_stream("xl-camera-status").await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        assert_eq!(m.subject.as_str(), subject);
+        let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
+        out.push((
+            id.map(|v| v.as_str().to_owned()).unwrap_or_default(),
+            serde_json::from_slice(&m.payload).unwrap(),
+        ));
+    }
+    out
+}
+
+/// The `at_ms` of the camera's last post on the board (`xl-board`, `camera.<id>`).
+async fn board_post_ms(js: &jetstream::Context, camera: &str) -> Option<i64> {
+    let board = js.get_key_value("xl-board").await.unwrap();
+    let value = board.get(format!("camera.{camera}")).await.unwrap()?;
+    serde_json::from_slice::<Value>(&value).unwrap()["at_ms"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_going_online_is_on_its_communitys_camera_status_subject() {
+    let clip = test_clip(H264_360P).expect("the test clips: run scripts/setup");
+    let rtsp = RtspServer::start(&[("door", clip)]).expect("start the RTSP server");
+    let nats = NatsServer::start().expect("start nats-server (scripts/ensure-nats)");
+    let pg = TestPg::create().await;
+    let data = temp_dir("cluster-camera-status");
+    let mut text = district_node_toml("n1", free_port(), TOKEN, &data, &pg.url, &nats.url());
+    text.push_str(&format!(
+        "\n[[cameras]]\nid = \"door\"\ncommunity = \"feeds.2\"\nurl = \"{}\"\n",
+        rtsp.url("door")
+    ));
+    let hub = Hub::start(Config::parse(&text).expect("the config is valid"))
+        .await
+        .unwrap();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // `.` cannot be in a subject token.
+    let subject = "xl.camera.feeds_2.status";
+
+    let deadline = Instant::now() + WAIT;
+    let messages = loop {
+        let messages = camera_status_messages(&js, subject).await;
+        if messages
+            .last()
+            .is_some_and(|(_, m)| m["camera"]["status"] == "online")
+        {
+            break messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not online on {subject} after {WAIT:?}: {messages:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (id, m) in &messages {
+        let camera = &m["camera"];
+        assert_eq!(camera["id"], "door", "{m}");
+        assert_eq!(camera["community"], "feeds.2", "{m}");
+        assert_eq!(camera["node"], "n1", "{m}");
+        let at_ms = m["at_ms"].as_i64().expect("at_ms");
+        assert_eq!(id, &format!("xl-camera-door-n1-{at_ms}"));
+    }
+    let statuses: Vec<&str> = messages
+        .iter()
+        .map(|(_, m)| m["camera"]["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.windows(2).all(|w| w[0] != w[1]),
+        "each message a change: {statuses:?}"
+    );
+    let online_ms = messages.last().unwrap().1["at_ms"].as_i64().unwrap();
+
+    // The board reposts the unchanged status (every 10 s); the stream does not take it.
+    let deadline = Instant::now() + WAIT;
+    while board_post_ms(&js, "door").await.unwrap_or(0) <= online_ms {
+        assert!(
+            Instant::now() < deadline,
+            "no repost on the board after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = camera_status_messages(&js, subject).await;
+    assert_eq!(
+        after.len(),
+        messages.len(),
+        "a repost is no change: {after:?}"
+    );
+
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -1493,3 +1493,36 @@ fn state_stays_bounded() {
     assert!(engine.outages.is_empty());
     assert_eq!(engine.next_deadline(), None);
 }
+
+#[test]
+fn denials_given_back_after_a_restart_count_towards_a_burst() {
+    let config = rules(NO_ESCALATION);
+    let mut n = 0;
+    let mut ids = |_: Timestamp| {
+        n += 1;
+        AlertId(format!("a{n}"))
+    };
+    let denial = |gate: &str, at| Input::Gate(gate_input(GateEventKind::AccessDenied, gate, at));
+    let (g1, c1) = ("g1".parse().unwrap(), "c1".parse().unwrap());
+    // Four denials were handled before the restart (the default burst is five in 60 s).
+    let mut engine = Engine::new(&config).unwrap();
+    for s in [1, 2, 3, 4] {
+        engine.restore_denial(&g1, &c1, t(s));
+    }
+    assert_eq!(engine.denial_window(), SignedDuration::from_secs(60));
+    let d = engine.handle(&denial("g1", t(10)), &mut ids);
+    assert!(
+        matches!(d.as_slice(), [Decision::Raise(a)] if a.kind == AlertKind::GateDeniedBurst),
+        "{d:?}"
+    );
+    // Without them the fifth denial is the first.
+    let mut fresh = Engine::new(&config).unwrap();
+    assert!(fresh.handle(&denial("g1", t(10)), &mut ids).is_empty());
+    // Denials of another community, where the rule does not apply, are not counted.
+    let only_c2 = rules("[[rules]]\nkind = \"gate.denied_burst\"\ncommunities = [\"c2\"]");
+    let mut other = Engine::new(&only_c2).unwrap();
+    for s in [1, 2, 3, 4] {
+        other.restore_denial(&g1, &c1, t(s));
+    }
+    assert!(other.denials.is_empty());
+}
