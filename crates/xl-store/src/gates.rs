@@ -90,6 +90,101 @@ pub struct NewVisionEvent {
     pub body: Value,
 }
 
+/// Gate events inserted by one statement (12 parameters each: far below SQLite's 32,766 and
+/// PostgreSQL's 65,535).
+const INSERT_CHUNK: usize = 256;
+
+/// The receive times (ms) of the stored gate events with the dedup keys of `events`, by key,
+/// within `window_ms` of the batch's first and last receipt.
+async fn stored_dedup_keys<'a>(
+    tx: &mut crate::Tx,
+    events: &'a [NewGateEvent],
+    window_ms: i64,
+) -> Result<std::collections::HashMap<&'a str, Vec<i64>>, StoreError> {
+    const OP: &str = "looking up gate event dedup keys";
+    let mut near: std::collections::HashMap<&'a str, Vec<i64>> = Default::default();
+    let (Some(first), Some(last)) = (
+        events.iter().map(|e| ms(e.received_at)).min(),
+        events.iter().map(|e| ms(e.received_at)).max(),
+    ) else {
+        return Ok(near);
+    };
+    let keys: Vec<&'a str> = {
+        let mut seen = std::collections::HashSet::new();
+        events
+            .iter()
+            .map(|e| e.dedup_key.as_str())
+            .filter(|k| seen.insert(*k))
+            .collect()
+    };
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT dedup_key, received_at FROM gate_events \
+             WHERE received_at >= $1 AND received_at <= $2 AND dedup_key IN ({list})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(first.saturating_sub(window_ms))
+            .bind(last.saturating_add(window_ms));
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        for row in q.fetch_all(&mut **tx).await.map_err(db(OP))? {
+            let r = Reader { row: &row, op: OP };
+            let key: String = r.text("dedup_key")?;
+            if let Some(k) = chunk.iter().find(|k| **k == key) {
+                near.entry(*k).or_default().push(r.int("received_at")?);
+            }
+        }
+    }
+    Ok(near)
+}
+
+/// Inserts `events` numbered from `first`, in one statement.
+async fn insert_gate_events(
+    tx: &mut crate::Tx,
+    events: &[&NewGateEvent],
+    first: i64,
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = (0..events.len())
+        .map(|i| {
+            let p = (1..=12)
+                .map(|c| format!("${}", i * 12 + c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({p})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO gate_events (seq, id, gate, community, camera, firmware, kind, \
+         received_at, occurred_at, dedup_key, evidence, body) VALUES {rows}"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (i, e) in events.iter().enumerate() {
+        q = q
+            .bind(first + i as i64)
+            .bind(e.id.as_str())
+            .bind(e.gate.as_str())
+            .bind(e.community.as_str())
+            .bind(e.camera.as_ref().map(|c| c.as_str().to_owned()))
+            .bind(e.firmware.as_str())
+            .bind(e.kind.as_str())
+            .bind(ms(e.received_at))
+            .bind(opt_ms(e.occurred_at))
+            .bind(e.dedup_key.as_str())
+            .bind(e.evidence.clone())
+            .bind(json_text(&e.body));
+    }
+    q.execute(&mut **tx).await.map(|_| ())
+}
+
 /// What [`Store::insert_gate_batch_once`] did with a batch's gate events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GateBatchStored {
@@ -230,54 +325,42 @@ impl Store {
         // Milliseconds, as stored; a window past i64 milliseconds covers all of time anyway.
         let window_ms = window.map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
         let mut tx = self.begin_write(OP, &["gate_events"]).await?;
-        let mut seq = next_seq(&mut tx, OP, "gate_events").await?;
-        for e in events {
-            if let Some(w) = window_ms {
-                // Sees this batch's earlier rows too (same transaction): in-batch duplicates.
-                let at = ms(e.received_at);
-                let stored = sqlx::query(
-                    "SELECT seq FROM gate_events WHERE dedup_key = $1 \
-                     AND received_at >= $2 AND received_at <= $3 LIMIT 1",
-                )
-                .bind(e.dedup_key.as_str())
-                .bind(at.saturating_sub(w))
-                .bind(at.saturating_add(w))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db(OP))?;
-                if stored.is_some() {
-                    tracing::trace!(
-                        id = %e.id,
-                        dedup_key = %e.dedup_key,
-                        "gate event already stored within the dedup window; skipped"
-                    );
-                    counts.duplicates += 1;
-                    continue;
+        let seq = next_seq(&mut tx, OP, "gate_events").await?;
+        // Few statements while the table lock is held (a district's nodes all wait for it):
+        // one read of the batch's dedup keys, one insert per chunk of events.
+        let keep: Vec<&NewGateEvent> = match window_ms {
+            None => events.iter().collect(),
+            Some(w) => {
+                let mut near = stored_dedup_keys(&mut tx, events, w).await?;
+                let mut keep = Vec::with_capacity(events.len());
+                for e in events {
+                    let at = ms(e.received_at);
+                    let (from, to) = (at.saturating_sub(w), at.saturating_add(w));
+                    let times = near.entry(e.dedup_key.as_str()).or_default();
+                    // Stored before, or earlier in this batch, within the window.
+                    if times.iter().any(|t| (from..=to).contains(t)) {
+                        tracing::trace!(
+                            id = %e.id,
+                            dedup_key = %e.dedup_key,
+                            "gate event already stored within the dedup window; skipped"
+                        );
+                        counts.duplicates += 1;
+                        continue;
+                    }
+                    times.push(at);
+                    keep.push(e);
                 }
+                keep
             }
-            sqlx::query(
-                "INSERT INTO gate_events (seq, id, gate, community, camera, firmware, kind, \
-                 received_at, occurred_at, dedup_key, evidence, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(seq)
-            .bind(e.id.as_str())
-            .bind(e.gate.as_str())
-            .bind(e.community.as_str())
-            .bind(e.camera.as_ref().map(|c| c.as_str().to_owned()))
-            .bind(e.firmware.as_str())
-            .bind(e.kind.as_str())
-            .bind(ms(e.received_at))
-            .bind(opt_ms(e.occurred_at))
-            .bind(e.dedup_key.as_str())
-            .bind(e.evidence.clone())
-            .bind(json_text(&e.body))
-            .execute(&mut *tx)
-            .await
-            .map_err(|source| dup_or(source, OP, "gate event", &e.id))?;
-            seq += 1;
-            counts.stored += 1;
+        };
+        for (i, chunk) in keep.chunks(INSERT_CHUNK).enumerate() {
+            let first = seq + (i * INSERT_CHUNK) as i64;
+            if let Err(source) = insert_gate_events(&mut tx, chunk, first).await {
+                drop(tx);
+                return Err(self.duplicate_named(source, OP, &keep).await);
+            }
         }
+        counts.stored = keep.len();
         for d in dead_letters {
             sqlx::query(
                 "INSERT INTO dead_letters (id, received_at, firmware, gate, error, body) \
@@ -295,6 +378,34 @@ impl Store {
         }
         tx.commit().await.map_err(db(OP))?;
         Ok(counts)
+    }
+
+    /// The error of an insert that failed: a unique violation names the event id that was
+    /// stored already (or twice in the batch), read after the failed transaction was rolled
+    /// back.
+    async fn duplicate_named(
+        &self,
+        source: sqlx::Error,
+        op: &'static str,
+        events: &[&NewGateEvent],
+    ) -> StoreError {
+        if !crate::error::is_unique_violation(&source) {
+            return StoreError::Database { op, source };
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(e) = events.iter().find(|e| !seen.insert(e.id.as_str())) {
+            return dup_or(source, op, "gate event", &e.id);
+        }
+        for e in events {
+            let stored = sqlx::query("SELECT 1 FROM gate_events WHERE id = $1")
+                .bind(e.id.as_str())
+                .fetch_optional(&self.pool)
+                .await;
+            if matches!(stored, Ok(Some(_))) {
+                return dup_or(source, op, "gate event", &e.id);
+            }
+        }
+        dup_or(source, op, "gate event", "(unknown)")
     }
 
     /// Gate events with `seq > seq`, oldest first, at most `limit` (a reader's cursor).
