@@ -185,3 +185,68 @@ mod tests {
         );
     }
 }
+
+/// The JetStream feeds this node runs while it holds the notify lease, for `/metrics`: none
+/// on a node without the lease (another node publishes), so the district's figures are the
+/// lease holder's.
+#[derive(Default)]
+pub(crate) struct FeedMetrics {
+    running: std::sync::Mutex<Vec<(String, xl_notify::JetStreamOut)>>,
+}
+
+impl FeedMetrics {
+    /// The feeds that started (stream name and handle); replaces the ones before.
+    pub(crate) fn set(&self, feeds: Vec<(String, xl_notify::JetStreamOut)>) {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = feeds;
+    }
+}
+
+impl xl_core::metrics::MetricsSource for FeedMetrics {
+    fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let stats: Vec<(&str, xl_notify::JetStreamOutStats)> = running
+            .iter()
+            .map(|(stream, out)| (stream.as_str(), out.stats()))
+            .collect();
+        type Figure = fn(&xl_notify::JetStreamOutStats) -> i64;
+        let families: [(&str, &str, &str, Figure); 5] = [
+            (
+                "xueliang_jetstream_published_total",
+                "counter",
+                "Entries of a feed the stream stored, since this node took the notify lease.",
+                |s| s.published as i64,
+            ),
+            (
+                "xueliang_jetstream_duplicates_total",
+                "counter",
+                "Entries the stream had already (a republish), since this node took the notify lease.",
+                |s| s.duplicates as i64,
+            ),
+            (
+                "xueliang_jetstream_failures_total",
+                "counter",
+                "Publish attempts that failed and were retried, since this node took the notify lease.",
+                |s| s.failures as i64,
+            ),
+            (
+                "xueliang_jetstream_lag",
+                "gauge",
+                "Entries of a feed committed to the store and not yet acknowledged by the stream.",
+                |s| s.lag,
+            ),
+            (
+                "xueliang_jetstream_connected",
+                "gauge",
+                "1 while the feed's publisher is connected to NATS.",
+                |s| i64::from(s.connected),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (stream, s) in &stats {
+                let _ = writeln!(out, "{name}{{stream=\"{stream}\"}} {}", value(s));
+            }
+        }
+    }
+}

@@ -321,6 +321,7 @@ impl Hub {
                 )
             }
         };
+        let feed_metrics = Arc::new(crate::feeds::FeedMetrics::default());
         match &cluster {
             None => hub
                 .tasks
@@ -336,7 +337,15 @@ impl Hub {
                     c.held(),
                     crate::cluster::TASK_NOTIFY,
                     shutdown.child_token(),
-                    notify_job(&config, outbox, &hub.alerts, &hub.gates, &cameras, &clocks),
+                    notify_job(
+                        &config,
+                        outbox,
+                        &hub.alerts,
+                        &hub.gates,
+                        &cameras,
+                        &clocks,
+                        Arc::clone(&feed_metrics),
+                    ),
                 )));
                 hub.tasks
                     .push(tokio::spawn(crate::cluster::post_camera_status(
@@ -379,6 +388,11 @@ impl Hub {
                         Arc::new(crate::cluster::ClusterMetrics(Arc::clone(c)))
                             as Arc<dyn xl_core::metrics::MetricsSource>
                     }))
+                    .chain(
+                        hub.cluster
+                            .is_some()
+                            .then_some(feed_metrics as Arc<dyn xl_core::metrics::MetricsSource>),
+                    )
                     .chain(
                         recordings
                             .peer_stats()
@@ -534,8 +548,9 @@ fn start_webhooks(
 }
 
 /// A district's publishing, run by the node holding the notify lease: the alert changes, the
-/// stored gate events and the stored vision events on JetStream, webhooks, MQTT out and the
-/// camera status it publishes (of the cameras this node runs).
+/// stored gate events and the stored vision events on JetStream (their figures in `metrics`
+/// while it runs), webhooks, MQTT out and the camera status it publishes (of the cameras this
+/// node runs).
 fn notify_job(
     config: &Config,
     outbox: Arc<StoreOutbox>,
@@ -543,6 +558,7 @@ fn notify_job(
     gates: &Arc<xl_gates::Gates>,
     cameras: &Arc<CameraRegistry>,
     clocks: &Arc<dyn Clocks>,
+    metrics: Arc<crate::feeds::FeedMetrics>,
 ) -> impl FnMut(CancellationToken) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 + use<> {
     let hooks = config.webhooks.clone();
@@ -603,8 +619,36 @@ fn notify_job(
                 token.child_token(),
             )
         });
+        // The stream names, for the metrics (no stream: no [cluster], nothing started).
+        let name = |feed| {
+            stream
+                .clone()
+                .map(|cfg| xl_notify::JetStreamOutConfig { feed, ..cfg }.stream_name())
+                .unwrap_or_default()
+        };
+        let feeds = [
+            (
+                jetstream,
+                name(xl_notify::FeedKind::Alerts),
+                "the alert stream",
+            ),
+            (
+                gate_jetstream,
+                name(xl_notify::FeedKind::GateEvents),
+                "the gate event stream",
+            ),
+            (
+                vision_jetstream,
+                name(xl_notify::FeedKind::VisionEvents),
+                "the vision event stream",
+            ),
+        ];
         let stored_gate_events = gates.subscribe();
-        let (cameras, clocks) = (Arc::clone(&cameras), Arc::clone(&clocks));
+        let (cameras, clocks, metrics) = (
+            Arc::clone(&cameras),
+            Arc::clone(&clocks),
+            Arc::clone(&metrics),
+        );
         Box::pin(async move {
             let webhooks = match webhooks {
                 Ok(w) => w,
@@ -614,17 +658,18 @@ fn notify_job(
                 }
             };
             let mut tasks = Vec::new();
-            for (started, what) in [
-                (jetstream, "the alert stream"),
-                (gate_jetstream, "the gate event stream"),
-                (vision_jetstream, "the vision event stream"),
-            ] {
+            let mut running = Vec::new();
+            for (started, name, what) in feeds {
                 match started {
-                    Some(Ok((_, task))) => tasks.push(task),
+                    Some(Ok((out, task))) => {
+                        tasks.push(task);
+                        running.push((name, out));
+                    }
                     Some(Err(e)) => warn!(error = %e, "cannot start {what} on JetStream"),
                     None => {}
                 }
             }
+            metrics.set(running);
             tasks.push(tokio::spawn(crate::feeds::wake_on_stored_gate_events(
                 stored_gate_events,
                 gate_wake,
@@ -647,6 +692,8 @@ fn notify_job(
             for t in tasks {
                 let _ = t.await;
             }
+            // Another node publishes now.
+            metrics.set(Vec::new());
             if let Some(w) = webhooks {
                 w.join().await;
             }

@@ -149,6 +149,37 @@ async fn stored_gate_and_vision_events_are_each_once_on_their_subjects() {
         "{names:?}"
     );
     db.close().await;
+
+    // The lease holder's /metrics shows each feed: one gate event and one vision event
+    // published (the gate event was pushed twice: stored once, so published once), none
+    // left to publish, connected.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "xueliang_jetstream_published_total{stream=\"xl-gate-events\"} 1",
+        "xueliang_jetstream_published_total{stream=\"xl-vision-events\"} 1",
+        "xueliang_jetstream_lag{stream=\"xl-gate-events\"} 0",
+        "xueliang_jetstream_lag{stream=\"xl-vision-events\"} 0",
+        "xueliang_jetstream_connected{stream=\"xl-alerts\"} 1",
+        "xueliang_jetstream_failures_total{stream=\"xl-gate-events\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in /metrics:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("xueliang_jetstream"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
