@@ -537,64 +537,12 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
         data = data.display(),
     ))
     .unwrap();
-    let store = Store::open(&format!("sqlite://{}", data.join("xueliang.db").display()))
-        .await
-        .unwrap();
-    let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
-    let dir = xl_gates::Gates::journal_dir(&data);
-    let sink = xueliang::gate_store::StoreSink::open(
-        store.clone(),
-        dir.clone(),
-        Duration::from_secs(config.gate_ingest.dedup_window_secs),
-        clocks.realtime(),
-    )
-    .await
-    .unwrap();
-    let gates = xl_gates::Gates::start_with_sink(
-        config.gates_config(),
-        Box::new(sink),
-        dir,
-        std::sync::Arc::clone(&registry),
-        clocks.shared(),
-    )
-    .await
-    .unwrap();
+    let sim = SimGates::start(&config, &data, &clocks).await;
+    let (store, addr) = (sim.store.clone(), sim.addr);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let (alerts, task) = xl_alerts::start(
-        xl_alerts::Setup {
-            store: store.clone(),
-            rules: config.rules.clone(),
-            evidence: config.evidence.clone(),
-            rings: None,
-            snapshot_dir: data.join("snapshots"),
-            topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
-            clocks: clocks.shared(),
-            clip_kept_after: config.recording.evidence_keep(),
-        },
-        xl_alerts::Sources {
-            gate_events: Some(gates.subscribe()),
-            vision: None,
-            cameras: std::sync::Arc::default(),
-            gates: std::sync::Arc::clone(&registry),
-            inputs: None,
-            shard: None,
-        },
-        shutdown.child_token(),
-    )
-    .await
-    .unwrap();
-    // The device-facing routes on a real socket (they need the peer's address).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = gates.push_router();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let (alerts, task) = sim
+        .processor(&config, &data, &clocks, shutdown.child_token())
+        .await;
     let http = reqwest::Client::new();
     for (gate, serial) in [("lobby", 9001), ("garage", 9002)] {
         let r = http
@@ -667,45 +615,101 @@ async fn an_unacknowledged_alert_escalates_at_its_deadline_on_simulated_time() {
 
     shutdown.cancel();
     let _ = task.await;
-    server.abort();
-    gates.stop().await;
+    sim.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// The alert processor on `store`, fed by `gates`, on `clocks` (a single hub's: no shard).
-async fn start_processor(
-    store: &Store,
-    config: &Config,
-    data: &Path,
-    clocks: &SimulatedClocks,
-    gates: &xl_gates::Gates,
-    registry: &std::sync::Arc<xl_core::gate_status::GateRegistry>,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let (_alerts, task) = xl_alerts::start(
-        xl_alerts::Setup {
-            store: store.clone(),
-            rules: config.rules.clone(),
-            evidence: config.evidence.clone(),
-            rings: None,
-            snapshot_dir: data.join("snapshots"),
-            topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
-            clocks: clocks.shared(),
-            clip_kept_after: config.recording.evidence_keep(),
-        },
-        xl_alerts::Sources {
-            gate_events: Some(gates.subscribe()),
-            vision: None,
-            cameras: std::sync::Arc::default(),
-            gates: std::sync::Arc::clone(registry),
-            inputs: None,
-            shard: None,
-        },
-        shutdown,
-    )
-    .await
-    .unwrap();
-    task
+/// Gate ingest into the hub's SQLite store on simulated clocks, its device routes on a real
+/// socket (they need the peer's address), for alert processors started on it.
+struct SimGates {
+    store: Store,
+    gates: xl_gates::Gates,
+    registry: std::sync::Arc<xl_core::gate_status::GateRegistry>,
+    addr: std::net::SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl SimGates {
+    async fn start(config: &Config, data: &Path, clocks: &SimulatedClocks) -> SimGates {
+        let store = Store::open(&format!("sqlite://{}", data.join("xueliang.db").display()))
+            .await
+            .unwrap();
+        let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
+        let dir = xl_gates::Gates::journal_dir(data);
+        let sink = xueliang::gate_store::StoreSink::open(
+            store.clone(),
+            dir.clone(),
+            Duration::from_secs(config.gate_ingest.dedup_window_secs),
+            clocks.realtime(),
+        )
+        .await
+        .unwrap();
+        let gates = xl_gates::Gates::start_with_sink(
+            config.gates_config(),
+            Box::new(sink),
+            dir,
+            std::sync::Arc::clone(&registry),
+            clocks.shared(),
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = gates.push_router();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        SimGates {
+            store,
+            gates,
+            registry,
+            addr,
+            server,
+        }
+    }
+
+    /// An alert processor (a single hub's: no shard) fed by these gates.
+    async fn processor(
+        &self,
+        config: &Config,
+        data: &Path,
+        clocks: &SimulatedClocks,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> (xl_alerts::Alerts, tokio::task::JoinHandle<()>) {
+        xl_alerts::start(
+            xl_alerts::Setup {
+                store: self.store.clone(),
+                rules: config.rules.clone(),
+                evidence: config.evidence.clone(),
+                rings: None,
+                snapshot_dir: data.join("snapshots"),
+                topology: tokio::sync::watch::channel(std::sync::Arc::default()).1,
+                clocks: clocks.shared(),
+                clip_kept_after: config.recording.evidence_keep(),
+            },
+            xl_alerts::Sources {
+                gate_events: Some(self.gates.subscribe()),
+                vision: None,
+                cameras: std::sync::Arc::default(),
+                gates: std::sync::Arc::clone(&self.registry),
+                inputs: None,
+                shard: None,
+            },
+            shutdown,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn stop(self) {
+        self.server.abort();
+        self.gates.stop().await;
+    }
 }
 
 /// A Hikvision "access denied (timeout)" push at `at`.
@@ -743,39 +747,8 @@ async fn a_denial_burst_being_counted_survives_a_processor_restart() {
         data = data.display(),
     ))
     .unwrap();
-    let store = Store::open(&format!("sqlite://{}", data.join("xueliang.db").display()))
-        .await
-        .unwrap();
-    let registry = std::sync::Arc::new(xl_core::gate_status::GateRegistry::default());
-    let dir = xl_gates::Gates::journal_dir(&data);
-    let sink = xueliang::gate_store::StoreSink::open(
-        store.clone(),
-        dir.clone(),
-        Duration::from_secs(config.gate_ingest.dedup_window_secs),
-        clocks.realtime(),
-    )
-    .await
-    .unwrap();
-    let gates = xl_gates::Gates::start_with_sink(
-        config.gates_config(),
-        Box::new(sink),
-        dir,
-        std::sync::Arc::clone(&registry),
-        clocks.shared(),
-    )
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = gates.push_router();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let sim = SimGates::start(&config, &data, &clocks).await;
+    let (store, addr) = (sim.store.clone(), sim.addr);
     let http = reqwest::Client::new();
     let push = |serial: u64| {
         let (http, at) = (http.clone(), clocks.realtime());
@@ -794,16 +767,7 @@ async fn a_denial_burst_being_counted_survives_a_processor_restart() {
     };
 
     let first = tokio_util::sync::CancellationToken::new();
-    let task = start_processor(
-        &store,
-        &config,
-        &data,
-        &clocks,
-        &gates,
-        &registry,
-        first.clone(),
-    )
-    .await;
+    let (_, task) = sim.processor(&config, &data, &clocks, first.clone()).await;
     for serial in 1..=4 {
         push(serial).await;
         clocks.advance(Duration::from_secs(5));
@@ -819,16 +783,7 @@ async fn a_denial_burst_being_counted_survives_a_processor_restart() {
     task.await.unwrap();
 
     let second = tokio_util::sync::CancellationToken::new();
-    let task = start_processor(
-        &store,
-        &config,
-        &data,
-        &clocks,
-        &gates,
-        &registry,
-        second.clone(),
-    )
-    .await;
+    let (_, task) = sim.processor(&config, &data, &clocks, second.clone()).await;
     push(5).await;
     let raised = wait_for_alerts(&store, "the burst raised after the restart", |a| {
         a.contains_key("lobby")
@@ -842,7 +797,6 @@ async fn a_denial_burst_being_counted_survives_a_processor_restart() {
 
     second.cancel();
     let _ = task.await;
-    server.abort();
-    gates.stop().await;
+    sim.stop().await;
     let _ = std::fs::remove_dir_all(&data);
 }

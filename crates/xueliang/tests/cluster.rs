@@ -29,8 +29,8 @@ use xueliang::config::Config;
 
 mod common;
 use common::{
-    HubProcess, TestPg, broker, district_node_toml, forced_open, free_port, gate_client, sse,
-    temp_dir,
+    HubProcess, TestPg, broker, district_node_toml, forced_open, free_port, gate_client,
+    metrics_text, sse, temp_dir,
 };
 
 const GATES: usize = 4;
@@ -534,15 +534,7 @@ async fn three_nodes_pull_each_camera_once_and_a_killed_nodes_share_moves_withou
             assert!(Instant::now() < deadline, "node {} not ready", n.name);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let metrics = http
-            .get(format!("{}/metrics", n.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&http, &n.base, TOKEN).await;
         let mine = owners.values().filter(|o| *o == n.name).count();
         let line = format!(
             "xueliang_cluster_leases_held{{node=\"{}\",kind=\"camera\"}} {mine}",

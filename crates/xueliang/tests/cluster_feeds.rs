@@ -20,7 +20,7 @@ use xueliang::config::Config;
 use xueliang::hub::Hub;
 
 mod common;
-use common::{TestPg, district_node_toml, forced_open, free_port, temp_dir};
+use common::{TestPg, district_node_toml, forced_open, free_port, metrics_text, temp_dir};
 
 const TOKEN: &str = "feeds-test-token";
 /// Generous: the machine may be loaded. Nothing waits this long when things work.
@@ -153,15 +153,7 @@ async fn stored_gate_and_vision_events_are_each_once_on_their_subjects() {
     // The lease holder's /metrics shows each feed: one gate event and one vision event
     // published (the gate event was pushed twice: stored once, so published once), none
     // left to publish, connected.
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http, &base, TOKEN).await;
     for line in [
         "xueliang_jetstream_published_total{stream=\"xl-gate-events\"} 1",
         "xueliang_jetstream_published_total{stream=\"xl-vision-events\"} 1",

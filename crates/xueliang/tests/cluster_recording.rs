@@ -25,7 +25,9 @@ use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
 use xueliang::config::Config;
 
 mod common;
-use common::{HubProcess, TestPg, district_node_toml, ffprobe_duration, free_port, temp_dir};
+use common::{
+    HubProcess, TestPg, district_node_toml, ffprobe_duration, free_port, metrics_text, temp_dir,
+};
 
 const TOKEN: &str = "cluster-recording-token";
 const CAMERA: &str = "cam";
@@ -628,15 +630,7 @@ async fn a_segment_being_written_on_another_node_is_fetched_once_then_only_its_t
 
 /// The bytes `node` fetched of `from`'s segments, from its `/metrics`.
 async fn peer_bytes(http: &reqwest::Client, node: &Node, from: &str) -> u64 {
-    let metrics = http
-        .get(format!("{}/metrics", node.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(http, &node.base, TOKEN).await;
     let name = format!("xueliang_peer_segment_bytes_total{{recorded_by=\"{from}\"}} ");
     assert!(
         metrics.contains("# TYPE xueliang_peer_segment_bytes_total counter"),

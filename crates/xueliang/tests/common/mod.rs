@@ -221,6 +221,18 @@ pub fn ffprobe_duration(path: &std::path::Path) -> f64 {
 }
 
 /// A loopback port that was free a moment ago (bound to port 0, then let go).
+/// A hub's `/metrics` text (at `base`, with the API `token`).
+pub async fn metrics_text(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let resp = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "GET {base}/metrics");
+    resp.text().await.unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
