@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull};
-use futures::StreamExt;
+use async_nats::jetstream;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use xl_cluster::{Cluster, ClusterConfig, STATUS_PER_COMMUNITY, StatusChange, StatusChanges};
@@ -56,33 +55,12 @@ async fn messages(
     stream: &str,
     subject: &str,
 ) -> Vec<(String, String, Vec<u8>)> {
-    let stream = js.get_stream(stream).await.unwrap();
-    let consumer = stream
-        .create_consumer(pull::Config {
-            filter_subject: subject.to_owned(),
-            ..Default::default()
-        })
+    xl_testkit::stream_messages(js, stream, Some(subject))
         .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(100)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    while let Some(m) = batch.next().await {
-        let m = m.unwrap();
-        let id = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
-        out.push((m.subject.to_string(), id, m.payload.to_vec()));
-    }
-    out
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.subject, m.msg_id.unwrap_or_default(), m.payload))
+        .collect()
 }
 
 #[tokio::test]

@@ -7,14 +7,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull};
-use futures::StreamExt;
+use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 use xl_core::alert::AlertChange;
 use xl_core::{AlertKind, OutboxEntry, Severity};
 use xl_notify::jetstream::NatsAuth;
 use xl_notify::{FeedKind, JetStreamOut, JetStreamOutConfig, Outbox};
-use xl_testkit::NatsServer;
+use xl_testkit::{NatsServer, StreamMessage};
 
 use common::*;
 
@@ -39,15 +38,6 @@ struct Got {
     msg_id: Option<String>,
     stream_seq: u64,
     entry: OutboxEntry,
-}
-
-/// A message as a JetStream consumer got it.
-#[derive(Debug)]
-struct Raw {
-    subject: String,
-    msg_id: Option<String>,
-    stream_seq: u64,
-    payload: Vec<u8>,
 }
 
 /// [`read_raw`] of the alert stream, each payload read as an outbox entry.
@@ -75,7 +65,7 @@ async fn read_raw(
     nats: &NatsServer,
     cfg: &JetStreamOutConfig,
     filter: Option<String>,
-) -> (Vec<Raw>, u64) {
+) -> (Vec<StreamMessage>, u64) {
     let options = match nats.user_and_password() {
         Some((user, password)) => {
             async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
@@ -86,43 +76,10 @@ async fn read_raw(
     let js = jetstream::new(client);
     let mut stream = js.get_stream(cfg.stream_name()).await.unwrap();
     let count = stream.info().await.unwrap().state.messages;
-    let consumer = stream
-        .create_consumer(pull::Config {
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            filter_subject: filter.unwrap_or_default(),
-            ..Default::default()
-        })
+    let messages = xl_testkit::stream_messages(&js, &cfg.stream_name(), filter.as_deref())
         .await
         .unwrap();
-    let mut out = Vec::new();
-    loop {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(100)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .unwrap();
-        let before = out.len();
-        while let Some(m) = batch.next().await {
-            let m = m.unwrap();
-            let stream_seq = m.info().unwrap().stream_sequence;
-            out.push(Raw {
-                subject: m.subject.to_string(),
-                msg_id: m
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("Nats-Msg-Id"))
-                    .map(|v| v.as_str().to_owned()),
-                stream_seq,
-                payload: m.payload.to_vec(),
-            });
-            m.ack().await.unwrap();
-        }
-        if out.len() == before {
-            return (out, count);
-        }
-    }
+    (messages, count)
 }
 
 /// Asserts the stream holds exactly the outbox entries 1..=n, each once, in seq order.

@@ -38,8 +38,10 @@ use xl_core::camera::VideoCodec;
 mod nats;
 mod nats_jwt;
 mod proxy;
+mod stream;
 pub use nats::{NATS_SERVER_ENV, NatsServer};
 pub use proxy::TcpProxy;
+pub use stream::{StreamMessage, stream_messages};
 
 /// The H.264 640x360 clip (Annex B). See `scripts/make-test-clips` for all names; each also
 /// exists as `.mp4` with the same frames.

@@ -404,8 +404,7 @@ async fn events_stored_and_counted_once(db: &sqlx::PgPool, published: &[(usize, 
 /// holding the notify lease) holds every outbox entry of the store exactly once, in seq
 /// order, each on `xl.alerts.<community>.<kind with _ for .>`.
 async fn alert_stream_holds_the_outbox_once(nats: &NatsServer, db: &sqlx::PgPool) {
-    use async_nats::jetstream::{self, consumer::pull};
-    use futures::StreamExt;
+    use async_nats::jetstream;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -426,40 +425,20 @@ async fn alert_stream_holds_the_outbox_once(nats: &NatsServer, db: &sqlx::PgPool
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let stream = js.get_stream("xl-alerts").await.unwrap();
-    let consumer = stream
-        .create_consumer(pull::Config {
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let mut seqs = Vec::new();
-    loop {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .unwrap();
-        let before = seqs.len();
-        while let Some(m) = batch.next().await {
-            let m = m.unwrap();
-            let entry: OutboxEntry = serde_json::from_slice(&m.payload).unwrap();
-            let kind = entry.alert.kind.to_string().replace('.', "_");
-            assert_eq!(
-                m.subject.as_str(),
-                format!("xl.alerts.{}.{kind}", entry.alert.community),
-                "seq {}",
-                entry.seq
-            );
-            seqs.push(entry.seq);
-            m.ack().await.unwrap();
-        }
-        if seqs.len() == before {
-            break;
-        }
+    for m in xl_testkit::stream_messages(&js, "xl-alerts", None)
+        .await
+        .unwrap()
+    {
+        let entry: OutboxEntry = serde_json::from_slice(&m.payload).unwrap();
+        let kind = entry.alert.kind.to_string().replace('.', "_");
+        assert_eq!(
+            m.subject,
+            format!("xl.alerts.{}.{kind}", entry.alert.community),
+            "seq {}",
+            entry.seq
+        );
+        seqs.push(entry.seq);
     }
     let (last,): (i64,) = sqlx::query_as("SELECT MAX(seq) FROM outbox")
         .fetch_one(db)

@@ -12,8 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull};
-use futures::StreamExt;
+use async_nats::jetstream;
 use serde_json::Value;
 use xl_testkit::{H264_360P, NatsServer, RtspServer, test_clip};
 use xueliang::config::Config;
@@ -39,25 +38,13 @@ async fn the_one_message(
         assert!(Instant::now() < deadline, "{cursor} still 0 after {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut stream = js.get_stream(stream).await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 1);
-    let consumer = stream
-        .create_consumer(pull::Config::default())
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let m = batch.next().await.unwrap().unwrap();
-    assert!(batch.next().await.is_none(), "one message");
-    let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
+    let messages = xl_testkit::stream_messages(js, stream, None).await.unwrap();
+    let [m] = messages.as_slice() else {
+        panic!("not one message in {stream}: {messages:?}")
+    };
     (
-        m.subject.to_string(),
-        id.map(|v| v.as_str().to_owned()),
+        m.subject.clone(),
+        m.msg_id.clone(),
         serde_json::from_slice(&m.payload).unwrap(),
     )
 }
@@ -178,32 +165,19 @@ async fn stored_gate_and_vision_events_are_each_once_on_their_subjects() {
 
 /// Every message of `xl-camera-status` on `subject`: (`Nats-Msg-Id`, payload).
 async fn camera_status_messages(js: &jetstream::Context, subject: &str) -> Vec<(String, Value)> {
-    let stream = js.get_stream("xl-camera-status").await.unwrap();
-    let consumer = stream
-        .create_consumer(pull::Config {
-            filter_subject: subject.to_owned(),
-            ..Default::default()
+    let messages = xl_testkit::stream_messages(js, "xl-camera-status", Some(subject))
+        .await
+        .unwrap();
+    messages
+        .into_iter()
+        .map(|m| {
+            assert_eq!(m.subject, subject);
+            (
+                m.msg_id.unwrap_or_default(),
+                serde_json::from_slice(&m.payload).unwrap(),
+            )
         })
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(100)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    while let Some(m) = batch.next().await {
-        let m = m.unwrap();
-        assert_eq!(m.subject.as_str(), subject);
-        let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
-        out.push((
-            id.map(|v| v.as_str().to_owned()).unwrap_or_default(),
-            serde_json::from_slice(&m.payload).unwrap(),
-        ));
-    }
-    out
+        .collect()
 }
 
 /// The `at_ms` of the camera's last post on the board (`xl-board`, `camera.<id>`).
